@@ -1,0 +1,13 @@
+// Package tlsprobe performs a TLS handshake and reports the presented chain's
+// expiry; it fails when the chain does not verify or expires too soon.
+package tlsprobe
+
+import "github.com/vantage-probe/vantage/probe"
+
+// Options describe one TLS target.
+type Options struct {
+	Address     string // host:port
+	MinDaysLeft int    // fail with cert_expiring when fewer days are left; 0 disables
+	TLS         probe.TLSOptions
+	Net         probe.Net
+}
