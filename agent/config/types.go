@@ -1,0 +1,156 @@
+// Package config is Vantage's TOML schema: strict decoding, defaults,
+// includes, and validation that reports every problem at once with its file,
+// line and field. A *Config is immutable once Load returns it: reload builds
+// a new one and the agent swaps.
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/tcpprobe"
+	"github.com/vantage-probe/vantage/probe/tlsprobe"
+)
+
+// Config is a validated configuration with every default applied.
+type Config struct {
+	Agent       Agent
+	Cluster     Cluster
+	Quorum      Quorum
+	Defaults    Defaults
+	Exporter    Exporter
+	SLO         SLO
+	Targets     []*Target // in file order, main file first, then includes in glob order
+	Maintenance []Maintenance
+	// Files are the main file and every included file, for the reload watcher.
+	Files []string
+}
+
+// Agent is the [agent] table.
+type Agent struct {
+	Node     string     // default: hostname
+	Region   string     // default: "default"
+	Listen   string     // default: 127.0.0.1:9115
+	SourceIP netip.Addr // zero: any
+}
+
+// Cluster is the [cluster] table.
+type Cluster struct {
+	Bind              string   // default 0.0.0.0:7946
+	Advertise         string   // default: memberlist picks
+	Join              []string // seeds host:port
+	SecretKeyFile     string   // base64 key file (16/24/32 bytes); reloaded on SIGHUP for rotation
+	Label             string   // cluster label; default "vantage"
+	Insecure          bool     // allow plaintext gossip on a non-loopback bind
+	ReplicasPerRegion int      // default 1
+
+	// Memberlist timings, defaults from the WAN profile (see cluster package).
+	GossipInterval time.Duration
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	SuspicionMult  int
+	TCPTimeout     time.Duration
+	RejoinInterval time.Duration // re-join seeds periodically; default 30s
+}
+
+// Quorum is the [quorum] table.
+type Quorum struct {
+	MinRegions        int  // default 2 (capped at the regions a target has)
+	ConfirmOnFailure  bool // default true
+	RecoverySuccesses int  // consecutive successes before a failing region votes up again; default 1
+}
+
+// Defaults is the [defaults] table; every target inherits it.
+type Defaults struct {
+	Interval time.Duration // default 30s
+	Timeout  time.Duration // default 10s (and never above interval)
+	Failures int           // default 1
+}
+
+// Exporter is the [exporter] table.
+type Exporter struct {
+	LatencyHistogram bool
+}
+
+// SLO is the [slo] table.
+type SLO struct {
+	Objective float64       // default 0.999
+	Window    time.Duration // default 28d
+}
+
+// Target types.
+const (
+	TypeHTTP = "http"
+	TypeTLS  = "tls"
+	TypeDNS  = "dns"
+	TypeTCP  = "tcp"
+)
+
+// Target is one [[target]] with defaults applied and its prober options
+// built. Exactly one of HTTP, TLS, DNS, TCP is non-nil, matching Type.
+type Target struct {
+	Name     string
+	Type     string
+	Interval time.Duration
+	Timeout  time.Duration
+	Failures int
+	// Regions that probe this target; empty means every region.
+	Regions []string
+	// MinRegions overrides [quorum].min_regions for this target when > 0.
+	MinRegions int
+	// SLOObjective is the target's objective (its own or [slo].objective).
+	SLOObjective float64
+	// Labels are the target's own labels, exported on its series.
+	Labels map[string]string
+
+	HTTP *httpprobe.Options
+	TLS  *tlsprobe.Options
+	DNS  *dnsprobe.Options
+	TCP  *tcpprobe.Options
+
+	// Pos is where the [[target]] table starts.
+	Pos Pos
+	// Fingerprint hashes everything that defines how the target is probed
+	// (type, options, interval, timeout, labels): equal fingerprints across a
+	// reload mean the target is unchanged and keeps its state and phase.
+	Fingerprint uint64
+}
+
+// Endpoint is what the target points at, for display: URL or address or
+// "server query".
+func (t *Target) Endpoint() string {
+	switch {
+	case t.HTTP != nil:
+		return t.HTTP.URL
+	case t.TLS != nil:
+		return t.TLS.Address
+	case t.DNS != nil:
+		return t.DNS.Server + " " + t.DNS.Query
+	case t.TCP != nil:
+		return t.TCP.Address
+	}
+	return ""
+}
+
+// Pos is a position in a config file. Line and Col are 1-based; 0 when TOML
+// gives no position.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+// Maintenance is one [[maintenance]] window: absolute (Start/End) or
+// recurring (Weekdays + From/To time of day in Location).
+type Maintenance struct {
+	Targets []string // globs on target names (path.Match syntax)
+
+	Start, End time.Time // absolute window; zero when recurring
+
+	Weekdays []time.Weekday // recurring: days the window opens on; empty = every day
+	From, To time.Duration  // recurring: offsets from local midnight; To < From wraps past midnight
+	Location *time.Location // recurring: time zone; default UTC
+
+	Pos Pos
+}
