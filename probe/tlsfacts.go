@@ -1,0 +1,87 @@
+package probe
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// TLSFactsFrom describes a completed handshake. It works whether or not the
+// chain verified, so an expired certificate still reports its expiry.
+func TLSFactsFrom(cs *tls.ConnectionState) *TLSFacts {
+	f := &TLSFacts{
+		Version:     tls.VersionName(cs.Version),
+		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
+		ServerName:  cs.ServerName,
+		Verified:    len(cs.VerifiedChains) > 0,
+		Chain:       make([]Cert, 0, len(cs.PeerCertificates)),
+	}
+	for _, c := range cs.PeerCertificates {
+		sum := sha256.Sum256(c.Raw)
+		f.Chain = append(f.Chain, Cert{
+			Subject:   c.Subject.String(),
+			Issuer:    c.Issuer.String(),
+			NotBefore: c.NotBefore,
+			NotAfter:  c.NotAfter,
+			SHA256:    hex.EncodeToString(sum[:]),
+			DNSNames:  c.DNSNames,
+		})
+		if f.EarliestExpiry.IsZero() || c.NotAfter.Before(f.EarliestExpiry) {
+			f.EarliestExpiry = c.NotAfter
+		}
+	}
+	f.LastChainExpiry = lastChainExpiry(cs.VerifiedChains)
+	return f
+}
+
+// lastChainExpiry is, over the verified chains, the latest of each chain's
+// earliest NotAfter: when the last still-valid path stops verifying
+// (blackbox_exporter's getLastChainExpiry).
+func lastChainExpiry(chains [][]*x509.Certificate) time.Time {
+	var last time.Time
+	for _, chain := range chains {
+		var earliest time.Time
+		for _, c := range chain {
+			if earliest.IsZero() || c.NotAfter.Before(earliest) {
+				earliest = c.NotAfter
+			}
+		}
+		if last.IsZero() || earliest.After(last) {
+			last = earliest
+		}
+	}
+	return last
+}
+
+// VerifyChain verifies the peer chain of cs against roots (nil: system roots)
+// for serverName at now, the way crypto/tls would, and classifies a failure:
+// ReasonCertExpired when a certificate is outside its validity period,
+// ReasonCertInvalid otherwise. Probers dial with InsecureSkipVerify and call
+// this themselves so that facts survive a failed verification. On success it
+// returns the verified chains, which callers may store in cs.VerifiedChains.
+func VerifyChain(cs *tls.ConnectionState, roots *x509.CertPool, serverName string, now time.Time) ([][]*x509.Certificate, Reason, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return nil, ReasonCertInvalid, errors.New("server presented no certificate")
+	}
+	opts := x509.VerifyOptions{
+		Roots:         roots,
+		DNSName:       serverName,
+		CurrentTime:   now,
+		Intermediates: x509.NewCertPool(),
+	}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	chains, err := cs.PeerCertificates[0].Verify(opts)
+	if err == nil {
+		return chains, ReasonNone, nil
+	}
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.Expired {
+		return nil, ReasonCertExpired, err
+	}
+	return nil, ReasonCertInvalid, err
+}
