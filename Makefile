@@ -1,0 +1,37 @@
+# The documented workflow. `make demo` and `make test` are the two commands
+# a newcomer needs; the rest are for contributors and operators.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO      ?= go
+BIN     := bin/vantage
+
+.PHONY: build test test-short bench lint demo image lab soak rules-test fuzz clean
+
+build: ## build bin/vantage (static, trimmed)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vantage
+
+test: ## the test suite, as CI runs it
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short: ## quick run without the race detector
+	$(GO) test -count=1 ./...
+
+bench: build ## Go micro-benchmarks and the agent benchmark
+	$(GO) test -run '^$$' -bench . -benchmem ./probe/... ./cluster/... ./exporter/...
+	$(BIN) bench
+
+lint: ## vet, gofmt and go mod tidy must leave no diff
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) mod tidy -diff
+
+demo: build ## the main job on its embedded default: a 3-region fleet with faults
+	$(BIN) demo
+
+image: ## the container image, FROM scratch with the static binary
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/vantage ./cmd/vantage
+	docker build -t vantage:$(VERSION) -t vantage:latest -f Dockerfile .
+
+clean:
+	rm -rf bin dist

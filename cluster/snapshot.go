@@ -1,0 +1,153 @@
+package cluster
+
+import (
+	"sort"
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
+	"github.com/vantage-probe/vantage/cluster/shard"
+)
+
+// RegionView is one region's latest word on a target.
+type RegionView struct {
+	Region   string        `json:"region"`
+	Agent    string        `json:"agent"`
+	OK       bool          `json:"ok"`
+	Failing  bool          `json:"failing"`
+	Reason   string        `json:"reason,omitempty"`
+	Latency  time.Duration `json:"latency_ns"`
+	Age      time.Duration `json:"age_ns"` // since we received it
+	Fresh    bool          `json:"fresh"`
+	Assignee bool          `json:"assignee"` // from a current assignee (it votes)
+	Isolated bool          `json:"isolated,omitempty"`
+}
+
+// TargetStatus is the fleet's view of one target as this agent sees it.
+type TargetStatus struct {
+	Name        string              `json:"name"`
+	Leader      string              `json:"leader"`
+	IsLeader    bool                `json:"-"`
+	Verdict     string              `json:"verdict"` // up, down, unknown
+	Reason      string              `json:"verdict_reason"`
+	Needed      int                 `json:"quorum"`
+	Failing     []string            `json:"regions_failing"`
+	Reporting   int                 `json:"regions_reporting"`
+	Stale       []string            `json:"regions_stale,omitempty"`
+	Maintenance bool                `json:"maintenance"`
+	Assignment  map[string][]string `json:"assignment"` // region -> agent ids
+	Regions     []RegionView        `json:"results"`
+	Open        *Incident           `json:"open_incident,omitempty"`
+	Since       time.Time           `json:"verdict_since,omitzero"`
+	// Leader-only counters, for metrics.
+	Incidents uint64    `json:"-"`
+	Flaps     uint64    `json:"-"`
+	DownSince time.Time `json:"-"`
+}
+
+// Statuses returns every target's status, sorted by name. Every agent can
+// answer for the whole fleet: verdicts are recomputed from the shared table;
+// only the leader's count for metrics (IsLeader).
+func (c *Cluster) Statuses() []TargetStatus {
+	c.refreshMembers()
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := c.liveMembersLocked()
+	out := make([]TargetStatus, 0, len(c.targets))
+	for name, t := range c.targets {
+		out = append(out, c.statusLocked(name, t, live, now))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Status returns one target's status.
+func (c *Cluster) Status(name string) (TargetStatus, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.targets[name]
+	if !ok {
+		return TargetStatus{}, false
+	}
+	return c.statusLocked(name, t, c.liveMembersLocked(), now), true
+}
+
+func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, now time.Time) TargetStatus {
+	pol := c.policyLocked(t, now)
+	v := quorum.Evaluate(c.observationsLocked(name), pol, now)
+	leader := shard.Leader(name, live)
+	st := TargetStatus{
+		Name:        name,
+		Leader:      leader,
+		IsLeader:    leader == c.cfg.AgentID,
+		Verdict:     v.State.String(),
+		Reason:      v.Reason,
+		Needed:      v.Needed,
+		Failing:     v.Failing,
+		Reporting:   v.Reporting,
+		Stale:       v.Stale,
+		Maintenance: c.cfg.InMaintenance(name, now),
+		Assignment:  c.assign.Owners(name),
+	}
+	voters := map[string]bool{}
+	for _, ids := range pol.Assignees {
+		for _, id := range ids {
+			voters[id] = true
+		}
+	}
+	best := map[string]RegionView{}
+	for _, o := range c.table[name] {
+		rv := RegionView{Region: o.Region, Agent: o.AgentID, OK: o.OK, Failing: o.Failing, Reason: o.Reason,
+			Latency: o.Latency, Age: now.Sub(o.Received), Fresh: c.freshLocked(o, now),
+			Assignee: voters[o.AgentID], Isolated: o.Isolated}
+		cur, ok := best[o.Region]
+		// Prefer a voting, fresh, then most recent observation per region.
+		if !ok || rank(rv) > rank(cur) || (rank(rv) == rank(cur) && rv.Age < cur.Age) {
+			best[o.Region] = rv
+		}
+	}
+	for _, r := range pol.Regions {
+		if rv, ok := best[r]; ok {
+			st.Regions = append(st.Regions, rv)
+		} else {
+			st.Regions = append(st.Regions, RegionView{Region: r})
+		}
+	}
+	if vs := c.verdicts[name]; vs != nil {
+		st.Since = vs.since
+		st.Incidents = vs.incidents
+		st.Flaps = vs.flaps
+		if vs.open != nil {
+			cp := *vs.open
+			st.Open = &cp
+			st.DownSince = vs.open.StartedAt
+		}
+	} else {
+		for i := len(c.incidents) - 1; i >= 0; i-- {
+			if in := c.incidents[i]; in.Target == name && in.Open() {
+				cp := *in
+				st.Open = &cp
+				break
+			}
+		}
+	}
+	return st
+}
+
+func rank(rv RegionView) int {
+	r := 0
+	if rv.Assignee {
+		r += 2
+	}
+	if rv.Fresh {
+		r++
+	}
+	return r
+}
+
+// AssignedCount is how many targets this agent probes.
+func (c *Cluster) AssignedCount() int { return int(c.m.assigned.Load()) }
+
+// RegionIsolated reports whether this agent's region is isolated.
+func (c *Cluster) RegionIsolated() bool { return c.isolated.Load() }

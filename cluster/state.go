@@ -1,0 +1,72 @@
+package cluster
+
+import ()
+
+// The push/pull state: every fresh observation this agent knows and every
+// incident it keeps. Sent over memberlist's TCP push/pull, so it is not
+// bound by the gossip packet size, but its decoder bounds what it accepts.
+const (
+	maxStateObservations = 500_000
+	maxStateIncidents    = 10_000
+)
+
+func encodeState(obs []*Observation, incidents []*Incident) []byte {
+	e := encoder{b: make([]byte, 0, 16+len(obs)*64+len(incidents)*96)}
+	e.byte(msgState)
+	e.byte(wireVersion)
+	e.uvarint(uint64(len(obs)))
+	for _, o := range obs {
+		o.encode(&e)
+	}
+	e.uvarint(uint64(len(incidents)))
+	for _, in := range incidents {
+		b := encodeIncident(in)
+		e.uvarint(uint64(len(b)))
+		e.b = append(e.b, b...)
+	}
+	return e.b
+}
+
+func decodeState(b []byte) ([]Observation, []Incident, error) {
+	d := decoder{b: b}
+	d.header(msgState)
+	n := d.uvarint()
+	if n > maxStateObservations {
+		return nil, nil, errTooLarge
+	}
+	obs := make([]Observation, 0, min(n, uint64(len(b)/8)))
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var o Observation
+		o.decode(&d)
+		obs = append(obs, o)
+	}
+	m := d.uvarint()
+	if m > maxStateIncidents {
+		return nil, nil, errTooLarge
+	}
+	var ins []Incident
+	for i := uint64(0); i < m && d.err == nil; i++ {
+		l := d.uvarint()
+		if d.err != nil || uint64(len(d.b)) < l {
+			return nil, nil, errShort
+		}
+		in, err := decodeIncident(d.b[:l])
+		if err != nil {
+			return nil, nil, err
+		}
+		d.b = d.b[l:]
+		ins = append(ins, in)
+	}
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	return obs, ins, nil
+}
+
+// messageType peeks at the type byte.
+func messageType(b []byte) (byte, error) {
+	if len(b) < 2 {
+		return 0, errShort
+	}
+	return b[0], nil
+}

@@ -1,0 +1,352 @@
+package cluster
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
+	"github.com/vantage-probe/vantage/cluster/shard"
+)
+
+// maxIncidents bounds the incident history each agent keeps.
+const maxIncidents = 1000
+
+// verdictState is the leader's memory of one target's verdict.
+type verdictState struct {
+	v           quorum.Verdict
+	since       time.Time // when State last changed
+	open        *Incident
+	incidents   uint64 // opened while this agent led
+	flaps       uint64
+	lastSuppr   map[string]bool // region -> counted as suppressed in this streak
+	maintenance bool
+	firstFail   time.Time // earliest failed observation in the current streak
+	confirmAt   time.Time
+}
+
+// fresh: received within two intervals plus a timeout (plus a little slack
+// for gossip), judged by local receipt time only.
+func freshFor(o *Observation) time.Duration {
+	iv := o.Interval
+	if iv <= 0 {
+		iv = 30 * time.Second
+	}
+	return 2*iv + o.Timeout + 2*time.Second
+}
+
+func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
+	return now.Sub(o.Received) <= freshFor(o)
+}
+
+// policyLocked builds the quorum policy of a target from the current
+// assignment, former owners within their grace, and isolated regions.
+func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
+	regions := effectiveRegions(t.Regions, c.knownRegionsLocked())
+	assignees := make(map[string][]string, len(regions))
+	for region, ids := range c.assign.Owners(t.Name) {
+		assignees[region] = append(assignees[region], ids...)
+	}
+	if po := c.prevOwners[t.Name]; po != nil {
+		for id, until := range po {
+			if now.After(until) {
+				delete(po, id)
+				continue
+			}
+			if m := c.memberByAgentLocked(id); m != nil {
+				assignees[m.Region] = append(assignees[m.Region], id)
+			}
+		}
+	}
+	isolated := map[string]bool{}
+	for _, r := range regions {
+		isolated[r] = c.regionIsolatedLocked(r)
+	}
+	min := t.MinRegions
+	if min <= 0 {
+		min = c.cfg.MinRegions
+	}
+	return quorum.Policy{MinRegions: min, Regions: regions, Assignees: assignees, Isolated: isolated}
+}
+
+func (c *Cluster) memberByAgentLocked(id string) *memberInfo {
+	for _, m := range c.members {
+		if m.AgentID == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// regionIsolatedLocked: a region is isolated when every live member of it
+// says so.
+func (c *Cluster) regionIsolatedLocked(region string) bool {
+	n, iso := 0, 0
+	for _, m := range c.members {
+		if m.Region != region || (m.State != "alive" && m.State != "suspect") {
+			continue
+		}
+		n++
+		isolated := m.Isolated
+		if m.Self {
+			isolated = c.isolated.Load()
+		}
+		if isolated {
+			iso++
+		}
+	}
+	return n > 0 && iso == n
+}
+
+func (c *Cluster) observationsLocked(target string) []quorum.Observation {
+	byAgent := c.table[target]
+	out := make([]quorum.Observation, 0, len(byAgent))
+	for _, o := range byAgent {
+		out = append(out, quorum.Observation{
+			Region: o.Region, AgentID: o.AgentID, Boot: o.Boot, Seq: o.Seq,
+			Failing: o.Failing, Received: o.Received, Interval: o.Interval, Timeout: o.Timeout,
+		})
+	}
+	return out
+}
+
+func (c *Cluster) evaluateAll() {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.targets))
+	for n := range c.targets {
+		names = append(names, n)
+	}
+	c.mu.Unlock()
+	for _, n := range names {
+		c.evaluate(n)
+	}
+}
+
+// evaluate recomputes one target's verdict if this agent leads it, and
+// opens or resolves its incident.
+func (c *Cluster) evaluate(target string) {
+	now := c.now()
+	var events []Event
+	var bcast []*Incident
+	c.mu.Lock()
+	t, ok := c.targets[target]
+	if !ok || shard.Leader(target, c.liveMembersLocked()) != c.cfg.AgentID {
+		if vs := c.verdicts[target]; vs != nil && ok {
+			// No longer the leader: forget the local verdict so the metric
+			// is exported by exactly one agent. Incidents stay shared.
+			delete(c.verdicts, target)
+		}
+		c.mu.Unlock()
+		return
+	}
+	vs := c.verdicts[target]
+	if vs == nil {
+		vs = &verdictState{since: now, lastSuppr: map[string]bool{}}
+		// A new leader continues an open incident it learnt by gossip.
+		for i := len(c.incidents) - 1; i >= 0; i-- {
+			if in := c.incidents[i]; in.Target == target && in.Open() {
+				vs.open = in
+				break
+			}
+		}
+		c.verdicts[target] = vs
+	}
+	v := quorum.Evaluate(c.observationsLocked(target), c.policyLocked(t, now), now)
+	vs.maintenance = c.cfg.InMaintenance(target, now)
+
+	// The current failure streak: earliest first-failure among fresh
+	// failing or failed observations, on our clock.
+	first := time.Time{}
+	for _, o := range c.table[target] {
+		if o.OK || !c.freshLocked(o, now) {
+			continue
+		}
+		start := o.Received.Add(-o.FailingFor)
+		if first.IsZero() || start.Before(first) {
+			first = start
+		}
+	}
+	if first.IsZero() {
+		vs.firstFail = time.Time{}
+		vs.lastSuppr = map[string]bool{}
+	} else if vs.firstFail.IsZero() || first.Before(vs.firstFail) {
+		vs.firstFail = first
+	}
+
+	if v.State != vs.v.State {
+		vs.since = now
+	}
+	prev := vs.v.State
+	vs.v = v
+
+	switch {
+	case v.State == quorum.Down && vs.open == nil && !vs.maintenance:
+		started := vs.firstFail
+		if started.IsZero() {
+			started = now
+		}
+		in := &Incident{
+			ID:         target + "@" + strconv.FormatInt(started.UnixMilli(), 10),
+			Target:     target,
+			StartedAt:  started,
+			ConfirmAt:  vs.confirmAt,
+			QuorumAt:   now,
+			DetectedAt: c.now(),
+			Regions:    append([]string(nil), v.Failing...),
+			Leader:     c.cfg.AgentID,
+			Reason:     c.failingReasonLocked(target),
+		}
+		if in.ConfirmAt.Before(in.StartedAt) {
+			in.ConfirmAt = time.Time{}
+		}
+		vs.open = in
+		vs.incidents++
+		c.addIncidentLocked(in)
+		c.m.incidents.Inc()
+		c.m.detection.Update(in.TimeToDetect().Seconds())
+		bcast = append(bcast, in)
+		events = append(events, Event{At: now, Kind: "incident_open", Target: target,
+			Detail: v.Reason, Elapsed: in.TimeToDetect()})
+	case v.State == quorum.Down && vs.open != nil:
+		// Regions joining an open incident are recorded.
+		if merged := mergeRegions(vs.open.Regions, v.Failing); len(merged) != len(vs.open.Regions) {
+			vs.open.Regions = merged
+			bcast = append(bcast, vs.open)
+		}
+	case v.State == quorum.Up && vs.open != nil:
+		vs.open.ResolvedAt = now
+		bcast = append(bcast, vs.open)
+		events = append(events, Event{At: now, Kind: "incident_resolved", Target: target,
+			Detail: v.Reason, Elapsed: now.Sub(vs.open.StartedAt)})
+		vs.open = nil
+		vs.flaps++
+	}
+	// Failures that stay below quorum are suppressed, counted once per
+	// region and streak.
+	if v.State != quorum.Down {
+		for _, r := range v.Failing {
+			if !vs.lastSuppr[r] {
+				vs.lastSuppr[r] = true
+				c.m.suppressedFor(r).Inc()
+				events = append(events, Event{At: now, Kind: "suppressed", Target: target, Region: r, Detail: v.Reason})
+			}
+		}
+	}
+	_ = prev
+	c.mu.Unlock()
+
+	for _, in := range bcast {
+		c.broadcast("i/"+in.ID, encodeIncident(in))
+	}
+	for _, ev := range events {
+		c.log.Info(ev.Kind, "target", ev.Target, "region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
+		c.emit(ev)
+	}
+}
+
+func (c *Cluster) failingReasonLocked(target string) string {
+	for _, o := range c.table[target] {
+		if o.Failing && o.Reason != "" {
+			return o.Reason
+		}
+	}
+	return ""
+}
+
+func mergeRegions(a, b []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range append(append([]string{}, a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Cluster) addIncidentLocked(in *Incident) {
+	c.incidents = append(c.incidents, in)
+	if len(c.incidents) > maxIncidents {
+		c.incidents = append([]*Incident(nil), c.incidents[len(c.incidents)-maxIncidents:]...)
+	}
+}
+
+// mergeIncident folds a gossiped incident record into ours: a new leader
+// continues it, and every agent can show it.
+func (c *Cluster) mergeIncident(in *Incident) {
+	if in.ID == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, have := range c.incidents {
+		if have.ID == in.ID {
+			if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
+				have.ResolvedAt = in.ResolvedAt
+			}
+			have.Regions = mergeRegions(have.Regions, in.Regions)
+			return
+		}
+	}
+	cp := *in
+	c.addIncidentLocked(&cp)
+	sort.SliceStable(c.incidents, func(i, j int) bool { return c.incidents[i].StartedAt.Before(c.incidents[j].StartedAt) })
+}
+
+// checkIsolation decides whether this agent's own region looks cut off: most
+// of its failing targets are seen up by other regions, or it sees none of
+// the other regions' members alive.
+func (c *Cluster) checkIsolation() {
+	now := c.now()
+	c.mu.Lock()
+	myFailing, othersUp, total := 0, 0, 0
+	for _, name := range c.mine {
+		byAgent := c.table[name]
+		mine := byAgent[c.cfg.AgentID]
+		if mine == nil {
+			continue
+		}
+		total++
+		if !mine.Failing {
+			continue
+		}
+		myFailing++
+		up, failing := 0, 0
+		for _, o := range byAgent {
+			if o.Region == c.cfg.Region || !c.freshLocked(o, now) {
+				continue
+			}
+			if o.Failing {
+				failing++
+			} else {
+				up++
+			}
+		}
+		if up > 0 && failing == 0 {
+			othersUp++
+		}
+	}
+	otherRegions, otherAlive := map[string]bool{}, 0
+	for _, m := range c.members {
+		if m.Region == c.cfg.Region || m.State == "left" {
+			continue
+		}
+		otherRegions[m.Region] = true
+		if m.State == "alive" || m.State == "suspect" {
+			otherAlive++
+		}
+	}
+	c.mu.Unlock()
+	iso := quorum.IsIsolated(myFailing, othersUp, total) || (len(otherRegions) > 0 && otherAlive == 0)
+	if was := c.isolated.Swap(iso); was != iso {
+		if iso {
+			c.log.Warn("this region looks isolated: its failures will not count", "failing", myFailing, "seen_up_elsewhere", othersUp, "targets", total)
+		} else {
+			c.log.Info("region no longer isolated")
+		}
+		c.emit(Event{At: now, Kind: "isolated", Region: c.cfg.Region, Node: c.cfg.NodeName, Detail: strconv.FormatBool(iso)})
+		c.sendHeartbeat()
+	}
+}

@@ -1,0 +1,446 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Wire format. Every message starts with a type byte and the wire version;
+// the rest is uvarints and length-prefixed strings. It is hand-rolled (not
+// msgpack or JSON) because a result is sent on every state change by every
+// agent: a result is ~40-70 bytes, and decoding allocates only its strings.
+const (
+	wireVersion byte = 1
+
+	msgResult      byte = 1 // one observation, gossiped and sent to the leader
+	msgHeartbeat   byte = 2 // "everything I said up to seq S still holds"
+	msgConfirmReq  byte = 3 // "probe this target now"
+	msgConfirmResp byte = 4 // the answer to a confirm request
+	msgIncident    byte = 5 // the leader's incident record, so a new leader continues it
+	msgState       byte = 6 // push/pull: the full table
+	msgBye         byte = 7 // "I am leaving on purpose"
+
+	// maxMessage bounds any single gossip message we build or accept; the
+	// broadcast queue never sees a larger one.
+	maxMessage = 1200
+	// maxString bounds every string field a peer can send us.
+	maxString = 255
+)
+
+var (
+	errShort    = errors.New("message truncated")
+	errVersion  = errors.New("unsupported wire version")
+	errTooLarge = errors.New("field too large")
+)
+
+type encoder struct{ b []byte }
+
+func (e *encoder) byte(v byte)      { e.b = append(e.b, v) }
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) str(s string) {
+	if len(s) > maxString {
+		s = s[:maxString]
+	}
+	e.uvarint(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+func (e *encoder) dur(d time.Duration) { // milliseconds: plenty for probe timings
+	if d < 0 {
+		d = 0
+	}
+	e.uvarint(uint64(d / time.Millisecond))
+}
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.uvarint(0)
+		return
+	}
+	e.uvarint(uint64(t.UnixMilli()))
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.err = errShort
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > maxString {
+		d.err = errTooLarge
+		return ""
+	}
+	if uint64(len(d.b)) < n {
+		d.err = errShort
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+func (d *decoder) dur() time.Duration {
+	v := d.uvarint()
+	if v > math.MaxInt64/uint64(time.Millisecond) {
+		d.err = errTooLarge
+		return 0
+	}
+	return time.Duration(v) * time.Millisecond
+}
+func (d *decoder) time() time.Time {
+	v := d.uvarint()
+	if v == 0 || v > math.MaxInt64 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(v))
+}
+
+// header checks the type and version bytes.
+func (d *decoder) header(want byte) {
+	if t := d.byte(); d.err == nil && t != want {
+		d.err = fmt.Errorf("message type %d, want %d", t, want)
+	}
+	if v := d.byte(); d.err == nil && v != wireVersion {
+		d.err = fmt.Errorf("%w %d", errVersion, v)
+	}
+}
+
+// Observation is one agent's latest view of one target, as shared over
+// gossip. It is what the quorum votes on.
+type Observation struct {
+	Target  string
+	AgentID string
+	Region  string
+	Boot    uint64 // the agent's boot id (start time in ns): a restart is newer
+	Seq     uint64 // per-agent, per-boot sequence number
+	OK      bool   // the last probe succeeded
+	// Failing is this agent's view after its consecutive-failure threshold
+	// and recovery hysteresis: the region's vote.
+	Failing  bool
+	Isolated bool // the agent believes its own region is cut off
+	Reason   string
+	Latency  time.Duration
+	// FailingFor is how long ago the current failure streak's first failed
+	// probe was, by the sender's monotonic clock; the receiver subtracts it
+	// from its own receipt time, so no wall clock crosses the wire.
+	FailingFor time.Duration
+	Interval   time.Duration
+	Timeout    time.Duration
+
+	// Received is the local receipt time; never sent.
+	Received time.Time
+}
+
+const (
+	flagOK       = 1 << 0
+	flagFailing  = 1 << 1
+	flagIsolated = 1 << 2
+)
+
+func (o *Observation) encode(e *encoder) {
+	e.str(o.Target)
+	e.str(o.AgentID)
+	e.str(o.Region)
+	e.uvarint(o.Boot)
+	e.uvarint(o.Seq)
+	var f byte
+	if o.OK {
+		f |= flagOK
+	}
+	if o.Failing {
+		f |= flagFailing
+	}
+	if o.Isolated {
+		f |= flagIsolated
+	}
+	e.byte(f)
+	e.str(o.Reason)
+	e.dur(o.Latency)
+	e.dur(o.FailingFor)
+	e.dur(o.Interval)
+	e.dur(o.Timeout)
+}
+
+func (o *Observation) decode(d *decoder) {
+	o.Target = d.str()
+	o.AgentID = d.str()
+	o.Region = d.str()
+	o.Boot = d.uvarint()
+	o.Seq = d.uvarint()
+	f := d.byte()
+	o.OK = f&flagOK != 0
+	o.Failing = f&flagFailing != 0
+	o.Isolated = f&flagIsolated != 0
+	o.Reason = d.str()
+	o.Latency = d.dur()
+	o.FailingFor = d.dur()
+	o.Interval = d.dur()
+	o.Timeout = d.dur()
+}
+
+// newer reports whether o supersedes old from the same agent: ordered by
+// (boot, seq), never by wall clock.
+func (o *Observation) newer(old *Observation) bool {
+	if o.Boot != old.Boot {
+		return o.Boot > old.Boot
+	}
+	return o.Seq > old.Seq
+}
+
+func encodeResult(o *Observation) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(o.Target)+len(o.AgentID)+len(o.Region)+len(o.Reason))}
+	e.byte(msgResult)
+	e.byte(wireVersion)
+	o.encode(&e)
+	return e.b
+}
+
+func decodeResult(b []byte) (Observation, error) {
+	d := decoder{b: b}
+	d.header(msgResult)
+	var o Observation
+	o.decode(&d)
+	return o, d.err
+}
+
+// Heartbeat says: agent AgentID (boot, seq) is alive, and every observation
+// it sent up to Seq still holds. Receivers whose view of the agent is at Seq
+// refresh those observations' receipt time; a mismatch means a message was
+// lost, and those observations go stale until push/pull repairs them: a
+// missing vote, never a wrong one.
+type Heartbeat struct {
+	AgentID  string
+	Region   string
+	Boot     uint64
+	Seq      uint64
+	Isolated bool
+	Targets  uint32 // how many targets the agent probes
+}
+
+func encodeHeartbeat(h *Heartbeat) []byte {
+	e := encoder{b: make([]byte, 0, 48)}
+	e.byte(msgHeartbeat)
+	e.byte(wireVersion)
+	e.str(h.AgentID)
+	e.str(h.Region)
+	e.uvarint(h.Boot)
+	e.uvarint(h.Seq)
+	if h.Isolated {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+	e.uvarint(uint64(h.Targets))
+	return e.b
+}
+
+func decodeHeartbeat(b []byte) (Heartbeat, error) {
+	d := decoder{b: b}
+	d.header(msgHeartbeat)
+	var h Heartbeat
+	h.AgentID = d.str()
+	h.Region = d.str()
+	h.Boot = d.uvarint()
+	h.Seq = d.uvarint()
+	h.Isolated = d.byte() == 1
+	h.Targets = uint32(min(d.uvarint(), math.MaxUint32))
+	return h, d.err
+}
+
+// confirmReq asks an agent to probe Target now; ID matches the response.
+type confirmReq struct {
+	ID     uint64
+	Target string
+	From   string // requester's memberlist node name, to reply to
+}
+
+func encodeConfirmReq(r *confirmReq) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(r.Target)+len(r.From))}
+	e.byte(msgConfirmReq)
+	e.byte(wireVersion)
+	e.uvarint(r.ID)
+	e.str(r.Target)
+	e.str(r.From)
+	return e.b
+}
+
+func decodeConfirmReq(b []byte) (confirmReq, error) {
+	d := decoder{b: b}
+	d.header(msgConfirmReq)
+	var r confirmReq
+	r.ID = d.uvarint()
+	r.Target = d.str()
+	r.From = d.str()
+	return r, d.err
+}
+
+// confirmResp answers a confirm request: Busy when the responder was at its
+// concurrency cap, otherwise Obs is the fresh observation.
+type confirmResp struct {
+	ID   uint64
+	Busy bool
+	Obs  Observation
+}
+
+func encodeConfirmResp(r *confirmResp) []byte {
+	e := encoder{b: make([]byte, 0, 96)}
+	e.byte(msgConfirmResp)
+	e.byte(wireVersion)
+	e.uvarint(r.ID)
+	if r.Busy {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+	r.Obs.encode(&e)
+	return e.b
+}
+
+func decodeConfirmResp(b []byte) (confirmResp, error) {
+	d := decoder{b: b}
+	d.header(msgConfirmResp)
+	var r confirmResp
+	r.ID = d.uvarint()
+	r.Busy = d.byte() == 1
+	r.Obs.decode(&d)
+	return r, d.err
+}
+
+// Incident is one quorum-confirmed outage of one target.
+type Incident struct {
+	ID         string    `json:"id"` // target + "@" + started unix ms: same on every agent
+	Target     string    `json:"target"`
+	StartedAt  time.Time `json:"started_at"`            // first failed observation in any region
+	ConfirmAt  time.Time `json:"confirm_requested_at"`  // first confirmation request sent (zero: none)
+	QuorumAt   time.Time `json:"quorum_at"`             // the leader saw enough regions failing
+	DetectedAt time.Time `json:"detected_at"`           // verdict exported (down)
+	ResolvedAt time.Time `json:"resolved_at,omitempty"` // verdict back up; zero while open
+	Regions    []string  `json:"regions"`               // regions that saw it failing
+	Leader     string    `json:"leader"`                // agent that declared it
+	Reason     string    `json:"reason,omitempty"`      // a failing region's reason
+	Flaps      int       `json:"flaps"`                 // times it came back within the hold window
+}
+
+// Open reports whether the incident is unresolved.
+func (i *Incident) Open() bool { return i.ResolvedAt.IsZero() }
+
+// TimeToDetect is DetectedAt - StartedAt.
+func (i *Incident) TimeToDetect() time.Duration { return i.DetectedAt.Sub(i.StartedAt) }
+
+func encodeIncident(in *Incident) []byte {
+	e := encoder{b: make([]byte, 0, 128)}
+	e.byte(msgIncident)
+	e.byte(wireVersion)
+	e.str(in.ID)
+	e.str(in.Target)
+	e.time(in.StartedAt)
+	e.time(in.ConfirmAt)
+	e.time(in.QuorumAt)
+	e.time(in.DetectedAt)
+	e.time(in.ResolvedAt)
+	n := min(len(in.Regions), 16)
+	e.uvarint(uint64(n))
+	for _, r := range in.Regions[:n] {
+		e.str(r)
+	}
+	e.str(in.Leader)
+	e.str(in.Reason)
+	e.uvarint(uint64(in.Flaps))
+	return e.b
+}
+
+func decodeIncident(b []byte) (Incident, error) {
+	d := decoder{b: b}
+	d.header(msgIncident)
+	var in Incident
+	in.ID = d.str()
+	in.Target = d.str()
+	in.StartedAt = d.time()
+	in.ConfirmAt = d.time()
+	in.QuorumAt = d.time()
+	in.DetectedAt = d.time()
+	in.ResolvedAt = d.time()
+	n := d.uvarint()
+	if n > 16 {
+		d.err = errTooLarge
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		in.Regions = append(in.Regions, d.str())
+	}
+	in.Leader = d.str()
+	in.Reason = d.str()
+	in.Flaps = int(min(d.uvarint(), 1<<20))
+	return in, d.err
+}
+
+// Meta is a node's metadata, carried in memberlist's 512-byte node meta.
+type Meta struct {
+	Proto       byte   // cluster protocol version; agents refuse other majors
+	Region      string // the agent's region
+	AgentID     string // stable agent id (defaults to the node name)
+	Version     string // build version, for display
+	TargetsHash uint64 // hash of the target set: differing configs are flagged
+	Boot        uint64
+}
+
+// ProtocolVersion is the cluster protocol this build speaks.
+const ProtocolVersion byte = 1
+
+func encodeMeta(m *Meta) []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.byte('V') // magic: not some other memberlist user
+	e.byte(m.Proto)
+	e.str(m.Region)
+	e.str(m.AgentID)
+	e.str(m.Version)
+	e.b = binary.BigEndian.AppendUint64(e.b, m.TargetsHash)
+	e.uvarint(m.Boot)
+	return e.b
+}
+
+func decodeMeta(b []byte) (Meta, error) {
+	d := decoder{b: b}
+	var m Meta
+	if d.byte() != 'V' {
+		return m, errors.New("not a vantage node")
+	}
+	m.Proto = d.byte()
+	m.Region = d.str()
+	m.AgentID = d.str()
+	m.Version = d.str()
+	if len(d.b) < 8 {
+		return m, errShort
+	}
+	m.TargetsHash = binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	m.Boot = d.uvarint()
+	return m, d.err
+}

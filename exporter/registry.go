@@ -1,0 +1,169 @@
+// Package exporter serves what an agent knows: /metrics in the Prometheus
+// text format, the JSON API, the status page and health endpoints.
+package exporter
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Registry is one agent's metrics: a metrics.Set for its own counters and
+// gauges, plus writers for the per-target series, which are written straight
+// from the agent's state at scrape time rather than registered one object per
+// series (10k targets x a dozen series would cost tens of MB and make
+// removing a target's series a chore).
+type Registry struct {
+	set *metrics.Set
+
+	mu      sync.Mutex
+	writers []func(w *bytes.Buffer)
+	bufPool sync.Pool
+}
+
+// NewRegistry returns an empty registry. VictoriaMetrics/metrics decides
+// whether to write TYPE lines with a package-level switch; we turn it on
+// here (the only global we touch, and it is idempotent).
+func NewRegistry() *Registry {
+	metrics.ExposeMetadata(true)
+	return &Registry{set: metrics.NewSet()}
+}
+
+// Set is where components register their own metrics.
+func (r *Registry) Set() *metrics.Set { return r.set }
+
+// AddWriter registers a function that appends complete metric families
+// (HELP, TYPE and samples) at scrape time.
+func (r *Registry) AddWriter(f func(w *bytes.Buffer)) {
+	r.mu.Lock()
+	r.writers = append(r.writers, f)
+	r.mu.Unlock()
+}
+
+// WritePrometheus writes every metric: the set's, the per-target writers',
+// then Go and process metrics. HELP lines get their text from Help.
+func (r *Registry) WritePrometheus(w io.Writer) {
+	bb, _ := r.bufPool.Get().(*bytes.Buffer)
+	if bb == nil {
+		bb = new(bytes.Buffer)
+	}
+	bb.Reset()
+	var tmp bytes.Buffer
+	r.set.WritePrometheus(&tmp)
+	metrics.WriteProcessMetrics(&tmp)
+	fillHelp(bb, tmp.Bytes())
+	r.mu.Lock()
+	writers := make([]func(w *bytes.Buffer), len(r.writers))
+	copy(writers, r.writers)
+	r.mu.Unlock()
+	for _, f := range writers {
+		f(bb)
+	}
+	_, _ = w.Write(bb.Bytes())
+	if bb.Cap() < 64<<20 {
+		r.bufPool.Put(bb)
+	}
+}
+
+// fillHelp copies src to dst, giving each bare "# HELP name" line its text.
+func fillHelp(dst *bytes.Buffer, src []byte) {
+	for len(src) > 0 {
+		i := bytes.IndexByte(src, '\n')
+		line := src
+		if i >= 0 {
+			line = src[:i+1]
+			src = src[i+1:]
+		} else {
+			src = nil
+		}
+		if bytes.HasPrefix(line, []byte("# HELP ")) {
+			name := strings.TrimSpace(string(line[len("# HELP "):]))
+			if !strings.Contains(name, " ") {
+				dst.WriteString("# HELP ")
+				dst.WriteString(name)
+				dst.WriteByte(' ')
+				dst.WriteString(helpFor(name))
+				dst.WriteByte('\n')
+				continue
+			}
+		}
+		dst.Write(line)
+	}
+}
+
+func helpFor(name string) string {
+	if h, ok := Help[name]; ok {
+		return h
+	}
+	switch {
+	case strings.HasPrefix(name, "go_"):
+		return "Go runtime metric " + name + "."
+	case strings.HasPrefix(name, "process_"):
+		return "Process metric " + name + "."
+	}
+	return "Vantage metric " + name + "."
+}
+
+// Help is the HELP text of every metric family Vantage exports. It is also
+// the metrics reference in README.md.
+var Help = map[string]string{
+	// Observations (blackbox_exporter compatible).
+	"probe_success":                                 "Whether the last probe of the target from this agent succeeded (1) or failed (0).",
+	"probe_duration_seconds":                        "Duration of the last probe in seconds.",
+	"probe_http_status_code":                        "HTTP status code of the last probe's final response.",
+	"probe_http_duration_seconds":                   "Duration of each phase of the last HTTP probe, summed over redirects.",
+	"probe_http_version":                            "HTTP version of the last probe's final response (1.1, 2, 3).",
+	"probe_http_content_length":                     "Bytes of response body read by the last probe.",
+	"probe_http_redirects":                          "Redirects followed by the last probe.",
+	"probe_ssl_earliest_cert_expiry":                "Earliest NotAfter of the presented certificate chain, Unix seconds; exported even when verification failed.",
+	"probe_ssl_last_chain_expiry_timestamp_seconds": "Over verified chains, the latest of each chain's earliest NotAfter, Unix seconds.",
+	"probe_tls_version_info":                        "TLS version negotiated by the last probe.",
+	"probe_dns_rcode":                               "DNS response code of the last probe.",
+	"probe_dns_answer_rrs":                          "Answer resource records in the last DNS response.",
+	"probe_dns_authority_rrs":                       "Authority resource records in the last DNS response.",
+	"probe_dns_additional_rrs":                      "Additional resource records in the last DNS response.",
+	"probe_dns_duration_seconds":                    "Duration of each phase of the last DNS probe.",
+	"probe_tcp_duration_seconds":                    "Duration of each phase of the last TCP or TLS probe.",
+	"vantage_probes_total":                          "Probes run by this agent, by result: the SLI.",
+	"vantage_probe_duration_seconds":                "Probe duration histogram (enable with [exporter] latency_histogram).",
+	"vantage_probe_failing":                         "Whether this agent calls the target failing (after its consecutive-failure threshold).",
+	"vantage_probe_consecutive_failures":            "Consecutive failed probes of the target from this agent.",
+	"vantage_probe_last_run_timestamp_seconds":      "When this agent last probed the target, Unix seconds.",
+	// Verdicts (exported by the target's leader only).
+	"vantage_target_up":                           "1 unless a quorum of regions reports the target failing (0); exported by the target's leader only.",
+	"vantage_target_verdict_unknown":              "1 when too few regions have fresh results to decide the target's state.",
+	"vantage_target_regions_failing":              "Regions with a fresh failing vote for the target.",
+	"vantage_target_regions_reporting":            "Regions with a fresh vote for the target.",
+	"vantage_target_quorum":                       "Regions that must report failing for the target to be down.",
+	"vantage_target_down_since_timestamp_seconds": "Start of the open incident (first failed observation), Unix seconds; 0 when up.",
+	"vantage_incidents_total":                     "Incidents opened for the target while this agent led it.",
+	"vantage_target_flaps_total":                  "Times the target recovered from an incident while this agent led it.",
+	"vantage_target_maintenance":                  "1 while the target is in a maintenance window.",
+	"vantage_detection_seconds":                   "Time from the first failed observation in any region to the quorum verdict.",
+	"vantage_suppressed_failures_total":           "Failures seen by a region that stayed below quorum, by region.",
+	// The agent itself.
+	"vantage_cluster_members":                              "Cluster members this agent sees, by region and state.",
+	"vantage_targets_assigned":                             "Targets this agent probes.",
+	"vantage_targets_configured":                           "Targets in the loaded configuration.",
+	"vantage_region_isolated":                              "1 when this agent believes its region is cut off; its failures then do not count.",
+	"vantage_confirmations_total":                          "Confirm-on-failure requests by outcome: requested, confirmed, refuted, busy, timeout, rate_limited, served.",
+	"vantage_config_last_reload_successful":                "Whether the last configuration reload succeeded.",
+	"vantage_config_last_reload_success_timestamp_seconds": "When the configuration was last loaded successfully, Unix seconds.",
+	"vantage_build_info":                                   "Build information; always 1.",
+	"vantage_probes_skipped_total":                         "Scheduled probes not run, by reason (overlap: previous run still going; max_in_flight).",
+	"vantage_schedule_lateness_seconds":                    "How late scheduled probes started.",
+	"vantage_probes_in_flight":                             "Probes running now.",
+	"vantage_gossip_results_received_total":                "Observations received from other agents.",
+	"vantage_gossip_messages_dropped_total":                "Gossip messages dropped, by reason.",
+	"vantage_gossip_send_errors_total":                     "Direct gossip sends that failed.",
+	"vantage_gossip_heartbeat_gaps_total":                  "Heartbeats that revealed a missed observation (repaired by push/pull).",
+	"vantage_cluster_incidents_opened_total":               "Incidents opened by this agent as leader, all targets.",
+	"vantage_cluster_config_mismatch":                      "Members whose target set differs from this agent's.",
+}
+
+// goVersion is exported for vantage_build_info.
+var goVersion = runtime.Version()

@@ -1,0 +1,234 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/probe"
+)
+
+// Source is what the exporter shows; the agent implements it.
+type Source interface {
+	// Ready returns nil when the config is loaded and the cluster joined.
+	Ready() error
+	Targets() []TargetView
+	Incidents() []cluster.Incident
+	Members() []cluster.Member
+	Self() SelfView
+}
+
+// SelfView describes the agent serving the request.
+type SelfView struct {
+	Node          string    `json:"node"`
+	AgentID       string    `json:"agent_id"`
+	Region        string    `json:"region"`
+	Version       string    `json:"version"`
+	Started       time.Time `json:"started"`
+	Isolated      bool      `json:"isolated"`
+	ConfigFile    string    `json:"config_file"`
+	ConfigOK      bool      `json:"config_ok"`
+	ConfigError   string    `json:"config_error,omitempty"`
+	LastReload    time.Time `json:"last_reload"`
+	GossipAddr    string    `json:"gossip_addr"`
+	TargetsProbed int       `json:"targets_probed"`
+}
+
+// LocalView is this agent's own latest probe of a target, in full.
+type LocalView struct {
+	Result      probe.Result `json:"result"`
+	Failing     bool         `json:"failing"`
+	Consecutive int          `json:"consecutive_failures"`
+	Success     uint64       `json:"probes_success"`
+	Failure     uint64       `json:"probes_failure"`
+}
+
+// SLOView is the availability this agent has seen over the SLO window.
+type SLOView struct {
+	Objective       float64 `json:"objective"`
+	Window          string  `json:"window"`
+	Availability    float64 `json:"availability"`     // fraction of good minutes of the fleet verdict
+	BudgetRemaining float64 `json:"budget_remaining"` // 1 = untouched, 0 = spent, negative = overspent
+	Observed        string  `json:"observed"`         // how much of the window this agent has seen
+}
+
+// Point is one sample of a target's recent history (this agent's probes).
+type Point struct {
+	At      time.Time     `json:"at"`
+	OK      bool          `json:"ok"`
+	Latency time.Duration `json:"latency_ns"`
+}
+
+// TargetView is one target for the API and the status page.
+type TargetView struct {
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Endpoint string            `json:"endpoint"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Interval string            `json:"interval"`
+	Timeout  string            `json:"timeout"`
+	cluster.TargetStatus
+	Local   *LocalView `json:"local,omitempty"`
+	SLO     *SLOView   `json:"slo,omitempty"`
+	History []Point    `json:"history,omitempty"`
+}
+
+// Server is the agent's HTTP server.
+type Server struct {
+	src  Source
+	reg  *Registry
+	log  *slog.Logger
+	mux  *http.ServeMux
+	http *http.Server
+	ln   net.Listener
+	// Page serves "/"; nil gives a plain-text summary.
+	Page http.Handler
+}
+
+// maxAPIItems bounds list responses; larger fleets page with ?limit/offset
+// in a later version, today the response says it was truncated.
+const maxAPIItems = 20000
+
+// NewServer binds addr at once (so a taken port fails start-up, not later)
+// and returns a server ready to Serve.
+func NewServer(addr string, src Source, reg *Registry, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{src: src, reg: reg, log: log, mux: http.NewServeMux(), ln: ln}
+	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.HandleFunc("GET /api/v1/targets", s.targets)
+	s.mux.HandleFunc("GET /api/v1/targets/{name}", s.target)
+	s.mux.HandleFunc("GET /api/v1/incidents", s.incidents)
+	s.mux.HandleFunc("GET /api/v1/members", s.members)
+	s.mux.HandleFunc("GET /api/v1/status", s.self)
+	s.mux.HandleFunc("GET /{$}", s.page)
+	s.http = &http.Server{
+		Handler:           securityHeaders(s.mux),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler exposes the mux (tests, the demo).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error {
+	err := s.http.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	s.reg.WritePrometheus(w)
+}
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.src.Ready(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		s.log.Debug("api write", "err", err)
+	}
+}
+
+func (s *Server) targets(w http.ResponseWriter, _ *http.Request) {
+	ts := s.src.Targets()
+	truncated := false
+	if len(ts) > maxAPIItems {
+		ts, truncated = ts[:maxAPIItems], true
+	}
+	s.writeJSON(w, struct {
+		Agent     SelfView     `json:"agent"`
+		Targets   []TargetView `json:"targets"`
+		Truncated bool         `json:"truncated,omitempty"`
+	}{s.src.Self(), ts, truncated})
+}
+
+func (s *Server) target(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	for _, t := range s.src.Targets() {
+		if t.Name == name {
+			s.writeJSON(w, t)
+			return
+		}
+	}
+	http.Error(w, "no such target", http.StatusNotFound)
+}
+
+func (s *Server) incidents(w http.ResponseWriter, _ *http.Request) {
+	ins := s.src.Incidents()
+	if ins == nil {
+		ins = []cluster.Incident{}
+	}
+	s.writeJSON(w, struct {
+		Incidents []cluster.Incident `json:"incidents"`
+	}{ins})
+}
+
+func (s *Server) members(w http.ResponseWriter, _ *http.Request) {
+	s.writeJSON(w, struct {
+		Members []cluster.Member `json:"members"`
+	}{s.src.Members()})
+}
+
+func (s *Server) self(w http.ResponseWriter, _ *http.Request) {
+	s.writeJSON(w, s.src.Self())
+}
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	if s.Page != nil {
+		s.Page.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, t := range s.src.Targets() {
+		_, _ = w.Write([]byte(t.Name + "\t" + t.Verdict + "\t" + t.Reason + "\n"))
+	}
+}
