@@ -154,3 +154,11 @@ type Maintenance struct {
 
 	Pos Pos
 }
+
+// Overrides are command-line flags that win over the config file
+// (vantage agent -node -region -listen -bind -join). Empty fields change
+// nothing. Applied by (*Config).ApplyOverrides, which re-validates.
+type Overrides struct {
+	Node, Region, Listen, Bind string
+	Join                       []string
+}

@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"container/heap"
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+)
+
+// Job is one scheduled target as the scheduler sees it.
+type Job struct {
+	Name     string
+	Interval time.Duration
+	// Offset is the job's phase within its interval, anchored at the Unix
+	// epoch: the job runs at every t with t mod Interval == Offset. Anchoring
+	// on wall time (not on start time) means agents in different regions,
+	// with NTP-synced clocks, keep their agreed stagger, and a restart resumes
+	// the same phase instead of stampeding.
+	Offset time.Duration
+	// Key identifies the job's definition; a changed Key on Update
+	// reschedules it, an unchanged one keeps its phase and in-flight state.
+	Key uint64
+}
+
+// PhaseOffset spreads targets across their interval by a hash of the name,
+// then shifts by slot/slots of the interval so that the regions probing one
+// target look at it one after another (slot = this region's rank among the
+// target's regions). It is deterministic: every agent computes the same.
+func PhaseOffset(name string, interval time.Duration, slot, slots int) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	base := time.Duration(h.Sum64() % uint64(interval))
+	if slots > 1 {
+		base += time.Duration(int64(interval) / int64(slots) * int64(slot))
+	}
+	return base % interval
+}
+
+// RunFunc probes one target. The scheduler calls it in its own goroutine,
+// with a context that is cancelled on shutdown; it must honour the target's
+// timeout itself. late is how far behind schedule the run started.
+type RunFunc func(ctx context.Context, name string, late time.Duration)
+
+// Scheduler runs each job on its own interval from one goroutine and a heap
+// (not a goroutine and timer per target: at 10k targets that would cost
+// tens of MB of stacks), with at most MaxInFlight probes running at once.
+// A job whose previous run is still going is skipped, never overlapped.
+type Scheduler struct {
+	run         RunFunc
+	maxInFlight int
+	now         func() time.Time
+	onSkip      func(name string, why string)
+
+	mu      sync.Mutex
+	jobs    map[string]*entry
+	queue   entryHeap
+	wake    chan struct{}
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	running bool
+}
+
+type entry struct {
+	job      Job
+	next     time.Time
+	index    int // in the heap; -1 when removed
+	inFlight bool
+}
+
+// NewScheduler returns a scheduler calling run. maxInFlight bounds probes in
+// flight; runs due while the bound is reached are skipped and reported to
+// onSkip (which may be nil).
+func NewScheduler(run RunFunc, maxInFlight int, onSkip func(name, why string)) *Scheduler {
+	if maxInFlight <= 0 {
+		maxInFlight = 1000
+	}
+	if onSkip == nil {
+		onSkip = func(string, string) {}
+	}
+	return &Scheduler{
+		run:         run,
+		maxInFlight: maxInFlight,
+		now:         time.Now,
+		onSkip:      onSkip,
+		jobs:        make(map[string]*entry),
+		wake:        make(chan struct{}, 1),
+		sem:         make(chan struct{}, maxInFlight),
+	}
+}
+
+// nextAt returns the first time >= after at which t mod interval == offset.
+func nextAt(after time.Time, interval, offset time.Duration) time.Time {
+	ns := after.UnixNano()
+	iv := int64(interval)
+	base := ns - mod(ns, iv) + int64(offset)
+	if base < ns {
+		base += iv
+	}
+	return time.Unix(0, base)
+}
+
+func mod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// Update makes the scheduled set equal to jobs: removed jobs stop (a run in
+// flight finishes), new ones start at their phase, changed ones are
+// rescheduled, unchanged ones keep their next run.
+func (s *Scheduler) Update(jobs []Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := make(map[string]struct{}, len(jobs))
+	now := s.now()
+	for _, j := range jobs {
+		want[j.Name] = struct{}{}
+		if e, ok := s.jobs[j.Name]; ok {
+			if e.job.Key == j.Key && e.job.Interval == j.Interval && e.job.Offset == j.Offset {
+				continue
+			}
+			e.job = j
+			e.next = nextAt(now, j.Interval, j.Offset)
+			heap.Fix(&s.queue, e.index)
+			continue
+		}
+		e := &entry{job: j, next: nextAt(now, j.Interval, j.Offset)}
+		s.jobs[j.Name] = e
+		heap.Push(&s.queue, e)
+	}
+	for name, e := range s.jobs {
+		if _, ok := want[name]; !ok {
+			heap.Remove(&s.queue, e.index)
+			e.index = -1
+			delete(s.jobs, name)
+		}
+	}
+	s.poke()
+}
+
+// Len returns the number of scheduled jobs.
+func (s *Scheduler) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs)
+}
+
+// Has reports whether name is scheduled.
+func (s *Scheduler) Has(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.jobs[name]
+	return ok
+}
+
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches jobs until ctx is done, then waits for runs in flight
+// (which see the cancelled context only through their own timeouts: a probe
+// in flight at shutdown is allowed to finish).
+func (s *Scheduler) Run(ctx context.Context, probeCtx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		var wait time.Duration = time.Hour
+		now := s.now()
+		for len(s.queue) > 0 {
+			e := s.queue[0]
+			if e.next.After(now) {
+				wait = e.next.Sub(now)
+				break
+			}
+			s.dispatchLocked(probeCtx, e, now)
+			// Next run on the grid, never "now + interval": no drift, and a
+			// stall longer than an interval skips the missed runs.
+			e.next = nextAt(now.Add(time.Nanosecond), e.job.Interval, e.job.Offset)
+			heap.Fix(&s.queue, e.index)
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			s.wg.Wait()
+			return
+		case <-s.wake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *Scheduler) dispatchLocked(ctx context.Context, e *entry, now time.Time) {
+	if e.inFlight {
+		s.onSkip(e.job.Name, "overlap")
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.onSkip(e.job.Name, "max_in_flight")
+		return
+	}
+	s.startLocked(ctx, e, now.Sub(e.next))
+}
+
+// startLocked runs e in a goroutine; the caller holds s.mu and a slot of sem.
+func (s *Scheduler) startLocked(ctx context.Context, e *entry, late time.Duration) {
+	e.inFlight = true
+	name := e.job.Name
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.run(ctx, name, late)
+		<-s.sem
+		s.mu.Lock()
+		e.inFlight = false
+		s.mu.Unlock()
+	}()
+}
+
+// RunNow probes name at once, outside its schedule, unless a run is in
+// flight. It reports whether a run was started. The cluster uses it for
+// confirmation re-probes.
+func (s *Scheduler) RunNow(ctx context.Context, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.jobs[name]
+	if !ok || e.inFlight {
+		return false
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		return false
+	}
+	s.startLocked(ctx, e, 0)
+	return true
+}
+
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	n := len(old)
+	e := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	e.index = -1
+	return e
+}

@@ -1,0 +1,369 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/probe"
+)
+
+// historyLen is how many recent results each target keeps for the status
+// page's sparkline.
+const historyLen = 60
+
+// reuseFor is how old a result may be and still answer a confirmation
+// request without probing again.
+const reuseFor = 3 * time.Second
+
+// targetState is one configured target on this agent. It survives reloads
+// as long as the target's fingerprint is unchanged.
+type targetState struct {
+	t       *config.Target
+	prober  probe.Prober
+	labels  string // observation labels (with region)
+	vlabels string // verdict labels (no region)
+	hist    *metrics.PrometheusHistogram
+	histKey string
+
+	mu          sync.Mutex
+	last        *probe.Result
+	success     uint64
+	failure     uint64
+	consecutive int // consecutive failures
+	okStreak    int // consecutive successes while failing
+	failing     bool
+	failStart   time.Time // first failed probe of the streak (monotonic)
+	history     [historyLen]exporter.Point
+	hlen, hnext int
+	updated     chan struct{} // closed and replaced on every result
+	upSecs      float64       // fleet verdict time up / down, for SLO reporting
+	downSecs    float64
+	lastSLO     time.Time
+}
+
+func (a *Agent) newState(t *config.Target) (*targetState, error) {
+	p, err := t.NewProber()
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+	}
+	cfg := a.cfg.Load()
+	st := &targetState{
+		t:       t,
+		prober:  p,
+		labels:  exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels),
+		vlabels: exporter.Labels(t.Name, t.Type, "", t.Labels),
+		updated: make(chan struct{}),
+	}
+	if cfg.Exporter.LatencyHistogram {
+		st.histKey = "vantage_probe_duration_seconds{" + st.labels + "}"
+		st.hist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey)
+	}
+	return st, nil
+}
+
+// applyTargets diffs the configured targets against the running states:
+// unchanged targets (same fingerprint) keep their state and phase, changed
+// ones get a fresh prober but keep their counters, removed ones vanish
+// (their series with them).
+func (a *Agent) applyTargets(cfg *config.Config) error {
+	next := make(map[string]*targetState, len(cfg.Targets))
+	a.mu.Lock()
+	old := a.states
+	a.mu.Unlock()
+	for _, t := range cfg.Targets {
+		if st, ok := old[t.Name]; ok && st.t.Fingerprint == t.Fingerprint {
+			st.t = t
+			next[t.Name] = st
+			continue
+		}
+		st, err := a.newState(t)
+		if err != nil {
+			return err
+		}
+		if prev, ok := old[t.Name]; ok {
+			prev.mu.Lock()
+			st.success, st.failure = prev.success, prev.failure
+			prev.mu.Unlock()
+		}
+		next[t.Name] = st
+	}
+	for name, st := range old {
+		if n, ok := next[name]; !ok || n != st {
+			if st.histKey != "" && (!ok || n.histKey != st.histKey) {
+				a.reg.Set().UnregisterMetric(st.histKey)
+			}
+		}
+	}
+	a.mu.Lock()
+	a.states = next
+	for n := range a.assigned {
+		if _, ok := next[n]; !ok {
+			delete(a.assigned, n)
+		}
+	}
+	for n := range a.graceTill {
+		if _, ok := next[n]; !ok {
+			delete(a.graceTill, n)
+		}
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) state(name string) *targetState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[name]
+}
+
+// runScheduled is the scheduler's RunFunc.
+func (a *Agent) runScheduled(ctx context.Context, name string, late time.Duration) {
+	if late > 0 {
+		a.lateness.Update(late.Seconds())
+	}
+	st := a.state(name)
+	if st == nil {
+		return
+	}
+	a.probeOnce(ctx, st)
+}
+
+// probeOnce runs the prober under the target's timeout and folds the result
+// into the state.
+func (a *Agent) probeOnce(ctx context.Context, st *targetState) probe.Result {
+	a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	pctx, cancel := context.WithTimeout(ctx, st.t.Timeout)
+	r := st.prober.Probe(pctx)
+	cancel()
+	if r.At.IsZero() {
+		r.At = time.Now()
+	}
+	a.record(st, &r)
+	return r
+}
+
+// record updates counters, the consecutive-failure threshold and recovery
+// hysteresis, logs state changes (never every probe) and reports to the
+// cluster.
+func (a *Agent) record(st *targetState, r *probe.Result) {
+	cfg := a.cfg.Load()
+	recovery := max(cfg.Quorum.RecoverySuccesses, 1)
+	now := time.Now()
+	st.mu.Lock()
+	st.last = r
+	wasFailing := st.failing
+	if r.OK {
+		st.success++
+		st.consecutive = 0
+		if st.failing {
+			st.okStreak++
+			if st.okStreak >= recovery {
+				st.failing = false
+				st.okStreak = 0
+			}
+		}
+		if !st.failing {
+			st.failStart = time.Time{}
+		}
+	} else {
+		st.failure++
+		st.okStreak = 0
+		if st.consecutive == 0 && st.failStart.IsZero() {
+			st.failStart = now
+		}
+		st.consecutive++
+		if st.consecutive >= st.t.Failures {
+			st.failing = true
+		}
+	}
+	st.history[st.hnext] = exporter.Point{At: r.At, OK: r.OK, Latency: r.Duration}
+	st.hnext = (st.hnext + 1) % historyLen
+	if st.hlen < historyLen {
+		st.hlen++
+	}
+	obs := cluster.Observation{
+		Target:   st.t.Name,
+		OK:       r.OK,
+		Failing:  st.failing,
+		Reason:   string(r.Reason),
+		Latency:  r.Duration,
+		Interval: st.t.Interval,
+		Timeout:  st.t.Timeout,
+	}
+	if !st.failStart.IsZero() {
+		obs.FailingFor = now.Sub(st.failStart)
+	}
+	failing := st.failing
+	close(st.updated)
+	st.updated = make(chan struct{})
+	if st.hist != nil {
+		st.hist.Update(r.Duration.Seconds())
+	}
+	st.mu.Unlock()
+
+	if failing != wasFailing {
+		if failing {
+			a.log.Warn("target failing", "target", st.t.Name, "reason", r.Reason, "detail", r.Message)
+		} else {
+			a.log.Info("target recovered", "target", st.t.Name)
+		}
+	}
+	if a.cl != nil {
+		a.cl.Report(obs)
+	}
+}
+
+// Confirm implements cluster.Local: probe now for another region, reusing
+// a result a few seconds old or joining a probe already in flight.
+func (a *Agent) Confirm(ctx context.Context, name string) (cluster.Observation, bool) {
+	st := a.state(name)
+	if st == nil {
+		return cluster.Observation{}, false
+	}
+	st.mu.Lock()
+	last, wait := st.last, st.updated
+	st.mu.Unlock()
+	if last != nil && time.Since(last.At.Add(last.Duration)) < reuseFor {
+		return a.observation(st), true
+	}
+	if !a.sched.RunNow(a.probeCtx, name) && !a.sched.Has(name) {
+		// Not ours to schedule (we are the next-ranked agent for a suspect
+		// assignee): probe once directly.
+		a.probeOnce(ctx, st)
+		return a.observation(st), true
+	}
+	select {
+	case <-wait:
+		return a.observation(st), true
+	case <-ctx.Done():
+		return cluster.Observation{}, false
+	}
+}
+
+func (a *Agent) observation(st *targetState) cluster.Observation {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	o := cluster.Observation{Target: st.t.Name, Failing: st.failing, Interval: st.t.Interval, Timeout: st.t.Timeout}
+	if st.last != nil {
+		o.OK = st.last.OK
+		o.Reason = string(st.last.Reason)
+		o.Latency = st.last.Duration
+	}
+	return o
+}
+
+func (a *Agent) registerMetrics() {
+	s := a.reg.Set()
+	a.lateness = s.NewSummaryExt("vantage_schedule_lateness_seconds", 5*time.Minute, []float64{0.5, 0.9, 0.99})
+	a.skipped = map[string]*metrics.Counter{
+		"overlap":       s.NewCounter(`vantage_probes_skipped_total{reason="overlap"}`),
+		"max_in_flight": s.NewCounter(`vantage_probes_skipped_total{reason="max_in_flight"}`),
+	}
+	s.NewGauge("vantage_probes_in_flight", func() float64 { return float64(a.inFlight.Load()) })
+	s.NewGauge("vantage_targets_assigned", func() float64 {
+		if a.sched == nil {
+			return 0
+		}
+		return float64(a.sched.Len())
+	})
+	s.NewGauge("vantage_targets_configured", func() float64 { return float64(len(a.cfg.Load().Targets)) })
+	s.NewGauge("vantage_region_isolated", func() float64 {
+		if a.cl != nil && a.cl.Isolated() {
+			return 1
+		}
+		return 0
+	})
+	s.NewGauge("vantage_config_last_reload_successful", func() float64 {
+		if a.reloadOKG.Load() {
+			return 1
+		}
+		return 0
+	})
+	s.NewGauge("vantage_config_last_reload_success_timestamp_seconds", func() float64 { return float64(a.reloadTS.Load()) })
+	s.NewGauge(`vantage_build_info{version="`+labelValue(a.opts.Version)+`",goversion="`+goVersion()+`"}`, func() float64 { return 1 })
+	s.NewGauge("vantage_cluster_config_mismatch", func() float64 {
+		if a.cl == nil {
+			return 0
+		}
+		n := 0
+		for _, m := range a.cl.Members() {
+			if !m.SameConf && (m.State == "alive" || m.State == "suspect") {
+				n++
+			}
+		}
+		return float64(n)
+	})
+}
+
+// writeSeries writes the per-target families at scrape time.
+func (a *Agent) writeSeries(b *bytes.Buffer) {
+	a.mu.Lock()
+	states := make([]*targetState, 0, len(a.states))
+	probed := map[string]bool{}
+	for n := range a.assigned {
+		probed[n] = true
+	}
+	for n := range a.graceTill {
+		probed[n] = true
+	}
+	for _, t := range a.cfg.Load().Targets {
+		if st := a.states[t.Name]; st != nil && probed[t.Name] {
+			states = append(states, st)
+		}
+	}
+	a.mu.Unlock()
+	obs := make([]exporter.Obs, 0, len(states))
+	for _, st := range states {
+		st.mu.Lock()
+		obs = append(obs, exporter.Obs{Labels: st.labels, Type: st.t.Type, Result: st.last, Success: st.success,
+			Failure: st.failure, Failing: st.failing, Consecutive: st.consecutive})
+		st.mu.Unlock()
+	}
+	exporter.WriteObservations(b, obs)
+	a.writeClusterSeries(b)
+}
+
+func (a *Agent) writeClusterSeries(b *bytes.Buffer) {
+	if a.cl == nil {
+		return
+	}
+	// Members by region and state.
+	counts := map[[2]string]int{}
+	for _, m := range a.cl.Members() {
+		counts[[2]string{m.Region, m.State}]++
+	}
+	regions := map[string]bool{}
+	for k := range counts {
+		regions[k[0]] = true
+	}
+	b.WriteString("# HELP vantage_cluster_members " + exporter.Help["vantage_cluster_members"] + "\n# TYPE vantage_cluster_members gauge\n")
+	for _, r := range sortedKeys(regions) {
+		for _, s := range []string{"alive", "suspect", "dead", "left"} {
+			fmt.Fprintf(b, "vantage_cluster_members{region=%q,state=%q} %d\n", r, s, counts[[2]string{r, s}])
+		}
+	}
+	// Verdicts of the targets this agent leads.
+	var vs []exporter.Verdict
+	for _, st := range a.cl.Statuses() {
+		if !st.IsLeader {
+			continue
+		}
+		ts := a.state(st.Name)
+		if ts == nil {
+			continue
+		}
+		vs = append(vs, exporter.Verdict{Labels: ts.vlabels, Up: st.Verdict != "down", Unknown: st.Verdict == "unknown",
+			Failing: len(st.Failing), Reporting: st.Reporting, Quorum: st.Needed, DownSince: st.DownSince,
+			Incidents: st.Incidents, Flaps: st.Flaps, Maintenance: st.Maintenance})
+	}
+	exporter.WriteVerdicts(b, vs)
+}

@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"errors"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/exporter"
+)
+
+var _ exporter.Source = (*Agent)(nil)
+
+// Ready: config loaded (always, once New returned) and the cluster joined.
+func (a *Agent) Ready() error {
+	if a.cl == nil {
+		return errors.New("cluster not started")
+	}
+	if !a.cl.Joined() {
+		return errors.New("not joined: no other member reachable yet")
+	}
+	return nil
+}
+
+// Targets is the fleet's view of every target, for the API and the page.
+func (a *Agent) Targets() []exporter.TargetView {
+	cfg := a.cfg.Load()
+	statuses := map[string]cluster.TargetStatus{}
+	if a.cl != nil {
+		for _, s := range a.cl.Statuses() {
+			statuses[s.Name] = s
+		}
+	}
+	now := time.Now()
+	out := make([]exporter.TargetView, 0, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		v := exporter.TargetView{
+			Name: t.Name, Type: t.Type, Endpoint: redactURL(t.Endpoint()), Labels: t.Labels,
+			Interval: t.Interval.String(), Timeout: t.Timeout.String(),
+			TargetStatus: statuses[t.Name],
+		}
+		if st := a.state(t.Name); st != nil {
+			st.mu.Lock()
+			if st.last != nil && a.probing(t.Name) {
+				v.Local = &exporter.LocalView{Result: *st.last, Failing: st.failing, Consecutive: st.consecutive,
+					Success: st.success, Failure: st.failure}
+			}
+			for i := 0; i < st.hlen; i++ {
+				v.History = append(v.History, st.history[(st.hnext-st.hlen+i+historyLen)%historyLen])
+			}
+			// SLO: time the fleet verdict was up vs down, as this agent saw it.
+			if !st.lastSLO.IsZero() {
+				d := now.Sub(st.lastSLO).Seconds()
+				if v.Verdict == "down" {
+					st.downSecs += d
+				} else if v.Verdict == "up" {
+					st.upSecs += d
+				}
+			}
+			st.lastSLO = now
+			if total := st.upSecs + st.downSecs; total > 0 {
+				avail := st.upSecs / total
+				budget := 1 - t.SLOObjective
+				rem := 1.0
+				if budget > 0 {
+					rem = 1 - (1-avail)/budget
+				}
+				v.SLO = &exporter.SLOView{Objective: t.SLOObjective, Window: cfg.SLO.Window.String(), Availability: avail,
+					BudgetRemaining: rem, Observed: time.Duration(total * float64(time.Second)).Round(time.Second).String()}
+			}
+			st.mu.Unlock()
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (a *Agent) probing(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.assigned[name] || !a.graceTill[name].IsZero()
+}
+
+// redactURL drops userinfo from a URL: credentials never reach the API.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/?#") {
+			return s[:i+3] + "REDACTED@" + rest[at+1:]
+		}
+	}
+	return s
+}
+
+// Incidents are the incidents this agent knows (the fleet's, by gossip).
+func (a *Agent) Incidents() []cluster.Incident {
+	if a.cl == nil {
+		return nil
+	}
+	return a.cl.Incidents()
+}
+
+// Members are the cluster members this agent sees.
+func (a *Agent) Members() []cluster.Member {
+	if a.cl == nil {
+		return nil
+	}
+	return a.cl.Members()
+}
+
+// Self describes this agent.
+func (a *Agent) Self() exporter.SelfView {
+	cfg := a.cfg.Load()
+	a.mu.Lock()
+	ok, errText, at := a.reloadOK, a.reloadErr, a.reloadAt
+	a.mu.Unlock()
+	v := exporter.SelfView{Node: cfg.Agent.Node, AgentID: cfg.Agent.Node, Region: cfg.Agent.Region, Version: a.opts.Version,
+		Started: a.started, ConfigFile: a.opts.ConfigPath, ConfigOK: ok, ConfigError: errText, LastReload: at,
+		TargetsProbed: a.sched.Len()}
+	if a.cl != nil {
+		v.Isolated = a.cl.Isolated()
+		v.GossipAddr = a.cl.LocalAddr()
+	}
+	return v
+}
+
+func labelValue(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}
+
+func goVersion() string { return runtime.Version() }
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
