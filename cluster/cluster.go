@@ -74,6 +74,9 @@ type Config struct {
 	// EvalEvery is how often the leader re-evaluates verdicts even without news.
 	EvalEvery time.Duration
 
+	// skew shifts this agent's clock (tests: nothing may depend on it).
+	skew time.Duration
+
 	// Transport replaces memberlist's UDP/TCP transport (fault injection in tests).
 	Transport memberlist.NodeAwareTransport
 
@@ -168,6 +171,9 @@ type memberInfo struct {
 	Member
 	boot uint64
 	hash uint64
+	addr memberlist.Address // copied under memberlist's lock
+	ip   net.IP
+	port uint16
 }
 
 // Cluster is one agent's membership in the fleet.
@@ -202,8 +208,9 @@ type Cluster struct {
 	incidents   []*Incident // newest last, bounded
 	confirm     *confirmer
 
-	m       *clusterMetrics
-	keyring *memberlist.Keyring
+	m         *clusterMetrics
+	keyring   *memberlist.Keyring
+	localAddr string
 }
 
 // New creates the memberlist and joins the seeds. Nothing runs in the
@@ -225,6 +232,9 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		agentSeq:   make(map[string][2]uint64),
 		prevOwners: make(map[string]map[string]time.Time),
 		verdicts:   make(map[string]*verdictState),
+	}
+	if cfg.skew != 0 {
+		c.now = func() time.Time { return time.Now().Add(cfg.skew) }
 	}
 	c.m = newClusterMetrics(cfg.Metrics)
 	c.confirm = newConfirmer(c)
@@ -278,6 +288,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	c.ml = ml
+	c.localAddr = ml.LocalNode().Address() // before any goroutine can update it
 	c.wg.Add(3)
 	go c.recvLoop()
 	go c.assignLoop()
@@ -306,7 +317,7 @@ func splitHostPort(s string) (string, int, error) {
 // that starts before its peers waits for them (the rejoin loop retries).
 func (c *Cluster) join() {
 	seeds := make([]string, 0, len(c.cfg.Join))
-	self := c.ml.LocalNode().Address()
+	self := c.localAddr
 	for _, s := range c.cfg.Join {
 		if s != self && s != c.cfg.Bind {
 			seeds = append(seeds, s)
@@ -333,7 +344,7 @@ func (c *Cluster) Joined() bool {
 }
 
 // LocalAddr is the address other agents reach this one at.
-func (c *Cluster) LocalAddr() string { return c.ml.LocalNode().Address() }
+func (c *Cluster) LocalAddr() string { return c.localAddr }
 
 // Boot is this agent's boot id.
 func (c *Cluster) Boot() uint64 { return c.boot }
@@ -446,19 +457,11 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
-// refreshMembers folds memberlist's view of live nodes (alive, suspect) into
-// our member map, which also remembers dead and left nodes.
-func (c *Cluster) refreshMembers() {
-	nodes := c.ml.Members()
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, n := range nodes {
-		// Node.State is not kept current by memberlist (only its private
-		// nodeState is); Members() returns live nodes, so they are alive.
-		c.upsertMemberLocked(n, "alive", now)
-	}
-}
+// refreshMembers is a no-op kept as the one place to refresh the member
+// view. Members are tracked from memberlist's event callbacks only: those run
+// under memberlist's node lock, while the *Node pointers that Members()
+// returns are updated concurrently by memberlist (a data race to read).
+func (c *Cluster) refreshMembers() {}
 
 func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state string, now time.Time) *memberInfo {
 	meta, err := decodeMeta(n.Meta)
@@ -487,6 +490,9 @@ func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state string, now time.
 	}
 	m.Region = meta.Region
 	m.Addr = n.Address()
+	m.addr = memberlist.Address{Addr: m.Addr, Name: n.Name}
+	m.ip = append(net.IP(nil), n.Addr...)
+	m.port = n.Port
 	m.State = state
 	m.Version = meta.Version
 	m.Proto = int(meta.Proto)
@@ -630,14 +636,18 @@ func (c *Cluster) Report(o Observation) {
 	if changed {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
-	leader := c.leaderNodeLocked(o.Target)
+	var leader *memberInfo
+	if l := c.leaderNodeLocked(o.Target); l != nil {
+		cp := *l
+		leader = &cp
+	}
 	c.mu.Unlock()
 
 	if changed {
 		msg := encodeResult(&o)
 		c.broadcast("r/"+o.Target, msg)
-		if leader != nil && leader.Name != c.cfg.NodeName {
-			if err := c.ml.SendBestEffort(leader, msg); err != nil {
+		if leader != nil && !leader.Self {
+			if err := c.ml.SendToAddress(leader.addr, msg); err != nil {
 				c.m.sendErrors.Inc()
 			}
 		}
@@ -658,21 +668,13 @@ func (c *Cluster) storeLocked(o *Observation) {
 	byAgent[o.AgentID] = &cp
 }
 
-// leaderNodeLocked returns the memberlist node of the target's leader.
-func (c *Cluster) leaderNodeLocked(target string) *memberlist.Node {
+// leaderNodeLocked returns the member that leads target.
+func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
 	id := shard.Leader(target, c.liveMembersLocked())
 	if id == "" {
 		return nil
 	}
-	for _, n := range c.ml.Members() {
-		if n.Name == id {
-			return n
-		}
-		if m := c.members[n.Name]; m != nil && m.AgentID == id {
-			return n
-		}
-	}
-	return nil
+	return c.memberByAgentLocked(id)
 }
 
 // IsLeader reports whether this agent exports target's verdict.
@@ -879,9 +881,13 @@ func (c *Cluster) rejoin() {
 		return
 	}
 	alive := map[string]bool{}
-	for _, n := range c.ml.Members() {
-		alive[n.Address()] = true
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.State == "alive" {
+			alive[m.Addr] = true
+		}
 	}
+	c.mu.Unlock()
 	var missing []string
 	for _, s := range c.cfg.Join {
 		if !alive[s] && s != c.LocalAddr() && s != c.cfg.Bind {
@@ -977,9 +983,23 @@ func (c *Cluster) sayGoodbye() {
 	e.byte(msgBye)
 	e.byte(wireVersion)
 	e.str(c.cfg.NodeName)
-	for _, n := range c.ml.Members() {
+	for _, n := range c.liveNodes() {
 		if n.Name != c.cfg.NodeName {
 			_ = c.ml.SendReliable(n, e.b)
 		}
 	}
+}
+
+// liveNodes returns copies of the alive members as memberlist nodes, for
+// the send calls that want one (they read only the name and address).
+func (c *Cluster) liveNodes() map[string]*memberlist.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*memberlist.Node, len(c.members))
+	for name, m := range c.members {
+		if m.State == "alive" {
+			out[name] = &memberlist.Node{Name: name, Addr: m.ip, Port: m.port}
+		}
+	}
+	return out
 }

@@ -131,7 +131,7 @@ func (f *confirmer) request(target string) {
 		c.m.confirm["rate_limited"].Inc()
 		return
 	}
-	nodes := c.nodesByName()
+	nodes := c.liveNodes()
 	for i, p := range asks {
 		n := nodes[ids[i]]
 		if n == nil {
@@ -150,7 +150,7 @@ func (f *confirmer) request(target string) {
 // send tries UDP first (fast, usually enough); on a local send error it
 // falls back to a reliable TCP send from a bounded pool.
 func (f *confirmer) send(n *memberlist.Node, msg []byte) {
-	if err := f.c.ml.SendBestEffort(n, msg); err == nil {
+	if err := f.c.ml.SendToAddress(memberlist.Address{Addr: n.Address(), Name: n.Name}, msg); err == nil {
 		return
 	}
 	select {
@@ -166,21 +166,13 @@ func (f *confirmer) send(n *memberlist.Node, msg []byte) {
 	}
 }
 
-func (c *Cluster) nodesByName() map[string]*memberlist.Node {
-	out := map[string]*memberlist.Node{}
-	for _, n := range c.ml.Members() {
-		out[n.Name] = n
-	}
-	return out
-}
-
 // serve runs a confirmation for a peer, or answers BUSY at the cap. The
 // probe's result also flows through the agent's normal path (Report), so
 // the leader hears of it by gossip; the reply tells the requester directly.
 func (f *confirmer) serve(r confirmReq) {
 	c := f.c
 	reply := func(resp *confirmResp) {
-		if n := c.nodesByName()[r.From]; n != nil {
+		if n := c.liveNodes()[r.From]; n != nil {
 			f.send(n, encodeConfirmResp(resp))
 		}
 	}

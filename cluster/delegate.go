@@ -98,7 +98,11 @@ func (e *events) note(n *memberlist.Node, state, kind string) {
 	c := e.c
 	now := c.now()
 	c.mu.Lock()
-	m := c.upsertMemberLocked(n, state, now)
+	var m *memberInfo
+	if mi := c.upsertMemberLocked(n, state, now); mi != nil {
+		cp := *mi
+		m = &cp
+	}
 	c.mu.Unlock()
 	c.signalChange()
 	if kind != "" && m != nil && !m.Self {
