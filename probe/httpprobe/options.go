@@ -1,5 +1,36 @@
 // Package httpprobe probes HTTP/1.1, HTTP/2 and HTTP/3 endpoints with a fresh
 // connection per probe, timing each phase with net/http/httptrace.
+//
+// What a probe does, where a user could wonder:
+//
+//   - Every probe (and every redirect hop) opens a new connection, with a
+//     full TLS handshake and no session resumption: it measures what a new
+//     user sees. Nothing is pooled between probes.
+//   - Phases follow blackbox_exporter: resolve, connect (TCP), tls
+//     (handshake plus certificate verification), processing (connection
+//     ready to first response byte), transfer (first byte to end of body),
+//     summed over redirect hops; all five are always present. For HTTP/3,
+//     connect is opening the UDP socket, tls is the whole QUIC handshake,
+//     and processing ends when the response headers are decoded (quic-go
+//     reports no first-byte event).
+//   - Certificates are verified after the handshake, so an expired or
+//     untrusted certificate fails the probe (cert_expired, cert_invalid)
+//     while its chain and expiry are still reported.
+//   - http_version "auto" lets ALPN choose h2 or HTTP/1.1; "1.1" offers only
+//     http/1.1; "2" needs h2 over TLS (h2c is not supported) and fails with
+//     http_error when the server negotiates HTTP/1.1; "3" is HTTP/3 over
+//     QUIC (TLS 1.3) and needs an https URL.
+//   - A Host header probes a virtual host: it is sent as the request's host
+//     and, unless tls server_name is set, used as the TLS server name.
+//   - Redirects follow net/http's rules: 301/302/303 turn other methods into
+//     GET without body, 307/308 keep both; credentials (Authorization,
+//     Cookie) are only sent to the original host and its subdomains; a Host
+//     override survives only relative redirects.
+//   - Credentials in the URL act as basic auth and are removed from the URL;
+//     no secret appears in a Result.
+//   - The response is decompressed transparently when the probe's own
+//     Accept-Encoding (gzip) was used; content_length counts body bytes
+//     read after decompression, up to max_body_bytes+1.
 package httpprobe
 
 import "github.com/vantage-probe/vantage/probe"
@@ -26,7 +57,8 @@ type Options struct {
 	MaxRedirects    int   // default 10
 	MaxBodyBytes    int64 // default 1 MiB; a larger body fails with body_too_large
 
-	// HTTPVersion is "auto" (ALPN picks 2 or 1.1), "1.1", "2" or "3" (QUIC).
+	// HTTPVersion is "auto" (ALPN picks 2 or 1.1), "1.1", "2" (h2 over TLS
+	// only) or "3" (QUIC, https only). Empty means auto.
 	HTTPVersion string
 
 	BasicAuthUser, BasicAuthPassword string // password never appears in results

@@ -1,0 +1,411 @@
+package httpprobe
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/vantage-probe/vantage/probe"
+)
+
+// Defaults applied by New to zero-valued options.
+const (
+	// DefaultMaxRedirects matches net/http's client: enough for any sane
+	// chain, few enough that a loop fails fast.
+	DefaultMaxRedirects = 10
+	// DefaultMaxBodyBytes bounds what one probe reads: health endpoints are
+	// small, and a probe must not be turned into a download.
+	DefaultMaxBodyBytes = 1 << 20
+	// UserAgent is sent unless the headers set one, so that target owners
+	// can tell probes from users in their logs.
+	UserAgent = "Vantage-Probe/1.0"
+)
+
+// HTTP versions accepted by Options.HTTPVersion.
+const (
+	VersionAuto = "auto"
+	Version11   = "1.1"
+	Version2    = "2"
+	Version3    = "3"
+)
+
+// ErrInvalidOption is wrapped by every error New returns, so callers can
+// tell a bad configuration from other failures with errors.Is.
+var ErrInvalidOption = errors.New("invalid http probe option")
+
+// Prober probes one HTTP target. It is built once by New (URL parsed,
+// regexes compiled, TLS config and transport prepared) and is safe for
+// concurrent use: everything a probe changes lives in that probe's run.
+type Prober struct {
+	url        url.URL // userinfo removed (turned into basic auth)
+	urlString  string  // url.String(), the FinalURL when nothing redirects
+	hostport   string  // url host with the scheme's default port made explicit
+	hostHeader string  // Host header override ("" = from the URL)
+	method     string
+	body       string
+	header     http.Header // every request header, credentials included
+	// headerNoCreds is header without credentials and cookies, sent when a
+	// redirect leaves the original host (net/http's rule, so a token meant
+	// for one host is not handed to another).
+	headerNoCreds http.Header
+
+	validStatus  []int // nil: any 2xx
+	bodyMatch    []*regexp.Regexp
+	bodyNoMatch  []*regexp.Regexp
+	headerMatch  []headerCheck // fail_if_header_not_matches
+	headerFail   []headerCheck // fail_if_header_matches
+	failIfSSL    bool
+	failIfNotSSL bool
+	follow       bool
+	maxRedirects int
+	maxBody      int64
+	version      string
+
+	net    probe.Net
+	dialer *net.Dialer
+
+	// tlsConf is the dial-side config: InsecureSkipVerify is always set,
+	// because verification happens after the handshake (verifyTLS) so
+	// that an expired or unknown certificate still yields TLS facts.
+	tlsConf    *tls.Config
+	roots      *x509.CertPool // nil: system roots
+	skipVerify bool           // the operator's insecure_skip_verify
+	serverName string         // o.TLS.ServerName, "" when not forced
+
+	// tr serves HTTP/1.1 and HTTP/2: each hop asks it for a brand new
+	// connection with NewClientConn, never a pooled one.
+	tr *http.Transport
+	// h3 builds HTTP/3 client connections on QUIC connections this package
+	// dials itself; it owns no socket and is never closed.
+	h3       *http3.Transport
+	quicConf *quic.Config
+
+	bufs sync.Pool // *bytes.Buffer for bodies that regexes must see
+}
+
+type headerCheck struct {
+	name         string // canonical header name
+	re           *regexp.Regexp
+	allowMissing bool
+}
+
+var _ probe.Prober = (*Prober)(nil)
+
+// New validates o, compiles its regexes and prepares its TLS config and
+// transport once, so that a probe does none of that work. Every problem is
+// reported (errors.Join), each naming the option by its TOML key with the
+// value quoted, e.g. `body_regex "(": error parsing regexp: ...`.
+func New(o Options) (*Prober, error) {
+	p := &Prober{
+		method:       o.Method,
+		body:         o.Body,
+		failIfSSL:    o.FailIfSSL,
+		failIfNotSSL: o.FailIfNotSSL,
+		follow:       o.FollowRedirects,
+		maxRedirects: o.MaxRedirects,
+		maxBody:      o.MaxBodyBytes,
+		version:      o.HTTPVersion,
+		net:          o.Net,
+		skipVerify:   o.TLS.InsecureSkipVerify,
+		serverName:   o.TLS.ServerName,
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format+": %w", append(args, ErrInvalidOption)...))
+	}
+
+	// URL.
+	u, err := url.Parse(o.URL)
+	switch {
+	case o.URL == "":
+		bad("url: missing")
+	case err != nil:
+		bad("url %q: %v", o.URL, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		bad("url %q: scheme must be http or https", o.URL)
+	case u.Hostname() == "":
+		bad("url %q: no host", o.URL)
+	default:
+		p.url = *u
+	}
+	var urlUser, urlPass string
+	if p.url.User != nil {
+		// Credentials in the URL work as in net/http (basic auth), but are
+		// removed from the URL so that FinalURL never shows them.
+		urlUser = p.url.User.Username()
+		urlPass, _ = p.url.User.Password()
+		p.url.User = nil
+	}
+	if p.url.Host != "" {
+		p.urlString = p.url.String()
+		p.hostport = hostPort(&p.url)
+	}
+
+	// Method.
+	if p.method == "" {
+		p.method = http.MethodGet
+	} else if !isToken(p.method) {
+		bad("method %q: not a valid HTTP method", o.Method)
+	}
+
+	// HTTP version.
+	switch p.version {
+	case "", VersionAuto:
+		p.version = VersionAuto
+	case Version11, Version2, Version3:
+	default:
+		bad("http_version %q: must be auto, 1.1, 2 or 3", o.HTTPVersion)
+	}
+	if p.url.Scheme == "http" {
+		switch p.version {
+		case Version2:
+			bad("http_version %q: HTTP/2 is probed over TLS only (h2c is not supported); use an https url", o.HTTPVersion)
+		case Version3:
+			bad("http_version %q: HTTP/3 needs an https url", o.HTTPVersion)
+		}
+	}
+
+	// Status codes and limits.
+	for _, c := range o.ValidStatus {
+		if c < 100 || c > 599 {
+			bad("valid_status %d: not an HTTP status code (100-599)", c)
+		}
+	}
+	if len(o.ValidStatus) > 0 {
+		p.validStatus = append([]int(nil), o.ValidStatus...)
+	}
+	switch {
+	case p.maxRedirects < 0:
+		bad("max_redirects %d: must not be negative", o.MaxRedirects)
+	case p.maxRedirects == 0:
+		p.maxRedirects = DefaultMaxRedirects
+	}
+	switch {
+	case p.maxBody < 0:
+		bad("max_body_bytes %d: must not be negative", o.MaxBodyBytes)
+	case p.maxBody == 0:
+		p.maxBody = DefaultMaxBodyBytes
+	}
+	if o.FailIfSSL && o.FailIfNotSSL {
+		bad("fail_if_ssl and fail_if_not_ssl: both set, no response can pass")
+	}
+
+	// Regexes, compiled once.
+	for _, s := range o.FailIfBodyNotMatches {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			bad("body_regex %q: %v", s, err)
+			continue
+		}
+		p.bodyMatch = append(p.bodyMatch, re)
+	}
+	for _, s := range o.FailIfBodyMatches {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			bad("fail_if_body_matches %q: %v", s, err)
+			continue
+		}
+		p.bodyNoMatch = append(p.bodyNoMatch, re)
+	}
+	compileHeaders := func(key string, in []HeaderMatch) []headerCheck {
+		var out []headerCheck
+		for _, m := range in {
+			if !isToken(m.Header) {
+				bad("%s header %q: not a valid header name", key, m.Header)
+				continue
+			}
+			re, err := regexp.Compile(m.Regex)
+			if err != nil {
+				bad("%s regex %q (header %q): %v", key, m.Regex, m.Header, err)
+				continue
+			}
+			out = append(out, headerCheck{name: textproto.CanonicalMIMEHeaderKey(m.Header), re: re, allowMissing: m.AllowMissing})
+		}
+		return out
+	}
+	p.headerMatch = compileHeaders("fail_if_header_not_matches", o.FailIfHeaderNotMatches)
+	p.headerFail = compileHeaders("fail_if_header_matches", o.FailIfHeaderMatches)
+
+	// Request headers, built once and shared read-only by every probe.
+	p.header = make(http.Header, len(o.Headers)+2)
+	for k, v := range o.Headers {
+		switch {
+		case !isToken(k):
+			bad("headers %q: not a valid header name", k)
+			continue
+		case !validHeaderValue(v):
+			bad("headers %q: value contains a control character", k)
+			continue
+		}
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if ck == "Host" {
+			p.hostHeader = v
+			continue
+		}
+		p.header[ck] = []string{v}
+	}
+	if p.header.Get("User-Agent") == "" {
+		p.header.Set("User-Agent", UserAgent)
+	}
+	user, pass := o.BasicAuthUser, o.BasicAuthPassword
+	if user == "" && pass == "" {
+		user, pass = urlUser, urlPass
+	}
+	switch {
+	case (user != "" || pass != "") && o.BearerToken != "":
+		bad("bearer_token: cannot be combined with basic_auth_user/basic_auth_password")
+	case (user != "" || pass != "" || o.BearerToken != "") && p.header.Get("Authorization") != "":
+		bad("headers \"Authorization\": conflicts with basic auth or bearer_token")
+	case user != "" || pass != "":
+		p.header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	case o.BearerToken != "":
+		if !validHeaderValue(o.BearerToken) {
+			bad("bearer_token: contains a control character") // the value is a secret: not quoted
+		}
+		p.header.Set("Authorization", "Bearer "+o.BearerToken)
+	}
+	p.headerNoCreds = p.header.Clone()
+	for _, k := range []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization"} {
+		delete(p.headerNoCreds, k)
+	}
+
+	// Network.
+	switch o.Net.IPProtocol {
+	case probe.IPAuto, probe.IPv4, probe.IPv6:
+	default:
+		bad("ip_protocol %q: must be ip4 or ip6", string(o.Net.IPProtocol))
+	}
+	if ip, err := netip.ParseAddr(p.url.Hostname()); err == nil {
+		if (o.Net.IPProtocol == probe.IPv4 && !ip.Unmap().Is4()) || (o.Net.IPProtocol == probe.IPv6 && ip.Unmap().Is4()) {
+			bad("ip_protocol %q: the url's host %q is not of that family", string(o.Net.IPProtocol), ip.String())
+		}
+	}
+	if sip := o.Net.SourceIP; sip.IsValid() {
+		if (o.Net.IPProtocol == probe.IPv4 && !sip.Unmap().Is4()) || (o.Net.IPProtocol == probe.IPv6 && sip.Unmap().Is4()) {
+			bad("source_ip %q: not of ip_protocol %q", sip.String(), string(o.Net.IPProtocol))
+		}
+	}
+	p.dialer = o.Net.Dialer("tcp")
+
+	// TLS, prepared once: every probe shares this config read-only.
+	if p.version == Version3 && o.TLS.MinVersion != 0 && o.TLS.MinVersion < tls.VersionTLS13 {
+		// QUIC is TLS 1.3 only; a lower minimum is simply irrelevant.
+		o.TLS.MinVersion = tls.VersionTLS13
+	}
+	var alpn []string
+	switch p.version {
+	case VersionAuto, Version2:
+		// "2" offers http/1.1 too, so that an HTTP/1.1-only server completes
+		// the handshake (and shows its certificate) before the probe fails
+		// with http_error for not speaking h2.
+		alpn = []string{"h2", "http/1.1"}
+	case Version11:
+		alpn = []string{"http/1.1"}
+	case Version3:
+		alpn = []string{http3.NextProtoH3}
+	}
+	first := p.url.Hostname()
+	if p.hostHeader != "" {
+		first = hostOnly(p.hostHeader)
+	}
+	conf, err := o.TLS.Config(first, alpn...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", err, ErrInvalidOption))
+	} else {
+		p.roots = conf.RootCAs
+		conf.InsecureSkipVerify = true //nolint:gosec // verified by verifyTLS after the handshake
+		if p.version == Version3 {
+			conf.MinVersion = tls.VersionTLS13
+		}
+		p.tlsConf = conf
+	}
+
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	// HTTP/1.1 and HTTP/2: one transport per prober. NewClientConn always
+	// dials (through dialPlain/dialTLS, which time each step and keep the
+	// facts) and never pools, so every probe still sees a fresh connection.
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(p.version == VersionAuto || p.version == Version2)
+	p.tr = &http.Transport{
+		Proxy:             nil, // a probe measures the target, not a proxy from the environment
+		DialContext:       p.dialPlain,
+		DialTLSContext:    p.dialTLS,
+		DisableKeepAlives: true,
+		Protocols:         &protos,
+	}
+	if p.version == Version3 {
+		p.h3 = &http3.Transport{}
+		p.quicConf = &quic.Config{
+			// The probe's context bounds the handshake; quic-go's own 5 s
+			// default would cut a longer configured timeout short.
+			HandshakeIdleTimeout: time.Hour,
+		}
+	}
+	return p, nil
+}
+
+// hostPort returns u's host with the scheme's default port made explicit.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// hostOnly strips an optional port (and IPv6 brackets) from a Host value.
+func hostOnly(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// isToken reports whether s is an RFC 9110 token (method, header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue rejects control characters other than horizontal tab,
+// which would let a value split the request.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,909 @@
+package httpprobe
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/probetest"
+)
+
+// probeTimeout bounds probes that are expected to complete: generous, so a
+// loaded 2-core machine does not turn a success into a timeout.
+const probeTimeout = 10 * time.Second
+
+// pki is a test CA, its CA file and a valid leaf for 127.0.0.1 and localhost.
+type pki struct {
+	ca     *probetest.CA
+	caFile string
+	leaf   tls.Certificate
+}
+
+func newPKI(t testing.TB) *pki {
+	t.Helper()
+	ca, err := probetest.NewCA("Vantage test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteCAFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pki{ca: ca, caFile: caFile, leaf: leafFor(t, ca, probetest.Days(365), "127.0.0.1", "localhost")}
+}
+
+func leafFor(t testing.TB, ca *probetest.CA, notAfter time.Time, names ...string) tls.Certificate {
+	t.Helper()
+	c, err := ca.Leaf(notAfter, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustNew(t testing.TB, o Options) *Prober {
+	t.Helper()
+	p, err := New(o)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", o, err)
+	}
+	return p
+}
+
+func probeOnce(t testing.TB, o Options) probe.Result {
+	t.Helper()
+	return runWithin(t, mustNew(t, o), probeTimeout)
+}
+
+func runWithin(t testing.TB, p *Prober, timeout time.Duration) probe.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return p.Probe(ctx)
+}
+
+func wantOK(t *testing.T, r probe.Result) {
+	t.Helper()
+	if !r.OK || r.Reason != probe.ReasonNone {
+		t.Fatalf("probe failed: reason %q, message %q", r.Reason, r.Message)
+	}
+}
+
+func wantReason(t *testing.T, r probe.Result, want probe.Reason) {
+	t.Helper()
+	if r.OK || r.Reason != want {
+		t.Fatalf("got ok=%v reason %q (message %q), want reason %q", r.OK, r.Reason, r.Message, want)
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	p := mustNew(t, Options{URL: "http://127.0.0.1:1/x"})
+	if p.method != http.MethodGet || p.maxRedirects != DefaultMaxRedirects || p.maxBody != DefaultMaxBodyBytes || p.version != VersionAuto {
+		t.Errorf("defaults: method %q max_redirects %d max_body_bytes %d http_version %q", p.method, p.maxRedirects, p.maxBody, p.version)
+	}
+	for _, c := range []int{200, 204, 299} {
+		if !p.statusOK(c) {
+			t.Errorf("default valid_status rejects %d", c)
+		}
+	}
+	for _, c := range []int{199, 301, 404, 500} {
+		if p.statusOK(c) {
+			t.Errorf("default valid_status accepts %d", c)
+		}
+	}
+	if got := p.header.Get("User-Agent"); got != UserAgent {
+		t.Errorf("User-Agent %q, want %q", got, UserAgent)
+	}
+	if p.hostport != "127.0.0.1:1" {
+		t.Errorf("hostport %q", p.hostport)
+	}
+	if p := mustNew(t, Options{URL: "https://example.com/"}); p.hostport != "example.com:443" || p.tlsConf.ServerName != "example.com" {
+		t.Errorf("https default port/server name: %q %q", p.hostport, p.tlsConf.ServerName)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	base := func(mod func(*Options)) Options {
+		o := Options{URL: "https://example.com/"}
+		mod(&o)
+		return o
+	}
+	cases := []struct {
+		name string
+		o    Options
+		want []string // substrings of the error
+	}{
+		{"no url", base(func(o *Options) { o.URL = "" }), []string{"url: missing"}},
+		{"bad scheme", base(func(o *Options) { o.URL = "ftp://example.com/" }), []string{`url "ftp://example.com/"`, "scheme"}},
+		{"no host", base(func(o *Options) { o.URL = "http:///path" }), []string{`url "http:///path"`, "no host"}},
+		{"unparsable url", base(func(o *Options) { o.URL = "http://[::1" }), []string{`url "http://[::1"`}},
+		{"method", base(func(o *Options) { o.Method = "GE T" }), []string{`method "GE T"`}},
+		{"body regex", base(func(o *Options) { o.FailIfBodyNotMatches = []string{"ok", "("} }), []string{`body_regex "("`}},
+		{"fail body regex", base(func(o *Options) { o.FailIfBodyMatches = []string{"[z-a]"} }), []string{`fail_if_body_matches "[z-a]"`}},
+		{"header regex", base(func(o *Options) {
+			o.FailIfHeaderNotMatches = []HeaderMatch{{Header: "X-A", Regex: "("}}
+		}), []string{`fail_if_header_not_matches regex "("`}},
+		{"header name", base(func(o *Options) {
+			o.FailIfHeaderMatches = []HeaderMatch{{Header: "X A", Regex: "."}}
+		}), []string{`fail_if_header_matches header "X A"`}},
+		{"status", base(func(o *Options) { o.ValidStatus = []int{200, 42} }), []string{"valid_status 42"}},
+		{"version", base(func(o *Options) { o.HTTPVersion = "1.0" }), []string{`http_version "1.0"`}},
+		{"h3 needs https", base(func(o *Options) { o.URL = "http://example.com/"; o.HTTPVersion = "3" }), []string{`http_version "3"`, "https"}},
+		{"no h2c", base(func(o *Options) { o.URL = "http://example.com/"; o.HTTPVersion = "2" }), []string{`http_version "2"`, "h2c"}},
+		{"redirects", base(func(o *Options) { o.MaxRedirects = -1 }), []string{"max_redirects -1"}},
+		{"body bytes", base(func(o *Options) { o.MaxBodyBytes = -5 }), []string{"max_body_bytes -5"}},
+		{"ssl both", base(func(o *Options) { o.FailIfSSL, o.FailIfNotSSL = true, true }), []string{"fail_if_ssl and fail_if_not_ssl"}},
+		{"ca file", base(func(o *Options) { o.TLS.CAFile = "/nonexistent/ca.pem" }), []string{"ca_file"}},
+		{"header name in headers", base(func(o *Options) { o.Headers = map[string]string{"Bad Name": "x"} }), []string{`headers "Bad Name"`}},
+		{"header value", base(func(o *Options) { o.Headers = map[string]string{"X-A": "a\r\nb"} }), []string{`headers "X-A"`}},
+		{"auth twice", base(func(o *Options) { o.BasicAuthUser, o.BearerToken = "u", "t" }), []string{"bearer_token"}},
+		{"ip protocol", base(func(o *Options) { o.Net.IPProtocol = "ip5" }), []string{`ip_protocol "ip5"`}},
+		{"family", base(func(o *Options) { o.URL = "http://127.0.0.1/"; o.Net.IPProtocol = probe.IPv6 }), []string{`ip_protocol "ip6"`, `"127.0.0.1"`}},
+		{"source family", base(func(o *Options) {
+			o.Net.IPProtocol = probe.IPv6
+			o.Net.SourceIP = netip.MustParseAddr("127.0.0.1")
+		}), []string{`source_ip "127.0.0.1"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := New(c.o)
+			if err == nil {
+				t.Fatalf("New accepted %+v", c.o)
+			}
+			if p != nil {
+				t.Errorf("New returned a prober with an error")
+			}
+			if !errors.Is(err, ErrInvalidOption) {
+				t.Errorf("error %v does not wrap ErrInvalidOption", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	_, err := New(Options{URL: "gopher://x/", Method: "A B", ValidStatus: []int{7}, FailIfBodyMatches: []string{"("}})
+	if err == nil {
+		t.Fatal("New accepted bad options")
+	}
+	for _, w := range []string{"url", "method", "valid_status", "fail_if_body_matches"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %s", err, w)
+		}
+	}
+}
+
+func TestNewKeepsSecretsOutOfErrors(t *testing.T) {
+	_, err := New(Options{URL: "https://example.com/", BearerToken: "s3cret\n"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error %v: want a rejection that does not quote the token", err)
+	}
+}
+
+func TestHTTP11(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, "hello, probe"))
+	r := probeOnce(t, Options{URL: srv.URL + "/health"})
+	wantOK(t, r)
+	h := r.HTTP
+	if h == nil || h.StatusCode != 200 || h.Version != "1.1" || h.ContentLength != int64(len("hello, probe")) || h.Redirects != 0 || h.FinalURL != srv.URL+"/health" {
+		t.Fatalf("HTTP facts %+v", h)
+	}
+	if r.TLS != nil {
+		t.Errorf("TLS facts for plain http: %+v", r.TLS)
+	}
+	if r.RemoteAddr != srv.Addr {
+		t.Errorf("RemoteAddr %q, want %q", r.RemoteAddr, srv.Addr)
+	}
+	if len(r.Phases) != 5 {
+		t.Fatalf("phases %+v", r.Phases)
+	}
+	for _, name := range []string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer} {
+		if d := r.Phase(name); d < 0 || d > r.Duration {
+			t.Errorf("phase %s = %v outside [0, %v]", name, d, r.Duration)
+		}
+	}
+	if r.Phase(probe.PhaseConnect) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {
+		t.Errorf("connect and processing must be measured: %+v", r.Phases)
+	}
+	if r.Phase(probe.PhaseTLS) != 0 || r.Phase(probe.PhaseResolve) != 0 {
+		t.Errorf("no TLS and no resolution (IP literal) expected: %+v", r.Phases)
+	}
+	if r.At.IsZero() || r.Duration <= 0 {
+		t.Errorf("At %v Duration %v", r.At, r.Duration)
+	}
+}
+
+func TestRequestShape(t *testing.T) {
+	var mu sync.Mutex
+	var got *http.Request
+	var gotBody string
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, gotBody = r, string(b)
+		mu.Unlock()
+	}))
+	r := probeOnce(t, Options{
+		URL:     srv.URL + "/submit?q=1",
+		Method:  "POST",
+		Body:    `{"ping":true}`,
+		Headers: map[string]string{"host": "vhost.example", "X-Probe": "vantage", "Content-Type": "application/json"},
+	})
+	wantOK(t, r)
+	mu.Lock()
+	defer mu.Unlock()
+	if got.Method != "POST" || got.Host != "vhost.example" || got.URL.RequestURI() != "/submit?q=1" {
+		t.Errorf("method %q host %q uri %q", got.Method, got.Host, got.URL.RequestURI())
+	}
+	if got.Header.Get("X-Probe") != "vantage" || got.Header.Get("Content-Type") != "application/json" || got.Header.Get("User-Agent") != UserAgent {
+		t.Errorf("headers %v", got.Header)
+	}
+	if gotBody != `{"ping":true}` || got.ContentLength != int64(len(gotBody)) {
+		t.Errorf("body %q (content-length %d)", gotBody, got.ContentLength)
+	}
+	if !got.Close {
+		t.Errorf("request did not ask to close the connection (fresh connection per probe)")
+	}
+}
+
+func TestAuth(t *testing.T) {
+	const user, pass, token = "probe", "pa55-w0rd", "t0ken-xyz"
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); ok && u == user && p == pass {
+			return
+		}
+		if r.Header.Get("Authorization") == "Bearer "+token {
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	wantOK(t, probeOnce(t, Options{URL: srv.URL, BasicAuthUser: user, BasicAuthPassword: pass}))
+	wantOK(t, probeOnce(t, Options{URL: srv.URL, BearerToken: token}))
+	// Credentials in the URL act as basic auth and never show up in facts.
+	r := probeOnce(t, Options{URL: strings.Replace(srv.URL, "http://", "http://"+user+":"+pass+"@", 1)})
+	wantOK(t, r)
+	if strings.Contains(r.HTTP.FinalURL, pass) {
+		t.Errorf("FinalURL %q shows the password", r.HTTP.FinalURL)
+	}
+	for _, o := range []Options{
+		{URL: srv.URL, BasicAuthUser: user, BasicAuthPassword: "wrong-" + pass},
+		{URL: srv.URL, BearerToken: "wrong-" + token},
+	} {
+		r := probeOnce(t, o)
+		wantReason(t, r, probe.ReasonStatusMismatch)
+		if strings.Contains(r.Message, pass) || strings.Contains(r.Message, token) {
+			t.Errorf("message %q contains a secret", r.Message)
+		}
+	}
+}
+
+func TestStatusChecks(t *testing.T) {
+	srv404 := probetest.NewHTTPServer(t, probetest.HTTPRespond(404, "nope"))
+	r := probeOnce(t, Options{URL: srv404.URL})
+	wantReason(t, r, probe.ReasonStatusMismatch)
+	if r.HTTP == nil || r.HTTP.StatusCode != 404 || !strings.Contains(r.Message, "404") {
+		t.Errorf("facts %+v message %q", r.HTTP, r.Message)
+	}
+	wantOK(t, probeOnce(t, Options{URL: srv404.URL, ValidStatus: []int{404, 410}}))
+	srv200 := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, "ok"))
+	wantReason(t, probeOnce(t, Options{URL: srv200.URL, ValidStatus: []int{204}}), probe.ReasonStatusMismatch)
+}
+
+func TestBodyChecks(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, `{"status":"ok","db":"up"}`))
+	cases := []struct {
+		name   string
+		match  []string
+		fail   []string
+		reason probe.Reason
+	}{
+		{"all match", []string{`"status":"ok"`, `db":"up`}, nil, probe.ReasonNone},
+		{"one misses", []string{`"status":"ok"`, `degraded`}, nil, probe.ReasonBodyMismatch},
+		{"fail regex absent", nil, []string{`"db":"down"`}, probe.ReasonNone},
+		{"fail regex present", nil, []string{`"db":"up"`}, probe.ReasonBodyMismatch},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := probeOnce(t, Options{URL: srv.URL, FailIfBodyNotMatches: c.match, FailIfBodyMatches: c.fail})
+			if c.reason == probe.ReasonNone {
+				wantOK(t, r)
+			} else {
+				wantReason(t, r, c.reason)
+			}
+			if r.HTTP == nil || r.HTTP.ContentLength != 25 {
+				t.Errorf("facts %+v", r.HTTP)
+			}
+		})
+	}
+}
+
+func TestHeaderChecks(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, "ok", "X-Version", "v2.3", "X-Version", "canary", "Cache-Control", "no-store"))
+	cases := []struct {
+		name   string
+		match  []HeaderMatch
+		fail   []HeaderMatch
+		reason probe.Reason
+	}{
+		{"any value matches", []HeaderMatch{{Header: "x-version", Regex: `^canary$`}}, nil, probe.ReasonNone},
+		{"no value matches", []HeaderMatch{{Header: "X-Version", Regex: `^v3`}}, nil, probe.ReasonHeaderMismatch},
+		{"missing", []HeaderMatch{{Header: "X-Absent", Regex: `.`}}, nil, probe.ReasonHeaderMismatch},
+		{"missing allowed", []HeaderMatch{{Header: "X-Absent", Regex: `.`, AllowMissing: true}}, nil, probe.ReasonNone},
+		{"fail matches", nil, []HeaderMatch{{Header: "Cache-Control", Regex: `no-store`}}, probe.ReasonHeaderMismatch},
+		{"fail does not match", nil, []HeaderMatch{{Header: "Cache-Control", Regex: `private`}}, probe.ReasonNone},
+		{"fail missing allowed", nil, []HeaderMatch{{Header: "Set-Cookie", Regex: `.`, AllowMissing: true}}, probe.ReasonNone},
+		{"fail missing", nil, []HeaderMatch{{Header: "Set-Cookie", Regex: `.`}}, probe.ReasonHeaderMismatch},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := probeOnce(t, Options{URL: srv.URL, FailIfHeaderNotMatches: c.match, FailIfHeaderMatches: c.fail})
+			if c.reason == probe.ReasonNone {
+				wantOK(t, r)
+			} else {
+				wantReason(t, r, c.reason)
+			}
+		})
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int64(100)
+		if r.URL.Path == "/big" {
+			n = 101
+		}
+		if r.URL.Path == "/huge" {
+			n = 3 << 20
+		}
+		probetest.HTTPLargeBody(n).ServeHTTP(w, r)
+	}))
+	r := probeOnce(t, Options{URL: srv.URL + "/exact", MaxBodyBytes: 100})
+	wantOK(t, r)
+	if r.HTTP.ContentLength != 100 {
+		t.Errorf("content length %d", r.HTTP.ContentLength)
+	}
+	wantReason(t, probeOnce(t, Options{URL: srv.URL + "/big", MaxBodyBytes: 100}), probe.ReasonBodyTooLarge)
+	// The default limit (1 MiB), with and without a body regex (buffered or
+	// discarded), stops reading just past the limit.
+	for _, re := range [][]string{nil, {"x"}} {
+		r := probeOnce(t, Options{URL: srv.URL + "/huge", FailIfBodyNotMatches: re})
+		wantReason(t, r, probe.ReasonBodyTooLarge)
+		if r.HTTP.ContentLength != DefaultMaxBodyBytes+1 {
+			t.Errorf("read %d bytes, want the limit plus one", r.HTTP.ContentLength)
+		}
+	}
+}
+
+func TestHTTPSVersions(t *testing.T) {
+	k := newPKI(t)
+	h2 := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	h1 := probetest.NewHTTPS1Server(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	cases := []struct {
+		srv     *probetest.HTTPServer
+		version string
+		want    string       // HTTP version of the response
+		reason  probe.Reason // when it must fail
+	}{
+		{h2, "", "2", ""},
+		{h2, "auto", "2", ""},
+		{h2, "1.1", "1.1", ""},
+		{h2, "2", "2", ""},
+		{h1, "auto", "1.1", ""},
+		{h1, "1.1", "1.1", ""},
+		{h1, "2", "", probe.ReasonHTTPError},
+	}
+	for _, c := range cases {
+		name := "h2-server"
+		if c.srv == h1 {
+			name = "h1-server"
+		}
+		t.Run(name+"/"+c.version, func(t *testing.T) {
+			r := probeOnce(t, Options{URL: c.srv.URL + "/", HTTPVersion: c.version, TLS: probe.TLSOptions{CAFile: k.caFile}})
+			if c.reason != "" {
+				wantReason(t, r, c.reason)
+				if !strings.Contains(r.Message, "h2") {
+					t.Errorf("message %q does not say h2 was missing", r.Message)
+				}
+				if r.TLS == nil || !r.TLS.Verified {
+					t.Errorf("TLS facts must be reported even when the version is wrong: %+v", r.TLS)
+				}
+				return
+			}
+			wantOK(t, r)
+			if r.HTTP.Version != c.want {
+				t.Errorf("version %q, want %q", r.HTTP.Version, c.want)
+			}
+			if r.TLS == nil || !r.TLS.Verified || r.TLS.Version != "TLS 1.3" || r.TLS.ServerName != "127.0.0.1" || len(r.TLS.Chain) != 2 {
+				t.Fatalf("TLS facts %+v", r.TLS)
+			}
+			if r.Phase(probe.PhaseTLS) <= 0 || r.Phase(probe.PhaseConnect) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {
+				t.Errorf("phases %+v", r.Phases)
+			}
+		})
+	}
+}
+
+func TestHTTP3(t *testing.T) {
+	k := newPKI(t)
+	srv := probetest.NewHTTP3Server(t, probetest.HTTPEcho(), k.leaf)
+	r := probeOnce(t, Options{URL: srv.URL + "/h3", HTTPVersion: "3", TLS: probe.TLSOptions{CAFile: k.caFile},
+		Method: "PUT", Body: "payload-over-quic", FailIfBodyNotMatches: []string{`(?m)^method: PUT$`, `(?m)^proto: HTTP/3`, `payload-over-quic$`}})
+	wantOK(t, r)
+	if r.HTTP.Version != "3" || r.HTTP.StatusCode != 200 || r.HTTP.ContentLength == 0 {
+		t.Errorf("HTTP facts %+v", r.HTTP)
+	}
+	if r.TLS == nil || !r.TLS.Verified || r.TLS.Version != "TLS 1.3" {
+		t.Errorf("TLS facts %+v", r.TLS)
+	}
+	if r.RemoteAddr != srv.Addr {
+		t.Errorf("RemoteAddr %q, want %q", r.RemoteAddr, srv.Addr)
+	}
+	if r.Phase(probe.PhaseTLS) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {
+		t.Errorf("phases %+v", r.Phases)
+	}
+	if r := probeOnce(t, Options{URL: srv.URL, HTTPVersion: "3", TLS: probe.TLSOptions{CAFile: k.caFile}, FailIfSSL: true}); r.Reason != probe.ReasonHTTPError {
+		t.Errorf("fail_if_ssl over HTTP/3: reason %q", r.Reason)
+	}
+}
+
+func TestCertificates(t *testing.T) {
+	k := newPKI(t)
+	other, err := probetest.NewCA("Someone else's CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name     string
+		cert     tls.Certificate
+		insecure bool
+		reason   probe.Reason
+		verified bool
+	}{
+		{"valid 1y", leafFor(t, k.ca, probetest.Days(365), "127.0.0.1"), false, "", true},
+		{"expiring in 5 days", leafFor(t, k.ca, probetest.Days(5), "127.0.0.1"), false, "", true},
+		{"expired", leafFor(t, k.ca, probetest.Days(-2), "127.0.0.1"), false, probe.ReasonCertExpired, false},
+		{"wrong host", leafFor(t, k.ca, probetest.Days(365), "www.example.com"), false, probe.ReasonCertInvalid, false},
+		{"unknown CA", leafFor(t, other, probetest.Days(365), "127.0.0.1"), false, probe.ReasonCertInvalid, false},
+		{"unknown CA, insecure", leafFor(t, other, probetest.Days(365), "127.0.0.1"), true, "", false},
+		{"expired, insecure", leafFor(t, k.ca, probetest.Days(-2), "127.0.0.1"), true, "", false},
+	}
+	for _, c := range cases {
+		for _, version := range []string{"auto", "3"} {
+			t.Run(c.name+"/"+version, func(t *testing.T) {
+				var url string
+				if version == "3" {
+					url = probetest.NewHTTP3Server(t, probetest.HTTPRespond(200, "ok"), c.cert).URL
+				} else {
+					url = probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), c.cert).URL
+				}
+				r := probeOnce(t, Options{URL: url, HTTPVersion: version, TLS: probe.TLSOptions{CAFile: k.caFile, InsecureSkipVerify: c.insecure}})
+				if c.reason == "" {
+					wantOK(t, r)
+				} else {
+					wantReason(t, r, c.reason)
+					if r.HTTP != nil {
+						t.Errorf("a request was sent over an unverified connection: %+v", r.HTTP)
+					}
+				}
+				f := r.TLS
+				if f == nil {
+					t.Fatal("no TLS facts")
+				}
+				if f.Verified != c.verified {
+					t.Errorf("verified %v, want %v", f.Verified, c.verified)
+				}
+				leaf := c.cert.Leaf
+				if !f.EarliestExpiry.Equal(leaf.NotAfter) || len(f.Chain) != 2 || f.Chain[0].Subject != leaf.Subject.String() || f.Chain[0].SHA256 == "" {
+					t.Errorf("facts %+v do not describe the presented leaf (NotAfter %v)", f, leaf.NotAfter)
+				}
+				if c.verified != !f.LastChainExpiry.IsZero() {
+					t.Errorf("LastChainExpiry %v with verified=%v", f.LastChainExpiry, c.verified)
+				}
+				if c.verified && !f.LastChainExpiry.Equal(leaf.NotAfter) {
+					t.Errorf("LastChainExpiry %v, want the leaf's %v", f.LastChainExpiry, leaf.NotAfter)
+				}
+			})
+		}
+	}
+}
+
+func TestServerNameOverride(t *testing.T) {
+	k := newPKI(t)
+	cert := leafFor(t, k.ca, probetest.Days(30), "api.internal.test")
+	var mu sync.Mutex
+	var sni string
+	srv := probetest.NewHTTPSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sni = r.TLS.ServerName
+		mu.Unlock()
+	}), cert)
+	// Probing an address for a name: server_name, or the Host header.
+	for _, o := range []Options{
+		{URL: srv.URL, TLS: probe.TLSOptions{CAFile: k.caFile, ServerName: "api.internal.test"}},
+		{URL: srv.URL, TLS: probe.TLSOptions{CAFile: k.caFile}, Headers: map[string]string{"Host": "api.internal.test:443"}},
+	} {
+		r := probeOnce(t, o)
+		wantOK(t, r)
+		mu.Lock()
+		got := sni
+		mu.Unlock()
+		if got != "api.internal.test" || r.TLS.ServerName != "api.internal.test" {
+			t.Errorf("SNI %q, facts server name %q", got, r.TLS.ServerName)
+		}
+	}
+	wantReason(t, probeOnce(t, Options{URL: srv.URL, TLS: probe.TLSOptions{CAFile: k.caFile}}), probe.ReasonCertInvalid)
+}
+
+func TestSSLChecks(t *testing.T) {
+	k := newPKI(t)
+	plain := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, "ok"))
+	tlsSrv := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	ca := probe.TLSOptions{CAFile: k.caFile}
+	wantReason(t, probeOnce(t, Options{URL: plain.URL, FailIfNotSSL: true}), probe.ReasonHTTPError)
+	wantOK(t, probeOnce(t, Options{URL: plain.URL, FailIfSSL: true}))
+	wantReason(t, probeOnce(t, Options{URL: tlsSrv.URL, FailIfSSL: true, TLS: ca}), probe.ReasonHTTPError)
+	wantOK(t, probeOnce(t, Options{URL: tlsSrv.URL, FailIfNotSSL: true, TLS: ca}))
+	// The check is on the final response: https redirected to plain http.
+	up := probetest.NewHTTPSServer(t, probetest.HTTPRedirectTo(http.StatusMovedPermanently, plain.URL+"/"), k.leaf)
+	r := probeOnce(t, Options{URL: up.URL, FollowRedirects: true, FailIfNotSSL: true, TLS: ca})
+	wantReason(t, r, probe.ReasonHTTPError)
+	if r.TLS != nil || r.HTTP.Redirects != 1 {
+		t.Errorf("final hop was plain http: TLS %+v, HTTP %+v", r.TLS, r.HTTP)
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, probetest.HTTPRedirectChain(3, probetest.HTTPRespond(200, "landed")))
+
+	r := probeOnce(t, Options{URL: srv.URL + "/start", FollowRedirects: true, FailIfBodyNotMatches: []string{"^landed$"}})
+	wantOK(t, r)
+	if r.HTTP.Redirects != 3 || r.HTTP.FinalURL != srv.URL+"/start?hop=3" {
+		t.Errorf("facts %+v", r.HTTP)
+	}
+	if r.Phase(probe.PhaseConnect) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {
+		t.Errorf("phases %+v", r.Phases)
+	}
+
+	wantOK(t, probeOnce(t, Options{URL: srv.URL + "/start", FollowRedirects: true, MaxRedirects: 3}))
+	r = probeOnce(t, Options{URL: srv.URL + "/start", FollowRedirects: true, MaxRedirects: 2})
+	wantReason(t, r, probe.ReasonHTTPError)
+	if !strings.Contains(r.Message, "redirects") || r.HTTP == nil || r.HTTP.StatusCode != http.StatusFound || r.HTTP.Redirects != 2 {
+		t.Errorf("message %q facts %+v", r.Message, r.HTTP)
+	}
+
+	// Not following: the 3xx itself is the response checked.
+	r = probeOnce(t, Options{URL: srv.URL + "/start"})
+	wantReason(t, r, probe.ReasonStatusMismatch)
+	if r.HTTP.StatusCode != http.StatusFound || r.HTTP.Redirects != 0 {
+		t.Errorf("facts %+v", r.HTTP)
+	}
+	wantOK(t, probeOnce(t, Options{URL: srv.URL + "/start", ValidStatus: []int{302}}))
+}
+
+func TestRedirectMethodsAndCredentials(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/see-other", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/echo", http.StatusSeeOther)
+	})
+	mux.HandleFunc("/temporary", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/echo", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+string(b)+" auth="+r.Header.Get("Authorization")+" host="+r.Host)
+		mu.Unlock()
+	})
+	srv := probetest.NewHTTPServer(t, mux)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
+		// Same server, other host name: credentials must not follow.
+		http.Redirect(w, r, "http://localhost:"+port+"/echo", http.StatusFound)
+	})
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[len(seen)-1]
+	}
+	ip4 := probe.Net{IPProtocol: probe.IPv4}
+	o := Options{Method: "POST", Body: "data", FollowRedirects: true, BearerToken: "tok", Net: ip4}
+
+	o.URL = srv.URL + "/see-other"
+	wantOK(t, probeOnce(t, o))
+	if got := last(); got != "GET  auth=Bearer tok host="+srv.Addr {
+		t.Errorf("after 303: %q", got)
+	}
+	o.URL = srv.URL + "/temporary"
+	wantOK(t, probeOnce(t, o))
+	if got := last(); got != "POST data auth=Bearer tok host="+srv.Addr {
+		t.Errorf("after 307: %q", got)
+	}
+	o.URL = srv.URL + "/elsewhere"
+	o.Method, o.Body = "", ""
+	r := probeOnce(t, o)
+	wantOK(t, r)
+	if got := last(); got != "GET  auth= host=localhost:"+port {
+		t.Errorf("after a redirect to another host: %q", got)
+	}
+	if r.HTTP.FinalURL != "http://localhost:"+port+"/echo" {
+		t.Errorf("final URL %q", r.HTTP.FinalURL)
+	}
+}
+
+func TestResolution(t *testing.T) {
+	zone, err := probetest.NewZone("www.probe.test. 60 IN A 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv, err := probetest.StartDNS(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dnsSrv.Close() })
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dnsSrv.Addr())
+	}}
+	k := newPKI(t)
+	cert := leafFor(t, k.ca, probetest.Days(90), "www.probe.test")
+	srv := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), cert)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	nw := probe.Net{Resolver: resolver, IPProtocol: probe.IPv4}
+
+	r := probeOnce(t, Options{URL: "https://www.probe.test:" + port + "/", TLS: probe.TLSOptions{CAFile: k.caFile}, Net: nw})
+	wantOK(t, r)
+	if r.Phase(probe.PhaseResolve) <= 0 {
+		t.Errorf("resolution not timed: %+v", r.Phases)
+	}
+	if r.RemoteAddr != srv.Addr || r.TLS.ServerName != "www.probe.test" {
+		t.Errorf("remote %q server name %q", r.RemoteAddr, r.TLS.ServerName)
+	}
+
+	r = probeOnce(t, Options{URL: "https://missing.probe.test:" + port + "/", Net: nw})
+	wantReason(t, r, probe.ReasonDNSError)
+	if r.HTTP != nil || r.RemoteAddr != "" || !strings.Contains(r.Message, "missing.probe.test") {
+		t.Errorf("result %+v", r)
+	}
+}
+
+func TestConnectRefused(t *testing.T) {
+	ra, err := probetest.ReserveRefusedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ra.Close() })
+	r := probeOnce(t, Options{URL: "http://" + ra.Addr + "/"})
+	wantReason(t, r, probe.ReasonConnectRefused)
+	if r.Duration > probeTimeout/2 {
+		t.Errorf("refusal took %v", r.Duration)
+	}
+}
+
+func TestSourceIP(t *testing.T) {
+	var mu sync.Mutex
+	var from string
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		from, _, _ = net.SplitHostPort(r.RemoteAddr)
+		mu.Unlock()
+	}))
+	// All of 127/8 is loopback on Linux: 127.0.0.2 proves the source was chosen.
+	r := probeOnce(t, Options{URL: srv.URL, Net: probe.Net{SourceIP: netip.MustParseAddr("127.0.0.2")}})
+	if r.Reason == probe.ReasonConnectError {
+		t.Skipf("127.0.0.2 not usable as a source here: %s", r.Message)
+	}
+	wantOK(t, r)
+	mu.Lock()
+	defer mu.Unlock()
+	if from != "127.0.0.2" {
+		t.Errorf("server saw the probe from %q, want 127.0.0.2", from)
+	}
+}
+
+func TestMalformedResponse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				_, _ = c.Read(buf)
+				_, _ = io.WriteString(c, "SMTP ready, not HTTP\r\n\r\n")
+			}()
+		}
+	}()
+	wantReason(t, probeOnce(t, Options{URL: "http://" + ln.Addr().String() + "/"}), probe.ReasonHTTPError)
+}
+
+// TestTimeouts: a server that stops answering in any phase makes the probe
+// return at the context's deadline with reason timeout.
+func TestTimeouts(t *testing.T) {
+	k := newPKI(t)
+	silent := probetest.NewSilentListener(t)
+	hang := probetest.NewHTTPServer(t, probetest.HTTPHang())
+	stall := probetest.NewHTTPServer(t, probetest.HTTPStallBody("partial"))
+	hangTLS := probetest.NewHTTPSServer(t, probetest.HTTPHang(), k.leaf)
+	slow := probetest.NewHTTPServer(t, probetest.HTTPSlow(time.Hour, probetest.HTTPRespond(200, "late")))
+	hang3 := probetest.NewHTTP3Server(t, probetest.HTTPHang(), k.leaf)
+	stall2 := probetest.NewHTTPSServer(t, probetest.HTTPStallBody("partial"), k.leaf)
+	stall3 := probetest.NewHTTP3Server(t, probetest.HTTPStallBody("partial"), k.leaf)
+	ca := probe.TLSOptions{CAFile: k.caFile}
+	// phase is where the time must have gone.
+	cases := []struct {
+		name  string
+		phase string
+		o     Options
+	}{
+		{"http, no answer", probe.PhaseProcessing, Options{URL: "http://" + silent.Addr().String() + "/"}},
+		{"tls handshake, no answer", probe.PhaseTLS, Options{URL: "https://" + silent.Addr().String() + "/", TLS: ca}},
+		{"handler hangs", probe.PhaseProcessing, Options{URL: hang.URL}},
+		{"body stalls", probe.PhaseTransfer, Options{URL: stall.URL}},
+		{"body stalls, buffered", probe.PhaseTransfer, Options{URL: stall.URL, FailIfBodyNotMatches: []string{"partial"}}},
+		{"https handler hangs", probe.PhaseProcessing, Options{URL: hangTLS.URL, TLS: ca}},
+		{"slow handler", probe.PhaseProcessing, Options{URL: slow.URL}},
+		{"http3 handler hangs", probe.PhaseProcessing, Options{URL: hang3.URL, HTTPVersion: "3", TLS: ca}},
+		{"h2 body stalls", probe.PhaseTransfer, Options{URL: stall2.URL, HTTPVersion: "2", TLS: ca}},
+		{"http3 body stalls", probe.PhaseTransfer, Options{URL: stall3.URL, HTTPVersion: "3", TLS: ca}},
+	}
+	const timeout = 300 * time.Millisecond
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustNew(t, c.o)
+			start := time.Now()
+			r := runWithin(t, p, timeout)
+			elapsed := time.Since(start)
+			wantReason(t, r, probe.ReasonTimeout)
+			if r.Duration < timeout || r.Duration > elapsed {
+				t.Errorf("Result.Duration %v, elapsed %v, timeout %v", r.Duration, elapsed, timeout)
+			}
+			if d := r.Phase(c.phase); d < timeout/2 {
+				t.Errorf("phase %s = %v, want most of the %v (phases %+v)", c.phase, d, timeout, r.Phases)
+			}
+			if c.phase == probe.PhaseTransfer && (r.HTTP == nil || r.HTTP.StatusCode != 200 || r.HTTP.ContentLength != int64(len("partial"))) {
+				t.Errorf("a body timeout keeps the response facts: %+v", r.HTTP)
+			}
+			// Never before the deadline; after it only by scheduling noise
+			// (a generous bound: the machine is small and busy).
+			if elapsed < timeout {
+				t.Errorf("returned after %v, before the %v deadline", elapsed, timeout)
+			}
+			if elapsed > timeout+3*time.Second {
+				t.Errorf("returned %v after a %v deadline", elapsed, timeout)
+			}
+		})
+	}
+}
+
+// TestNoLeaks: many probes, succeeding and failing over every protocol,
+// leave no goroutine behind (each connection and its loops are closed).
+func TestNoLeaks(t *testing.T) {
+	k := newPKI(t)
+	ca := probe.TLSOptions{CAFile: k.caFile}
+	plain := probetest.NewHTTPServer(t, probetest.HTTPRedirectChain(1, probetest.HTTPRespond(200, "ok")))
+	h2 := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	h3 := probetest.NewHTTP3Server(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	hang := probetest.NewHTTPServer(t, probetest.HTTPHang())
+	hang3 := probetest.NewHTTP3Server(t, probetest.HTTPHang(), k.leaf)
+	expired := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), leafFor(t, k.ca, probetest.Days(-1), "127.0.0.1"))
+	probers := []*Prober{
+		mustNew(t, Options{URL: plain.URL, FollowRedirects: true}),
+		mustNew(t, Options{URL: h2.URL, TLS: ca, FailIfBodyNotMatches: []string{"ok"}}),
+		mustNew(t, Options{URL: h2.URL, TLS: ca, HTTPVersion: "1.1"}),
+		mustNew(t, Options{URL: h3.URL, TLS: ca, HTTPVersion: "3"}),
+		mustNew(t, Options{URL: expired.URL, TLS: ca}),
+	}
+	slowProbers := []*Prober{
+		mustNew(t, Options{URL: hang.URL}),
+		mustNew(t, Options{URL: hang3.URL, TLS: ca, HTTPVersion: "3"}),
+	}
+	// Warm up once so lazily started runtime/library goroutines are in the baseline.
+	for _, p := range probers {
+		runWithin(t, p, probeTimeout)
+	}
+	waitGoroutines(t, runtime.NumGoroutine(), 0)
+	base := runtime.NumGoroutine()
+
+	for i := 0; i < 10; i++ {
+		for _, p := range probers {
+			runWithin(t, p, probeTimeout)
+		}
+	}
+	for _, p := range slowProbers {
+		if r := runWithin(t, p, 50*time.Millisecond); r.Reason != probe.ReasonTimeout {
+			t.Fatalf("hanging server: reason %q", r.Reason)
+		}
+	}
+	waitGoroutines(t, base, 0)
+}
+
+// waitGoroutines polls until at most base+slack goroutines run.
+func waitGoroutines(t *testing.T, base, slack int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base+slack {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines, baseline %d:\n%s", n, base, buf)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestConcurrentProbes: one Prober serves concurrent probes (run under -race).
+func TestConcurrentProbes(t *testing.T) {
+	k := newPKI(t)
+	ca := probe.TLSOptions{CAFile: k.caFile}
+	srv := probetest.NewHTTPSServer(t, probetest.HTTPRedirectChain(2, probetest.HTTPRespond(200, "ok")), k.leaf)
+	srv3 := probetest.NewHTTP3Server(t, probetest.HTTPRedirectChain(2, probetest.HTTPRespond(200, "ok")), k.leaf)
+	probers := []*Prober{
+		mustNew(t, Options{URL: srv.URL, FollowRedirects: true, TLS: ca, FailIfBodyNotMatches: []string{"ok"}}),
+		mustNew(t, Options{URL: srv3.URL, FollowRedirects: true, TLS: ca, HTTPVersion: "3", FailIfBodyNotMatches: []string{"ok"}}),
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := 0; g < 8; g++ {
+		p := probers[g%len(probers)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				if r := runWithin(t, p, probeTimeout); !r.OK || r.HTTP.Redirects != 2 {
+					errs <- string(r.Reason) + ": " + r.Message
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func TestGzipBody(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			http.Error(w, "gzip expected", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		_, _ = io.WriteString(zw, strings.Repeat("all systems nominal ", 50))
+		_ = zw.Close()
+	}))
+	r := probeOnce(t, Options{URL: srv.URL, FailIfBodyNotMatches: []string{`^(all systems nominal )+$`}})
+	wantOK(t, r)
+	if r.HTTP.ContentLength != int64(len("all systems nominal "))*50 {
+		t.Errorf("content length %d: want the decompressed size", r.HTTP.ContentLength)
+	}
+}
