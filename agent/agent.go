@@ -23,7 +23,6 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
-	"github.com/vantage-probe/vantage/probe"
 )
 
 // Options configure an agent beyond its config file.

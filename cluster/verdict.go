@@ -239,7 +239,7 @@ func (c *Cluster) evaluate(target string) {
 		c.broadcast("i/"+in.ID, encodeIncident(in))
 	}
 	for _, ev := range events {
-		c.log.Info(ev.Kind, "target", ev.Target, "region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
+		c.log.Info(ev.Kind, "target", ev.Target, "failing_region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
 		c.emit(ev)
 	}
 }

@@ -338,15 +338,15 @@ func decodeConfirmResp(b []byte) (confirmResp, error) {
 type Incident struct {
 	ID         string    `json:"id"` // target + "@" + started unix ms: same on every agent
 	Target     string    `json:"target"`
-	StartedAt  time.Time `json:"started_at"`            // first failed observation in any region
-	ConfirmAt  time.Time `json:"confirm_requested_at"`  // first confirmation request sent (zero: none)
-	QuorumAt   time.Time `json:"quorum_at"`             // the leader saw enough regions failing
-	DetectedAt time.Time `json:"detected_at"`           // verdict exported (down)
-	ResolvedAt time.Time `json:"resolved_at,omitempty"` // verdict back up; zero while open
-	Regions    []string  `json:"regions"`               // regions that saw it failing
-	Leader     string    `json:"leader"`                // agent that declared it
-	Reason     string    `json:"reason,omitempty"`      // a failing region's reason
-	Flaps      int       `json:"flaps"`                 // times it came back within the hold window
+	StartedAt  time.Time `json:"started_at"`                    // first failed observation in any region
+	ConfirmAt  time.Time `json:"confirm_requested_at,omitzero"` // first confirmation request sent (zero: none)
+	QuorumAt   time.Time `json:"quorum_at"`                     // the leader saw enough regions failing
+	DetectedAt time.Time `json:"detected_at"`                   // verdict exported (down)
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`          // verdict back up; zero while open
+	Regions    []string  `json:"regions"`                       // regions that saw it failing
+	Leader     string    `json:"leader"`                        // agent that declared it
+	Reason     string    `json:"reason,omitempty"`              // a failing region's reason
+	Flaps      int       `json:"flaps"`                         // times it came back within the hold window
 }
 
 // Open reports whether the incident is unresolved.

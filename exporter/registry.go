@@ -69,7 +69,17 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	}
 }
 
-// fillHelp copies src to dst, giving each bare "# HELP name" line its text.
+// renames fixes the few VictoriaMetrics runtime metric names that break
+// Prometheus naming conventions (promtool check metrics flags them): a
+// counter must end in _total, a gauge must not end in _count.
+var renames = map[string]string{
+	"go_cgo_calls_count": "go_cgo_calls_total",
+	"go_gc_forced_count": "go_gc_forced_total",
+	"go_cpu_count":       "go_cpus",
+}
+
+// fillHelp copies src to dst, giving each bare "# HELP name" line its text,
+// typing cumulative *_total families as counters and applying renames.
 func fillHelp(dst *bytes.Buffer, src []byte) {
 	for len(src) > 0 {
 		i := bytes.IndexByte(src, '\n')
@@ -79,6 +89,16 @@ func fillHelp(dst *bytes.Buffer, src []byte) {
 			src = src[i+1:]
 		} else {
 			src = nil
+		}
+		for from, to := range renames {
+			if bytes.Contains(line, []byte(from)) {
+				line = bytes.Replace(line, []byte(from), []byte(to), 1) // returns a copy
+			}
+		}
+		if bytes.HasPrefix(line, []byte("# TYPE ")) && bytes.HasSuffix(line, []byte("_total gauge\n")) {
+			// Copy: line aliases src, and appending in place would
+			// overwrite the next line.
+			line = append(append([]byte(nil), bytes.TrimSuffix(line, []byte("gauge\n"))...), "counter\n"...)
 		}
 		if bytes.HasPrefix(line, []byte("# HELP ")) {
 			name := strings.TrimSpace(string(line[len("# HELP "):]))

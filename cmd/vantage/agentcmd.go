@@ -12,6 +12,7 @@ import (
 
 	"github.com/vantage-probe/vantage/agent"
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/exporter/page"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -71,6 +72,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "agent: %v\n", err)
 		return exitFail
 	}
+	a.Server().Page = page.New(a, page.Options{})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

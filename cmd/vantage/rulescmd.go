@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/exporter/rules"
+)
+
+func runRules(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("rules", "Usage: vantage rules -config FILE [-job RE] [-runbook-base URL] > vantage-rules.yml\n\n"+
+		"Prints a Prometheus rule file for the config's targets: quorum down alerts with the targets'\n"+
+		"labels, multi-window multi-burn-rate SLO alerts and recording rules, certificate expiry,\n"+
+		"agent/region missing, region isolated, verdict unknown, config reload failed.\n"+
+		"Check it with: promtool check rules vantage-rules.yml", stderr)
+	cfgPath := fs.String("config", "vantage.toml", "config file")
+	job := fs.String("job", rules.DefaultJob, "regex on the job label of the Vantage scrape jobs")
+	runbook := fs.String("runbook-base", rules.DefaultRunbookBase, "runbook URL prefix for targets without a runbook label")
+	if c := parse(fs, args); c >= 0 {
+		return c
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	out, err := rules.Generate(cfg, rules.Options{Job: *job, RunbookBase: *runbook})
+	if err != nil {
+		fmt.Fprintf(stderr, "rules: %v\n", err)
+		return exitFail
+	}
+	_, _ = stdout.Write(out)
+	return exitOK
+}
