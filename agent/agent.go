@@ -54,7 +54,7 @@ type Agent struct {
 	log     *slog.Logger
 	reg     *exporter.Registry
 	srv     *exporter.Server
-	cl      *cluster.Cluster
+	clp     atomic.Pointer[cluster.Cluster]
 	sched   *Scheduler
 	started time.Time
 
@@ -166,7 +166,7 @@ func New(opts Options) (*Agent, error) {
 		_ = srv.Shutdown(context.Background())
 		return nil, err
 	}
-	a.cl = cl
+	a.clp.Store(cl)
 	a.reg.AddWriter(a.writeSeries)
 	return a, nil
 }
@@ -220,11 +220,15 @@ func clusterTargets(cfg *config.Config) []cluster.TargetSpec {
 	return out
 }
 
+// clu returns the cluster; nil until New has created it. Atomic because the
+// cluster calls back (Assigned) from its own goroutine while New finishes.
+func (a *Agent) clu() *cluster.Cluster { return a.clp.Load() }
+
 // Config returns the running config.
 func (a *Agent) Config() *config.Config { return a.cfg.Load() }
 
 // Cluster returns the agent's cluster membership.
-func (a *Agent) Cluster() *cluster.Cluster { return a.cl }
+func (a *Agent) Cluster() *cluster.Cluster { return a.clu() }
 
 // HTTPAddr is the exporter's bound address.
 func (a *Agent) HTTPAddr() string { return a.srv.Addr() }
@@ -244,7 +248,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.opts.ConfigPath != "" && a.opts.WatchEvery > 0 {
 		go a.watch(ctx)
 	}
-	a.log.Info("agent started", "listen", a.srv.Addr(), "gossip", a.cl.LocalAddr(),
+	a.log.Info("agent started", "listen", a.srv.Addr(), "gossip", a.clu().LocalAddr(),
 		"targets", len(a.cfg.Load().Targets), "version", a.opts.Version)
 
 	var err error
@@ -257,7 +261,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopSched()
 	<-schedDone // probes in flight finish within their own timeouts
 	a.probeCancel()
-	if lerr := a.cl.Leave(3 * time.Second); lerr != nil {
+	if lerr := a.clu().Leave(3 * time.Second); lerr != nil {
 		a.log.Debug("leave", "err", lerr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -272,7 +276,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // Kill stops the agent as a crash would: no Leave (tests and the demo).
 func (a *Agent) Kill() {
 	a.probeCancel()
-	a.cl.Kill()
+	a.clu().Kill()
 	_ = a.srv.Shutdown(context.Background())
 }
 
@@ -352,11 +356,11 @@ func regionSlot(regions []string, mine string) (int, int) {
 }
 
 func (a *Agent) knownRegions() []string {
-	if a.cl == nil {
+	if a.clu() == nil {
 		return []string{a.cfg.Load().Agent.Region}
 	}
 	seen := map[string]bool{a.cfg.Load().Agent.Region: true}
-	for _, m := range a.cl.Members() {
+	for _, m := range a.clu().Members() {
 		if m.State != "left" {
 			seen[m.Region] = true
 		}

@@ -60,13 +60,13 @@ func (a *Agent) swap(cfg *config.Config) error {
 		return err
 	}
 	if keys, err := loadKeys(cfg.Cluster.SecretKeyFile); err == nil && len(keys) > 0 {
-		if err := a.cl.SetKeys(keys); err != nil {
+		if err := a.clu().SetKeys(keys); err != nil {
 			a.log.Error("gossip key rotation failed", "err", err)
 		}
 	} else if err != nil {
 		a.log.Error("gossip key file", "err", err)
 	}
-	a.cl.SetTargets(clusterTargets(cfg))
+	a.clu().SetTargets(clusterTargets(cfg))
 	a.reschedule()
 	return nil
 }

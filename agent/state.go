@@ -217,8 +217,8 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 			a.log.Info("target recovered", "target", st.t.Name)
 		}
 	}
-	if a.cl != nil {
-		a.cl.Report(obs)
+	if a.clu() != nil {
+		a.clu().Report(obs)
 	}
 }
 
@@ -277,7 +277,7 @@ func (a *Agent) registerMetrics() {
 	})
 	s.NewGauge("vantage_targets_configured", func() float64 { return float64(len(a.cfg.Load().Targets)) })
 	s.NewGauge("vantage_region_isolated", func() float64 {
-		if a.cl != nil && a.cl.Isolated() {
+		if a.clu() != nil && a.clu().Isolated() {
 			return 1
 		}
 		return 0
@@ -291,11 +291,11 @@ func (a *Agent) registerMetrics() {
 	s.NewGauge("vantage_config_last_reload_success_timestamp_seconds", func() float64 { return float64(a.reloadTS.Load()) })
 	s.NewGauge(`vantage_build_info{version="`+labelValue(a.opts.Version)+`",goversion="`+goVersion()+`"}`, func() float64 { return 1 })
 	s.NewGauge("vantage_cluster_config_mismatch", func() float64 {
-		if a.cl == nil {
+		if a.clu() == nil {
 			return 0
 		}
 		n := 0
-		for _, m := range a.cl.Members() {
+		for _, m := range a.clu().Members() {
 			if !m.SameConf && (m.State == "alive" || m.State == "suspect") {
 				n++
 			}
@@ -333,12 +333,12 @@ func (a *Agent) writeSeries(b *bytes.Buffer) {
 }
 
 func (a *Agent) writeClusterSeries(b *bytes.Buffer) {
-	if a.cl == nil {
+	if a.clu() == nil {
 		return
 	}
 	// Members by region and state.
 	counts := map[[2]string]int{}
-	for _, m := range a.cl.Members() {
+	for _, m := range a.clu().Members() {
 		counts[[2]string{m.Region, m.State}]++
 	}
 	regions := map[string]bool{}
@@ -353,7 +353,7 @@ func (a *Agent) writeClusterSeries(b *bytes.Buffer) {
 	}
 	// Verdicts of the targets this agent leads.
 	var vs []exporter.Verdict
-	for _, st := range a.cl.Statuses() {
+	for _, st := range a.clu().Statuses() {
 		if !st.IsLeader {
 			continue
 		}

@@ -15,10 +15,10 @@ var _ exporter.Source = (*Agent)(nil)
 
 // Ready: config loaded (always, once New returned) and the cluster joined.
 func (a *Agent) Ready() error {
-	if a.cl == nil {
+	if a.clu() == nil {
 		return errors.New("cluster not started")
 	}
-	if !a.cl.Joined() {
+	if !a.clu().Joined() {
 		return errors.New("not joined: no other member reachable yet")
 	}
 	return nil
@@ -28,8 +28,8 @@ func (a *Agent) Ready() error {
 func (a *Agent) Targets() []exporter.TargetView {
 	cfg := a.cfg.Load()
 	statuses := map[string]cluster.TargetStatus{}
-	if a.cl != nil {
-		for _, s := range a.cl.Statuses() {
+	if a.clu() != nil {
+		for _, s := range a.clu().Statuses() {
 			statuses[s.Name] = s
 		}
 	}
@@ -96,18 +96,18 @@ func redactURL(s string) string {
 
 // Incidents are the incidents this agent knows (the fleet's, by gossip).
 func (a *Agent) Incidents() []cluster.Incident {
-	if a.cl == nil {
+	if a.clu() == nil {
 		return nil
 	}
-	return a.cl.Incidents()
+	return a.clu().Incidents()
 }
 
 // Members are the cluster members this agent sees.
 func (a *Agent) Members() []cluster.Member {
-	if a.cl == nil {
+	if a.clu() == nil {
 		return nil
 	}
-	return a.cl.Members()
+	return a.clu().Members()
 }
 
 // Self describes this agent.
@@ -119,9 +119,9 @@ func (a *Agent) Self() exporter.SelfView {
 	v := exporter.SelfView{Node: cfg.Agent.Node, AgentID: cfg.Agent.Node, Region: cfg.Agent.Region, Version: a.opts.Version,
 		Started: a.started, ConfigFile: a.opts.ConfigPath, ConfigOK: ok, ConfigError: errText, LastReload: at,
 		TargetsProbed: a.sched.Len()}
-	if a.cl != nil {
-		v.Isolated = a.cl.Isolated()
-		v.GossipAddr = a.cl.LocalAddr()
+	if a.clu() != nil {
+		v.Isolated = a.clu().Isolated()
+		v.GossipAddr = a.clu().LocalAddr()
 	}
 	return v
 }

@@ -26,6 +26,8 @@ type Config struct {
 	Maintenance []Maintenance
 	// Files are the main file and every included file, for the reload watcher.
 	Files []string
+
+	byName map[string]*Target // lookup for Target; nil in hand-built Configs
 }
 
 // Agent is the [agent] table.
@@ -116,6 +118,10 @@ type Target struct {
 	// (type, options, interval, timeout, labels): equal fingerprints across a
 	// reload mean the target is unchanged and keeps its state and phase.
 	Fingerprint uint64
+
+	// ownSourceIP is set when the target has its own source_ip, which an
+	// [agent].source_ip override must leave alone.
+	ownSourceIP bool
 }
 
 // Endpoint is what the target points at, for display: URL or address or
@@ -161,4 +167,7 @@ type Maintenance struct {
 type Overrides struct {
 	Node, Region, Listen, Bind string
 	Join                       []string
+	// SourceIP replaces [agent].source_ip for every target without its own
+	// (the demo runs agents of three regions from distinct loopback IPs).
+	SourceIP string
 }

@@ -1,0 +1,611 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/tcpprobe"
+	"github.com/vantage-probe/vantage/probe/tlsprobe"
+)
+
+// Reserved label names: Vantage's own labels on every series, and the ones
+// Prometheus attaches at scrape or uses for histograms.
+var reservedLabels = []string{"target", "type", "region", "instance", "job", "phase", "result", "le"}
+
+var labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// Defaults of the protocol tables, each with why.
+const (
+	defaultMaxRedirects = 10      // browsers give up around 20; 10 catches loops fast
+	defaultMaxBodyBytes = 1 << 20 // health pages are small; bounds memory per probe
+	defaultReadLimit    = 4096    // a banner or a short reply; bounds memory per probe
+)
+
+// buildTarget validates [[target]] number i of s and returns it with
+// defaults applied, or nil when it is too broken to identify.
+func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Target {
+	ts := &s.schema.Target[i]
+	name := ts.Name.or("")
+	sc := scope{l: l, s: s, path: fmt.Sprintf("target[%d]", i), field: targetField(name, i)}
+	t := &Target{Name: name, Pos: s.ix.at(sc.path)}
+
+	switch {
+	case !ts.Name.Set:
+		sc.errf(ErrRequired, "", "name is required")
+	case ts.Name.ok() && (name == "" || strings.TrimSpace(name) != name || strings.ContainsAny(name, "\r\n\t")):
+		sc.errf(ErrInvalid, "name", "%q: must be non-empty, without surrounding spaces or control characters", name)
+	}
+
+	t.Type = ts.Type.or("")
+	tables := map[string]bool{TypeHTTP: ts.HTTP != nil, TypeTLS: ts.TLS != nil, TypeDNS: ts.DNS != nil, TypeTCP: ts.TCP != nil}
+	switch t.Type {
+	case TypeHTTP, TypeTLS, TypeDNS, TypeTCP:
+	default:
+		switch {
+		case !ts.Type.Set:
+			sc.errf(ErrRequired, "", "type is required: http, tls, dns or tcp")
+		case ts.Type.ok():
+			sc.errf(ErrUnknownType, "type", "unknown type %q: want http, tls, dns or tcp", t.Type)
+		}
+	}
+	for _, k := range []string{TypeHTTP, TypeTLS, TypeDNS, TypeTCP} {
+		if tables[k] && t.Type != k && t.Type != "" && validType(t.Type) {
+			sc.errf(ErrConflict, k, "[target.%s] does not apply to type = %q", k, t.Type)
+		}
+	}
+
+	// Schedule, inherited from [defaults].
+	var intervalSet, timeoutSet bool
+	t.Interval, intervalSet = sc.duration("interval", ts.Interval, d.Interval)
+	if intervalSet && t.Interval < minInterval {
+		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", ts.Interval.V, minInterval)
+		t.Interval = d.Interval
+	}
+	t.Timeout, timeoutSet = sc.duration("timeout", ts.Timeout, 0)
+	switch {
+	case timeoutSet && t.Timeout <= 0:
+		sc.errf(ErrInvalid, "timeout", "%q: must be above zero", ts.Timeout.V)
+		t.Timeout = 0
+	case timeoutSet:
+	case d.timeoutSet:
+		t.Timeout = d.Timeout
+	default:
+		t.Timeout = timeoutFor(t.Interval)
+	}
+	if t.Timeout > 0 && t.Timeout >= t.Interval {
+		key, from := "timeout", ""
+		if !timeoutSet {
+			key, from = "interval", fmt.Sprintf(" (timeout from [defaults] at %s)", d.scope.pos("timeout"))
+		}
+		if !timeoutSet && !intervalSet {
+			key = ""
+		}
+		sc.errf(ErrImpossible, key, "timeout %v must be below interval %v%s", t.Timeout, t.Interval, from)
+	}
+	t.Failures = sc.atLeast("failures", ts.Failures, 1, d.Failures)
+
+	// Where and how it is judged.
+	seen := map[string]bool{}
+	for k, r := range ts.Regions.or(nil) {
+		key := fmt.Sprintf("regions[%d]", k)
+		switch {
+		case !nameRe.MatchString(r):
+			sc.errf(ErrInvalid, key, "%q: want letters, digits, '.', '_' or '-'", r)
+		case seen[r]:
+			sc.errf(ErrInvalid, key, "region %q listed twice", r)
+		default:
+			seen[r] = true
+			t.Regions = append(t.Regions, r)
+		}
+	}
+	if ts.MinRegions.ok() {
+		t.MinRegions = sc.atLeast("min_regions", ts.MinRegions, 1, 0)
+		if n := len(ts.Regions.or(nil)); n > 0 && t.MinRegions > n {
+			sc.errf(ErrImpossible, "min_regions", "%d is more than the %d region(s) this target lists", t.MinRegions, n)
+		}
+	}
+	t.SLOObjective = cfg.SLO.Objective
+	if o := ts.SLOObjective; o.ok() {
+		if o.V <= 0 || o.V >= 1 {
+			sc.errf(ErrInvalid, "slo_objective", "%v: must be between 0 and 1, exclusive (0.999 is 99.9%%)", o.V)
+		} else {
+			t.SLOObjective = o.V
+		}
+	}
+	if labels := ts.Labels.or(nil); len(labels) > 0 {
+		t.Labels = make(map[string]string, len(labels))
+		for _, k := range sortedKeys(labels) {
+			switch {
+			case !labelNameRe.MatchString(k):
+				sc.errf(ErrLabel, "labels."+k, "%q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)", k)
+			case strings.HasPrefix(k, "__"):
+				sc.errf(ErrLabel, "labels."+k, "%q: names starting with __ are reserved to Prometheus", k)
+			case slices.Contains(reservedLabels, k):
+				sc.errf(ErrLabel, "labels."+k, "%q collides with a label Vantage or Prometheus sets (%s)", k, strings.Join(reservedLabels, ", "))
+			default:
+				t.Labels[k] = labels[k]
+			}
+		}
+	}
+
+	// Network.
+	var nt probe.Net
+	switch v := ts.IPProtocol.or(""); v {
+	case "", "auto":
+	case "ip4":
+		nt.IPProtocol = probe.IPv4
+	case "ip6":
+		nt.IPProtocol = probe.IPv6
+	default:
+		sc.errf(ErrInvalid, "ip_protocol", "%q: want ip4, ip6 or auto", v)
+	}
+	nt.SourceIP = cfg.Agent.SourceIP
+	if v := ts.SourceIP.or(""); v != "" {
+		ip, err := netip.ParseAddr(v)
+		if err != nil {
+			sc.errf(ErrInvalid, "source_ip", "%q: not an IP address", v)
+		} else {
+			nt.SourceIP = ip
+			t.ownSourceIP = true
+		}
+	}
+	if nt.SourceIP.IsValid() && nt.IPProtocol != probe.IPAuto && nt.SourceIP.Unmap().Is4() != (nt.IPProtocol == probe.IPv4) {
+		sc.errf(ErrImpossible, "ip_protocol", "%q cannot be sent from source_ip %s", nt.IPProtocol, nt.SourceIP)
+	}
+
+	// The endpoint keys belong to one type each.
+	if ts.URL.Set && t.Type != TypeHTTP && validType(t.Type) {
+		sc.errf(ErrConflict, "url", "applies to http targets only (use address or [target.dns] server)")
+	}
+	if ts.Address.Set && t.Type != TypeTLS && t.Type != TypeTCP && validType(t.Type) {
+		sc.errf(ErrConflict, "address", "applies to tls and tcp targets only")
+	}
+
+	switch t.Type {
+	case TypeHTTP:
+		t.HTTP = sc.buildHTTP(ts, nt)
+	case TypeTLS:
+		t.TLS = sc.buildTLS(ts, nt)
+	case TypeDNS:
+		t.DNS = sc.buildDNS(ts, nt)
+	case TypeTCP:
+		t.TCP = sc.buildTCP(ts, nt)
+	}
+	if name == "" {
+		return nil
+	}
+	t.Fingerprint = t.fingerprint()
+	return t
+}
+
+func validType(t string) bool {
+	return t == TypeHTTP || t == TypeTLS || t == TypeDNS || t == TypeTCP
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// address validates a tls/tcp target's host:port.
+func (sc scope) address(ts *targetSchema, nt probe.Net) string {
+	if !ts.Address.Set {
+		sc.errf(ErrRequired, "", "address (host:port) is required for a %s target", ts.Type.V)
+		return ""
+	}
+	a := ts.Address.or("")
+	if err := hostPort(a, false); err != nil {
+		sc.errf(ErrInvalid, "address", "%v", err)
+		return a
+	}
+	host, _, _ := net.SplitHostPort(a)
+	sc.familyCheck("address", host, nt)
+	return a
+}
+
+// familyCheck reports an IP literal that ip_protocol rules out.
+func (sc scope) familyCheck(key, host string, nt probe.Net) {
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil || nt.IPProtocol == probe.IPAuto {
+		return
+	}
+	if ip.Unmap().Is4() != (nt.IPProtocol == probe.IPv4) {
+		sc.errf(ErrImpossible, key, "%s is not an %s address (ip_protocol)", ip, nt.IPProtocol)
+	}
+}
+
+// tlsClient builds the client TLS options of a protocol table.
+func (sc scope) tlsClient(t *tlsClientSchema) probe.TLSOptions {
+	o := probe.TLSOptions{
+		CAFile:             sc.file(t.CAFile),
+		CertFile:           sc.file(t.CertFile),
+		KeyFile:            sc.file(t.KeyFile),
+		ServerName:         t.ServerName.or(""),
+		InsecureSkipVerify: t.InsecureSkipVerify.or(false),
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		key := "key_file" // the one that is set
+		if o.CertFile != "" {
+			key = "cert_file"
+		}
+		sc.errf(ErrConflict, key, "cert_file and key_file must be set together (client certificate)")
+	}
+	return o
+}
+
+// tlsKeysSet lists the client TLS keys a table sets, for "does not apply" errors.
+func tlsKeysSet(t *tlsClientSchema) []string {
+	var keys []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{
+		{"ca_file", t.CAFile.Set}, {"cert_file", t.CertFile.Set}, {"key_file", t.KeyFile.Set},
+		{"server_name", t.ServerName.Set}, {"insecure_skip_verify", t.InsecureSkipVerify.Set},
+	} {
+		if k.set {
+			keys = append(keys, k.name)
+		}
+	}
+	return keys
+}
+
+func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
+	o := &httpprobe.Options{Net: nt, FollowRedirects: true, MaxRedirects: defaultMaxRedirects, MaxBodyBytes: defaultMaxBodyBytes}
+	var u *url.URL
+	switch {
+	case !ts.URL.Set:
+		sc.errf(ErrRequired, "", "url is required for an http target")
+	case ts.URL.ok():
+		o.URL = ts.URL.V
+		var err error
+		u, err = url.Parse(o.URL)
+		switch {
+		case err != nil:
+			sc.errf(ErrInvalid, "url", "%q: %v", o.URL, unwrapURL(err))
+			u = nil
+		case u.Scheme != "http" && u.Scheme != "https":
+			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", o.URL)
+			u = nil
+		case u.Hostname() == "":
+			sc.errf(ErrInvalid, "url", "%q: no host", o.URL)
+			u = nil
+		default:
+			sc.familyCheck("url", u.Hostname(), nt)
+		}
+	}
+	h := ts.HTTP
+	if h == nil {
+		h = &httpSchema{}
+	}
+	hs := sc.sub("http")
+
+	o.Method = h.Method.or("GET")
+	if !isToken(o.Method) {
+		hs.errf(ErrInvalid, "method", "%q is not an HTTP method", o.Method)
+	}
+	if hdrs := h.Headers.or(nil); len(hdrs) > 0 {
+		o.Headers = make(map[string]string, len(hdrs))
+		for _, k := range sortedKeys(hdrs) {
+			v := hdrs[k]
+			switch {
+			case !isToken(k):
+				hs.errf(ErrInvalid, "headers."+k, "%q is not a header name", k)
+			case strings.ContainsAny(v, "\r\n"):
+				hs.errf(ErrInvalid, "headers."+k, "value must not contain line breaks")
+			default:
+				o.Headers[k] = v
+			}
+		}
+	}
+	o.Body = h.Body.or("")
+	for k, c := range h.ValidStatus.or(nil) {
+		if c < 100 || c > 599 {
+			hs.errf(ErrInvalid, fmt.Sprintf("valid_status[%d]", k), "%d is not an HTTP status code (100-599)", c)
+		}
+	}
+	o.ValidStatus = h.ValidStatus.or(nil)
+
+	if h.BodyRegex.ok() && hs.regex("body_regex", h.BodyRegex.V) {
+		o.FailIfBodyNotMatches = append(o.FailIfBodyNotMatches, h.BodyRegex.V)
+	}
+	for k, re := range h.FailIfBodyNotMatches.or(nil) {
+		if hs.regex(fmt.Sprintf("fail_if_body_not_matches[%d]", k), re) {
+			o.FailIfBodyNotMatches = append(o.FailIfBodyNotMatches, re)
+		}
+	}
+	for k, re := range h.FailIfBodyMatches.or(nil) {
+		if hs.regex(fmt.Sprintf("fail_if_body_matches[%d]", k), re) {
+			o.FailIfBodyMatches = append(o.FailIfBodyMatches, re)
+		}
+	}
+	o.FailIfHeaderMatches = hs.headerMatches("fail_if_header_matches", h.FailIfHeaderMatches)
+	o.FailIfHeaderNotMatches = hs.headerMatches("fail_if_header_not_matches", h.FailIfHeaderNotMatches)
+	o.FailIfSSL, o.FailIfNotSSL = h.FailIfSSL.or(false), h.FailIfNotSSL.or(false)
+	if o.FailIfSSL && o.FailIfNotSSL {
+		hs.errf(ErrConflict, "fail_if_not_ssl", "fail_if_ssl and fail_if_not_ssl together fail every probe")
+	}
+
+	o.FollowRedirects = h.FollowRedirects.or(true)
+	if h.MaxRedirects.ok() {
+		if h.MaxRedirects.V < 1 {
+			hs.errf(ErrInvalid, "max_redirects", "%d: must be at least 1 (to not follow redirects, set follow_redirects = false)", h.MaxRedirects.V)
+		} else {
+			o.MaxRedirects = h.MaxRedirects.V
+		}
+	}
+	if h.MaxBodyBytes.ok() {
+		if h.MaxBodyBytes.V < 1 {
+			hs.errf(ErrInvalid, "max_body_bytes", "%d: must be at least 1", h.MaxBodyBytes.V)
+		} else {
+			o.MaxBodyBytes = h.MaxBodyBytes.V
+		}
+	}
+	o.HTTPVersion = h.HTTPVersion.or("auto")
+	switch o.HTTPVersion {
+	case "auto", "1.1":
+	case "2", "3":
+		if u != nil && u.Scheme == "http" {
+			why := "HTTP/3 runs over QUIC, which is always TLS"
+			if o.HTTPVersion == "2" {
+				why = "HTTP/2 is probed over TLS only (no h2c)"
+			}
+			hs.errf(ErrImpossible, "http_version", "%q needs an https url: %s", o.HTTPVersion, why)
+		}
+	default:
+		hs.errf(ErrInvalid, "http_version", "%q: want auto, 1.1, 2 or 3", o.HTTPVersion)
+	}
+
+	// Credentials: read now, so a missing secret fails the load, not every probe.
+	if ba := h.BasicAuth; ba != nil {
+		bs := hs.sub("basic_auth")
+		if !ba.Username.ok() || ba.Username.V == "" {
+			if !ba.Username.Set || ba.Username.ok() {
+				bs.errf(ErrRequired, "username", "username is required")
+			}
+		}
+		o.BasicAuthUser = ba.Username.or("")
+		switch {
+		case ba.PasswordFile.Set && ba.PasswordEnv.Set:
+			bs.errf(ErrConflict, "password_env", "set password_file or password_env, not both")
+		case ba.PasswordFile.Set:
+			o.BasicAuthPassword = bs.secretFile("password_file", ba.PasswordFile)
+		case ba.PasswordEnv.Set:
+			o.BasicAuthPassword = bs.secretEnv("password_env", ba.PasswordEnv)
+		}
+	}
+	switch {
+	case h.BearerTokenFile.Set && h.BearerTokenEnv.Set:
+		hs.errf(ErrConflict, "bearer_token_env", "set bearer_token_file or bearer_token_env, not both")
+	case h.BearerTokenFile.Set:
+		o.BearerToken = hs.secretFile("bearer_token_file", h.BearerTokenFile)
+	case h.BearerTokenEnv.Set:
+		o.BearerToken = hs.secretEnv("bearer_token_env", h.BearerTokenEnv)
+	}
+	auth := 0
+	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, hasHeader(o.Headers, "Authorization")} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		hs.errf(ErrConflict, "", "basic_auth, bearer_token_* and an Authorization header each set Authorization: choose one")
+	}
+	o.TLS = hs.tlsClient(&h.tlsClientSchema)
+	return o
+}
+
+func hasHeader(h map[string]string, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.HeaderMatch {
+	var out []httpprobe.HeaderMatch
+	for k, m := range in {
+		ms := sc.sub(fmt.Sprintf("%s[%d]", key, k))
+		ok := true
+		if !m.Header.Set {
+			ms.errf(ErrRequired, "", "header is required")
+			ok = false
+		} else if m.Header.ok() && !isToken(m.Header.V) {
+			ms.errf(ErrInvalid, "header", "%q is not a header name", m.Header.V)
+			ok = false
+		}
+		if !m.Regex.Set {
+			ms.errf(ErrRequired, "", "regex is required")
+			ok = false
+		} else if m.Regex.ok() && !ms.regex("regex", m.Regex.V) {
+			ok = false
+		}
+		if ok && m.Header.ok() && m.Regex.ok() {
+			out = append(out, httpprobe.HeaderMatch{Header: m.Header.V, Regex: m.Regex.V, AllowMissing: m.AllowMissing.or(false)})
+		}
+	}
+	return out
+}
+
+// isToken reports whether s is an RFC 9110 token (methods, header names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func unwrapURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func (sc scope) buildTLS(ts *targetSchema, nt probe.Net) *tlsprobe.Options {
+	o := &tlsprobe.Options{Net: nt, Address: sc.address(ts, nt)}
+	t := ts.TLS
+	if t == nil {
+		t = &tlsSchema{}
+	}
+	s := sc.sub("tls")
+	o.MinDaysLeft = s.atLeast("min_days_left", t.MinDaysLeft, 0, 0)
+	o.TLS = s.tlsClient(&t.tlsClientSchema)
+	return o
+}
+
+func (sc scope) buildDNS(ts *targetSchema, nt probe.Net) *dnsprobe.Options {
+	o := &dnsprobe.Options{Net: nt, Recursion: true}
+	s := sc.sub("dns")
+	d := ts.DNS
+	if d == nil {
+		sc.errf(ErrRequired, "", "a dns target needs a [target.dns] table with server and query")
+		return o
+	}
+	o.Transport = d.Transport.or("udp")
+	switch o.Transport {
+	case "udp", "tcp", "tls", "https", "quic":
+	default:
+		s.errf(ErrInvalid, "transport", "%q: want udp, tcp, tls, https or quic", o.Transport)
+	}
+	if !d.Server.Set {
+		s.errf(ErrRequired, "", "server is required")
+	} else if d.Server.ok() {
+		o.Server = d.Server.V
+		if host, err := checkDNSServer(o.Server, o.Transport); err != nil {
+			s.errf(ErrInvalid, "server", "%v", err)
+		} else {
+			s.familyCheck("server", host, nt)
+		}
+	}
+	if !d.Query.Set {
+		s.errf(ErrRequired, "", "query is required")
+	} else if d.Query.ok() {
+		o.Query = d.Query.V
+		if _, ok := dns.IsDomainName(o.Query); !ok || o.Query == "" {
+			s.errf(ErrInvalid, "query", "%q is not a domain name", o.Query)
+		}
+	}
+	o.Record = strings.ToUpper(d.Record.or("A"))
+	if t, ok := dns.StringToType[o.Record]; !ok || t == dns.TypeNone {
+		s.errf(ErrInvalid, "record", "unknown record type %q", d.Record.V)
+	}
+	o.ValidRcodes = []string{"NOERROR"}
+	if d.ValidRcodes.ok() {
+		o.ValidRcodes = nil
+		for k, rc := range d.ValidRcodes.V {
+			up := strings.ToUpper(rc)
+			if _, ok := dns.StringToRcode[up]; !ok {
+				s.errf(ErrInvalid, fmt.Sprintf("valid_rcodes[%d]", k), "unknown rcode %q (NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ...)", rc)
+				continue
+			}
+			o.ValidRcodes = append(o.ValidRcodes, up)
+		}
+		if len(d.ValidRcodes.V) == 0 {
+			s.errf(ErrInvalid, "valid_rcodes", "empty: no answer could pass (leave it out for NOERROR)")
+		}
+	}
+	if d.AnswerRegex.ok() && d.AnswerRegex.V != "" && s.regex("answer_regex", d.AnswerRegex.V) {
+		o.AnswerRegex = d.AnswerRegex.V
+	}
+	if d.FailIfAnswerMatches.ok() && d.FailIfAnswerMatches.V != "" && s.regex("fail_if_answer_matches", d.FailIfAnswerMatches.V) {
+		o.FailIfAnswerMatches = d.FailIfAnswerMatches.V
+	}
+	o.MinAnswers = s.atLeast("min_answers", d.MinAnswers, 0, 0)
+	o.Recursion = d.Recursion.or(true)
+	if d.UDPSize.ok() {
+		if v := d.UDPSize.V; v != 0 && (v < 512 || v > 65535) {
+			s.errf(ErrInvalid, "udp_size", "%d: want 512 to 65535 (or 0 for no EDNS0)", v)
+		} else {
+			o.UDPSize = uint16(v)
+		}
+	}
+	if o.Transport == "udp" || o.Transport == "tcp" {
+		for _, k := range tlsKeysSet(&d.tlsClientSchema) {
+			s.errf(ErrConflict, k, "applies only to transports tls, https and quic, not %q", o.Transport)
+		}
+	}
+	o.TLS = s.tlsClient(&d.tlsClientSchema)
+	return o
+}
+
+// checkDNSServer mirrors dnsprobe's server syntax: host[:port], or an
+// https:// URL for DoH. It returns the host.
+func checkDNSServer(server, transport string) (string, error) {
+	if server == "" {
+		return "", fmt.Errorf("server is empty")
+	}
+	if strings.Contains(server, "://") {
+		if transport != "https" {
+			return "", fmt.Errorf("%q: a URL needs transport \"https\"; use host:port", server)
+		}
+		u, err := url.Parse(server)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("%q: %v", server, unwrapURL(err))
+		case u.Scheme != "https":
+			return "", fmt.Errorf("%q: DoH needs an https:// URL", server)
+		case u.Hostname() == "":
+			return "", fmt.Errorf("%q: no host", server)
+		}
+		return u.Hostname(), nil
+	}
+	if host, port, err := net.SplitHostPort(server); err == nil {
+		if err := hostPort(server, false); err != nil {
+			return "", err
+		}
+		_ = port
+		return host, nil
+	}
+	// No port: the transport's default one.
+	host := strings.TrimSuffix(strings.TrimPrefix(server, "["), "]")
+	if _, err := netip.ParseAddr(host); err != nil && (strings.Contains(host, ":") || strings.ContainsAny(host, " /")) {
+		return "", fmt.Errorf("%q: want host or host:port", server)
+	}
+	return host, nil
+}
+
+func (sc scope) buildTCP(ts *targetSchema, nt probe.Net) *tcpprobe.Options {
+	o := &tcpprobe.Options{Net: nt, Address: sc.address(ts, nt), ReadLimit: defaultReadLimit}
+	t := ts.TCP
+	if t == nil {
+		t = &tcpSchema{}
+	}
+	s := sc.sub("tcp")
+	o.UseTLS = t.TLS.or(false)
+	o.Send = t.Send.or("")
+	if t.Expect.ok() && t.Expect.V != "" && s.regex("expect", t.Expect.V) {
+		o.Expect = t.Expect.V
+	}
+	o.ReadLimit = s.atLeast("read_limit", t.ReadLimit, 1, defaultReadLimit)
+	if !o.UseTLS {
+		for _, k := range tlsKeysSet(&t.tlsClientSchema) {
+			s.errf(ErrConflict, k, "applies only with tls = true")
+		}
+	}
+	o.TLS = s.tlsClient(&t.tlsClientSchema)
+	return o
+}

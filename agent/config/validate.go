@@ -1,0 +1,406 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"regexp/syntax"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults, each with why.
+const (
+	defaultRegion    = "default"        // a single-region install needs no [agent].region
+	defaultListen    = "127.0.0.1:9115" // blackbox_exporter's port; loopback until the operator opens it
+	defaultBind      = "0.0.0.0:7946"   // memberlist's customary port, reachable by peers
+	defaultLabel     = "vantage"        // keeps two Vantage clusters on one network apart
+	defaultInterval  = 30 * time.Second // one look per region every 30s: cheap for targets, fast enough to page
+	defaultTimeout   = 10 * time.Second // generous for slow TLS handshakes across continents
+	defaultRejoin    = 30 * time.Second // heals partitions longer than memberlist's dead-node reclaim time
+	defaultMinRegion = 2                // one region's bad route is not an outage
+	defaultObjective = 0.999
+	defaultWindow    = 28 * 24 * time.Hour // four whole weeks: every weekday equally often
+	minInterval      = time.Second         // below this, probes become load
+)
+
+// scope is a table being validated: where its keys are and how errors name them.
+type scope struct {
+	l     *loader
+	s     *source
+	path  string // indexed path: target[3].http
+	field string // display name: target["api"].http
+}
+
+func (sc scope) sub(key string) scope {
+	return scope{l: sc.l, s: sc.s, path: joinPath(sc.path, key), field: joinPath(sc.field, key)}
+}
+
+func (sc scope) pos(key string) Pos { return sc.s.ix.at(keyJoin(sc.path, key)) }
+
+// errf reports a problem with key; key "" is the table itself.
+func (sc scope) errf(sentinel error, key, format string, args ...any) {
+	sc.l.c.add(sentinel, sc.pos(key), keyJoin(sc.field, key), format, args...)
+}
+
+func keyJoin(prefix, key string) string {
+	switch {
+	case key == "":
+		return prefix
+	case prefix == "":
+		return key
+	}
+	return prefix + "." + key
+}
+
+// duration parses an optional duration key; def when absent or bad.
+func (sc scope) duration(key string, o opt[string], def time.Duration) (time.Duration, bool) {
+	if !o.ok() {
+		return def, false
+	}
+	d, err := ParseDuration(o.V)
+	if err != nil {
+		sc.errf(ErrDuration, key, "%v", err)
+		return def, false
+	}
+	return d, true
+}
+
+// positive parses an optional duration that must be above zero.
+func (sc scope) positive(key string, o opt[string]) time.Duration {
+	d, ok := sc.duration(key, o, 0)
+	if ok && d <= 0 {
+		sc.errf(ErrInvalid, key, "%q: must be above zero", o.V)
+		return 0
+	}
+	return d
+}
+
+// atLeast checks an optional integer against a lower bound; def when absent.
+func (sc scope) atLeast(key string, o opt[int], lo, def int) int {
+	if !o.ok() {
+		return def
+	}
+	if o.V < lo {
+		sc.errf(ErrInvalid, key, "%d: must be at least %d", o.V, lo)
+		return def
+	}
+	return o.V
+}
+
+// file resolves a path relative to the directory of the file naming it.
+// Configs read through an fs.FS keep relative paths as they are: there is
+// no operating-system directory to anchor them to.
+func (sc scope) file(o opt[string]) string {
+	if !o.ok() || o.V == "" {
+		return ""
+	}
+	if sc.l.fsys != nil || filepath.IsAbs(o.V) {
+		return o.V
+	}
+	return filepath.Join(sc.s.dir, o.V)
+}
+
+// regex compiles an optional regex key.
+func (sc scope) regex(key, re string) bool {
+	if _, err := regexp.Compile(re); err != nil {
+		sc.errf(ErrRegex, key, "invalid regex %q: %v", re, regexErr(err))
+		return false
+	}
+	return true
+}
+
+// regexErr keeps what is wrong from a regexp error; the message quotes the
+// expression already.
+func regexErr(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		if se.Expr != "" {
+			return fmt.Sprintf("%s at `%s`", se.Code, se.Expr)
+		}
+		return string(se.Code)
+	}
+	return err.Error()
+}
+
+// hostPort validates host:port. Listening addresses may leave the host
+// empty and use port 0; probe targets may not.
+func hostPort(v string, listening bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port (%v)", v, strings.TrimPrefix(err.Error(), "address "+v+": "))
+	}
+	n, err := strconv.Atoi(port)
+	lo := 1
+	if listening {
+		lo = 0
+	}
+	if err != nil || n < lo || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from %d to 65535", v, port, lo)
+	}
+	if host == "" && !listening {
+		return fmt.Errorf("%q: host is empty", v)
+	}
+	if strings.ContainsAny(host, " /\t") {
+		return fmt.Errorf("%q: %q is not a host name or IP address", v, host)
+	}
+	return nil
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// build turns the decoded files into a Config, reporting every problem.
+func (l *loader) build(srcs []*source) *Config {
+	main := srcs[0]
+	f := &main.schema
+	cfg := &Config{}
+	for _, s := range srcs {
+		cfg.Files = append(cfg.Files, s.name)
+	}
+	root := scope{l: l, s: main}
+
+	// [agent]
+	sc := root.sub("agent")
+	cfg.Agent.Node = f.Agent.Node.or("")
+	if !f.Agent.Node.Set {
+		h, err := l.hostname()
+		if err != nil || h == "" {
+			sc.errf(ErrRequired, "node", "not set and the host name is unknown (%v); set node", err)
+		}
+		cfg.Agent.Node = h
+	} else if f.Agent.Node.ok() && (cfg.Agent.Node == "" || strings.ContainsAny(cfg.Agent.Node, " \t\r\n")) {
+		sc.errf(ErrInvalid, "node", "%q: must be non-empty, without spaces", cfg.Agent.Node)
+	}
+	cfg.Agent.Region = f.Agent.Region.or(defaultRegion)
+	if f.Agent.Region.ok() && !nameRe.MatchString(cfg.Agent.Region) {
+		sc.errf(ErrInvalid, "region", "%q: want letters, digits, '.', '_' or '-'", cfg.Agent.Region)
+	}
+	cfg.Agent.Listen = f.Agent.Listen.or(defaultListen)
+	if f.Agent.Listen.ok() {
+		if err := hostPort(cfg.Agent.Listen, true); err != nil {
+			sc.errf(ErrInvalid, "listen", "%v", err)
+		}
+	}
+	if f.Agent.SourceIP.ok() && f.Agent.SourceIP.V != "" {
+		ip, err := netip.ParseAddr(f.Agent.SourceIP.V)
+		if err != nil {
+			sc.errf(ErrInvalid, "source_ip", "%q: not an IP address", f.Agent.SourceIP.V)
+		}
+		cfg.Agent.SourceIP = ip
+	}
+
+	l.buildCluster(root.sub("cluster"), &f.Cluster, &cfg.Cluster)
+
+	// [quorum]
+	sc = root.sub("quorum")
+	cfg.Quorum.MinRegions = sc.atLeast("min_regions", f.Quorum.MinRegions, 1, defaultMinRegion)
+	cfg.Quorum.ConfirmOnFailure = f.Quorum.ConfirmOnFailure.or(true)
+	cfg.Quorum.RecoverySuccesses = sc.atLeast("recovery_successes", f.Quorum.RecoverySuccesses, 1, 1)
+
+	// [defaults]
+	sc = root.sub("defaults")
+	d := defaultsFrom{scope: sc}
+	cfg.Defaults.Interval, d.intervalSet = sc.duration("interval", f.Defaults.Interval, defaultInterval)
+	if d.intervalSet && cfg.Defaults.Interval < minInterval {
+		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", f.Defaults.Interval.V, minInterval)
+		cfg.Defaults.Interval, d.intervalSet = defaultInterval, false
+	}
+	cfg.Defaults.Timeout, d.timeoutSet = sc.duration("timeout", f.Defaults.Timeout, 0)
+	switch {
+	case d.timeoutSet && cfg.Defaults.Timeout <= 0:
+		sc.errf(ErrInvalid, "timeout", "%q: must be above zero", f.Defaults.Timeout.V)
+		d.timeoutSet = false
+	case d.timeoutSet && d.intervalSet && cfg.Defaults.Timeout >= cfg.Defaults.Interval:
+		sc.errf(ErrImpossible, "timeout", "%v must be below interval (%v)", cfg.Defaults.Timeout, cfg.Defaults.Interval)
+		d.timeoutSet = false
+	}
+	if !d.timeoutSet {
+		cfg.Defaults.Timeout = timeoutFor(cfg.Defaults.Interval)
+	}
+	cfg.Defaults.Failures = sc.atLeast("failures", f.Defaults.Failures, 1, 1)
+	d.Defaults = cfg.Defaults
+
+	// [exporter]
+	cfg.Exporter.LatencyHistogram = f.Exporter.LatencyHistogram.or(false)
+
+	// [slo]
+	sc = root.sub("slo")
+	cfg.SLO.Objective = defaultObjective
+	if o := f.SLO.Objective; o.ok() {
+		if o.V <= 0 || o.V >= 1 {
+			sc.errf(ErrInvalid, "objective", "%v: must be between 0 and 1, exclusive (0.999 is 99.9%%)", o.V)
+		} else {
+			cfg.SLO.Objective = o.V
+		}
+	}
+	cfg.SLO.Window = defaultWindow
+	if w := sc.positive("window", f.SLO.Window); w > 0 {
+		cfg.SLO.Window = w
+	}
+
+	// Targets, main file first.
+	first := map[string]Pos{}
+	for _, s := range srcs {
+		for i := range s.schema.Target {
+			t := l.buildTarget(s, i, cfg, &d)
+			if t == nil {
+				continue
+			}
+			if p, dup := first[t.Name]; dup {
+				scope{l: l, s: s, path: fmt.Sprintf("target[%d]", i), field: targetField(t.Name, i)}.
+					errf(ErrDuplicate, "name", "duplicate target name %q; first defined at %s", t.Name, p)
+				continue
+			}
+			first[t.Name] = t.Pos
+			cfg.Targets = append(cfg.Targets, t)
+		}
+	}
+
+	for _, s := range srcs {
+		for i := range s.schema.Maintenance {
+			if m, ok := l.buildMaintenance(s, i, cfg); ok {
+				cfg.Maintenance = append(cfg.Maintenance, m)
+			}
+		}
+	}
+	cfg.index()
+	return cfg
+}
+
+// timeoutFor is the timeout of a target that sets none, here or in
+// [defaults]: 10s, or 4/5 of a shorter interval so a probe always ends
+// before the next one starts.
+func timeoutFor(interval time.Duration) time.Duration {
+	return min(defaultTimeout, interval*4/5)
+}
+
+// defaultsFrom is [defaults] as targets inherit it, with where it was set.
+type defaultsFrom struct {
+	Defaults
+	scope                   scope
+	intervalSet, timeoutSet bool
+}
+
+func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
+	out.Bind = in.Bind.or(defaultBind)
+	if in.Bind.ok() {
+		if err := hostPort(out.Bind, true); err != nil {
+			sc.errf(ErrInvalid, "bind", "%v", err)
+		}
+	}
+	out.Advertise = in.Advertise.or("")
+	if out.Advertise != "" {
+		if err := hostPort(out.Advertise, false); err != nil {
+			sc.errf(ErrInvalid, "advertise", "%v", err)
+		}
+	}
+	for i, j := range in.Join.or(nil) {
+		if err := hostPort(j, false); err != nil {
+			sc.errf(ErrInvalid, fmt.Sprintf("join[%d]", i), "%v", err)
+			continue
+		}
+		out.Join = append(out.Join, j)
+	}
+	if p := sc.file(in.SecretKeyFile); p != "" {
+		out.SecretKeyFile = p
+		if err := checkKeyFile(p); err != nil {
+			sc.errf(ErrSecret, "secret_key_file", "%v", err)
+		}
+	}
+	out.Label = in.Label.or(defaultLabel)
+	out.Insecure = in.Insecure.or(false)
+	out.ReplicasPerRegion = sc.atLeast("replicas_per_region", in.ReplicasPerRegion, 1, 1)
+	out.GossipInterval = sc.positive("gossip_interval", in.GossipInterval)
+	out.ProbeInterval = sc.positive("probe_interval", in.ProbeInterval)
+	out.ProbeTimeout = sc.positive("probe_timeout", in.ProbeTimeout)
+	if out.ProbeTimeout > 0 && out.ProbeInterval > 0 && out.ProbeTimeout >= out.ProbeInterval {
+		sc.errf(ErrImpossible, "probe_timeout", "%v must be below probe_interval (%v)", out.ProbeTimeout, out.ProbeInterval)
+	}
+	out.SuspicionMult = sc.atLeast("suspicion_mult", in.SuspicionMult, 1, 0)
+	out.TCPTimeout = sc.positive("tcp_timeout", in.TCPTimeout)
+	out.RejoinInterval = sc.positive("rejoin_interval", in.RejoinInterval)
+	if out.RejoinInterval == 0 {
+		out.RejoinInterval = defaultRejoin
+	}
+}
+
+// checkKeyFile validates a gossip key file the way the agent reads it (one
+// base64 key per line, '#' comments), without ever printing a key.
+func checkKeyFile(p string) error {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("%q: %w", p, unwrapPath(err))
+	}
+	n := 0
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(line)
+		if err != nil {
+			return fmt.Errorf("%q line %d: not base64 (make a key with `vantage keygen`)", p, i+1)
+		}
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("%q line %d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", p, i+1, l)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("%q: no key in file (make one with `vantage keygen`)", p)
+	}
+	return nil
+}
+
+// unwrapPath drops the path os errors repeat, since messages quote it already.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// readSecret reads a secret file (trimmed) or environment variable.
+// Errors name the file or variable, never the value.
+func (sc scope) secretFile(key string, o opt[string]) string {
+	p := sc.file(o)
+	if !o.ok() {
+		return ""
+	}
+	if p == "" {
+		sc.errf(ErrSecret, key, "empty file name")
+		return ""
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		sc.errf(ErrSecret, key, "%q: %v", p, unwrapPath(err))
+		return ""
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		sc.errf(ErrSecret, key, "%q is empty", p)
+	}
+	return v
+}
+
+func (sc scope) secretEnv(key string, o opt[string]) string {
+	if !o.ok() {
+		return ""
+	}
+	v, found := sc.l.lookupEnv(o.V)
+	switch {
+	case o.V == "":
+		sc.errf(ErrSecret, key, "empty variable name")
+	case !found:
+		sc.errf(ErrSecret, key, "environment variable %q is not set", o.V)
+	case strings.TrimSpace(v) == "":
+		sc.errf(ErrSecret, key, "environment variable %q is empty", o.V)
+	}
+	return strings.TrimSpace(v)
+}
