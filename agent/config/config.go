@@ -31,10 +31,10 @@ func (c *Config) index() {
 
 // Target returns the target called name, or nil.
 func (c *Config) Target(name string) *Target {
-	if c.byName != nil {
+	if c.byName != nil && len(c.byName) == len(c.Targets) {
 		return c.byName[name]
 	}
-	// A Config built by hand (tests elsewhere) has no index.
+	// A Config built or edited by hand (tests elsewhere) has no index.
 	for _, t := range c.Targets {
 		if t.Name == name {
 			return t

@@ -8,7 +8,9 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -47,22 +49,21 @@ type source struct {
 	dir    string // base for relative paths in the file ("" for an fs.FS root)
 	ix     *keyIndex
 	schema fileSchema
-	main   bool
 }
 
-// Load reads, decodes and validates the config file at path and the files
+// Load reads, decodes and validates the config file and the files
 // it includes. On any problem it returns Errors listing all of them.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		var pe *fs.PathError
 		msg := err.Error()
 		if errors.As(err, &pe) {
 			msg = pe.Err.Error()
 		}
-		return nil, Errors{{Pos: Pos{File: path}, Msg: "cannot read: " + msg, Err: fmt.Errorf("%w: %w", ErrInclude, err)}}
+		return nil, Errors{{Pos: Pos{File: file}, Msg: "cannot read: " + msg, Err: fmt.Errorf("%w: %w", ErrInclude, err)}}
 	}
-	return Parse(path, data)
+	return Parse(file, data)
 }
 
 // Parse decodes and validates data as the config file called name. Without
@@ -77,7 +78,7 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	if l.fsys != nil {
 		dir = path.Dir(name)
 	}
-	main := l.decode(name, dir, data, true)
+	main := l.decode(name, dir, data)
 	if main == nil {
 		return nil, l.c.err()
 	}
@@ -92,17 +93,30 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 
 // decode parses one file strictly: syntax errors, unknown keys and type
 // mismatches become Errors. It returns nil when the file did not parse.
-func (l *loader) decode(name, dir string, data []byte, main bool) *source {
-	s := &source{name: name, dir: dir, main: main}
+func (l *loader) decode(name, dir string, data []byte) *source {
+	s := &source{name: name, dir: dir}
 	md, err := toml.Decode(string(data), &s.schema)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			l.c.add(ErrSyntax, Pos{File: name, Line: pe.Position.Line, Col: pe.Position.Col}, "", "%s", pe.Message)
 		} else {
-			// A table where a value belongs (or the reverse) fails the decode;
-			// toml names the key in its message.
-			l.c.add(ErrType, Pos{File: name}, "", "%s", strings.TrimPrefix(err.Error(), "toml: "))
+			// A value where a table belongs fails the whole decode; toml
+			// names the line and key in its message only.
+			pos, field, msg := Pos{File: name}, "", strings.TrimPrefix(err.Error(), "toml: ")
+			if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
+				pos.Line, _ = strconv.Atoi(m[1])
+				field, msg = m[2], tableMismatch(m[3])
+				// The text parsed, so the key index can add the column.
+				ix := indexKeys(name, string(data))
+				for _, e := range ix.keys {
+					if p := ix.pos[e.path]; e.plain == strings.ReplaceAll(field, ".", "\x00") && p.Line == pos.Line {
+						pos = p
+						break
+					}
+				}
+			}
+			l.c.add(ErrType, pos, field, "%s", msg)
 		}
 		return nil
 	}
@@ -110,6 +124,27 @@ func (l *loader) decode(name, dir string, data []byte, main bool) *source {
 	l.unknownKeys(s, md)
 	l.typeErrors(s, reflect.ValueOf(&s.schema).Elem(), "")
 	return s
+}
+
+var (
+	decodeErrRe  = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+	foundRe      = regexp.MustCompile(`expected table but found (\S+)`)
+	tomlTypeName = map[string]string{"string": "a string", "int64": "an integer", "float64": "a float", "bool": "a boolean", "time.Time": "a datetime"}
+)
+
+// tableMismatch rephrases toml's Go-typed messages in TOML terms.
+func tableMismatch(msg string) string {
+	if m := foundRe.FindStringSubmatch(msg); m != nil {
+		got := tomlTypeName[m[1]]
+		if got == "" {
+			got = "an array"
+		}
+		return "expected a table, got " + got
+	}
+	if strings.Contains(msg, "destination has type slice") {
+		return "expected an array of tables ([[...]])"
+	}
+	return msg
 }
 
 // unknownKeys reports keys the schema does not have: undecoded keys, and
@@ -125,7 +160,10 @@ func (l *loader) unknownKeys(s *source, md toml.MetaData) {
 		ks := k.String()
 		n := seen[ks]
 		seen[ks]++
-		if !undecoded[ks] && schemaKnows(reflect.TypeFor[fileSchema](), k) {
+		schema := reflect.TypeFor[fileSchema]()
+		if !undecoded[ks] && (schemaKnows(schema, k, false) || !schemaKnows(schema, k, true)) {
+			// Decoded and spelt right, or decoded as part of a value that
+			// is not a table (reported as a type error).
 			continue
 		}
 		if slices.ContainsFunc(reported, func(p string) bool { return strings.HasPrefix(ks, p+".") }) {
@@ -144,8 +182,9 @@ func (l *loader) unknownKeys(s *source, md toml.MetaData) {
 }
 
 // schemaKnows reports whether key names a field of t with exactly the
-// spelling of its toml tag (toml itself matches case-insensitively).
-func schemaKnows(t reflect.Type, key toml.Key) bool {
+// spelling of its toml tag, or, with fold, in any case (toml itself matches
+// field names case-insensitively, which a strict config must not).
+func schemaKnows(t reflect.Type, key toml.Key, fold bool) bool {
 	for i := 0; i < len(key); i++ {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
@@ -162,7 +201,7 @@ func schemaKnows(t reflect.Type, key toml.Key) bool {
 		if t.Kind() != reflect.Struct {
 			return false
 		}
-		f, ok := fieldByTag(t, key[i])
+		f, ok := fieldByTag(t, key[i], fold)
 		if !ok {
 			return false
 		}
@@ -171,16 +210,16 @@ func schemaKnows(t reflect.Type, key toml.Key) bool {
 	return true
 }
 
-func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+func fieldByTag(t reflect.Type, name string, fold bool) (reflect.StructField, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if g, ok := fieldByTag(f.Type, name); ok {
+			if g, ok := fieldByTag(f.Type, name, fold); ok {
 				return g, true
 			}
 			continue
 		}
-		if f.Tag.Get("toml") == name {
+		if tag := f.Tag.Get("toml"); tag == name || fold && strings.EqualFold(tag, name) {
 			return f, true
 		}
 	}
@@ -198,7 +237,7 @@ func suggest(k toml.Key) string {
 		if t.Kind() != reflect.Struct {
 			return ""
 		}
-		f, ok := fieldByTag(t, seg)
+		f, ok := fieldByTag(t, seg, true)
 		if !ok {
 			return ""
 		}
@@ -363,7 +402,7 @@ func (l *loader) includes(main *source) []*source {
 				l.c.add(ErrInclude, pos, "include", "%q: %v", m, err)
 				continue
 			}
-			s := l.decode(m, dir, data, false)
+			s := l.decode(m, dir, data)
 			if s == nil {
 				continue
 			}
@@ -387,7 +426,7 @@ func (l *loader) onlyTargets(s *source) {
 			continue
 		}
 		reported[top] = true
-		if !schemaKnows(reflect.TypeFor[fileSchema](), toml.Key{top}) {
+		if !schemaKnows(reflect.TypeFor[fileSchema](), toml.Key{top}, false) {
 			continue // reported as an unknown key already
 		}
 		l.c.add(ErrInvalid, s.ix.at(e.path), top,

@@ -276,13 +276,13 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		u, err = url.Parse(o.URL)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, "url", "%q: %v", o.URL, unwrapURL(err))
+			sc.errf(ErrInvalid, "url", "%q: %v", redactURL(o.URL), unwrapURL(err))
 			u = nil
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", o.URL)
+			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", redactURL(o.URL))
 			u = nil
 		case u.Hostname() == "":
-			sc.errf(ErrInvalid, "url", "%q: no host", o.URL)
+			sc.errf(ErrInvalid, "url", "%q: no host", redactURL(o.URL))
 			u = nil
 		default:
 			sc.familyCheck("url", u.Hostname(), nt)
@@ -458,11 +458,23 @@ func isToken(s string) bool {
 	return true
 }
 
+// unwrapURL drops url.Error's copy of the URL, which would repeat (and,
+// with user:password@, leak) what the message quotes redacted.
 func unwrapURL(err error) error {
 	if ue, ok := err.(*url.Error); ok {
 		return ue.Err
 	}
 	return err
+}
+
+var userinfoRe = regexp.MustCompile(`://[^/@]*@`)
+
+// redactURL hides a password in user:password@host, for errors and display.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return userinfoRe.ReplaceAllString(s, "://xxxxx@")
 }
 
 func (sc scope) buildTLS(ts *targetSchema, nt probe.Net) *tlsprobe.Options {

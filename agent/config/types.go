@@ -67,7 +67,7 @@ type Quorum struct {
 // Defaults is the [defaults] table; every target inherits it.
 type Defaults struct {
 	Interval time.Duration // default 30s
-	Timeout  time.Duration // default 10s (and never above interval)
+	Timeout  time.Duration // default 10s, or 4/5 of a shorter interval (always below interval)
 	Failures int           // default 1
 }
 
@@ -124,12 +124,12 @@ type Target struct {
 	ownSourceIP bool
 }
 
-// Endpoint is what the target points at, for display: URL or address or
-// "server query".
+// Endpoint is what the target points at, for display: URL (with any
+// password in it redacted) or address or "server query".
 func (t *Target) Endpoint() string {
 	switch {
 	case t.HTTP != nil:
-		return t.HTTP.URL
+		return redactURL(t.HTTP.URL)
 	case t.TLS != nil:
 		return t.TLS.Address
 	case t.DNS != nil:

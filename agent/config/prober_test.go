@@ -1,0 +1,116 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vantage-probe/vantage/probe"
+)
+
+func netOf(t *Target) probe.Net {
+	switch {
+	case t.HTTP != nil:
+		return t.HTTP.Net
+	case t.TLS != nil:
+		return t.TLS.Net
+	case t.DNS != nil:
+		return t.DNS.Net
+	case t.TCP != nil:
+		return t.TCP.Net
+	}
+	return probe.Net{}
+}
+
+// TestNewProberProbesRealServers builds probers from config text and runs
+// them against loopback servers: the options the loader fills in are the
+// ones the probers need.
+func TestNewProberProbesRealServers(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Probe") != "vantage" {
+			http.Error(w, "no header", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, "status: ok")
+	}))
+	defer hs.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprint(c, "220 ready\r\n")
+			c.Close()
+		}
+	}()
+
+	dir := writeFiles(t, map[string]string{"main.toml": fmt.Sprintf(`
+[[target]]
+name = "web"
+type = "http"
+url = "%s/healthz"
+[target.http]
+headers = { X-Probe = "vantage" }
+body_regex = "status: ok"
+
+[[target]]
+name = "web-wrong-body"
+type = "http"
+url = "%[1]s/"
+[target.http]
+headers = { X-Probe = "vantage" }
+fail_if_body_matches = ["ok"]
+
+[[target]]
+name = "banner"
+type = "tcp"
+address = "%s"
+[target.tcp]
+expect = '^220 '
+`, hs.URL, ln.Addr())})
+	cfg := mustLoad(t, dir)
+	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone}
+	for _, tg := range cfg.Targets {
+		p, err := tg.NewProber()
+		if err != nil {
+			t.Fatalf("%s: %v", tg.Name, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r := p.Probe(ctx)
+		cancel()
+		if r.OK != (want[tg.Name] == probe.ReasonNone) || r.Reason != want[tg.Name] {
+			t.Errorf("%s: ok=%v reason=%q (%s), want reason %q", tg.Name, r.OK, r.Reason, r.Message, want[tg.Name])
+		}
+	}
+}
+
+func TestNewProberErrorNamesTarget(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"main.toml": `
+[[target]]
+name = "needs-ca"
+type = "tls"
+address = "127.0.0.1:443"
+[target.tls]
+ca_file = "missing-ca.pem"
+`})
+	cfg := mustLoad(t, dir)
+	_, err := cfg.Target("needs-ca").NewProber()
+	if err == nil || !strings.Contains(err.Error(), `target "needs-ca"`) || !strings.Contains(err.Error(), "main.toml:2:1") {
+		t.Fatalf("err = %v, want it to name the target and its position", err)
+	}
+	if _, err := (&Target{Name: "empty"}).NewProber(); err == nil {
+		t.Error("a target without options built a prober")
+	}
+}
