@@ -19,10 +19,27 @@ type verdictState struct {
 	open        *Incident
 	incidents   uint64 // opened while this agent led
 	flaps       uint64
-	lastSuppr   map[string]bool // region -> counted as suppressed in this streak
+	lastSuppr   map[string]bool      // region -> counted as suppressed in this streak
+	supprSince  map[string]time.Time // region -> failing below quorum since
+	upSince     time.Time            // verdict up since (for the resolve hold)
 	maintenance bool
 	firstFail   time.Time // earliest failed observation in the current streak
 	confirmAt   time.Time
+}
+
+// resolveHold is how long the quorum must see a target up before its
+// incident resolves: one interval, so every region has looked again.
+func resolveHold(t TargetSpec) time.Duration {
+	if t.Interval <= 0 {
+		return 30 * time.Second
+	}
+	return t.Interval
+}
+
+// suppressAfter is how long a failure must stay below quorum to count as
+// suppressed: a probe timeout for the confirmations, plus gossip slack.
+func suppressAfter(t TargetSpec) time.Duration {
+	return t.Timeout + 2*time.Second
 }
 
 // fresh: received within two intervals plus a timeout (plus a little slack
@@ -141,7 +158,7 @@ func (c *Cluster) evaluate(target string) {
 	}
 	vs := c.verdicts[target]
 	if vs == nil {
-		vs = &verdictState{since: now, lastSuppr: map[string]bool{}}
+		vs = &verdictState{since: now, lastSuppr: map[string]bool{}, supprSince: map[string]time.Time{}}
 		// A new leader continues an open incident it learnt by gossip.
 		for i := len(c.incidents) - 1; i >= 0; i-- {
 			if in := c.incidents[i]; in.Target == target && in.Open() {
@@ -169,6 +186,7 @@ func (c *Cluster) evaluate(target string) {
 	if first.IsZero() {
 		vs.firstFail = time.Time{}
 		vs.lastSuppr = map[string]bool{}
+		vs.supprSince = map[string]time.Time{}
 	} else if vs.firstFail.IsZero() || first.Before(vs.firstFail) {
 		vs.firstFail = first
 	}
@@ -179,6 +197,11 @@ func (c *Cluster) evaluate(target string) {
 	prev := vs.v.State
 	vs.v = v
 
+	if vs.open == nil {
+		// Another agent that led this target a moment ago (membership views
+		// differ briefly during churn) may already have opened it.
+		vs.open = c.openIncidentLocked(target)
+	}
 	switch {
 	case v.State == quorum.Down && vs.open == nil && !vs.maintenance:
 		started := vs.firstFail
@@ -208,23 +231,52 @@ func (c *Cluster) evaluate(target string) {
 		events = append(events, Event{At: now, Kind: "incident_open", Target: target,
 			Detail: v.Reason, Elapsed: in.TimeToDetect()})
 	case v.State == quorum.Down && vs.open != nil:
+		if !vs.upSince.IsZero() {
+			// Down again within the resolve hold: the same incident goes
+			// on (a flapping target opens one incident, not ten).
+			vs.upSince = time.Time{}
+			vs.open.Flaps++
+			bcast = append(bcast, vs.open)
+		}
 		// Regions joining an open incident are recorded.
 		if merged := mergeRegions(vs.open.Regions, v.Failing); len(merged) != len(vs.open.Regions) {
 			vs.open.Regions = merged
 			bcast = append(bcast, vs.open)
 		}
-	case v.State == quorum.Up && vs.open != nil:
-		vs.open.ResolvedAt = now
+	case v.State == quorum.Up && vs.open != nil && vs.upSince.IsZero():
+		vs.upSince = now
+	case v.State == quorum.Up && vs.open != nil && now.Sub(vs.upSince) >= resolveHold(t):
+		// Resolved once the quorum has seen it up for a whole hold: the
+		// incident's end is when it came back, not when the hold ended.
+		vs.open.ResolvedAt = vs.upSince
+		vs.upSince = time.Time{}
 		bcast = append(bcast, vs.open)
 		events = append(events, Event{At: now, Kind: "incident_resolved", Target: target,
-			Detail: v.Reason, Elapsed: now.Sub(vs.open.StartedAt)})
+			Detail: v.Reason, Elapsed: vs.open.ResolvedAt.Sub(vs.open.StartedAt)})
 		vs.open = nil
 		vs.flaps++
 	}
-	// Failures that stay below quorum are suppressed, counted once per
-	// region and streak.
-	if v.State != quorum.Down {
+	// Failures that stay below quorum for longer than a confirmation takes
+	// are suppressed, counted once per region and streak. (The first region
+	// to see an all-region outage is below quorum only until the others
+	// confirm: that is detection, not suppression.)
+	failingNow := map[string]bool{}
+	for _, r := range v.Failing {
+		failingNow[r] = true
+		if _, ok := vs.supprSince[r]; !ok {
+			vs.supprSince[r] = now
+		}
+	}
+	for r := range vs.supprSince {
+		if !failingNow[r] {
+			delete(vs.supprSince, r)
+		}
+	}
+	if v.State != quorum.Down && vs.open == nil {
 		for _, r := range v.Failing {
+			if now.Sub(vs.supprSince[r]) < suppressAfter(t) {
+				continue
+			}
 			if !vs.lastSuppr[r] {
 				vs.lastSuppr[r] = true
 				c.m.suppressedFor(r).Inc()
@@ -273,14 +325,39 @@ func (c *Cluster) addIncidentLocked(in *Incident) {
 	}
 }
 
+func (c *Cluster) openIncidentLocked(target string) *Incident {
+	for i := len(c.incidents) - 1; i >= 0; i-- {
+		if in := c.incidents[i]; in.Target == target && in.Open() {
+			return in
+		}
+	}
+	return nil
+}
+
 // mergeIncident folds a gossiped incident record into ours: a new leader
-// continues it, and every agent can show it.
+// continues it, and every agent can show it. Two agents that both believed
+// they led the target during churn may open one each; the open incident with
+// the smaller ID wins everywhere, so the fleet converges on one.
 func (c *Cluster) mergeIncident(in *Incident) {
 	if in.ID == "" {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if in.Open() {
+		if mine := c.openIncidentLocked(in.Target); mine != nil && mine.ID != in.ID {
+			if in.ID > mine.ID {
+				return // ours wins; the other side will drop theirs
+			}
+			c.dropIncidentLocked(mine.ID)
+			cp := *in
+			c.addIncidentLocked(&cp)
+			if vs := c.verdicts[in.Target]; vs != nil && vs.open == mine {
+				vs.open = &cp
+			}
+			return
+		}
+	}
 	for _, have := range c.incidents {
 		if have.ID == in.ID {
 			if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
@@ -349,4 +426,14 @@ func (c *Cluster) checkIsolation() {
 		c.emit(Event{At: now, Kind: "isolated", Region: c.cfg.Region, Node: c.cfg.NodeName, Detail: strconv.FormatBool(iso)})
 		c.sendHeartbeat()
 	}
+}
+
+func (c *Cluster) dropIncidentLocked(id string) {
+	out := c.incidents[:0]
+	for _, in := range c.incidents {
+		if in.ID != id {
+			out = append(out, in)
+		}
+	}
+	c.incidents = out
 }

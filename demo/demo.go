@@ -132,10 +132,12 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 func (d *Demo) configFor(node, region, ip, listen, seed string) (*config.Config, error) {
-	text := strings.NewReplacer(
-		"NODE", node, "REGION", region, "SOURCE_IP", ip, "LISTEN", listen,
-		"BIND", ip+":0").Replace(d.raw)
-	cfg, err := config.Parse("demo.toml", []byte(text))
+	// demo.toml is written for the first agent; the others differ in
+	// identity and addresses, set the way the command-line flags would.
+	cfg, err := config.Parse("demo.toml", []byte(d.raw))
+	if err == nil {
+		err = cfg.ApplyOverrides(config.Overrides{Node: node, Region: region, Listen: listen, Bind: ip + ":0", SourceIP: ip})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo config: %w", err)
 	}
