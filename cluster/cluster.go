@@ -22,6 +22,10 @@ import (
 	"github.com/vantage-probe/vantage/cluster/shard"
 )
 
+// syncGrace is how long a new agent waits for a peer's full state before it
+// may open incidents on its own.
+const syncGrace = 30 * time.Second
+
 // Local is the agent as the cluster sees it.
 type Local interface {
 	// Assigned tells the agent which targets it must probe now (sorted). It
@@ -192,7 +196,11 @@ type Cluster struct {
 	wg       sync.WaitGroup
 	seq      atomic.Uint64
 	isolated atomic.Bool
-	reqID    atomic.Uint64
+	// synced is set once we hold a peer's full state (push/pull) or have no
+	// seeds: a fresh agent must not open incidents from half a picture.
+	synced  atomic.Bool
+	started time.Time
+	reqID   atomic.Uint64
 
 	mu          sync.Mutex
 	targets     map[string]TargetSpec
@@ -222,6 +230,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		local:      local,
 		log:        cfg.Logger,
 		boot:       uint64(time.Now().UnixNano()),
+		started:    time.Now(),
 		now:        time.Now,
 		inbox:      make(chan []byte, 4096),
 		changed:    make(chan struct{}, 1),
@@ -261,6 +270,10 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	mc.TCPTimeout = cfg.TCPTimeout
 	mc.PushPullInterval = cfg.PushPull
 	mc.GossipToTheDeadTime = 30 * time.Second
+	// A restarted agent keeps its name but may come back on a new address
+	// (a rescheduled pod, port 0 in tests): let it reclaim its name quickly
+	// instead of being refused as a conflict until the dead node is reaped.
+	mc.DeadNodeReclaimTime = 2 * time.Second
 	mc.Label = cfg.Label
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
@@ -294,6 +307,9 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	go c.assignLoop()
 	go c.tickLoop()
 	c.signalChange()
+	if len(cfg.Join) == 0 {
+		c.synced.Store(true)
+	}
 	if len(cfg.Join) > 0 {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.join() }()
@@ -854,6 +870,11 @@ func (c *Cluster) tickLoop() {
 		case <-c.stop:
 			return
 		case <-eval.C:
+			if !c.synced.Load() && time.Since(c.started) > syncGrace {
+				// No peer answered: decide with what we have (quorum still
+				// needs other regions' votes).
+				c.synced.Store(true)
+			}
 			c.refreshMembers()
 			c.checkIsolation()
 			c.evaluateAll()

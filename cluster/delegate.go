@@ -75,6 +75,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	for i := range ins {
 		d.c.mergeIncident(&ins[i])
 	}
+	d.c.synced.Store(true)
 }
 
 // events turns membership changes into a reassignment signal.

@@ -203,7 +203,7 @@ func (c *Cluster) evaluate(target string) {
 		vs.open = c.openIncidentLocked(target)
 	}
 	switch {
-	case v.State == quorum.Down && vs.open == nil && !vs.maintenance:
+	case v.State == quorum.Down && vs.open == nil && !vs.maintenance && c.synced.Load():
 		started := vs.firstFail
 		if started.IsZero() {
 			started = now
