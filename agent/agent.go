@@ -127,7 +127,7 @@ func New(opts Options) (*Agent, error) {
 			"  (or, on a trusted network only, [cluster] insecure = true)", cfg.Cluster.Bind)
 	}
 
-	srv, err := exporter.NewServer(cfg.Agent.Listen, a, a.reg, a.log)
+	srv, err := exporter.NewServer(cfg.Agent.Listen, a, a.reg, a.log, webConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Agent.Listen, err)
 	}
@@ -169,6 +169,11 @@ func New(opts Options) (*Agent, error) {
 	a.clp.Store(cl)
 	a.reg.AddWriter(a.writeSeries)
 	return a, nil
+}
+
+func webConfig(cfg *config.Config) exporter.WebConfig {
+	return exporter.WebConfig{CertFile: cfg.Exporter.TLSCertFile, KeyFile: cfg.Exporter.TLSKeyFile,
+		ClientCAFile: cfg.Exporter.TLSClientCAFile, Users: cfg.Exporter.BasicAuthUsers}
 }
 
 func isLoopbackBind(bind string) bool {

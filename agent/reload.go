@@ -54,6 +54,9 @@ func (a *Agent) swap(cfg *config.Config) error {
 		cfg.Agent.Node, cfg.Agent.Region, cfg.Agent.Listen, cfg.Cluster.Bind =
 			old.Agent.Node, old.Agent.Region, old.Agent.Listen, old.Cluster.Bind
 	}
+	if err := a.srv.SetWebConfig(webConfig(cfg)); err != nil {
+		return err
+	}
 	prev := a.cfg.Swap(cfg)
 	if err := a.applyTargets(cfg); err != nil {
 		a.cfg.Store(prev)

@@ -2,11 +2,14 @@ package exporter
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
@@ -88,6 +91,8 @@ type Server struct {
 	ln   net.Listener
 	// Page serves "/"; nil gives a plain-text summary.
 	Page http.Handler
+	auth atomic.Pointer[basicAuth]
+	tls  atomic.Pointer[tls.Config]
 }
 
 // maxAPIItems bounds list responses; larger fleets page with ?limit/offset
@@ -96,12 +101,26 @@ const maxAPIItems = 20000
 
 // NewServer binds addr at once (so a taken port fails start-up, not later)
 // and returns a server ready to Serve.
-func NewServer(addr string, src Source, reg *Registry, log *slog.Logger) (*Server, error) {
+func NewServer(addr string, src Source, reg *Registry, log *slog.Logger, web WebConfig) (*Server, error) {
+	s := &Server{src: src, reg: reg, log: log, mux: http.NewServeMux()}
+	if err := s.SetWebConfig(web); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{src: src, reg: reg, log: log, mux: http.NewServeMux(), ln: ln}
+	if s.tls.Load() != nil {
+		// The TLS config is read per handshake, so a reload can swap the
+		// certificate (renewal) without restarting the listener.
+		ln = tls.NewListener(ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return s.tls.Load(), nil
+			},
+		})
+	}
+	s.ln = ln
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -115,7 +134,7 @@ func NewServer(addr string, src Source, reg *Registry, log *slog.Logger) (*Serve
 	s.mux.HandleFunc("GET /api/v1/status", s.self)
 	s.mux.HandleFunc("GET /{$}", s.page)
 	s.http = &http.Server{
-		Handler:           securityHeaders(s.mux),
+		Handler:           securityHeaders(s.authMiddleware(s.mux)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -124,6 +143,27 @@ func NewServer(addr string, src Source, reg *Registry, log *slog.Logger) (*Serve
 	}
 	return s, nil
 }
+
+// SetWebConfig installs TLS and basic-auth settings (at start and on
+// reload). Turning TLS on or off needs a restart; certificates and users
+// change live.
+func (s *Server) SetWebConfig(web WebConfig) error {
+	tc, err := web.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if s.ln != nil && (tc == nil) != (s.tls.Load() == nil) {
+		return fmt.Errorf("turning exporter TLS on or off takes effect on restart")
+	}
+	if tc != nil {
+		s.tls.Store(tc)
+	}
+	s.auth.Store(newBasicAuth(web.Users))
+	return nil
+}
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.tls.Load() != nil }
 
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

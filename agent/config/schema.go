@@ -73,6 +73,12 @@ type defaultsSchema struct {
 // exporterSchema is [exporter].
 type exporterSchema struct {
 	LatencyHistogram opt[bool] `toml:"latency_histogram"` // vantage_probe_duration_seconds histogram per target; default false (series per target)
+	// The exporter-toolkit web config, in TOML: TLS for every endpoint and
+	// basic auth (bcrypt hashes) for all but /healthz and /readyz.
+	TLSCertFile    opt[string]            `toml:"tls_cert_file"`      // PEM server certificate; with tls_key_file, the exporter serves HTTPS
+	TLSKeyFile     opt[string]            `toml:"tls_key_file"`       // PEM private key
+	TLSClientCA    opt[string]            `toml:"tls_client_ca_file"` // PEM CA: clients must present a certificate it signed (mTLS)
+	BasicAuthUsers map[string]opt[string] `toml:"basic_auth_users"`   // user = bcrypt hash (htpasswd -nBC 10 USER); empty: no auth
 }
 
 // sloSchema is [slo].

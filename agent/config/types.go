@@ -74,6 +74,10 @@ type Defaults struct {
 // Exporter is the [exporter] table.
 type Exporter struct {
 	LatencyHistogram bool
+	TLSCertFile      string // HTTPS when set (with TLSKeyFile)
+	TLSKeyFile       string
+	TLSClientCAFile  string            // require client certificates signed by this CA
+	BasicAuthUsers   map[string]string // user -> bcrypt hash
 }
 
 // SLO is the [slo] table.

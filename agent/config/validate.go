@@ -228,6 +228,30 @@ func (l *loader) build(srcs []*source) *Config {
 
 	// [exporter]
 	cfg.Exporter.LatencyHistogram = f.Exporter.LatencyHistogram.or(false)
+	sc = root.sub("exporter")
+	cfg.Exporter.TLSCertFile = sc.file(f.Exporter.TLSCertFile)
+	cfg.Exporter.TLSKeyFile = sc.file(f.Exporter.TLSKeyFile)
+	cfg.Exporter.TLSClientCAFile = sc.file(f.Exporter.TLSClientCA)
+	if (cfg.Exporter.TLSCertFile == "") != (cfg.Exporter.TLSKeyFile == "") {
+		sc.errf(ErrConflict, "tls_cert_file", "tls_cert_file and tls_key_file must be set together")
+	}
+	if cfg.Exporter.TLSClientCAFile != "" && cfg.Exporter.TLSCertFile == "" {
+		sc.errf(ErrConflict, "tls_client_ca_file", "client certificates need TLS: set tls_cert_file and tls_key_file")
+	}
+	for user, hash := range f.Exporter.BasicAuthUsers {
+		if user == "" || strings.ContainsAny(user, ":") {
+			sc.errf(ErrInvalid, "basic_auth_users", "user name %q: must be non-empty and contain no ':'", user)
+			continue
+		}
+		if !strings.HasPrefix(hash.V, "$2") {
+			sc.errf(ErrInvalid, "basic_auth_users", "user %q: the value must be a bcrypt hash ($2y$...), never a password; make one with `htpasswd -nBC 10 %s`", user, user)
+			continue
+		}
+		if cfg.Exporter.BasicAuthUsers == nil {
+			cfg.Exporter.BasicAuthUsers = map[string]string{}
+		}
+		cfg.Exporter.BasicAuthUsers[user] = hash.V
+	}
 
 	// [slo]
 	sc = root.sub("slo")

@@ -127,3 +127,16 @@ func first(s []string) string {
 	}
 	return s[0]
 }
+
+// PEM encodes a leaf certificate (with its chain) and its private key, for
+// servers configured with cert and key files.
+func PEM(c tls.Certificate) (certPEM, keyPEM []byte) {
+	for _, der := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		panic(fmt.Sprintf("marshal test key: %v", err))
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
