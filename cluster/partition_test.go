@@ -162,3 +162,41 @@ func TestClockSkewChangesNothing(t *testing.T) {
 		return false
 	})
 }
+
+// Key rotation without downtime: install the new key everywhere as a
+// secondary, make it primary, remove the old one. The fleet stays joined
+// throughout, and a newcomer with only the new key can join at the end.
+func TestGossipKeyRotation(t *testing.T) {
+	oldKey := []byte("0123456789abcdef0123456789abcdef")
+	newKey := []byte("ffffffffffffffff0000000000000000")
+	targets := testTargets(2)
+	nodes := startFleet(t, []string{"eu", "us"}, 1, targets, func(c *Config) { c.Keys = [][]byte{oldKey} })
+	waitFor(t, 10*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	steps := [][][]byte{
+		{oldKey, newKey}, // 1. install as secondary everywhere
+		{newKey, oldKey}, // 2. use the new key
+		{newKey},         // 3. remove the old key
+	}
+	for i, keys := range steps {
+		for _, n := range nodes {
+			if err := n.c.SetKeys(keys); err != nil {
+				t.Fatalf("step %d: %v", i+1, err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+		if !converged(nodes, targets) {
+			t.Fatalf("fleet split at rotation step %d", i+1)
+		}
+	}
+	l := &scripted{down: map[string]bool{}}
+	cfg := fastConfig("newcomer", "ap")
+	cfg.Keys = [][]byte{newKey}
+	cfg.Join = []string{nodes[0].c.LocalAddr()}
+	c, err := New(cfg, l, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.c = c
+	defer c.Kill()
+	waitFor(t, 10*time.Second, "a newcomer with only the new key to join", func() bool { return nodes[0].c.ml.NumMembers() == 3 })
+}
