@@ -49,7 +49,7 @@ func TestChromium(t *testing.T) {
 	// The DOM check loads a fleet with a hostile target name; the
 	// screenshots, meant for the docs, the same fleet without it.
 	src := hostileSource(fixedNow)
-	srv, err := exporter.NewServer("127.0.0.1:0", src, exporter.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := exporter.NewServer("127.0.0.1:0", src, exporter.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)), exporter.WebConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
