@@ -1,18 +1,33 @@
 # The image is built FROM scratch around the static binary that `make image`
 # builds (the goreleaser convention): no registry is needed to build it, and
-# the image holds nothing but the binary, CA certificates and the config.
+# the image holds nothing but the binary, CA certificates and a config.
 #
 #   make image            # builds dist/vantage, then this image
 #   docker run -p 9115:9115 -p 7946:7946 -p 7946:7946/udp \
 #     -v $PWD/vantage.toml:/etc/vantage/vantage.toml:ro vantage:latest
+#
+# Without a mounted config the built-in one (deploy/docker/vantage.toml) runs
+# a single agent with loopback gossip, so the container starts and turns
+# healthy. A mounted config must listen on 0.0.0.0:9115 (or keep port 9115
+# on 127.0.0.1 reachable) for the HEALTHCHECK below. See docs/deploy.md.
 FROM scratch
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="vantage" \
+      org.opencontainers.image.description="Synthetic probing agents that agree before they page" \
+      org.opencontainers.image.source="https://github.com/vantage-probe/vantage" \
+      org.opencontainers.image.version="${VERSION}"
 COPY dist/vantage /usr/bin/vantage
 COPY deploy/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY configs/example.toml /etc/vantage/vantage.toml
+COPY deploy/docker/vantage.toml /etc/vantage/vantage.toml
 # nobody:nogroup; no shell, no package manager, nothing to exec into.
 USER 65534:65534
 EXPOSE 9115/tcp 7946/tcp 7946/udp
+# The check's own timeout is below Docker's so a hung agent is reported by
+# the check (with its reason in `docker inspect`) rather than killed.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["/usr/bin/vantage", "healthcheck", "-url", "http://127.0.0.1:9115/readyz"]
+  CMD ["/usr/bin/vantage", "healthcheck", "-timeout", "2s", "-url", "http://127.0.0.1:9115/readyz"]
+# SIGTERM (docker stop) makes the agent finish probes in flight, leave the
+# cluster and stop; give it `docker stop -t 30` (compose: stop_grace_period).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/vantage"]
 CMD ["agent", "-config", "/etc/vantage/vantage.toml"]
