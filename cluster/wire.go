@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Wire format. Every message starts with a type byte and the wire version;
@@ -409,6 +411,27 @@ type Meta struct {
 	Version     string // build version, for display
 	TargetsHash uint64 // hash of the target set: differing configs are flagged
 	Boot        uint64
+}
+
+// checkMeta refuses names that would not survive the wire. Every string a
+// peer decodes is at most maxString bytes, and the encoder cuts longer ones,
+// so peers would know the agent by another id than its own (it would then
+// own no target); and node metadata over memberlist's MetaMaxSize is not
+// sent at all (NodeMeta returns none), so peers would ignore the agent.
+func checkMeta(region, nodeName, agentID, version string) error {
+	for _, f := range []struct{ key, v string }{
+		{"region", region}, {"node name", nodeName}, {"agent id", agentID}, {"version", version},
+	} {
+		if len(f.v) > maxString {
+			return fmt.Errorf("%s %q is %d bytes, at most %d: %w", f.key, f.v, len(f.v), maxString, errTooLarge)
+		}
+	}
+	worst := Meta{Region: region, AgentID: agentID, Version: version, Boot: math.MaxUint64}
+	if n := len(encodeMeta(&worst)); n > memberlist.MetaMaxSize {
+		return fmt.Errorf("region %q, agent id %q and version %q make %d bytes of node metadata, over memberlist's %d: %w",
+			region, agentID, version, n, memberlist.MetaMaxSize, errTooLarge)
+	}
+	return nil
 }
 
 // ProtocolVersion is the cluster protocol this build speaks.

@@ -1,0 +1,309 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// The gossip decoders read bytes from any peer that holds the key (or from
+// anyone, without one): whatever arrives must be refused or decoded without
+// a panic and without allocating in proportion to a count the sender claims.
+// What decodes must survive a re-encode unchanged, so that relaying a
+// message (push/pull hands on what gossip brought) never alters it.
+
+// wireSeeds are realistic messages of every type, so that the fuzzer starts
+// from the grammar rather than from noise.
+func wireSeeds() [][]byte {
+	at := time.UnixMilli(1_767_225_600_000) // 2026-01-01
+	obs := Observation{
+		Target: "checkout-api", AgentID: "eu-west-1", Region: "eu-west", Boot: 1_767_225_600_000_000_000, Seq: 42,
+		OK: false, Failing: true, Reason: "timeout",
+		Latency: 1500 * time.Millisecond, FailingFor: 12 * time.Second, Interval: 15 * time.Second, Timeout: 10 * time.Second,
+	}
+	ok := obs
+	ok.OK, ok.Failing, ok.Isolated, ok.Reason, ok.FailingFor = true, false, true, "", 0
+	in := Incident{
+		ID: "checkout-api@1767225600000", Target: "checkout-api", StartedAt: at, ConfirmAt: at.Add(time.Second),
+		QuorumAt: at.Add(3 * time.Second), DetectedAt: at.Add(3 * time.Second), Regions: []string{"eu-west", "us-east"},
+		Leader: "us-east-2", Reason: "connect_refused", Flaps: 2,
+	}
+	resolved := in
+	resolved.ResolvedAt, resolved.Regions = at.Add(time.Hour), nil
+	long := strings.Repeat("r", maxString)
+	return [][]byte{
+		encodeResult(&obs),
+		encodeResult(&ok),
+		encodeResult(&Observation{Target: long, AgentID: long, Region: long, Reason: long, Boot: ^uint64(0), Seq: ^uint64(0)}),
+		encodeHeartbeat(&Heartbeat{AgentID: "eu-west-1", Region: "eu-west", Boot: 7, Seq: 9, Isolated: true, Targets: 120}),
+		encodeConfirmReq(&confirmReq{ID: 3, Target: "checkout-api", From: "us-east-2"}),
+		encodeConfirmResp(&confirmResp{ID: 3, Obs: obs}),
+		encodeConfirmResp(&confirmResp{ID: 4, Busy: true}),
+		encodeIncident(&in),
+		encodeIncident(&resolved),
+		encodeState([]*Observation{&obs, &ok}, []*Incident{&in, &resolved}),
+		encodeState(nil, nil),
+		encodeMeta(&Meta{Proto: ProtocolVersion, Region: "eu-west", AgentID: "eu-west-1", Version: "v1.2.3", TargetsHash: 0xdeadbeef, Boot: 99}),
+		{msgBye, wireVersion, 5, 'n', 'o', 'd', 'e', '1'},
+		// Refusals worth keeping in the corpus: a string one byte over
+		// maxString, a wrong version, a truncated varint, a state that
+		// claims the maximum number of observations in ten bytes.
+		append([]byte{msgResult, wireVersion, 0x80, 0x02}, make([]byte, 256)...),
+		{msgResult, wireVersion + 1},
+		{msgHeartbeat, wireVersion, 0xff},
+		binary.AppendUvarint([]byte{msgState, wireVersion}, maxStateObservations),
+		binary.AppendUvarint([]byte{msgState, wireVersion, 0}, maxStateIncidents+1),
+		{},
+	}
+}
+
+func addSeeds(f *testing.F) {
+	for _, b := range wireSeeds() {
+		f.Add(b)
+	}
+}
+
+// checkStrings fails when a decoded string is longer than a peer may send.
+func checkStrings(t *testing.T, ss ...string) {
+	t.Helper()
+	for _, s := range ss {
+		if len(s) > maxString {
+			t.Fatalf("decoded a %d-byte string; maxString is %d", len(s), maxString)
+		}
+	}
+}
+
+func FuzzDecodeResult(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := decodeResult(b)
+		if err != nil {
+			return
+		}
+		checkStrings(t, o.Target, o.AgentID, o.Region, o.Reason)
+		enc := encodeResult(&o)
+		// Every result a peer can send us fits in one gossip message, so
+		// relaying it is never refused as oversized.
+		if len(enc) > maxMessage {
+			t.Fatalf("re-encoded result is %d bytes, over maxMessage %d", len(enc), maxMessage)
+		}
+		o2, err := decodeResult(enc)
+		if err != nil {
+			t.Fatalf("re-encoded result does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(o, o2) {
+			t.Fatalf("round trip changed the result:\n%+v\n%+v", o, o2)
+		}
+	})
+}
+
+func FuzzDecodeHeartbeat(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := decodeHeartbeat(b)
+		if err != nil {
+			return
+		}
+		checkStrings(t, h.AgentID, h.Region)
+		h2, err := decodeHeartbeat(encodeHeartbeat(&h))
+		if err != nil || h2 != h {
+			t.Fatalf("round trip: %+v -> %+v, %v", h, h2, err)
+		}
+	})
+}
+
+func FuzzDecodeConfirm(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := decodeConfirmReq(b); err == nil {
+			checkStrings(t, r.Target, r.From)
+			r2, err := decodeConfirmReq(encodeConfirmReq(&r))
+			if err != nil || r2 != r {
+				t.Fatalf("request round trip: %+v -> %+v, %v", r, r2, err)
+			}
+		}
+		if r, err := decodeConfirmResp(b); err == nil {
+			checkStrings(t, r.Obs.Target, r.Obs.AgentID, r.Obs.Region, r.Obs.Reason)
+			enc := encodeConfirmResp(&r)
+			if len(enc) > maxMessage {
+				t.Fatalf("re-encoded response is %d bytes, over maxMessage %d", len(enc), maxMessage)
+			}
+			r2, err := decodeConfirmResp(enc)
+			if err != nil || r2 != r {
+				t.Fatalf("response round trip: %+v -> %+v, %v", r, r2, err)
+			}
+		}
+	})
+}
+
+func FuzzDecodeIncident(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		in, err := decodeIncident(b)
+		if err != nil {
+			return
+		}
+		checkStrings(t, append([]string{in.ID, in.Target, in.Leader, in.Reason}, in.Regions...)...)
+		if len(in.Regions) > 16 {
+			t.Fatalf("decoded %d regions, the limit is 16", len(in.Regions))
+		}
+		if in.Flaps < 0 || in.Flaps > 1<<20 {
+			t.Fatalf("flaps %d out of range", in.Flaps)
+		}
+		in2, err := decodeIncident(encodeIncident(&in))
+		if err != nil {
+			t.Fatalf("re-encoded incident does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(in, in2) {
+			t.Fatalf("round trip changed the incident:\n%+v\n%+v", in, in2)
+		}
+	})
+}
+
+func FuzzDecodeState(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		obs, ins, err := decodeState(b)
+		if err != nil {
+			if obs != nil || ins != nil {
+				t.Fatalf("error %v returned with %d observations and %d incidents", err, len(obs), len(ins))
+			}
+			return
+		}
+		// Memory follows the bytes received, never the count claimed: an
+		// observation takes at least 12 bytes on the wire, and the slice
+		// is pre-sized to at most one per 8.
+		if lim := len(b) / 8; cap(obs) > lim {
+			t.Fatalf("%d-byte state allocated room for %d observations (limit %d)", len(b), cap(obs), lim)
+		}
+		if len(ins) > maxStateIncidents || len(ins) > len(b) {
+			t.Fatalf("%d incidents from %d bytes", len(ins), len(b))
+		}
+		op := make([]*Observation, len(obs))
+		for i := range obs {
+			checkStrings(t, obs[i].Target, obs[i].AgentID, obs[i].Region, obs[i].Reason)
+			op[i] = &obs[i]
+		}
+		ip := make([]*Incident, len(ins))
+		for i := range ins {
+			ip[i] = &ins[i]
+		}
+		obs2, ins2, err := decodeState(encodeState(op, ip))
+		if err != nil {
+			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+		if len(obs2) != len(obs) || len(ins2) != len(ins) {
+			t.Fatalf("round trip: %d/%d observations, %d/%d incidents", len(obs2), len(obs), len(ins2), len(ins))
+		}
+		for i := range obs {
+			if obs[i] != obs2[i] {
+				t.Fatalf("observation %d changed:\n%+v\n%+v", i, obs[i], obs2[i])
+			}
+		}
+		for i := range ins {
+			if !reflect.DeepEqual(ins[i], ins2[i]) {
+				t.Fatalf("incident %d changed:\n%+v\n%+v", i, ins[i], ins2[i])
+			}
+		}
+	})
+}
+
+func FuzzDecodeMeta(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMeta(b)
+		if err != nil {
+			return
+		}
+		checkStrings(t, m.Region, m.AgentID, m.Version)
+		m2, err := decodeMeta(encodeMeta(&m))
+		if err != nil || m2 != m {
+			t.Fatalf("round trip: %+v -> %+v, %v", m, m2, err)
+		}
+	})
+}
+
+// FuzzMetaFits builds metadata from arbitrary fields. Whatever New accepts
+// must survive memberlist's 512-byte node meta and come back exactly, or
+// peers would see the agent under another id (or not at all: NodeMeta sends
+// nothing when the encoding does not fit).
+func FuzzMetaFits(f *testing.F) {
+	f.Add(byte(1), "eu-west", "eu-west-1", "v1.2.3", uint64(0xdeadbeef), uint64(1_767_225_600_000_000_000))
+	f.Add(byte(1), "", "", "", uint64(0), uint64(0))
+	f.Add(byte(2), strings.Repeat("r", 63), strings.Repeat("n", 253), "v1.2.3-15-gabcdef0-dirty", ^uint64(0), ^uint64(0))
+	f.Add(byte(1), strings.Repeat("r", maxString), strings.Repeat("n", maxString), "dev", uint64(1), uint64(1))
+	f.Add(byte(1), "eu-west", strings.Repeat("n", maxString+1), "dev", uint64(1), uint64(1))
+	f.Fuzz(func(t *testing.T, proto byte, region, agentID, version string, hash, boot uint64) {
+		m := Meta{Proto: proto, Region: region, AgentID: agentID, Version: version, TargetsHash: hash, Boot: boot}
+		enc := encodeMeta(&m)
+		fits := checkMeta(region, agentID, agentID, version) == nil
+		if !fits {
+			return // New refuses such a config; FuzzNewRefusesUnfitMeta checks that
+		}
+		if len(enc) > memberlist.MetaMaxSize {
+			t.Fatalf("accepted metadata encodes to %d bytes, over memberlist's %d", len(enc), memberlist.MetaMaxSize)
+		}
+		got, err := decodeMeta(enc)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if got != m {
+			t.Fatalf("round trip changed the metadata:\n%+v\n%+v", m, got)
+		}
+	})
+}
+
+// TestWireSeedsDecode keeps the seeds honest: each valid one decodes as its
+// own type and every refusal is refused, so a codec change that breaks the
+// corpus is seen in a normal test run, not only while fuzzing.
+func TestWireSeedsDecode(t *testing.T) {
+	seeds := wireSeeds()
+	valid := 0
+	for _, b := range seeds {
+		var err error
+		typ := byte(0)
+		if len(b) > 0 {
+			typ = b[0]
+		}
+		switch typ {
+		case msgResult:
+			_, err = decodeResult(b)
+		case msgHeartbeat:
+			_, err = decodeHeartbeat(b)
+		case msgConfirmReq:
+			_, err = decodeConfirmReq(b)
+		case msgConfirmResp:
+			_, err = decodeConfirmResp(b)
+		case msgIncident:
+			_, err = decodeIncident(b)
+		case msgState:
+			_, _, err = decodeState(b)
+		case 'V':
+			_, err = decodeMeta(b)
+		default:
+			continue
+		}
+		if err == nil {
+			valid++
+		}
+	}
+	// 12 valid encodings; the 6 refusals are counted out.
+	if valid != 12 {
+		t.Fatalf("%d seeds decode, want 12", valid)
+	}
+	if _, err := decodeResult(seeds[13]); !errors.Is(err, errTooLarge) {
+		t.Fatalf("256-byte string: %v, want errTooLarge", err)
+	}
+	if _, err := decodeResult(seeds[14]); !errors.Is(err, errVersion) {
+		t.Fatalf("wrong version: %v, want errVersion", err)
+	}
+	if !bytes.Equal(seeds[11][:1], []byte{'V'}) {
+		t.Fatal("seed 11 should be node metadata")
+	}
+}
