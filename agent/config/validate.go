@@ -166,6 +166,7 @@ func (l *loader) build(srcs []*source) *Config {
 	root := scope{l: l, s: main}
 
 	// [agent]
+	const maxNodeLen, maxRegionLen = 253, 63
 	sc := root.sub("agent")
 	cfg.Agent.Node = f.Agent.Node.or("")
 	if !f.Agent.Node.Set {
@@ -177,9 +178,15 @@ func (l *loader) build(srcs []*source) *Config {
 	} else if f.Agent.Node.ok() && (cfg.Agent.Node == "" || strings.ContainsAny(cfg.Agent.Node, " \t\r\n")) {
 		sc.errf(ErrInvalid, "node", "%q: must be non-empty, without spaces", cfg.Agent.Node)
 	}
+	if len(cfg.Agent.Node) > maxNodeLen {
+		// Gossip carries names in at most 255 bytes and node metadata in 512.
+		sc.errf(ErrInvalid, "node", "%d bytes: at most %d (a DNS name's length)", len(cfg.Agent.Node), maxNodeLen)
+	}
 	cfg.Agent.Region = f.Agent.Region.or(defaultRegion)
 	if f.Agent.Region.ok() && !nameRe.MatchString(cfg.Agent.Region) {
 		sc.errf(ErrInvalid, "region", "%q: want letters, digits, '.', '_' or '-'", cfg.Agent.Region)
+	} else if len(cfg.Agent.Region) > maxRegionLen {
+		sc.errf(ErrInvalid, "region", "%q: at most %d bytes", cfg.Agent.Region, maxRegionLen)
 	}
 	cfg.Agent.Listen = f.Agent.Listen.or(defaultListen)
 	if f.Agent.Listen.ok() {
