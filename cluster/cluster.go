@@ -207,6 +207,7 @@ type Cluster struct {
 	targetsHash uint64
 	members     map[string]*memberInfo             // by node name
 	leaving     map[string]bool                    // nodes that said goodbye before leaving
+	heard       map[string]time.Time               // agent id -> last heartbeat received
 	table       map[string]map[string]*Observation // target -> agent -> latest
 	agentSeq    map[string][2]uint64               // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
@@ -225,6 +226,9 @@ type Cluster struct {
 // background until New returns successfully; on error everything is closed.
 func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	cfg.applyDefaults()
+	if err := checkMeta(cfg.Region, cfg.NodeName, cfg.AgentID, cfg.Version); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	c := &Cluster{
 		cfg:        cfg,
 		local:      local,
@@ -237,6 +241,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		stop:       make(chan struct{}),
 		members:    make(map[string]*memberInfo),
 		leaving:    make(map[string]bool),
+		heard:      make(map[string]time.Time),
 		table:      make(map[string]map[string]*Observation),
 		agentSeq:   make(map[string][2]uint64),
 		prevOwners: make(map[string]map[string]time.Time),
@@ -662,7 +667,9 @@ func (c *Cluster) Report(o Observation) {
 	if changed {
 		msg := encodeResult(&o)
 		c.broadcast("r/"+o.Target, msg)
-		if leader != nil && !leader.Self {
+		if c.memberCount() <= fanOutMax {
+			c.fanOut(msg)
+		} else if leader != nil && !leader.Self {
 			if err := c.ml.SendToAddress(leader.addr, msg); err != nil {
 				c.m.sendErrors.Inc()
 			}
@@ -684,9 +691,15 @@ func (c *Cluster) storeLocked(o *Observation) {
 	byAgent[o.AgentID] = &cp
 }
 
+func (c *Cluster) memberCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.members)
+}
+
 // leaderNodeLocked returns the member that leads target.
 func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
-	id := shard.Leader(target, c.liveMembersLocked())
+	id := shard.Leader(target, c.leaderCandidatesLocked(c.now()))
 	if id == "" {
 		return nil
 	}
@@ -697,7 +710,7 @@ func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
 func (c *Cluster) IsLeader(target string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return shard.Leader(target, c.liveMembersLocked()) == c.cfg.AgentID
+	return shard.Leader(target, c.leaderCandidatesLocked(c.now())) == c.cfg.AgentID
 }
 
 // broadcast queues a named gossip message: a newer message with the same
@@ -836,6 +849,7 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.heard[h.AgentID] = now
 	for _, m := range c.members {
 		if m.AgentID == h.AgentID {
 			m.Isolated = h.Isolated
@@ -892,7 +906,60 @@ func (c *Cluster) sendHeartbeat() {
 	h := Heartbeat{AgentID: c.cfg.AgentID, Region: c.cfg.Region, Boot: c.boot, Seq: cur[1],
 		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine))}
 	c.mu.Unlock()
-	c.broadcast("h/"+c.cfg.AgentID, encodeHeartbeat(&h))
+	msg := encodeHeartbeat(&h)
+	c.broadcast("h/"+c.cfg.AgentID, msg)
+	c.fanOut(msg)
+}
+
+// fanOutMax bounds direct fan-out. memberlist does not relay user
+// broadcasts (a queued message reaches only RetransmitMult x log(N) peers),
+// so heartbeats, state changes and incidents are also sent straight to
+// every live member: at most this many UDP packets per message, and only
+// on changes or every HeartbeatEvery. Larger fleets rely on the broadcast
+// queue and push/pull.
+const fanOutMax = 64
+
+func (c *Cluster) fanOut(msg []byte) {
+	c.mu.Lock()
+	addrs := make([]memberlist.Address, 0, len(c.members))
+	for _, m := range c.members {
+		if m.State == "alive" && !m.Self {
+			addrs = append(addrs, m.addr)
+		}
+	}
+	c.mu.Unlock()
+	if len(addrs) > fanOutMax {
+		return
+	}
+	for _, a := range addrs {
+		if err := c.ml.SendToAddress(a, msg); err != nil {
+			c.m.sendErrors.Inc()
+		}
+	}
+}
+
+// leaderSilence is how long an agent may go unheard (no heartbeat) before
+// the others stop counting it as a leader candidate: a leader cut off from
+// the fleet must not hold verdicts until memberlist declares it dead.
+func (c *Cluster) leaderSilence() time.Duration { return 3*c.cfg.HeartbeatEvery + 2*time.Second }
+
+// leaderCandidatesLocked are the live members that may lead a verdict:
+// ourselves, members heard from recently, and members that joined too
+// recently to have sent a heartbeat. Every connected agent computes the
+// same set; a partitioned one excludes the other side, and the other side
+// excludes it.
+func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
+	silence := c.leaderSilence()
+	out := make([]shard.Member, 0, len(c.members))
+	for _, m := range c.members {
+		if (m.State != "alive" && m.State != "suspect") || m.Proto != int(ProtocolVersion) {
+			continue
+		}
+		if m.Self || now.Sub(c.heard[m.AgentID]) <= silence || now.Sub(m.Since) <= silence {
+			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
+		}
+	}
+	return out
 }
 
 // rejoin contacts seeds we do not currently see alive: memberlist forgets

@@ -200,3 +200,46 @@ func TestGossipKeyRotation(t *testing.T) {
 	defer c.Kill()
 	waitFor(t, 10*time.Second, "a newcomer with only the new key to join", func() bool { return nodes[0].c.ml.NumMembers() == 3 })
 }
+
+// When the leader of a target is in the partitioned region, the others stop
+// counting it as a leader once its heartbeats stop, and detect an outage
+// without waiting for memberlist to declare it dead.
+func TestOutageDetectedWhenLeaderIsCutOff(t *testing.T) {
+	fnet := clustertest.NewNet()
+	targets := testTargets(12)
+	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, func(c *Config) {
+		withFaultNet(t, fnet)(c)
+		// Slow failure detection, so the test shows heartbeats doing the work.
+		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 2*time.Second, time.Second, 6
+	})
+	waitFor(t, 20*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	probeAll(nodes)
+	ap := nodes[2]
+	victim := ""
+	for _, tg := range targets {
+		if ap.c.IsLeader(tg.Name) {
+			victim = tg.Name
+			break
+		}
+	}
+	if victim == "" {
+		t.Skip("ap leads no target with this hashing; nothing to show")
+	}
+	fnet.Isolate("ap")
+	for _, n := range nodes {
+		n.local.setDown(victim, true)
+	}
+	start := time.Now()
+	waitFor(t, 15*time.Second, "eu or us to declare the outage of "+victim, func() bool {
+		probeAll(nodes[:2])
+		for _, n := range nodes[:2] {
+			for _, in := range n.c.Incidents() {
+				if in.Target == victim && in.Open() {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	t.Logf("detected %v after the cut, while memberlist still counts %d members at eu", time.Since(start).Round(10*time.Millisecond), nodes[0].c.ml.NumMembers())
+}

@@ -52,7 +52,7 @@ func (c *Cluster) Statuses() []TargetStatus {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := c.liveMembersLocked()
+	live := c.leaderCandidatesLocked(now)
 	out := make([]TargetStatus, 0, len(c.targets))
 	for name, t := range c.targets {
 		out = append(out, c.statusLocked(name, t, live, now))
@@ -70,7 +70,7 @@ func (c *Cluster) Status(name string) (TargetStatus, bool) {
 	if !ok {
 		return TargetStatus{}, false
 	}
-	return c.statusLocked(name, t, c.liveMembersLocked(), now), true
+	return c.statusLocked(name, t, c.leaderCandidatesLocked(now), now), true
 }
 
 func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, now time.Time) TargetStatus {

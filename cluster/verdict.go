@@ -128,10 +128,18 @@ func (c *Cluster) observationsLocked(target string) []quorum.Observation {
 }
 
 func (c *Cluster) evaluateAll() {
+	// Only targets we lead need evaluating, and those we held a verdict for
+	// (evaluate drops it when we no longer lead). Deciding that here from one
+	// snapshot of the members, rather than in evaluate per target, saves a
+	// member list per target per tick: at 10k targets and 50 agents that was
+	// most of an idle agent's CPU (cluster/scale).
 	c.mu.Lock()
-	names := make([]string, 0, len(c.targets))
+	live := c.leaderCandidatesLocked(c.now())
+	names := make([]string, 0, len(c.targets)/max(1, len(live))+len(c.verdicts))
 	for n := range c.targets {
-		names = append(names, n)
+		if c.verdicts[n] != nil || shard.Leader(n, live) == c.cfg.AgentID {
+			names = append(names, n)
+		}
 	}
 	c.mu.Unlock()
 	for _, n := range names {
@@ -147,7 +155,7 @@ func (c *Cluster) evaluate(target string) {
 	var bcast []*Incident
 	c.mu.Lock()
 	t, ok := c.targets[target]
-	if !ok || shard.Leader(target, c.liveMembersLocked()) != c.cfg.AgentID {
+	if !ok || shard.Leader(target, c.leaderCandidatesLocked(now)) != c.cfg.AgentID {
 		if vs := c.verdicts[target]; vs != nil && ok {
 			// No longer the leader: forget the local verdict so the metric
 			// is exported by exactly one agent. Incidents stay shared.
@@ -288,7 +296,9 @@ func (c *Cluster) evaluate(target string) {
 	c.mu.Unlock()
 
 	for _, in := range bcast {
-		c.broadcast("i/"+in.ID, encodeIncident(in))
+		msg := encodeIncident(in)
+		c.broadcast("i/"+in.ID, msg)
+		c.fanOut(msg)
 	}
 	for _, ev := range events {
 		c.log.Info(ev.Kind, "target", ev.Target, "failing_region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
@@ -416,7 +426,19 @@ func (c *Cluster) checkIsolation() {
 		}
 	}
 	c.mu.Unlock()
-	iso := quorum.IsIsolated(myFailing, othersUp, total) || (len(otherRegions) > 0 && otherAlive == 0)
+	// Silence: no heartbeat from any agent of any other region for a while
+	// (memberlist takes much longer to declare them all dead, and stretches
+	// its timeouts when it is itself the unhealthy one).
+	heardOther := false
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.Region != c.cfg.Region && now.Sub(c.heard[m.AgentID]) <= c.leaderSilence() {
+			heardOther = true
+		}
+	}
+	c.mu.Unlock()
+	silent := len(otherRegions) > 0 && !heardOther && time.Since(c.started) > 2*c.leaderSilence()
+	iso := quorum.IsIsolated(myFailing, othersUp, total) || (len(otherRegions) > 0 && otherAlive == 0) || silent
 	if was := c.isolated.Swap(iso); was != iso {
 		if iso {
 			c.log.Warn("this region looks isolated: its failures will not count", "failing", myFailing, "seen_up_elsewhere", othersUp, "targets", total)

@@ -238,5 +238,23 @@ func (t *Transport) filterStreams() {
 // Shutdown stops the filters and the real transport.
 func (t *Transport) Shutdown() error {
 	t.once.Do(func() { close(t.done) })
-	return t.NetTransport.Shutdown()
+	// The real transport's listeners hand every packet and stream over on
+	// unbuffered channels until they see their sockets closed, and its
+	// Shutdown waits for them: with the filters gone, drain meanwhile, or a
+	// packet arriving during shutdown blocks its listener and Shutdown forever.
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case c := <-t.NetTransport.StreamCh():
+				c.Close()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stop)
+	return err
 }
