@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GO      ?= go
 BIN     := bin/vantage
 
-.PHONY: build test test-short bench lint demo image lab soak rules-test fuzz clean
+.PHONY: build test test-short bench lint demo image lab soak fuzz clean
 
 build: ## build bin/vantage (static, trimmed)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vantage
@@ -31,10 +31,19 @@ demo: build ## the main job on its embedded default: a 3-region fleet with fault
 
 image: deploy/ca-certificates.crt ## the container image, FROM scratch with the static binary
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/vantage ./cmd/vantage
-	docker build -t vantage:$(VERSION) -t vantage:latest -f Dockerfile .
+	docker build --build-arg VERSION=$(VERSION) -t vantage:$(VERSION) -t vantage:latest -f Dockerfile .
 
 clean:
 	rm -rf bin dist
 
 deploy/ca-certificates.crt: # the CA bundle baked into the image, from the build host
 	cp /etc/ssl/certs/ca-certificates.crt $@
+
+lab: build ## the fault lab: scripted outages, a partition and a crash against a local 3-region fleet; MTTD/MTTR, false incidents, misses (a few minutes)
+	$(BIN) lab
+
+fuzz: ## every fuzz target for FUZZTIME each (default 10s), one at a time
+	FUZZTIME=$(or $(FUZZTIME),10s) .ci/fuzz.sh
+
+soak: build ## 10k targets for 30 minutes with target faults and agent restarts
+	$(BIN) soak -targets 10000 -interval 30s -duration 30m

@@ -46,6 +46,10 @@ type Options struct {
 	Overrides config.Overrides
 	// Cluster tuning for tests and the demo; zero values use defaults.
 	ClusterTuning func(*cluster.Config)
+	// OnLateness, when set, also receives how late each scheduled probe
+	// started: vantage_schedule_lateness_seconds summarises the last 5
+	// minutes, a benchmark needs exactly its own measurement window.
+	OnLateness func(late time.Duration)
 }
 
 // Agent is one running agent.

@@ -48,7 +48,7 @@ func (a *Agent) Targets() []exporter.TargetView {
 					Success: st.success, Failure: st.failure}
 			}
 			for i := 0; i < st.hlen; i++ {
-				v.History = append(v.History, st.history[(st.hnext-st.hlen+i+historyLen)%historyLen])
+				v.History = append(v.History, st.history[(st.hnext-st.hlen+i+historyLen)%historyLen].export())
 			}
 			// SLO: time the fleet verdict was up vs down, as this agent saw it.
 			if !st.lastSLO.IsZero() {

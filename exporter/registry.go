@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -23,6 +24,11 @@ type Registry struct {
 	mu      sync.Mutex
 	writers []func(w *bytes.Buffer)
 	bufPool sync.Pool
+	// lastLen is the size of the last response. A buffer the pool lost
+	// to a GC starts at it: at 10k targets the response is ~17 MB, and
+	// growing to that by doubling allocates twice as much again and can
+	// leave a 32 MB buffer behind.
+	lastLen atomic.Int64
 }
 
 // NewRegistry returns an empty registry. VictoriaMetrics/metrics decides
@@ -52,6 +58,7 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 		bb = new(bytes.Buffer)
 	}
 	bb.Reset()
+	bb.Grow(int(r.lastLen.Load()))
 	var tmp bytes.Buffer
 	r.set.WritePrometheus(&tmp)
 	metrics.WriteProcessMetrics(&tmp)
@@ -63,6 +70,7 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	for _, f := range writers {
 		f(bb)
 	}
+	r.lastLen.Store(int64(bb.Len()) + int64(bb.Len())/16) // room for growth between scrapes
 	_, _ = w.Write(bb.Bytes())
 	if bb.Cap() < 64<<20 {
 		r.bufPool.Put(bb)

@@ -41,6 +41,8 @@ func commands() []command {
 		{"check-config", "validate config files; print every problem as FILE:LINE:COL", runCheckConfig},
 		{"rules", "print Prometheus alerting and recording rules for a config", runRules},
 		{"demo", "run a three-region fleet against a local target farm, with faults", runDemo},
+		{"bench", "benchmark an agent against a bare client and blackbox_exporter", runBench},
+		{"soak", "run a fleet for a long time with faults and restarts; check nothing leaks", runSoak},
 		{"keygen", "print a new base64 gossip encryption key", runKeygen},
 		{"healthcheck", "exit 0 when the local agent is ready (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the version", runVersion},

@@ -1,0 +1,311 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/probe/probetest"
+)
+
+// farmEnv makes the test binary, re-executed by the harness, serve the
+// farm instead of running tests (the command's `vantage bench farm`).
+const farmEnv = "VANTAGE_BENCH_TEST_FARM"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(farmEnv) == "1" {
+		fs := flag.NewFlagSet("farm", flag.ExitOnError)
+		dir := fs.String("dir", "", "")
+		listeners := fs.Int("listeners", 0, "")
+		_ = fs.Parse(os.Args[1:])
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := ServeFarm(ctx, FarmOptions{Dir: *dir, Listeners: *listeners}, os.Stdin, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const debianBlackbox = "/usr/bin/prometheus-blackbox-exporter"
+
+// TestSmoke runs the whole harness for a few seconds: 50 mixed targets, a
+// farm in a child process, the agent, the bare client and (when installed)
+// blackbox_exporter. It checks the structure of what comes out, never an
+// absolute time.
+func TestSmoke(t *testing.T) {
+	if err := supported(); err != nil {
+		t.Skip(err)
+	}
+	drivers := []string{DriverVantage, DriverBare}
+	bb := ""
+	if _, err := os.Stat(debianBlackbox); err == nil {
+		bb = debianBlackbox
+		drivers = append(drivers, DriverBlackbox)
+	} else {
+		t.Logf("no %s: blackbox_exporter driver not tested", debianBlackbox)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const rate = 25.0
+	var progress bytes.Buffer
+	rep, err := Run(ctx, Options{
+		Scenarios: []Scenario{{Name: "smoke", Kind: KindMixed, Targets: 50, Rate: rate,
+			Warmup: 500 * time.Millisecond, Duration: 1500 * time.Millisecond, Drivers: drivers}},
+		FarmCommand:   []string{os.Args[0]},
+		FarmEnv:       []string{farmEnv + "=1"},
+		FarmListeners: 2,
+		Blackbox:      bb,
+		Scrapes:       2,
+		MinAchieved:   0.3, // the test asserts its own, looser bound
+		CPUProfile:    filepath.Join(dir, "cpu.pprof"),
+		MemProfile:    filepath.Join(dir, "mem.pprof"),
+		Log:           &progress,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if len(rep.Results) != len(drivers) {
+		t.Fatalf("%d results, want one per driver %v", len(rep.Results), drivers)
+	}
+	for i, r := range rep.Results {
+		if r.Driver != drivers[i] {
+			t.Errorf("result %d is driver %q, want %q (drivers run in order)", i, r.Driver, drivers[i])
+		}
+		if r.Err != "" {
+			t.Errorf("%s: %s", r.Driver, r.Err)
+			continue
+		}
+		// 1.5 s at 25/s is ~37 probes; a loaded machine may start a few late.
+		if got := r.Achieved(); got < rate/3 || got > rate*2 {
+			t.Errorf("%s: %.1f probes/s served in the window, want about %v", r.Driver, got, rate)
+		}
+		if r.CPU <= 0 || r.PerProbe() <= 0 {
+			t.Errorf("%s: CPU %v, per probe %v: want both positive", r.Driver, r.CPU, r.PerProbe())
+		}
+		if r.Failures != 0 {
+			t.Errorf("%s: %d failed probes against a healthy farm", r.Driver, r.Failures)
+		}
+		if r.Interval != 2*time.Second {
+			t.Errorf("%s: interval %v, want 2s (50 targets at 25/s)", r.Driver, r.Interval)
+		}
+		if r.Driver != DriverVantage {
+			continue
+		}
+		if r.LateSamples == 0 {
+			t.Errorf("vantage: no lateness samples: the agent's OnLateness hook was not called in the window")
+		}
+		if !(r.LateP50 <= r.LateP99 && r.LateP99 <= r.LateMax) {
+			t.Errorf("vantage: lateness p50 %v, p99 %v, max %v: not ordered", r.LateP50, r.LateP99, r.LateMax)
+		}
+		if r.ScrapeBytes < 1000 || r.ScrapeMedian <= 0 || r.ScrapeMax < r.ScrapeMedian {
+			t.Errorf("vantage: scrape %d bytes, median %v, max %v", r.ScrapeBytes, r.ScrapeMedian, r.ScrapeMax)
+		}
+		if r.BaseRSS == 0 || r.RSS == 0 || r.ScrapedRSS == 0 || r.PeakRSS < r.ScrapedRSS {
+			t.Errorf("vantage: RSS base %d, window %d, scraped %d, peak %d", r.BaseRSS, r.RSS, r.ScrapedRSS, r.PeakRSS)
+		}
+		// Mixed targets: plain HTTP speaks 1.1, the HTTPS farm offers h2.
+		if !strings.Contains(r.Proto, "1.1") || !strings.Contains(r.Proto, "2") {
+			t.Errorf("vantage: HTTP versions %q, want 1.1 and 2", r.Proto)
+		}
+	}
+	for _, p := range []string{"cpu.pprof", "mem.pprof"} {
+		if fi, err := os.Stat(filepath.Join(dir, p)); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v (size %d)", p, err, sizeOf(fi))
+		}
+	}
+	var md, text bytes.Buffer
+	rep.Write(&md, true)
+	rep.Write(&text, false)
+	if !strings.Contains(md.String(), "| scenario | probe | targets | probes/s | vantage µs/probe |") ||
+		!strings.Contains(md.String(), "| smoke | mixed | 50 | 25 |") {
+		t.Errorf("markdown report lacks the CPU table:\n%s", md.String())
+	}
+	if !strings.Contains(text.String(), "vantage µs/probe") || strings.Contains(text.String(), "| smoke") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+	if !strings.Contains(progress.String(), "farm: 2 servers per protocol") {
+		t.Errorf("progress log:\n%s", progress.String())
+	}
+}
+
+func sizeOf(fi os.FileInfo) int64 {
+	if fi == nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// TestAgentTOMLParses keeps the generated config in step with the schema:
+// every kind must load, with the interval, timeout and targets wanted.
+func TestAgentTOMLParses(t *testing.T) {
+	fi := FarmInfo{HTTP: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}, HTTPS: []string{"https://127.0.0.1:3"},
+		TCP: []string{"127.0.0.1:4"}, CAFile: writeCA(t)}
+	for _, kind := range Kinds {
+		t.Run(kind, func(t *testing.T) {
+			ts, err := makeTargets(kind, 7, fi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			iv := interval(len(ts), 3.5)
+			cfg, err := config.Parse("bench.toml", []byte(agentTOML(ts, iv, fi.CAFile)))
+			if err != nil {
+				t.Fatalf("generated config does not load: %v", err)
+			}
+			if len(cfg.Targets) != 7 {
+				t.Fatalf("%d targets, want 7", len(cfg.Targets))
+			}
+			for i, ct := range cfg.Targets {
+				if ct.Interval != 2*time.Second || ct.Timeout != 1600*time.Millisecond {
+					t.Errorf("%s: interval %v timeout %v, want 2s and 1.6s", ct.Name, ct.Interval, ct.Timeout)
+				}
+				if ct.Endpoint() != ts[i].endpoint() {
+					t.Errorf("%s: endpoint %q, want %q", ct.Name, ct.Endpoint(), ts[i].endpoint())
+				}
+				if ts[i].kind == KindHTTPS && ct.HTTP.TLS.CAFile != fi.CAFile {
+					t.Errorf("%s: ca_file %q, want %q", ct.Name, ct.HTTP.TLS.CAFile, fi.CAFile)
+				}
+			}
+		})
+	}
+	if _, err := makeTargets("udp", 1, fi); err == nil || !strings.Contains(err.Error(), `"udp"`) {
+		t.Errorf("kind udp: error %v, want one quoting the kind", err)
+	}
+}
+
+func writeCA(t *testing.T) string {
+	t.Helper()
+	ca, err := probetest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.WriteCAFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestIntervalAndTimeout(t *testing.T) {
+	for _, c := range []struct {
+		n       int
+		rate    float64
+		iv, out time.Duration
+	}{
+		{1000, 500, 2 * time.Second, 1600 * time.Millisecond},
+		{10000, 1000, 10 * time.Second, 5 * time.Second},
+		{50, 25, 2 * time.Second, 1600 * time.Millisecond},
+		{10, 100, time.Second, 800 * time.Millisecond}, // the config's 1s minimum
+	} {
+		iv := interval(c.n, c.rate)
+		if iv != c.iv || timeout(iv) != c.out {
+			t.Errorf("%d targets at %v/s: interval %v timeout %v, want %v and %v", c.n, c.rate, iv, timeout(iv), c.iv, c.out)
+		}
+	}
+}
+
+func TestScenarioValidate(t *testing.T) {
+	ok := Scenario{Name: "x", Kind: KindTCP, Targets: 10, Rate: 5, Duration: time.Second, Drivers: []string{DriverBare}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid scenario: %v", err)
+	}
+	bad := Scenario{Name: "y", Kind: "udp", Targets: 10, Rate: 50, Duration: time.Millisecond, Drivers: []string{"curl"}}
+	err := bad.Validate()
+	for _, want := range []string{`kind "udp"`, `duration 1ms`, `driver "curl"`, `interval below 1s`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v: want it to mention %s", err, want)
+		}
+	}
+	for _, s := range DefaultSuite() {
+		if err := s.Validate(); err != nil {
+			t.Errorf("default suite: %v", err)
+		}
+	}
+}
+
+func TestLatenessQuantiles(t *testing.T) {
+	var l lateness
+	l.add(time.Hour) // off: not recorded
+	l.on.Store(true)
+	for i := 100; i >= 1; i-- {
+		l.add(time.Duration(i) * time.Millisecond)
+	}
+	p50, p99, mx, n := l.quantiles()
+	if n != 100 || p50 != 50*time.Millisecond || p99 != 99*time.Millisecond || mx != 100*time.Millisecond {
+		t.Errorf("p50 %v p99 %v max %v n %d; want 50ms 99ms 100ms 100", p50, p99, mx, n)
+	}
+}
+
+func TestMergeProto(t *testing.T) {
+	got := ""
+	for _, v := range []string{"2", "2", "1.1", "2", "1.1"} {
+		got = mergeProto(got, v)
+	}
+	if got != "2,1.1" {
+		t.Errorf("merged %q, want 2,1.1", got)
+	}
+}
+
+func TestPidCPU(t *testing.T) {
+	if err := supported(); err != nil {
+		t.Skip(err)
+	}
+	// Burn a little CPU so that even 10 ms ticks see it.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	c, err := pidCPU(os.Getpid())
+	if err != nil || c <= 0 {
+		t.Fatalf("pidCPU(self) = %v, %v: want a positive time", c, err)
+	}
+	self, err := selfCPU()
+	if err != nil || self <= 0 {
+		t.Fatalf("selfCPU = %v, %v", self, err)
+	}
+	rss, hwm, err := memory()
+	if err != nil || rss == 0 || hwm < rss {
+		t.Fatalf("memory = %d, %d, %v: want 0 < rss <= hwm", rss, hwm, err)
+	}
+}
+
+func TestGoals(t *testing.T) {
+	mk := func(s, d, kind string, n int, rate float64, cpu time.Duration) Result {
+		return Result{Scenario: s, Driver: d, Kind: kind, Targets: n, Rate: rate, Window: time.Second, Probes: 1000, CPU: cpu}
+	}
+	scale := mk("scale", DriverVantage, KindHTTPS, 10000, 1000, 500*time.Millisecond)
+	scale.ScrapedRSS, scale.LateP99, scale.ScrapeMedian = 70<<20, 10*time.Millisecond, 20*time.Millisecond
+	rep := &Report{Results: []Result{
+		mk("http", DriverVantage, KindHTTP, 1000, 500, 90*time.Millisecond),
+		mk("http", DriverBare, KindHTTP, 1000, 500, 100*time.Millisecond),
+		mk("https", DriverVantage, KindHTTPS, 1000, 500, 110*time.Millisecond),
+		mk("https", DriverBare, KindHTTPS, 1000, 500, 100*time.Millisecond),
+		scale,
+	}}
+	got := strings.Join(rep.goals(), "\n")
+	for _, want := range []string{
+		"http: agent CPU per http probe ≤ 1.00× the bare client: met (worst 0.90×)",
+		"https: agent CPU per https probe ≤ 1.05× the bare client: NOT met (worst 1.10×)",
+		"scale: RSS < 64 MB with 10000 HTTPS targets configured and exported: NOT met (worst 70.0 MB)",
+		"scale: under one core at 1000 probes/s: met (worst 0.50 cores)",
+		"scale: lateness p99 < 50ms: met",
+		"scale: scrape < 100ms: met",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("goals lack %q:\n%s", want, got)
+		}
+	}
+}

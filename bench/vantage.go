@@ -1,0 +1,296 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vantage-probe/vantage/agent"
+	"github.com/vantage-probe/vantage/agent/config"
+)
+
+// runVantage measures one agent, in this process, probing ts.
+func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Result) (err error) {
+	// The baseline: this process before the agent's config exists, with
+	// garbage collected and returned, so the growth is the agent's.
+	runtime.GC()
+	debug.FreeOSMemory()
+	if r.BaseRSS, _, err = memory(); err != nil {
+		return err
+	}
+	cfg, err := config.Parse("bench.toml", []byte(agentTOML(ts, s.Interval(), h.farm.info.CAFile)))
+	if err != nil {
+		return fmt.Errorf("generated config: %w", err)
+	}
+	var late lateness
+	a, err := agent.New(agent.Options{Config: cfg, Version: h.o.Version, WatchEvery: -1,
+		MaxInFlight: h.o.MaxInFlight, OnLateness: late.add})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	actx, stopAgent := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(actx) }()
+	defer func() {
+		stopAgent()
+		if rerr := <-ran; rerr != nil && err == nil {
+			err = fmt.Errorf("agent: %w", rerr)
+		}
+	}()
+
+	if err := sleep(ctx, s.warmup()); err != nil {
+		return err
+	}
+	run := r.Run
+	url := "http://" + a.HTTPAddr() + "/metrics"
+	c := &http.Client{Timeout: 30 * time.Second}
+	cpuPath := h.profilePath(h.o.CPUProfile, s, run)
+	var prof *os.File
+	var profErr error
+	var first scrape
+	hk := hooks{
+		// The agent's counters before the window, so that failures of the
+		// start-up burst are not the window's; then the scrape's garbage is
+		// collected before the CPU reading.
+		before: func() error {
+			var err error
+			first, err = scrapeMetrics(ctx, c, url)
+			runtime.GC()
+			return err
+		},
+		start: func() {
+			late.on.Store(true)
+			if cpuPath != "" {
+				if prof, profErr = os.Create(cpuPath); profErr == nil {
+					profErr = pprof.StartCPUProfile(prof)
+				}
+			}
+		},
+		stop: func() {
+			late.on.Store(false)
+			if prof != nil {
+				pprof.StopCPUProfile()
+				_ = prof.Close()
+			}
+		},
+	}
+	if werr := h.window(ctx, s, selfCPU, r, hk); werr != nil {
+		return werr
+	}
+	if profErr != nil {
+		return fmt.Errorf("cpu profile %q: %w", cpuPath, profErr)
+	}
+	if r.RSS, _, err = memory(); err != nil {
+		return err
+	}
+	r.LateP50, r.LateP99, r.LateMax, r.LateSamples = late.quantiles()
+
+	// Scrapes, after the window so their CPU is not counted per probe. The
+	// first one closes the window's failure count.
+	var times []time.Duration
+	var last scrape
+	var scrapeProf *os.File
+	if cpuPath != "" {
+		// The scrapes get a profile of their own: FILE.scrape.EXT.
+		ext := filepath.Ext(cpuPath)
+		if scrapeProf, err = os.Create(strings.TrimSuffix(cpuPath, ext) + ".scrape" + ext); err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(scrapeProf); err != nil {
+			_ = scrapeProf.Close()
+			return err
+		}
+	}
+	stopScrapeProf := func() {
+		if scrapeProf != nil {
+			pprof.StopCPUProfile()
+			_ = scrapeProf.Close()
+			scrapeProf = nil
+		}
+	}
+	defer stopScrapeProf()
+	c0, err := selfCPU()
+	if err != nil {
+		return err
+	}
+	for i := range h.o.Scrapes {
+		t0 := time.Now()
+		sc, err := scrapeMetrics(ctx, c, url)
+		if err != nil {
+			return err
+		}
+		times = append(times, time.Since(t0))
+		if i == 0 {
+			r.Failures, r.Skipped = sc.failures-first.failures, sc.skipped-first.skipped
+			r.WarmupFailures, r.WarmupSkipped = first.failures, first.skipped
+		}
+		last = sc
+	}
+	c1, err := selfCPU()
+	stopScrapeProf()
+	if err != nil {
+		return err
+	}
+	slices.Sort(times)
+	r.ScrapeMedian, r.ScrapeMax = times[len(times)/2], times[len(times)-1]
+	r.ScrapeCPU = (c1 - c0) / time.Duration(len(times))
+	r.ScrapeBytes = last.bytes
+	r.Proto = last.proto
+	if r.ScrapedRSS, r.PeakRSS, err = memory(); err != nil {
+		return err
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.HeapInuse, r.StackInuse = ms.HeapInuse, ms.StackInuse
+	if p := h.profilePath(h.o.MemProfile, s, run); p != "" {
+		if err := writeHeapProfile(p); err != nil {
+			return err
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	r.LiveHeap = ms.HeapAlloc
+	if last.successes == 0 {
+		return fmt.Errorf("/metrics: no successful probe in vantage_probes_total")
+	}
+	if r.Failures > 0 {
+		return fmt.Errorf("the agent counted %d failed probes in the window (vantage_probes_total{result=\"failure\"})", r.Failures)
+	}
+	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC() // the profile shows live memory as of the last GC
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// lateness records each scheduled probe's lateness while on.
+type lateness struct {
+	on atomic.Bool
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *lateness) add(d time.Duration) {
+	if !l.on.Load() {
+		return
+	}
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+// quantiles returns p50, p99, max and the number of samples (nearest rank).
+func (l *lateness) quantiles() (p50, p99, maxd time.Duration, n int) {
+	l.mu.Lock()
+	d := slices.Clone(l.d)
+	l.mu.Unlock()
+	if len(d) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(d)
+	rank := func(q float64) time.Duration {
+		i := int(q*float64(len(d))+0.5) - 1
+		return d[min(max(i, 0), len(d)-1)]
+	}
+	return rank(0.5), rank(0.99), d[len(d)-1], len(d)
+}
+
+// scrape is what the benchmark reads from one /metrics response.
+type scrape struct {
+	bytes               int64
+	successes, failures int64  // vantage_probes_total by result, all targets
+	skipped             int64  // vantage_probes_skipped_total, all reasons
+	proto               string // probe_http_version values seen
+}
+
+// scrapeMetrics reads /metrics line by line (never holding the whole
+// response, whose buffer would count as the agent's memory) and sums the
+// counters the benchmark checks.
+func scrapeMetrics(ctx context.Context, c *http.Client, url string) (scrape, error) {
+	var s scrape
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	cr := &countingReader{r: resp.Body}
+	sc := bufio.NewScanner(cr)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		switch {
+		case hasPrefix(line, "vantage_probes_total{"):
+			v := value(line)
+			if strings.Contains(string(line), `result="failure"`) {
+				s.failures += v
+			} else {
+				s.successes += v
+			}
+		case hasPrefix(line, "vantage_probes_skipped_total{"):
+			s.skipped += value(line)
+		case hasPrefix(line, "probe_http_version{"):
+			i := strings.LastIndexByte(string(line), ' ')
+			s.proto = mergeProto(s.proto, string(line[i+1:]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, fmt.Errorf("scrape: %w", err)
+	}
+	s.bytes = cr.n
+	return s, nil
+}
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// value parses a sample line's value (the last field) as a whole number.
+func value(line []byte) int64 {
+	s := string(line)
+	v, err := strconv.ParseFloat(s[strings.LastIndexByte(s, ' ')+1:], 64)
+	if err != nil {
+		return 0
+	}
+	return int64(v)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
