@@ -42,6 +42,7 @@ func commands() []command {
 		{"rules", "print Prometheus alerting and recording rules for a config", runRules},
 		{"demo", "run a three-region fleet against a local target farm, with faults", runDemo},
 		{"bench", "benchmark an agent against a bare client and blackbox_exporter", runBench},
+		{"lab", "run the fault lab: scripted outages, partitions and crashes; MTTD/MTTR report", runLab},
 		{"soak", "run a fleet for a long time with faults and restarts; check nothing leaks", runSoak},
 		{"keygen", "print a new base64 gossip encryption key", runKeygen},
 		{"healthcheck", "exit 0 when the local agent is ready (container HEALTHCHECK)", runHealthcheck},
