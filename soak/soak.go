@@ -258,26 +258,31 @@ func openFDs() int {
 }
 
 // Flat reports whether the steady state stayed flat: the second half's
-// peak goroutines and heap within slack of the first half's peak.
+// median goroutines and heap within slack of the first half's. Medians, not
+// peaks: a peak is a burst of probes in flight (a loaded host delays them),
+// a leak moves the median.
 func (r *Report) Flat(goroutineSlack int, heapSlack float64) error {
 	if len(r.Samples) < 4 {
 		return fmt.Errorf("only %d samples", len(r.Samples))
 	}
 	half := len(r.Samples) / 2
-	peak := func(ss []Sample) (int, float64) {
-		g, h := 0, 0.0
-		for _, s := range ss {
-			g, h = max(g, s.Goroutines), max(h, s.HeapMB)
+	median := func(ss []Sample) (int, float64) {
+		g := make([]int, len(ss))
+		h := make([]float64, len(ss))
+		for i, s := range ss {
+			g[i], h[i] = s.Goroutines, s.HeapMB
 		}
-		return g, h
+		sort.Ints(g)
+		sort.Float64s(h)
+		return g[len(g)/2], h[len(h)/2]
 	}
-	g1, h1 := peak(r.Samples[:half])
-	g2, h2 := peak(r.Samples[half:])
+	g1, h1 := median(r.Samples[:half])
+	g2, h2 := median(r.Samples[half:])
 	if g2 > g1+goroutineSlack {
-		return fmt.Errorf("goroutines grew: first half peak %d, second half peak %d", g1, g2)
+		return fmt.Errorf("goroutines grew: first half median %d, second half median %d", g1, g2)
 	}
 	if h2 > h1*(1+heapSlack) {
-		return fmt.Errorf("heap grew: first half peak %.1f MB, second half peak %.1f MB", h1, h2)
+		return fmt.Errorf("heap grew: first half median %.1f MB, second half median %.1f MB", h1, h2)
 	}
 	return nil
 }
