@@ -299,7 +299,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now()}
 	defer func() { rep.Elapsed = time.Since(rep.Started) }()
-	h := &harness{o: o, rep: rep}
+	h := &harness{o: o}
 	if o.Blackbox != "" {
 		rep.Blackbox = blackboxVersion(ctx, o.Blackbox)
 	} else {
@@ -363,7 +363,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // harness is one Run's shared state.
 type harness struct {
 	o           Options
-	rep         *Report
 	farm        *farmProc
 	vantageRuns int
 	bbConfig    string // blackbox.yml, written on first use

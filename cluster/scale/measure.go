@@ -208,6 +208,11 @@ func MeasureMovement(ctx context.Context, opts Options) ([]MoveSample, error) {
 	region := opts.Regions[0]
 	var out []MoveSample
 	step := func(event string, act func() (*Agent, error)) error {
+		// Converged again right now: on a busy machine a false suspicion
+		// can reshuffle owners between two steps.
+		if _, err := f.WaitConverged(ctx, convergeLimit); err != nil {
+			return fmt.Errorf("before the %s: %w", event, err)
+		}
 		before, members := f.owners(), f.members()
 		churn := f.churn()
 		a, err := act()
@@ -441,10 +446,13 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 				if now.After(end) {
 					break loop
 				}
-				name := f.names[rng.IntN(len(f.names))]
-				f.SetDown(name, !f.world.isDown(name))
-				f.ReportTarget(name)
-				w.Changes++
+				// Catch up on ticks a busy machine made the ticker drop,
+				// so the rate is the one asked for.
+				for due := int(now.Sub(start) / every); w.Changes < due; w.Changes++ {
+					name := f.names[rng.IntN(len(f.names))]
+					f.SetDown(name, !f.world.isDown(name))
+					f.ReportTarget(name)
+				}
 			}
 		}
 	}
@@ -490,6 +498,10 @@ type SimResult struct {
 	// plus OwnedBy for one agent: the core of each agent's recompute on a
 	// membership change (best of 3).
 	Assign time.Duration
+	// FirstRound is how long every agent took to report its targets' first
+	// observations (each a state change, sent to every member), one agent
+	// after another, and FirstRoundCPU the process CPU it took.
+	FirstRound, FirstRoundCPU time.Duration
 	// ResultsAtLeaders: after the first probe round, until every target's
 	// leader holds a fresh observation from every region; 0 when that did
 	// not happen within ResultsLimit.
@@ -545,7 +557,9 @@ func Simulate(ctx context.Context, opts Options, resultsLimit, freshCheck time.D
 	r.HeapConverged = heapInUse()
 	r.Assign = timeAssign(f.names, f.members())
 
+	round, roundCPU := time.Now(), processCPU()
 	f.ReportAll()
+	r.FirstRound, r.FirstRoundCPU = time.Since(round), processCPU()-roundCPU
 	f.StartProbing()
 	reported := time.Now()
 	step := max(time.Second, resultsLimit/20)

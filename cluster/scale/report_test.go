@@ -1,0 +1,208 @@
+package scale
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The README's scale figures. They take minutes and most of a 2-core
+// machine, so they run only when asked:
+//
+//	VANTAGE_SCALE=all go test -run Report -v -timeout 60m ./cluster/scale/
+//
+// or VANTAGE_SCALE=death,movement,gossip,sim for some of them. Each prints
+// a markdown table; VANTAGE_SCALE_OUT=FILE appends the tables to FILE too.
+// They assert only that the measurement completed and the fleet converged:
+// the figures depend on the machine.
+
+func reportEnabled(t *testing.T, name string) {
+	t.Helper()
+	v := os.Getenv("VANTAGE_SCALE")
+	if v == "" {
+		t.Skip("set VANTAGE_SCALE=all (or " + name + ") to measure")
+	}
+	for _, s := range strings.Split(v, ",") {
+		if s == "all" || s == name {
+			return
+		}
+	}
+	t.Skipf("VANTAGE_SCALE=%s does not include %s", v, name)
+}
+
+// table logs a markdown table and appends it to VANTAGE_SCALE_OUT.
+func table(t *testing.T, title string, head []string, rows [][]string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### %s\n\n| %s |\n|", title, strings.Join(head, " | "))
+	for range head {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
+	}
+	t.Log(b.String())
+	if out := os.Getenv("VANTAGE_SCALE_OUT"); out != "" {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatalf("VANTAGE_SCALE_OUT %q: %v", out, err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(b.String()); err != nil {
+			t.Fatalf("VANTAGE_SCALE_OUT %q: %v", out, err)
+		}
+	}
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func TestReportDeath(t *testing.T) {
+	reportEnabled(t, "death")
+	ctx := context.Background()
+	shapes := []struct {
+		regions   []string
+		perRegion int
+	}{
+		{[]string{"eu"}, 3},
+		{[]string{"eu", "us"}, 5},
+		{[]string{"r1", "r2", "r3", "r4", "r5"}, 10},
+	}
+	var rows [][]string
+	for _, tm := range []Timing{Demo(), Production()} {
+		for _, mode := range []Mode{Kill, Freeze} {
+			kills := 5
+			if mode == Freeze {
+				kills = 3
+			}
+			for _, sh := range shapes {
+				if tm.Name == "demo" && len(sh.regions)*sh.perRegion > 10 {
+					// 50 agents sending every heartbeat (each second) to
+					// every member take most of this 2-core machine in one
+					// process: false deaths, no stable fleet to measure.
+					continue
+				}
+				run, err := MeasureDeath(ctx, Options{Regions: sh.regions, PerRegion: sh.perRegion, Targets: 1000, Timing: tm}, mode, kills)
+				if err != nil {
+					t.Fatalf("%s, %s, %d agents: %v", tm.Name, mode, len(sh.regions)*sh.perRegion, err)
+				}
+				m, x := run.Median(), run.Max()
+				rows = append(rows, []string{tm.Name, string(mode), fmt.Sprint(run.Agents),
+					fmt.Sprintf("%d x %d", len(sh.regions), sh.perRegion), fmt.Sprint(len(run.Samples)),
+					secs(m.Detected), secs(m.AllDetected), secs(m.Reassigned), secs(x.Reassigned)})
+				t.Logf("%s %s %d agents: %+v", tm.Name, mode, run.Agents, run.Samples)
+			}
+		}
+	}
+	table(t, "Agent death: detection and reassignment (1000 targets)",
+		[]string{"timings", "death", "agents", "regions x agents", "deaths", "first sees it dead (median)",
+			"all see it dead (median)", "targets reassigned (median)", "reassigned (max)"}, rows)
+}
+
+func TestReportMovement(t *testing.T) {
+	reportEnabled(t, "movement")
+	ctx := context.Background()
+	var rows [][]string
+	for _, c := range []struct {
+		regions   []string
+		perRegion int
+		targets   int
+	}{
+		{[]string{"eu", "us", "ap"}, 3, 10000},
+		{[]string{"r1", "r2", "r3", "r4", "r5"}, 10, 2000},
+	} {
+		out, err := MeasureMovement(ctx, Options{Regions: c.regions, PerRegion: c.perRegion, Targets: c.targets, Timing: Demo()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range out {
+			rows = append(rows, []string{fmt.Sprintf("%d x %d", len(c.regions), c.perRegion), fmt.Sprint(c.targets),
+				s.Event, fmt.Sprintf("%d -> %d", s.Before, s.After), fmt.Sprintf("%.0f", s.Ideal), fmt.Sprint(s.Pure),
+				fmt.Sprint(s.Moved), fmt.Sprint(s.Churn - s.Moved), fmt.Sprint(s.Elsewhere)})
+			if s.Moved != s.Pure || s.Elsewhere != 0 {
+				t.Errorf("%+v: the running cluster moved other than shard.Assign", s)
+			}
+		}
+	}
+	table(t, "Targets moved per membership change (one region's agents; demo timings)",
+		[]string{"regions x agents", "targets", "change", "agents in region", "ideal T/N", "shard.Assign moves",
+			"moved on the cluster", "transient moves", "moved in other regions"}, rows)
+}
+
+func TestReportGossip(t *testing.T) {
+	reportEnabled(t, "gossip")
+	ctx := context.Background()
+	var rows [][]string
+	for _, c := range []struct {
+		name   string
+		key    []byte
+		phases []GossipPhase
+	}{
+		{"plaintext", nil, []GossipPhase{{Name: "steady, no changes", Window: time.Minute},
+			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
+		{"encrypted", []byte("0123456789abcdef0123456789abcdef"), []GossipPhase{
+			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
+	} {
+		ws, err := MeasureGossip(ctx, Options{PerRegion: 2, Targets: 10000, Timing: Production(), Key: c.key,
+			TargetInterval: 30 * time.Second, TargetTimeout: 5 * time.Second}, 30*time.Second, c.phases)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range ws {
+			pb, sb, pps := w.PerAgentRate()
+			tot := w.Total()
+			rows = append(rows, []string{c.name, w.Name, fmt.Sprint(w.Changes), fmt.Sprintf("%.0f", pb+sb),
+				fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.0f", sb), fmt.Sprintf("%.1f", pps),
+				fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
+				fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
+				fmt.Sprintf("%.3f", w.FreshAtLeaders)})
+		}
+	}
+	table(t, "Gossip bytes per agent: 3 regions x 2 agents, 10k targets (30s interval), production timings",
+		[]string{"gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
+			"TCP streams/min", "busiest agent B/s", "CPU per agent", "votes fresh at leaders"}, rows)
+}
+
+func TestReportSimulation(t *testing.T) {
+	reportEnabled(t, "sim")
+	ctx := context.Background()
+	r, err := Simulate(ctx, Options{Regions: []string{"r1", "r2", "r3", "r4", "r5"}, PerRegion: 10, Targets: 10000,
+		Timing: Production(), TargetInterval: 30 * time.Second, TargetTimeout: 5 * time.Second}, time.Minute, 90*time.Second)
+	t.Logf("%+v", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := func(b uint64) string { return fmt.Sprintf("%.0f MB", float64(b)/(1<<20)) }
+	perAgent := func(b uint64) string {
+		return fmt.Sprintf("%.1f MB", float64(b-r.HeapBase)/float64(r.Agents)/(1<<20))
+	}
+	results := "not within " + secs(r.ResultsLimit)
+	if r.ResultsAtLeaders > 0 {
+		results = secs(r.ResultsAtLeaders)
+	}
+	rows := [][]string{
+		{"agents x targets", fmt.Sprintf("%d (%d regions x %d) x %d", r.Agents, r.Regions, r.Agents/r.Regions, r.Targets)},
+		{"all agents created", secs(r.Started)},
+		{"converged (membership, one owner per target and region)", secs(r.Converged)},
+		{"(target, region) pairs without exactly one owner after convergence", fmt.Sprint(r.OwnershipProblems)},
+		{"heap, converged, no observations", fmt.Sprintf("%s (%s per agent)", mb(r.HeapConverged), perAgent(r.HeapConverged))},
+		{"heap, with every region's observations", fmt.Sprintf("%s (%s per agent)", mb(r.HeapReported), perAgent(r.HeapReported))},
+		{"goroutines", fmt.Sprint(r.Goroutines)},
+		{"shard.Assign + OwnedBy, all targets over all agents", fmt.Sprintf("%.1f ms", float64(r.Assign.Microseconds())/1000)},
+		{"one agent's recompute in the cluster (CPU during a join / recomputes)", fmt.Sprintf("%.0f ms (%d recomputes)", float64(r.RecomputeCPU.Microseconds())/1000, r.Recomputes)},
+		{"one more agent joins: converged again", secs(r.JoinConverged)},
+		{"first probe round (every agent reports every target once): wall, CPU", fmt.Sprintf("%s, %s", secs(r.FirstRound), secs(r.FirstRoundCPU))},
+		{"after it: every leader has every region's result", results},
+		{fmt.Sprintf("votes fresh at leaders %s after the first round", secs(r.FreshCheck)), fmt.Sprintf("%.3f", r.FreshAtLeaders)},
+		{"CPU, steady (all agents, cores)", fmt.Sprintf("%.2f (%.1f%% of a core per agent)", r.SteadyCPU, 100*r.SteadyCPU/float64(r.Agents))},
+		{"inbox drops / send errors / heartbeat gaps (all agents)", fmt.Sprintf("%.0f / %.0f / %.0f", r.InboxDrops, r.SendErrors, r.HeartbeatGaps)},
+		{"host UDP receive-buffer drops during the run", fmt.Sprint(r.UDPRcvbufErrors)},
+	}
+	table(t, "50 agents x 10k targets in one process (production timings, 30s interval)", []string{"measure", "value"}, rows)
+	if r.OwnershipProblems != 0 {
+		t.Errorf("%d (target, region) pairs without exactly one owner", r.OwnershipProblems)
+	}
+}
