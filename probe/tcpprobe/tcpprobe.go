@@ -49,7 +49,7 @@ var _ probe.Prober = (*Prober)(nil)
 // (`expect "(": ...`); every problem is reported, joined.
 func New(o Options) (*Prober, error) {
 	var errs []error
-	host, err := splitAddress(o.Address, o.Net)
+	host, err := o.Net.SplitAddress(o.Address)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -57,7 +57,7 @@ func New(o Options) (*Prober, error) {
 		o:         o,
 		send:      []byte(o.Send),
 		readLimit: o.ReadLimit,
-		dialer:    newDialer(o.Net),
+		dialer:    o.Net.StreamDialer(),
 		network:   o.Net.Network("tcp"),
 	}
 	if o.Expect != "" {
@@ -66,7 +66,7 @@ func New(o Options) (*Prober, error) {
 		}
 	}
 	if o.ReadLimit < 0 {
-		errs = append(errs, fmt.Errorf("read_limit %d: %w", o.ReadLimit, errNegative))
+		errs = append(errs, fmt.Errorf("read_limit %d: %w", o.ReadLimit, probe.ErrNegative))
 	}
 	if p.readLimit == 0 {
 		p.readLimit = DefaultReadLimit
@@ -97,9 +97,9 @@ func New(o Options) (*Prober, error) {
 // the probe read.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r := probe.Result{At: time.Now(), Phases: make([]probe.Phase, 0, 4)}
-	conn := connect(ctx, p.o.Net, p.dialer, p.network, p.o.Address, &r)
+	conn := p.o.Net.Connect(ctx, p.dialer, p.network, p.o.Address, &r)
 	if conn == nil {
-		return finish(r)
+		return probe.Finish(r)
 	}
 	// Closing the raw connection (never a tls.Conn) keeps the probe within
 	// its deadline: tls.Conn.Close gives its close_notify a fresh 5 s one.
@@ -109,7 +109,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 		// Handshake bounds itself by ctx.
 		tc, reason, msg := p.hs.Handshake(ctx, conn, &r)
 		if reason != probe.ReasonNone {
-			return finish(r.Fail(reason, msg))
+			return probe.Finish(r.Fail(reason, msg))
 		}
 		rw = tc
 	}
@@ -118,7 +118,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 		// and cancellation hook: the commonest probe stays as cheap as a
 		// bare dial.
 		r.OK = true
-		return finish(r)
+		return probe.Finish(r)
 	}
 	stop := guard(ctx, conn)
 	defer stop()
@@ -126,10 +126,10 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	reason, msg := p.roundTrip(ctx, rw, &r)
 	r.AddPhase(probe.PhaseRoundTrip, time.Since(start))
 	if reason != probe.ReasonNone {
-		return finish(r.Fail(reason, msg))
+		return probe.Finish(r.Fail(reason, msg))
 	}
 	r.OK = true
-	return finish(r)
+	return probe.Finish(r)
 }
 
 // roundTrip sends, then reads until Expect matches, and fills r.TCP.

@@ -27,12 +27,12 @@ var _ probe.Prober = (*Prober)(nil)
 // problem is reported, joined.
 func New(o Options) (*Prober, error) {
 	var errs []error
-	host, err := splitAddress(o.Address, o.Net)
+	host, err := o.Net.SplitAddress(o.Address)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if o.MinDaysLeft < 0 {
-		errs = append(errs, fmt.Errorf("min_days_left %d: %w", o.MinDaysLeft, errNegative))
+		errs = append(errs, fmt.Errorf("min_days_left %d: %w", o.MinDaysLeft, probe.ErrNegative))
 	}
 	hs, err := NewHandshaker(o.TLS, host)
 	if err != nil {
@@ -41,7 +41,7 @@ func New(o Options) (*Prober, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Prober{o: o, hs: hs, dialer: newDialer(o.Net), network: o.Net.Network("tcp")}, nil
+	return &Prober{o: o, hs: hs, dialer: o.Net.StreamDialer(), network: o.Net.Network("tcp")}, nil
 }
 
 // Probe runs one probe. It fails with dns_error, connect_refused,
@@ -50,9 +50,9 @@ func New(o Options) (*Prober, error) {
 // failed verification still reports the chain and its expiry.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r := probe.Result{At: time.Now(), Phases: make([]probe.Phase, 0, 3)}
-	conn := connect(ctx, p.o.Net, p.dialer, p.network, p.o.Address, &r)
+	conn := p.o.Net.Connect(ctx, p.dialer, p.network, p.o.Address, &r)
 	if conn == nil {
-		return finish(r)
+		return probe.Finish(r)
 	}
 	// Closing the raw connection skips TLS close_notify on purpose:
 	// tls.Conn.Close would give its alert a fresh 5 s write deadline, past
@@ -60,15 +60,15 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	// it by ctx.
 	defer conn.Close()
 	if _, reason, msg := p.hs.Handshake(ctx, conn, &r); reason != probe.ReasonNone {
-		return finish(r.Fail(reason, msg))
+		return probe.Finish(r.Fail(reason, msg))
 	}
 	if p.o.MinDaysLeft > 0 {
 		if reason, msg := checkExpiry(r.TLS, p.o.MinDaysLeft, time.Now()); reason != probe.ReasonNone {
-			return finish(r.Fail(reason, msg))
+			return probe.Finish(r.Fail(reason, msg))
 		}
 	}
 	r.OK = true
-	return finish(r)
+	return probe.Finish(r)
 }
 
 // checkExpiry fails with cert_expiring when the chain expires fewer than
