@@ -47,13 +47,17 @@ type run struct {
 	firstByte atomic.Int64
 
 	body io.LimitedReader // embedded so that bounding the body costs no allocation
+
+	start time.Time // = res.At; written once before any hop, then only read
 }
 
 // runKey finds the run from the context the transport hands to the dial
 // functions, which are shared by all probes of a Prober.
 type runKey struct{}
 
-func (r *run) since() time.Duration { return time.Since(r.res.At) }
+// since is measured from start, not res.At: the first-byte hook may fire on
+// the transport's goroutine after the probe has given up and rewritten res.
+func (r *run) since() time.Duration { return time.Since(r.start) }
 
 func (r *run) add(i int, d time.Duration) { r.res.Phases[i].Duration += d }
 
@@ -102,6 +106,7 @@ type hopConn interface {
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r := &run{p: p}
 	r.res.At = time.Now()
+	r.start = r.res.At
 	r.res.Phases = make([]probe.Phase, numPhases)
 	for i, name := range [numPhases]string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer} {
 		r.res.Phases[i].Name = name
