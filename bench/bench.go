@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -191,6 +192,12 @@ type Result struct {
 	FarmCPU  time.Duration // the farm's CPU within the window (not counted; shows a saturated machine)
 	Failures int64         // failed probes the driver saw in the window
 	Skipped  int64         // probes not started in the window: MaxInFlight reached (the agent: or overlap)
+	// AgentRate is the probe rate the agent itself counted
+	// (vantage_probes_total) between the scrapes around the window, to set
+	// against Achieved, the farm's count.
+	AgentRate float64
+	// SkippedBy splits the agent's Skipped by reason (overlap, max_in_flight).
+	SkippedBy map[string]int64
 	// WarmupFailures and WarmupSkipped happened before the window: an agent
 	// probes every new target at once on start (up to MaxInFlight), which
 	// a farm on the same two cores may not answer in time.
@@ -515,13 +522,27 @@ func progressLine(r Result) string {
 	fmt.Fprintf(&b, "%s%s %-8s %5d %-5s targets  %6.0f probes/s  %7.1f µs/probe  %.2f cores (farm %.2f)  failed %d  skipped %d",
 		r.Scenario, run, r.Driver, r.Targets, r.Kind, r.Achieved(), us(r.PerProbe()), r.Cores(),
 		r.FarmCPU.Seconds()/max(r.Window.Seconds(), 1e-9), r.Failures, r.Skipped)
+	if len(r.SkippedBy) > 0 {
+		keys := slices.Sorted(maps.Keys(r.SkippedBy))
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, r.SkippedBy[k]))
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	if r.AgentRate > 0 {
+		fmt.Fprintf(&b, " (agent counted %.0f/s)", r.AgentRate)
+	}
 	if r.WarmupFailures+r.WarmupSkipped > 0 {
 		fmt.Fprintf(&b, " (before the window: failed %d, skipped %d)", r.WarmupFailures, r.WarmupSkipped)
 	}
 	fmt.Fprintf(&b, "  load %.2f→%.2f", r.LoadAvg[0], r.LoadAvg[1])
-	if r.Driver == DriverVantage && r.ScrapeBytes > 0 {
-		fmt.Fprintf(&b, "  RSS %.1f MB, live heap %.1f MB  lateness p50 %.2f ms p99 %.2f ms  scrape %.1f ms %.1f MB",
-			mb(r.ScrapedRSS), mb(r.LiveHeap), ms(r.LateP50), ms(r.LateP99), ms(r.ScrapeMedian), mb(uint64(r.ScrapeBytes)))
+	if r.LateSamples > 0 {
+		fmt.Fprintf(&b, "  lateness p50 %.2f ms p99 %.2f ms max %.0f ms", ms(r.LateP50), ms(r.LateP99), ms(r.LateMax))
+	}
+	if r.ScrapeBytes > 0 {
+		fmt.Fprintf(&b, "  RSS %.1f MB, live heap %.1f MB  scrape %.1f ms %.1f MB",
+			mb(r.ScrapedRSS), mb(r.LiveHeap), ms(r.ScrapeMedian), mb(uint64(r.ScrapeBytes)))
 	}
 	if r.Err != "" {
 		b.WriteString("  error: " + r.Err)

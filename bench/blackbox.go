@@ -107,7 +107,8 @@ func (h *harness) startBlackbox(ctx context.Context) (*blackboxProc, error) {
 		return nil, fmt.Errorf("blackbox_exporter %q: %w", h.o.Blackbox, err)
 	}
 	go func() { b.done <- cmd.Wait() }()
-	c := &http.Client{Timeout: time.Second}
+	c := &http.Client{Transport: &http.Transport{}, Timeout: time.Second}
+	defer c.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := c.Get(b.url + "/-/healthy")

@@ -189,7 +189,7 @@ func startFarm(ctx context.Context, argv, env []string, o FarmOptions) (*farmPro
 		return nil, fmt.Errorf("farm command %q: %w", argv[0], err)
 	}
 	f := &farmProc{cmd: cmd, stdin: stdin, done: make(chan error, 1),
-		client: &http.Client{Timeout: 10 * time.Second}}
+		client: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}}
 	lines := make(chan []byte, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -242,6 +242,7 @@ func (f *farmProc) stats(ctx context.Context) (FarmStats, error) {
 // Close ends the farm (by closing its stdin) and waits for it, killing it
 // if it has not exited within 10 s.
 func (f *farmProc) Close() error {
+	f.client.CloseIdleConnections()
 	_ = f.stdin.Close()
 	select {
 	case err := <-f.done:

@@ -56,18 +56,28 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	}
 	run := r.Run
 	url := "http://" + a.HTTPAddr() + "/metrics"
-	c := &http.Client{Timeout: 30 * time.Second}
+	// A transport of its own: no proxy from the environment, no shared pool.
+	c := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
+	defer c.CloseIdleConnections()
 	cpuPath := h.profilePath(h.o.CPUProfile, s, run)
 	var prof *os.File
 	var profErr error
 	var first scrape
+	var firstAt time.Time
+	// rate is what the agent counted between first and sc, each taken at
+	// the middle of its scrape.
+	rate := func(sc scrape, at time.Time) float64 {
+		return float64(sc.successes+sc.failures-first.successes-first.failures) / at.Sub(firstAt).Seconds()
+	}
 	hk := hooks{
 		// The agent's counters before the window, so that failures of the
 		// start-up burst are not the window's; then the scrape's garbage is
 		// collected before the CPU reading.
 		before: func() error {
+			t0 := time.Now()
 			var err error
 			first, err = scrapeMetrics(ctx, c, url)
+			firstAt = t0.Add(time.Since(t0) / 2)
 			runtime.GC()
 			return err
 		},
@@ -87,7 +97,17 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 			}
 		},
 	}
-	if werr := h.window(ctx, s, selfCPU, r, hk); werr != nil {
+	werr := h.window(ctx, s, selfCPU, r, hk)
+	if werr != nil && r.Window > 0 {
+		// Too slow to count: still say what the agent itself counted.
+		t0 := time.Now()
+		if sc, err := scrapeMetrics(ctx, c, url); err == nil {
+			r.AgentRate = rate(sc, t0.Add(time.Since(t0)/2))
+			r.Failures, r.Skipped = sc.failures-first.failures, sc.skipped-first.skipped
+		}
+		r.LateP50, r.LateP99, r.LateMax, r.LateSamples = late.quantiles()
+	}
+	if werr != nil {
 		return werr
 	}
 	if profErr != nil {
@@ -134,6 +154,13 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 		}
 		times = append(times, time.Since(t0))
 		if i == 0 {
+			r.AgentRate = rate(sc, t0.Add(times[0]/2))
+			r.SkippedBy = map[string]int64{}
+			for k, v := range sc.skippedBy {
+				if d := v - first.skippedBy[k]; d > 0 {
+					r.SkippedBy[k] = d
+				}
+			}
 			r.Failures, r.Skipped = sc.failures-first.failures, sc.skipped-first.skipped
 			r.WarmupFailures, r.WarmupSkipped = first.failures, first.skipped
 		}
@@ -222,6 +249,7 @@ type scrape struct {
 	bytes               int64
 	successes, failures int64  // vantage_probes_total by result, all targets
 	skipped             int64  // vantage_probes_skipped_total, all reasons
+	skippedBy           map[string]int64
 	proto               string // probe_http_version values seen
 }
 
@@ -259,7 +287,15 @@ func scrapeMetrics(ctx context.Context, c *http.Client, url string) (scrape, err
 				s.successes += v
 			}
 		case hasPrefix(line, "vantage_probes_skipped_total{"):
-			s.skipped += value(line)
+			v := value(line)
+			s.skipped += v
+			if _, rest, ok := strings.Cut(string(line), `reason="`); ok {
+				reason, _, _ := strings.Cut(rest, `"`)
+				if s.skippedBy == nil {
+					s.skippedBy = map[string]int64{}
+				}
+				s.skippedBy[reason] += v
+			}
 		case hasPrefix(line, "probe_http_version{"):
 			i := strings.LastIndexByte(string(line), ' ')
 			s.proto = mergeProto(s.proto, string(line[i+1:]))

@@ -44,13 +44,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	warmup := fs.Duration("warmup", 0, "probing before each window (default: one interval, at least 5s)")
 	count := fs.Int("count", 1, "run every scenario this many times; the report shows ranges")
 	markdown := fs.Bool("markdown", false, "print the report as markdown tables (for README.md)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of each agent window to `FILE` (scenario name added when several)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of each agent window to `FILE`, and of the scrapes after it to FILE with .scrape before the extension (scenario name added when several)")
 	memprofile := fs.String("memprofile", "", "write a heap profile after each agent window to `FILE` (scenario name added when several)")
 	blackbox := fs.String("blackbox", "", "blackbox_exporter binary (default: "+defaultBlackbox+" or blackbox_exporter in PATH; \"none\" skips it)")
 	listeners := fs.Int("listeners", bench.DefaultFarmListeners, "farm servers per protocol (targets share them by path or address)")
 	maxInFlight := fs.Int("max-in-flight", 1000, "concurrent probes at most, for every driver (the agent's default)")
 	maxLoad := fs.Float64("max-load", 0, "before each measurement, wait (up to -max-load-wait) until the 1-minute load average is at most this; 0: never wait")
 	maxLoadWait := fs.Duration("max-load-wait", 5*time.Minute, "longest wait for -max-load")
+	minAchieved := fs.Float64("min-achieved", 0.9, "fraction of the wanted rate a window must serve to count; below it the run is reported as an error (the machine could not keep up)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	if c := parse(fs, args); c >= 0 {
 		return c
@@ -115,6 +116,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxInFlight:   *maxInFlight,
 		MaxLoad:       *maxLoad,
 		MaxLoadWait:   *maxLoadWait,
+		MinAchieved:   *minAchieved,
 		CPUProfile:    *cpuprofile,
 		MemProfile:    *memprofile,
 		Log:           progress,
