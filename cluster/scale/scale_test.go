@@ -107,11 +107,12 @@ func TestDeadAgentIsDetectedAndItsTargetsReassigned(t *testing.T) {
 		perRegion int
 		mode      Mode
 		kills     int
+		measure   func(context.Context, Options, Mode, int) (DeathRun, error)
 	}{
-		{[]string{"eu"}, 3, Kill, 2},
-		{[]string{"eu", "us"}, 5, Freeze, 1},
+		{[]string{"eu"}, 3, Kill, 2, MeasureSecondDeath}, // one fleet, the victim replaced
+		{[]string{"eu", "us"}, 5, Freeze, 1, MeasureDeath},
 	} {
-		run, err := MeasureDeath(ctx, Options{Regions: c.regions, PerRegion: c.perRegion, Targets: 300, Timing: Demo()}, c.mode, c.kills)
+		run, err := c.measure(ctx, Options{Regions: c.regions, PerRegion: c.perRegion, Targets: 300, Timing: Demo()}, c.mode, c.kills)
 		if err != nil {
 			t.Fatalf("%d agents, %s: %v", len(c.regions)*c.perRegion, c.mode, err)
 		}
