@@ -247,8 +247,8 @@ func (l *lateness) quantiles() (p50, p99, maxd time.Duration, n int) {
 // scrape is what the benchmark reads from one /metrics response.
 type scrape struct {
 	bytes               int64
-	successes, failures int64  // vantage_probes_total by result, all targets
-	skipped             int64  // vantage_probes_skipped_total, all reasons
+	successes, failures int64 // vantage_probes_total by result, all targets
+	skipped             int64 // vantage_probes_skipped_total, all reasons
 	skippedBy           map[string]int64
 	proto               string // probe_http_version values seen
 }
