@@ -69,8 +69,8 @@ type targetState struct {
 	lastSLO     time.Time
 }
 
-func (a *Agent) newState(t *config.Target) (*targetState, error) {
-	p, err := t.NewProber()
+func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, error) {
+	p, err := t.NewProberShared(shared)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: %w", t.Name, err)
 	}
@@ -95,6 +95,9 @@ func (a *Agent) newState(t *config.Target) (*targetState, error) {
 // (their series with them).
 func (a *Agent) applyTargets(cfg *config.Config) error {
 	next := make(map[string]*targetState, len(cfg.Targets))
+	// One Shared per configuration applied: the new probers share CA
+	// bundles and transports, and files are read again on every reload.
+	shared := probe.NewShared()
 	a.mu.Lock()
 	old := a.states
 	a.mu.Unlock()
@@ -104,7 +107,7 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 			next[t.Name] = st
 			continue
 		}
-		st, err := a.newState(t)
+		st, err := a.newState(t, shared)
 		if err != nil {
 			return err
 		}

@@ -2,9 +2,7 @@ package probe
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 )
 
 // TLSOptions are the client TLS settings shared by every prober that speaks
@@ -19,8 +17,15 @@ type TLSOptions struct {
 
 // Config builds a *tls.Config once, at prober construction, so that no probe
 // pays for reading files or parsing certificates. serverName is used when
-// o.ServerName is empty. nextProtos sets ALPN.
+// o.ServerName is empty. nextProtos sets ALPN. It shares nothing: probers
+// built for an agent use ConfigShared.
 func (o TLSOptions) Config(serverName string, nextProtos ...string) (*tls.Config, error) {
+	return o.ConfigShared(nil, serverName, nextProtos...)
+}
+
+// ConfigShared is Config with the CA bundle and client key pair taken from
+// s, parsed once per file however many targets name it.
+func (o TLSOptions) ConfigShared(s *Shared, serverName string, nextProtos ...string) (*tls.Config, error) {
 	c := &tls.Config{
 		ServerName:         serverName,
 		InsecureSkipVerify: o.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
@@ -34,13 +39,9 @@ func (o TLSOptions) Config(serverName string, nextProtos ...string) (*tls.Config
 		c.ServerName = o.ServerName
 	}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pool, err := s.caPool(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %q: no PEM certificates found", o.CAFile)
+			return nil, err
 		}
 		c.RootCAs = pool
 	}
@@ -48,9 +49,9 @@ func (o TLSOptions) Config(serverName string, nextProtos ...string) (*tls.Config
 		if o.CertFile == "" || o.KeyFile == "" {
 			return nil, fmt.Errorf("cert_file and key_file must be set together")
 		}
-		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		cert, err := s.keyPair(o.CertFile, o.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
+			return nil, err
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}

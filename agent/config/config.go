@@ -179,8 +179,13 @@ func (t *Target) setSourceIP(ip netip.Addr) {
 	}
 }
 
-// NewProber builds the target's protocol prober from its options.
-func (t *Target) NewProber() (probe.Prober, error) {
+// NewProber builds the target's protocol prober from its options, sharing
+// nothing with other targets' probers.
+func (t *Target) NewProber() (probe.Prober, error) { return t.NewProberShared(nil) }
+
+// NewProberShared builds the target's prober with CA bundles, key pairs
+// and transports shared through s with the configuration's other targets.
+func (t *Target) NewProberShared(s *probe.Shared) (probe.Prober, error) {
 	var (
 		p   probe.Prober
 		err error
@@ -188,22 +193,22 @@ func (t *Target) NewProber() (probe.Prober, error) {
 	switch {
 	case t.HTTP != nil:
 		var hp *httpprobe.Prober
-		if hp, err = httpprobe.New(*t.HTTP); err == nil {
+		if hp, err = httpprobe.NewShared(*t.HTTP, s); err == nil {
 			p = hp
 		}
 	case t.TLS != nil:
 		var tp *tlsprobe.Prober
-		if tp, err = tlsprobe.New(*t.TLS); err == nil {
+		if tp, err = tlsprobe.NewShared(*t.TLS, s); err == nil {
 			p = tp
 		}
 	case t.DNS != nil:
 		var dp *dnsprobe.Prober
-		if dp, err = dnsprobe.New(*t.DNS); err == nil {
+		if dp, err = dnsprobe.NewShared(*t.DNS, s); err == nil {
 			p = dp
 		}
 	case t.TCP != nil:
 		var cp *tcpprobe.Prober
-		if cp, err = tcpprobe.New(*t.TCP); err == nil {
+		if cp, err = tcpprobe.NewShared(*t.TCP, s); err == nil {
 			p = cp
 		}
 	default:

@@ -78,7 +78,11 @@ var _ probe.Prober = (*Prober)(nil)
 // TLS config once. It reports every problem at once (errors.Join); each
 // error names the option's TOML key and quotes the value, e.g.
 // `record "AAA": unknown record type`.
-func New(o Options) (*Prober, error) {
+func New(o Options) (*Prober, error) { return NewShared(o, nil) }
+
+// NewShared is New with the CA bundle and client key pair shared through s
+// with the other probers of a configuration (nil: nothing shared).
+func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -182,7 +186,7 @@ func New(o Options) (*Prober, error) {
 	}
 
 	if host != "" {
-		if err := p.prepareTLS(o.TLS, host); err != nil {
+		if err := p.prepareTLS(o.TLS, host, s); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -267,7 +271,7 @@ func checkPort(port string) error {
 }
 
 // prepareTLS builds the TLS config of the tls, https and quic transports.
-func (p *Prober) prepareTLS(o probe.TLSOptions, host string) error {
+func (p *Prober) prepareTLS(o probe.TLSOptions, host string, s *probe.Shared) error {
 	var alpn []string
 	switch p.transport {
 	case TransportTLS:
@@ -278,7 +282,7 @@ func (p *Prober) prepareTLS(o probe.TLSOptions, host string) error {
 	default:
 		return nil
 	}
-	c, err := o.Config(host, alpn...)
+	c, err := o.ConfigShared(s, host, alpn...)
 	if err != nil {
 		return err
 	}

@@ -17,9 +17,12 @@ import (
 
 // dialPlain is the transport's DialContext: resolve (timed, honouring
 // ip_protocol), then connect (timed, from source_ip). It runs on the
-// probe's goroutine, inside Transport.NewClientConn.
-func (p *Prober) dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
+// probe's goroutine, inside Transport.NewClientConn. The prober comes from
+// the run in ctx, not from a receiver, so that one transport serves every
+// prober (see transportFor).
+func dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
 	r := ctx.Value(runKey{}).(*run)
+	p := r.p
 	ipport, err := p.resolve(ctx, r, addr)
 	if err != nil {
 		return nil, err
@@ -47,9 +50,10 @@ func (p *Prober) resolve(ctx context.Context, r *run, addr string) (string, erro
 // (InsecureSkipVerify); verifyTLS does, afterwards, so that a certificate
 // that fails verification still reports its chain and expiry. The time of
 // that verification counts in the tls phase, as it would inside crypto/tls.
-func (p *Prober) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
 	r := ctx.Value(runKey{}).(*run)
-	raw, err := p.dialPlain(ctx, network, addr)
+	p := r.p
+	raw, err := dialPlain(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

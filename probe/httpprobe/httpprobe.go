@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,7 +110,12 @@ var _ probe.Prober = (*Prober)(nil)
 // transport once, so that a probe does none of that work. Every problem is
 // reported (errors.Join), each naming the option by its TOML key with the
 // value quoted, e.g. `body_regex "(": error parsing regexp: ...`.
-func New(o Options) (*Prober, error) {
+func New(o Options) (*Prober, error) { return NewShared(o, nil) }
+
+// NewShared is New with the CA bundle, client key pair, request headers and
+// transport shared through s with the other probers built from the same
+// configuration (nil: nothing shared).
+func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	p := &Prober{
 		method:       o.Method,
 		body:         o.Body,
@@ -282,6 +288,9 @@ func New(o Options) (*Prober, error) {
 	for _, k := range []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization"} {
 		delete(p.headerNoCreds, k)
 	}
+	// Most targets send the same headers (often just the User-Agent):
+	// they share one read-only map.
+	p.header, p.headerNoCreds = internHeader(s, p.header), internHeader(s, p.headerNoCreds)
 
 	// Network.
 	switch o.Net.IPProtocol {
@@ -322,7 +331,7 @@ func New(o Options) (*Prober, error) {
 	if p.hostHeader != "" {
 		first = hostOnly(p.hostHeader)
 	}
-	conf, err := o.TLS.Config(first, alpn...)
+	conf, err := o.TLS.ConfigShared(s, first, alpn...)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", err, ErrInvalidOption))
 	} else {
@@ -338,19 +347,7 @@ func New(o Options) (*Prober, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	// HTTP/1.1 and HTTP/2: one transport per prober. NewClientConn always
-	// dials (through dialPlain/dialTLS, which time each step and keep the
-	// facts) and never pools, so every probe still sees a fresh connection.
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetHTTP2(p.version == VersionAuto || p.version == Version2)
-	p.tr = &http.Transport{
-		Proxy:             nil, // a probe measures the target, not a proxy from the environment
-		DialContext:       p.dialPlain,
-		DialTLSContext:    p.dialTLS,
-		DisableKeepAlives: true,
-		Protocols:         &protos,
-	}
+	p.tr = transportFor(s, p.version == VersionAuto || p.version == Version2)
 	if p.version == Version3 {
 		p.h3 = &http3.Transport{}
 		p.quicConf = &quic.Config{
@@ -360,6 +357,54 @@ func New(o Options) (*Prober, error) {
 		}
 	}
 	return p, nil
+}
+
+// transportKey names a shared transport in probe.Shared.
+type transportKey struct{ h2 bool }
+
+// transportFor returns the HTTP/1.1 (and, with h2, HTTP/2) transport. It
+// holds nothing of a prober's: NewClientConn always dials, through
+// dialPlain/dialTLS, which take the prober and the probe's run from the
+// context, and never pools, so every probe still sees a fresh connection
+// and one transport serves every prober of a configuration.
+func transportFor(s *probe.Shared, h2 bool) *http.Transport {
+	return s.Value(transportKey{h2}, func() any {
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(h2)
+		return &http.Transport{
+			Proxy:             nil, // a probe measures the target, not a proxy from the environment
+			DialContext:       dialPlain,
+			DialTLSContext:    dialTLS,
+			DisableKeepAlives: true,
+			Protocols:         &protos,
+		}
+	}).(*http.Transport)
+}
+
+// headerKey names a shared request header map in probe.Shared: the map
+// rendered in a canonical order.
+type headerKey struct{ s string }
+
+func internHeader(s *probe.Shared, h http.Header) http.Header {
+	if s == nil {
+		return h
+	}
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		for _, v := range h[k] {
+			b.WriteByte(0)
+			b.WriteString(v)
+		}
+		b.WriteByte('\n')
+	}
+	return s.Value(headerKey{b.String()}, func() any { return h }).(http.Header)
 }
 
 // hostPort returns u's host with the scheme's default port made explicit.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -905,5 +906,57 @@ func TestGzipBody(t *testing.T) {
 	wantOK(t, r)
 	if r.HTTP.ContentLength != int64(len("all systems nominal "))*50 {
 		t.Errorf("content length %d: want the decompressed size", r.HTTP.ContentLength)
+	}
+}
+
+// Probers built through one probe.Shared share a transport and header
+// maps, yet each keeps its own TLS trust, server name and headers: probing
+// two servers with different CAs at once, each verifies with its own CA
+// and the other's fails.
+func TestSharedProbersStayApart(t *testing.T) {
+	a, b := newPKI(t), newPKI(t)
+	echo := func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.Header.Get("X-Team"))) }
+	srvA := probetest.NewHTTPSServer(t, http.HandlerFunc(echo), a.leaf)
+	srvB := probetest.NewHTTPSServer(t, http.HandlerFunc(echo), b.leaf)
+	s := probe.NewShared()
+	build := func(o Options) *Prober {
+		t.Helper()
+		p, err := NewShared(o, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pa := build(Options{URL: srvA.URL, TLS: probe.TLSOptions{CAFile: a.caFile}, Headers: map[string]string{"X-Team": "a"}, FailIfBodyNotMatches: []string{"^a$"}})
+	pb := build(Options{URL: srvB.URL, HTTPVersion: Version11, TLS: probe.TLSOptions{CAFile: b.caFile}, Headers: map[string]string{"X-Team": "b"}, FailIfBodyNotMatches: []string{"^b$"}})
+	pa2 := build(Options{URL: srvB.URL, TLS: probe.TLSOptions{CAFile: a.caFile}}) // B's server, A's trust
+	plainA, plainA2 := build(Options{URL: srvA.URL + "/x", TLS: probe.TLSOptions{CAFile: a.caFile}}), build(Options{URL: srvA.URL + "/y", TLS: probe.TLSOptions{CAFile: a.caFile}})
+	if pa.tr != pa2.tr || pa.tr == pb.tr {
+		t.Errorf("transports: auto probers share one, the HTTP/1.1-only prober has its own")
+	}
+	if pa.roots != pa2.roots || pa.roots == pb.roots {
+		t.Errorf("CA pools: one per file")
+	}
+	if reflect.ValueOf(plainA.header).Pointer() != reflect.ValueOf(plainA2.header).Pointer() {
+		t.Errorf("identical request headers are not shared")
+	}
+	var wg sync.WaitGroup
+	results := make([]probe.Result, 3*20)
+	for i := range 20 {
+		for j, p := range []*Prober{pa, pb, pa2} {
+			wg.Go(func() { results[3*i+j] = runWithin(t, p, probeTimeout) })
+		}
+	}
+	wg.Wait()
+	for i, r := range results {
+		switch i % 3 {
+		case 0, 1:
+			wantOK(t, r)
+			if r.HTTP == nil || (i%3 == 1) != (r.HTTP.Version == "1.1") {
+				t.Errorf("probe %d: version %+v", i, r.HTTP)
+			}
+		case 2:
+			wantReason(t, r, probe.ReasonCertInvalid)
+		}
 	}
 }

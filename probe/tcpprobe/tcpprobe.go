@@ -47,7 +47,11 @@ var _ probe.Prober = (*Prober)(nil)
 // New validates o, compiles Expect and prepares the dialer and TLS config
 // once. Errors name the TOML key at fault with its value quoted
 // (`expect "(": ...`); every problem is reported, joined.
-func New(o Options) (*Prober, error) {
+func New(o Options) (*Prober, error) { return NewShared(o, nil) }
+
+// NewShared is New with the CA bundle and client key pair shared through s
+// with the other probers of a configuration (nil: nothing shared).
+func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	var errs []error
 	host, err := o.Net.SplitAddress(o.Address)
 	if err != nil {
@@ -72,7 +76,7 @@ func New(o Options) (*Prober, error) {
 		p.readLimit = DefaultReadLimit
 	}
 	if o.UseTLS {
-		if p.hs, err = tlsprobe.NewHandshaker(o.TLS, host); err != nil {
+		if p.hs, err = tlsprobe.NewHandshakerShared(o.TLS, host, s); err != nil {
 			errs = append(errs, err)
 		}
 	}

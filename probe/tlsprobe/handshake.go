@@ -32,6 +32,12 @@ type Handshaker struct {
 // never sent as SNI; the chain is verified against the same name (or IP).
 // Errors name the TOML key at fault, value quoted.
 func NewHandshaker(o probe.TLSOptions, host string) (*Handshaker, error) {
+	return NewHandshakerShared(o, host, nil)
+}
+
+// NewHandshakerShared is NewHandshaker with the CA bundle and client key
+// pair shared through s (nil: nothing shared).
+func NewHandshakerShared(o probe.TLSOptions, host string, s *probe.Shared) (*Handshaker, error) {
 	if o.CAFile != "" {
 		// TLSOptions.Config reads the file too; opening it here first gives
 		// a "not found" or "permission denied" that quotes the path.
@@ -45,7 +51,7 @@ func NewHandshaker(o probe.TLSOptions, host string) (*Handshaker, error) {
 	if _, err := netip.ParseAddr(host); err == nil {
 		sni = ""
 	}
-	cfg, err := o.Config(sni)
+	cfg, err := o.ConfigShared(s, sni)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,11 @@ var _ probe.Prober = (*Prober)(nil)
 // New validates o and prepares its dialer and TLS config once. Errors name
 // the TOML key at fault with its value quoted (`address "x": ...`); every
 // problem is reported, joined.
-func New(o Options) (*Prober, error) {
+func New(o Options) (*Prober, error) { return NewShared(o, nil) }
+
+// NewShared is New with the CA bundle and client key pair shared through s
+// with the other probers of a configuration (nil: nothing shared).
+func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	var errs []error
 	host, err := o.Net.SplitAddress(o.Address)
 	if err != nil {
@@ -34,7 +38,7 @@ func New(o Options) (*Prober, error) {
 	if o.MinDaysLeft < 0 {
 		errs = append(errs, fmt.Errorf("min_days_left %d: %w", o.MinDaysLeft, probe.ErrNegative))
 	}
-	hs, err := NewHandshaker(o.TLS, host)
+	hs, err := NewHandshakerShared(o.TLS, host, s)
 	if err != nil {
 		errs = append(errs, err)
 	}
