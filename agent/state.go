@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -331,7 +330,7 @@ func (a *Agent) registerMetrics() {
 }
 
 // writeSeries writes the per-target families at scrape time.
-func (a *Agent) writeSeries(b *bytes.Buffer) {
+func (a *Agent) writeSeries(b *exporter.Buf) {
 	a.mu.Lock()
 	states := make([]*targetState, 0, len(a.states))
 	probed := map[string]bool{}
@@ -358,7 +357,7 @@ func (a *Agent) writeSeries(b *bytes.Buffer) {
 	a.writeClusterSeries(b)
 }
 
-func (a *Agent) writeClusterSeries(b *bytes.Buffer) {
+func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 	if a.clu() == nil {
 		return
 	}
@@ -384,10 +383,7 @@ func (a *Agent) writeClusterSeries(b *bytes.Buffer) {
 	states := a.states
 	a.mu.Unlock()
 	var vs []exporter.Verdict
-	for _, st := range a.clu().Statuses() {
-		if !st.IsLeader {
-			continue
-		}
+	for _, st := range a.clu().LeaderStatuses() {
 		ts := states[st.Name]
 		if ts == nil {
 			continue

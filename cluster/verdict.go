@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -166,7 +167,7 @@ func (c *Cluster) evaluate(target string) {
 	}
 	vs := c.verdicts[target]
 	if vs == nil {
-		vs = &verdictState{since: now, lastSuppr: map[string]bool{}, supprSince: map[string]time.Time{}}
+		vs = &verdictState{since: now}
 		// A new leader continues an open incident it learnt by gossip.
 		for i := len(c.incidents) - 1; i >= 0; i-- {
 			if in := c.incidents[i]; in.Target == target && in.Open() {
@@ -193,8 +194,9 @@ func (c *Cluster) evaluate(target string) {
 	}
 	if first.IsZero() {
 		vs.firstFail = time.Time{}
-		vs.lastSuppr = map[string]bool{}
-		vs.supprSince = map[string]time.Time{}
+		// nil, not empty maps: most targets are up most of the time, and
+		// this runs every tick for every target led.
+		vs.lastSuppr, vs.supprSince = nil, nil
 	} else if vs.firstFail.IsZero() || first.Before(vs.firstFail) {
 		vs.firstFail = first
 	}
@@ -268,15 +270,16 @@ func (c *Cluster) evaluate(target string) {
 	// are suppressed, counted once per region and streak. (The first region
 	// to see an all-region outage is below quorum only until the others
 	// confirm: that is detection, not suppression.)
-	failingNow := map[string]bool{}
 	for _, r := range v.Failing {
-		failingNow[r] = true
 		if _, ok := vs.supprSince[r]; !ok {
+			if vs.supprSince == nil {
+				vs.supprSince = map[string]time.Time{}
+			}
 			vs.supprSince[r] = now
 		}
 	}
 	for r := range vs.supprSince {
-		if !failingNow[r] {
+		if !slices.Contains(v.Failing, r) {
 			delete(vs.supprSince, r)
 		}
 	}
@@ -286,6 +289,9 @@ func (c *Cluster) evaluate(target string) {
 				continue
 			}
 			if !vs.lastSuppr[r] {
+				if vs.lastSuppr == nil {
+					vs.lastSuppr = map[string]bool{}
+				}
 				vs.lastSuppr[r] = true
 				c.m.suppressedFor(r).Inc()
 				events = append(events, Event{At: now, Kind: "suppressed", Target: target, Region: r, Detail: v.Reason})

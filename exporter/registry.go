@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -22,13 +21,39 @@ type Registry struct {
 	set *metrics.Set
 
 	mu      sync.Mutex
-	writers []func(w *bytes.Buffer)
-	bufPool sync.Pool
-	// lastLen is the size of the last response. A buffer the pool lost
-	// to a GC starts at it: at 10k targets the response is ~17 MB, and
-	// growing to that by doubling allocates twice as much again and can
-	// leave a 32 MB buffer behind.
-	lastLen atomic.Int64
+	writers []func(b *Buf)
+	bufPool sync.Pool // *Buf, at most spillAt plus a line each
+}
+
+// Buf is what writers append to: a bytes.Buffer that WritePrometheus sends
+// on to the response whenever it holds spillAt bytes (Spill), so that a
+// scrape of 10k targets (~20 MB of text) streams through 64 KB instead of
+// building the whole response in memory. A Buf with no destination (the
+// zero value) just accumulates.
+type Buf struct {
+	bytes.Buffer
+	out io.Writer
+	err error // the first write error: a scraper that went away
+}
+
+// spillAt is how much a Buf holds before Spill sends it on: large enough
+// for few, large writes to the connection.
+const spillAt = 64 << 10
+
+// Spill sends what b holds to its destination once it holds spillAt bytes
+// or more. Writers call it between samples, never inside one.
+func (b *Buf) Spill() {
+	if b.out == nil || b.Len() < spillAt {
+		return
+	}
+	b.flush()
+}
+
+func (b *Buf) flush() {
+	if b.err == nil && b.Len() > 0 {
+		_, b.err = b.out.Write(b.Bytes())
+	}
+	b.Reset()
 }
 
 // NewRegistry returns an empty registry. VictoriaMetrics/metrics decides
@@ -43,41 +68,42 @@ func NewRegistry() *Registry {
 func (r *Registry) Set() *metrics.Set { return r.set }
 
 // AddWriter registers a function that appends complete metric families
-// (HELP, TYPE and samples) at scrape time.
-func (r *Registry) AddWriter(f func(w *bytes.Buffer)) {
+// (HELP, TYPE and samples) at scrape time, calling b.Spill between samples.
+func (r *Registry) AddWriter(f func(b *Buf)) {
 	r.mu.Lock()
 	r.writers = append(r.writers, f)
 	r.mu.Unlock()
 }
 
-// WritePrometheus writes every metric: the set's, the per-target writers',
-// then Go and process metrics. HELP lines get their text from Help.
+// WritePrometheus writes every metric to w: the set's, then Go and process
+// metrics, then the per-target writers'. HELP lines get their text from
+// Help. It streams: memory use does not grow with the response.
 func (r *Registry) WritePrometheus(w io.Writer) {
-	bb, _ := r.bufPool.Get().(*bytes.Buffer)
-	if bb == nil {
-		bb = new(bytes.Buffer)
+	b, _ := r.bufPool.Get().(*Buf)
+	if b == nil {
+		b = &Buf{}
+		b.Grow(spillAt + 4<<10)
 	}
-	bb.Reset()
-	bb.Grow(int(r.lastLen.Load()))
+	b.Reset()
+	b.out, b.err = w, nil
 	var tmp bytes.Buffer
 	r.set.WritePrometheus(&tmp)
 	metrics.WriteProcessMetrics(&tmp)
-	fillHelp(bb, tmp.Bytes())
+	fillHelp(&b.Buffer, tmp.Bytes())
 	r.mu.Lock()
-	writers := make([]func(w *bytes.Buffer), len(r.writers))
+	writers := make([]func(b *Buf), len(r.writers))
 	copy(writers, r.writers)
 	r.mu.Unlock()
 	for _, f := range writers {
-		f(bb)
+		f(b)
+		b.Spill()
 	}
-	r.lastLen.Store(int64(bb.Len()) + int64(bb.Len())/16) // room for growth between scrapes
-	_, _ = w.Write(bb.Bytes())
-	// Only small buffers are kept. A kept buffer is live heap, which
-	// GOGC doubles: at 10k targets a 24 MB buffer cost ~50 MB of RSS
-	// between scrapes, twice over when sync.Pool's per-P slots held one
-	// each. Allocating it per scrape (presized, above) costs far less.
-	if bb.Cap() < 1<<20 {
-		r.bufPool.Put(bb)
+	b.flush()
+	b.out = nil
+	// A writer that never spilled can leave a large buffer behind: only
+	// small ones are kept (kept, a buffer is live heap all the time).
+	if b.Cap() <= 4*spillAt {
+		r.bufPool.Put(b)
 	}
 }
 

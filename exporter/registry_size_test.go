@@ -8,52 +8,73 @@ import (
 	"testing"
 )
 
-// A large response (10k targets: ~17 MB) must not be grown by doubling on
-// every scrape whose pooled buffer a GC took: the next buffer starts at the
-// last response's size.
-func TestWritePrometheusPresizesFromLastScrape(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector changes allocation counts")
-	}
+// countingWriter records the sizes of the writes it gets.
+type countingWriter struct {
+	bytes.Buffer
+	writes []int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// A large response (10k targets: ~20 MB) streams through a small buffer:
+// the scraper gets all of it, in pieces of about spillAt, and the scrape
+// allocates a small fraction of the response.
+func TestWritePrometheusStreams(t *testing.T) {
 	const size = 4 << 20
 	line := strings.Repeat("x", 99) + "\n"
 	r := NewRegistry()
-	r.AddWriter(func(b *bytes.Buffer) {
+	r.AddWriter(func(b *Buf) {
 		for range size / len(line) {
 			b.WriteString(line)
+			b.Spill()
 		}
 	})
-	var first bytes.Buffer
+	var first countingWriter
 	r.WritePrometheus(&first)
-	if first.Len() < size-len(line) {
-		t.Fatalf("response %d bytes, want about %d", first.Len(), size)
+	if n := strings.Count(first.String(), line); n != size/len(line) {
+		t.Fatalf("response has %d of the writer's %d lines", n, size/len(line))
 	}
-	// Two GCs empty a sync.Pool (primary, then victim cache).
-	runtime.GC()
-	runtime.GC()
+	if len(first.writes) < size/spillAt {
+		t.Errorf("%d writes for a %d-byte response: not streamed", len(first.writes), first.Len())
+	}
+	for _, n := range first.writes {
+		if n > spillAt+len(line)+64<<10 {
+			t.Errorf("a write of %d bytes: the buffer grew past spillAt", n)
+			break
+		}
+	}
+	if raceEnabled {
+		return // the race detector changes allocation counts
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	r.WritePrometheus(io.Discard)
 	runtime.ReadMemStats(&after)
-	// Doubling from empty allocates about twice the response; presized,
-	// one buffer of the response plus 1/16 and the runtime metrics.
-	if got := after.TotalAlloc - before.TotalAlloc; got > size*3/2 {
-		t.Errorf("second scrape allocated %d bytes for a %d-byte response: the buffer was not presized", got, first.Len())
+	if got := after.TotalAlloc - before.TotalAlloc; got > size/8 {
+		t.Errorf("a scrape allocated %d bytes for a %d-byte response: it was built in memory", got, first.Len())
 	}
 }
 
-// A large response's buffer is not kept between scrapes: kept, it would
-// be live heap (and RSS) all the time for a moment's use.
+// A writer that never spills grows the buffer; that buffer is not kept
+// between scrapes: kept, it would be live heap (and RSS) all the time for
+// a moment's use.
 func TestWritePrometheusKeepsNoLargeBuffer(t *testing.T) {
 	line := strings.Repeat("y", 99) + "\n"
 	r := NewRegistry()
-	r.AddWriter(func(b *bytes.Buffer) {
+	r.AddWriter(func(b *Buf) {
 		for range (2 << 20) / len(line) {
 			b.WriteString(line)
 		}
 	})
-	r.WritePrometheus(io.Discard)
-	if bb, _ := r.bufPool.Get().(*bytes.Buffer); bb != nil && bb.Cap() >= 1<<20 {
+	var out bytes.Buffer
+	r.WritePrometheus(&out)
+	if out.Len() < 2<<20-len(line) {
+		t.Fatalf("response %d bytes, want about 2 MB", out.Len())
+	}
+	if bb, _ := r.bufPool.Get().(*Buf); bb != nil && bb.Cap() >= 1<<20 {
 		t.Errorf("a %d-byte buffer was kept in the pool", bb.Cap())
 	}
 }
