@@ -71,9 +71,9 @@ type Agent struct {
 	// everAssigned is set by the first Assigned call: the targets of the
 	// first assignment start at their phase, later ones at once.
 	everAssigned bool
-	reloadOK  bool
-	reloadErr string
-	reloadAt  time.Time
+	reloadOK     bool
+	reloadErr    string
+	reloadAt     time.Time
 
 	probeCtx    context.Context
 	probeCancel context.CancelFunc
@@ -334,7 +334,7 @@ func graceFor(st *targetState) time.Duration {
 	if st == nil {
 		return 30 * time.Second
 	}
-	return 2*st.t.Interval + st.t.Timeout
+	return 2*st.target().Interval + st.target().Timeout
 }
 
 // reschedule gives the scheduler the set to probe: assigned targets plus

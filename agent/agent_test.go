@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -339,4 +340,60 @@ func reserveTCP(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// On start, targets wait for their phase (no stampede); a target a reload
+// adds is probed at once. The hourly targets are chosen so that none is due
+// within ten minutes; a canary probing every second shows the agent is probing.
+func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv, err := probetest.StartHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[path]
+	}
+	notDueSoon := func(prefix string, n int) []string {
+		var names []string
+		for i := 0; len(names) < n; i++ {
+			name := fmt.Sprintf("%s%d", prefix, i)
+			if time.Until(nextAt(time.Now(), time.Hour, PhaseOffset(name, time.Hour, 0, 1))) > 10*time.Minute {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	hourly := func(name string) string {
+		return fmt.Sprintf("[[target]]\nname = %q\ntype = \"http\"\ninterval = \"1h\"\nurl = \"%s/%s\"\n", name, srv.URL, name)
+	}
+	body := baseConfig(fmt.Sprintf("[[target]]\nname = \"canary\"\ntype = \"http\"\nurl = \"%s/canary\"\n", srv.URL))
+	slow := notDueSoon("slow", 5)
+	for _, n := range slow {
+		body += hourly(n)
+	}
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	writeConfig(t, path, body)
+	a := testAgent(t, path)
+	poll(t, 10*time.Second, "the canary probed twice", func() bool { return count("/canary") >= 2 })
+	for _, n := range slow {
+		if c := count("/" + n); c != 0 {
+			t.Errorf("target %s (hourly, not due for ten minutes) was probed %d times on start", n, c)
+		}
+	}
+
+	late := notDueSoon("late", 1)[0]
+	writeConfig(t, path, body+hourly(late))
+	if err := a.Reload(Overrides{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "the target added by reload probed", func() bool { return count("/"+late) == 1 })
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -45,7 +46,10 @@ const reuseFor = 3 * time.Second
 // targetState is one configured target on this agent. It survives reloads
 // as long as the target's fingerprint is unchanged.
 type targetState struct {
-	t       *config.Target
+	// tp is the target's config. A reload that leaves the target unchanged
+	// (same fingerprint) swaps in the new config's copy (its position may
+	// differ) while probes read it: hence atomic. Read it with target().
+	tp      atomic.Pointer[config.Target]
 	prober  probe.Prober
 	labels  string // observation labels (with region)
 	vlabels string // verdict labels (no region)
@@ -68,6 +72,9 @@ type targetState struct {
 	lastSLO     time.Time
 }
 
+// target is the target's current config.
+func (st *targetState) target() *config.Target { return st.tp.Load() }
+
 func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, error) {
 	p, err := t.NewProberShared(shared)
 	if err != nil {
@@ -75,12 +82,12 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 	}
 	cfg := a.cfg.Load()
 	st := &targetState{
-		t:       t,
 		prober:  p,
 		labels:  exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels),
 		vlabels: exporter.Labels(t.Name, t.Type, "", t.Labels),
 		updated: make(chan struct{}),
 	}
+	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
 		st.histKey = "vantage_probe_duration_seconds{" + st.labels + "}"
 		st.hist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey)
@@ -101,8 +108,8 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	old := a.states
 	a.mu.Unlock()
 	for _, t := range cfg.Targets {
-		if st, ok := old[t.Name]; ok && st.t.Fingerprint == t.Fingerprint {
-			st.t = t
+		if st, ok := old[t.Name]; ok && st.target().Fingerprint == t.Fingerprint {
+			st.tp.Store(t)
 			next[t.Name] = st
 			continue
 		}
@@ -166,7 +173,7 @@ func (a *Agent) runScheduled(ctx context.Context, name string, late time.Duratio
 func (a *Agent) probeOnce(ctx context.Context, st *targetState) probe.Result {
 	a.inFlight.Add(1)
 	defer a.inFlight.Add(-1)
-	pctx, cancel := context.WithTimeout(ctx, st.t.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, st.target().Timeout)
 	r := st.prober.Probe(pctx)
 	cancel()
 	if r.At.IsZero() {
@@ -206,7 +213,7 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 			st.failStart = now
 		}
 		st.consecutive++
-		if st.consecutive >= st.t.Failures {
+		if st.consecutive >= st.target().Failures {
 			st.failing = true
 		}
 	}
@@ -216,13 +223,13 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		st.hlen++
 	}
 	obs := cluster.Observation{
-		Target:   st.t.Name,
+		Target:   st.target().Name,
 		OK:       r.OK,
 		Failing:  st.failing,
 		Reason:   string(r.Reason),
 		Latency:  r.Duration,
-		Interval: st.t.Interval,
-		Timeout:  st.t.Timeout,
+		Interval: st.target().Interval,
+		Timeout:  st.target().Timeout,
 	}
 	if !st.failStart.IsZero() {
 		obs.FailingFor = now.Sub(st.failStart)
@@ -237,9 +244,9 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 
 	if failing != wasFailing {
 		if failing {
-			a.log.Warn("target failing", "target", st.t.Name, "reason", r.Reason, "detail", r.Message)
+			a.log.Warn("target failing", "target", st.target().Name, "reason", r.Reason, "detail", r.Message)
 		} else {
-			a.log.Info("target recovered", "target", st.t.Name)
+			a.log.Info("target recovered", "target", st.target().Name)
 		}
 	}
 	if a.clu() != nil {
@@ -277,7 +284,7 @@ func (a *Agent) Confirm(ctx context.Context, name string) (cluster.Observation, 
 func (a *Agent) observation(st *targetState) cluster.Observation {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	o := cluster.Observation{Target: st.t.Name, Failing: st.failing, Interval: st.t.Interval, Timeout: st.t.Timeout}
+	o := cluster.Observation{Target: st.target().Name, Failing: st.failing, Interval: st.target().Interval, Timeout: st.target().Timeout}
 	if st.last != nil {
 		o.OK = st.last.OK
 		o.Reason = string(st.last.Reason)
@@ -349,7 +356,7 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 	obs := make([]exporter.Obs, 0, len(states))
 	for _, st := range states {
 		st.mu.Lock()
-		obs = append(obs, exporter.Obs{Labels: st.labels, Type: st.t.Type, Result: st.last, Success: st.success,
+		obs = append(obs, exporter.Obs{Labels: st.labels, Type: st.target().Type, Result: st.last, Success: st.success,
 			Failure: st.failure, Failing: st.failing, Consecutive: st.consecutive})
 		st.mu.Unlock()
 	}
