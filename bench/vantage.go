@@ -146,25 +146,30 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	if err != nil {
 		return err
 	}
-	for i := range h.o.Scrapes {
-		t0 := time.Now()
-		sc, err := scrapeMetrics(ctx, c, url)
+	// One scrape read and counted, then the timed ones: read to the end
+	// and discarded, as Prometheus's scrape_duration_seconds times the
+	// fetch, not the parse (parsing here would time this process's
+	// parser, which shares the agent's cores).
+	t0 := time.Now()
+	last, err = scrapeMetrics(ctx, c, url)
+	if err != nil {
+		return err
+	}
+	r.AgentRate = rate(last, t0.Add(time.Since(t0)/2))
+	r.SkippedBy = map[string]int64{}
+	for k, v := range last.skippedBy {
+		if d := v - first.skippedBy[k]; d > 0 {
+			r.SkippedBy[k] = d
+		}
+	}
+	r.Failures, r.Skipped = last.failures-first.failures, last.skipped-first.skipped
+	r.WarmupFailures, r.WarmupSkipped = first.failures, first.skipped
+	for range h.o.Scrapes {
+		d, err := timeScrape(ctx, c, url)
 		if err != nil {
 			return err
 		}
-		times = append(times, time.Since(t0))
-		if i == 0 {
-			r.AgentRate = rate(sc, t0.Add(times[0]/2))
-			r.SkippedBy = map[string]int64{}
-			for k, v := range sc.skippedBy {
-				if d := v - first.skippedBy[k]; d > 0 {
-					r.SkippedBy[k] = d
-				}
-			}
-			r.Failures, r.Skipped = sc.failures-first.failures, sc.skipped-first.skipped
-			r.WarmupFailures, r.WarmupSkipped = first.failures, first.skipped
-		}
-		last = sc
+		times = append(times, d)
 	}
 	c1, err := selfCPU()
 	stopScrapeProf()
@@ -251,6 +256,27 @@ type scrape struct {
 	skipped             int64 // vantage_probes_skipped_total, all reasons
 	skippedBy           map[string]int64
 	proto               string // probe_http_version values seen
+}
+
+// timeScrape fetches /metrics and reads it to the end, discarding it.
+func timeScrape(ctx context.Context, c *http.Client, url string) (time.Duration, error) {
+	t0 := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	return time.Since(t0), nil
 }
 
 // scrapeMetrics reads /metrics line by line (never holding the whole
