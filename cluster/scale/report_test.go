@@ -33,6 +33,22 @@ func reportEnabled(t *testing.T, name string) {
 	t.Skipf("VANTAGE_SCALE=%s does not include %s", v, name)
 }
 
+// fleetEnabled reports whether a fleet of n agents is measured:
+// VANTAGE_SCALE_AGENTS (a comma-separated list of sizes) narrows a report
+// to some sizes; unset, every size is.
+func fleetEnabled(n int) bool {
+	v := os.Getenv("VANTAGE_SCALE_AGENTS")
+	if v == "" {
+		return true
+	}
+	for _, s := range strings.Split(v, ",") {
+		if strings.TrimSpace(s) == fmt.Sprint(n) {
+			return true
+		}
+	}
+	return false
+}
+
 // table logs a markdown table and appends it to VANTAGE_SCALE_OUT.
 func table(t *testing.T, title string, head []string, rows [][]string) {
 	t.Helper()
@@ -79,6 +95,9 @@ func TestReportDeath(t *testing.T) {
 				kills = 3
 			}
 			for _, sh := range shapes {
+				if !fleetEnabled(len(sh.regions) * sh.perRegion) {
+					continue
+				}
 				if tm.Name == "demo" && len(sh.regions)*sh.perRegion > 10 {
 					// 50 agents sending every heartbeat (each second) to
 					// every member take most of this 2-core machine in one
@@ -99,6 +118,9 @@ func TestReportDeath(t *testing.T) {
 	}
 	// A second death soon after a first, in one fleet.
 	for _, sh := range shapes[:2] {
+		if !fleetEnabled(len(sh.regions) * sh.perRegion) {
+			continue
+		}
 		run, err := MeasureSecondDeath(ctx, Options{Regions: sh.regions, PerRegion: sh.perRegion, Targets: 1000, Timing: Production()}, Kill, 4)
 		if err != nil {
 			t.Fatalf("second deaths, %d agents: %v", len(sh.regions)*sh.perRegion, err)

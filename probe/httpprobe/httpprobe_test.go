@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -958,5 +959,55 @@ func TestSharedProbersStayApart(t *testing.T) {
 		case 2:
 			wantReason(t, r, probe.ReasonCertInvalid)
 		}
+	}
+}
+
+// An HTTP/2 connection that served its one request must become garbage
+// soon after the probe closes it. net/http keeps a closed, never-reused
+// HTTP/2 connection reachable for min(5 s, IdleConnTimeout) (an "unused
+// connection" timer meant for its pool); with the default that was 20 KB
+// per HTTPS probe held for 5 s. Connections are counted with
+// runtime.AddCleanup, and the time until the last is collected is compared
+// with the same transport at net/http's default, so that a slow machine
+// delays both alike.
+func TestHTTP2ConnectionsAreReleasedPromptly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for net/http's 5 s timer")
+	}
+	k := newPKI(t)
+	srv := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+	release := func(tr *http.Transport) time.Duration {
+		var live atomic.Int64
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialTLS(ctx, network, addr)
+			if tc, ok := c.(*tls.Conn); ok {
+				live.Add(1)
+				runtime.AddCleanup(tc, func(n *atomic.Int64) { n.Add(-1) }, &live)
+			}
+			return c, err
+		}
+		p := mustNew(t, Options{URL: srv.URL, HTTPVersion: Version2, TLS: probe.TLSOptions{CAFile: k.caFile}})
+		p.tr = tr
+		for range 20 {
+			wantOK(t, runWithin(t, p, probeTimeout))
+		}
+		start := time.Now()
+		for time.Since(start) < 30*time.Second {
+			runtime.GC()
+			if live.Load() == 0 {
+				return time.Since(start)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%d of 20 probes' connections still reachable 30 s after the last", live.Load())
+		return 0
+	}
+	ours := transportFor(nil, true)
+	stdlib := ours.Clone()
+	stdlib.IdleConnTimeout = 0
+	got, def := release(ours.Clone()), release(stdlib)
+	t.Logf("connections collected %v after the last probe (net/http's default: %v)", got, def)
+	if got >= def {
+		t.Errorf("connections collected %v after the last probe, no sooner than with net/http's default (%v)", got, def)
 	}
 }
