@@ -110,7 +110,7 @@ func sample(b *bytes.Buffer, name, labels, extra string, v float64) {
 // appendValue formats a sample value. Whole numbers (status codes,
 // counters, 0/1, Unix seconds) are written as integers, as
 // VictoriaMetrics/metrics writes its own: AppendInt costs a fraction of
-// AppendFloat, and 1732000000 reads better than 'g”s 1.732e+09.
+// AppendFloat, and 1732000000 reads better than 1.732e+09.
 // Prometheus parses both the same.
 func appendValue(dst []byte, v float64) []byte {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
