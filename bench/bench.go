@@ -541,8 +541,8 @@ func progressLine(r Result) string {
 		fmt.Fprintf(&b, "  lateness p50 %.2f ms p99 %.2f ms max %.0f ms", ms(r.LateP50), ms(r.LateP99), ms(r.LateMax))
 	}
 	if r.ScrapeBytes > 0 {
-		fmt.Fprintf(&b, "  RSS %.1f MB, live heap %.1f MB  scrape %.1f ms %.1f MB",
-			mb(r.ScrapedRSS), mb(r.LiveHeap), ms(r.ScrapeMedian), mb(uint64(r.ScrapeBytes)))
+		fmt.Fprintf(&b, "  RSS %.1f MB (base %.1f, after the window %.1f, peak %.1f; Go heap in use %.1f, stacks %.1f), live heap %.1f MB  scrape %.1f ms %.1f MB",
+			mb(r.ScrapedRSS), mb(r.BaseRSS), mb(r.RSS), mb(r.PeakRSS), mb(r.HeapInuse), mb(r.StackInuse), mb(r.LiveHeap), ms(r.ScrapeMedian), mb(uint64(r.ScrapeBytes)))
 	}
 	if r.Err != "" {
 		b.WriteString("  error: " + r.Err)
