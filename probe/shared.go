@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 )
@@ -42,20 +43,47 @@ func NewShared() *Shared {
 }
 
 // Value returns the value stored under key, calling build to make it the
-// first time. key must be comparable; protocol packages use a key type of
+// first time (build may call s). key must be comparable; protocol packages use a key type of
 // their own so that keys never collide.
 func (s *Shared) Value(key any, build func() any) any {
 	if s == nil {
 		return build()
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v, ok := s.values[key]; ok {
+	v, ok := s.values[key]
+	s.mu.Unlock()
+	if ok {
 		return v
 	}
-	v := build()
+	// Built without the lock: build may use s itself (a TLS config takes
+	// its CA pool from s). Two builders racing keep the first value stored.
+	v = build()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := s.values[key]; ok {
+		return first
+	}
 	s.values[key] = v
 	return v
+}
+
+// dialerKey names a shared dialer: its source address, protocol and
+// whether TCP keep-alives are off.
+type dialerKey struct {
+	n      Net
+	proto  string
+	stream bool
+}
+
+// DialerShared is Dialer, one per (source address, protocol) across the
+// probers sharing s: a *net.Dialer is read-only once built.
+func (n Net) DialerShared(s *Shared, proto string) *net.Dialer {
+	return s.Value(dialerKey{n, proto, false}, func() any { return n.Dialer(proto) }).(*net.Dialer)
+}
+
+// StreamDialerShared is StreamDialer, shared through s like DialerShared.
+func (n Net) StreamDialerShared(s *Shared) *net.Dialer {
+	return s.Value(dialerKey{n, "tcp", true}, func() any { return n.StreamDialer() }).(*net.Dialer)
 }
 
 // caPool parses a PEM bundle once per file. A *x509.CertPool is safe for

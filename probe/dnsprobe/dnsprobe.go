@@ -89,8 +89,8 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	p := &Prober{
 		transport:  strings.ToLower(o.Transport),
 		net:        o.Net,
-		tcpDial:    o.Net.Dialer("tcp"),
-		udpDial:    o.Net.Dialer("udp"),
+		tcpDial:    o.Net.DialerShared(s, "tcp"),
+		udpDial:    o.Net.DialerShared(s, "udp"),
 		minAnswers: o.MinAnswers,
 	}
 	if p.transport == "" {

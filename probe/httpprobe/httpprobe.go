@@ -308,7 +308,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 			bad("source_ip %q: not of ip_protocol %q", sip.String(), string(o.Net.IPProtocol))
 		}
 	}
-	p.dialer = o.Net.Dialer("tcp")
+	p.dialer = o.Net.DialerShared(s, "tcp")
 
 	// TLS, prepared once: every probe shares this config read-only.
 	if p.version == Version3 && o.TLS.MinVersion != 0 && o.TLS.MinVersion < tls.VersionTLS13 {
@@ -331,15 +331,11 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	if p.hostHeader != "" {
 		first = hostOnly(p.hostHeader)
 	}
-	conf, err := o.TLS.ConfigShared(s, first, alpn...)
+	conf, err := dialTLSConfig(s, o.TLS, first, p.version == Version3, alpn)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", err, ErrInvalidOption))
 	} else {
 		p.roots = conf.RootCAs
-		conf.InsecureSkipVerify = true //nolint:gosec // verified by verifyTLS after the handshake
-		if p.version == Version3 {
-			conf.MinVersion = tls.VersionTLS13
-		}
 		p.tlsConf = conf
 	}
 
@@ -390,6 +386,38 @@ func transportFor(s *probe.Shared, h2 bool) *http.Transport {
 			IdleConnTimeout: time.Second,
 		}
 	}).(*http.Transport)
+}
+
+// tlsKey names a shared dial-side TLS config: everything it is built from.
+type tlsKey struct {
+	o          probe.TLSOptions
+	serverName string
+	h3         bool
+	alpn       string
+}
+
+// dialTLSConfig builds the dial-side TLS config: verification off in the
+// handshake (verifyTLS verifies after it, so that a bad certificate still
+// yields its facts), TLS 1.3 for QUIC. Probers of targets on one host with
+// the same TLS options share one (a tls.Config is 400 bytes, and crypto/tls
+// only reads it).
+func dialTLSConfig(s *probe.Shared, o probe.TLSOptions, serverName string, h3 bool, alpn []string) (*tls.Config, error) {
+	type built struct {
+		conf *tls.Config
+		err  error
+	}
+	b := s.Value(tlsKey{o, serverName, h3, strings.Join(alpn, ",")}, func() any {
+		conf, err := o.ConfigShared(s, serverName, alpn...)
+		if err != nil {
+			return built{err: err}
+		}
+		conf.InsecureSkipVerify = true //nolint:gosec // verified by verifyTLS after the handshake
+		if h3 {
+			conf.MinVersion = tls.VersionTLS13
+		}
+		return built{conf: conf}
+	}).(built)
+	return b.conf, b.err
 }
 
 // headerKey names a shared request header map in probe.Shared: the map

@@ -938,6 +938,9 @@ func TestSharedProbersStayApart(t *testing.T) {
 	if pa.roots != pa2.roots || pa.roots == pb.roots {
 		t.Errorf("CA pools: one per file")
 	}
+	if pa.tlsConf != pa2.tlsConf || pa.tlsConf == pb.tlsConf || pa.dialer != pb.dialer {
+		t.Errorf("TLS configs: one per host and options; dialers: one per source address")
+	}
 	if reflect.ValueOf(plainA.header).Pointer() != reflect.ValueOf(plainA2.header).Pointer() {
 		t.Errorf("identical request headers are not shared")
 	}

@@ -61,7 +61,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		o:         o,
 		send:      []byte(o.Send),
 		readLimit: o.ReadLimit,
-		dialer:    o.Net.StreamDialer(),
+		dialer:    o.Net.StreamDialerShared(s),
 		network:   o.Net.Network("tcp"),
 	}
 	if o.Expect != "" {

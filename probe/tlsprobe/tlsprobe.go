@@ -45,7 +45,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Prober{o: o, hs: hs, dialer: o.Net.StreamDialer(), network: o.Net.Network("tcp")}, nil
+	return &Prober{o: o, hs: hs, dialer: o.Net.StreamDialerShared(s), network: o.Net.Network("tcp")}, nil
 }
 
 // Probe runs one probe. It fails with dns_error, connect_refused,
