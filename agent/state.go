@@ -23,20 +23,29 @@ const historyLen = 60
 // point is one history entry, kept compact and free of pointers: as
 // exporter.Point (a time.Time with its *Location) the history cost 2.4 KB
 // per target, 24 MB and 600k pointers for the GC to scan at 10k targets;
-// this is 960 bytes and none.
+// this is 480 bytes and none. The sparkline needs no finer time than the
+// second.
 type point struct {
-	at    int64  // Result.At, Unix nanoseconds
-	latUS uint32 // Result.Duration in microseconds, saturating (~71 min)
-	ok    bool
+	at uint32 // Result.At, Unix seconds (until 2106)
+	// lat is Result.Duration in microseconds, saturating at 2^31-1 (~35
+	// minutes, beyond any probe timeout), with OK in the top bit.
+	lat uint32
 }
 
+const okBit = 1 << 31
+
 func newPoint(r *probe.Result) point {
-	us := r.Duration.Microseconds()
-	return point{at: r.At.UnixNano(), latUS: uint32(min(max(us, 0), math.MaxUint32)), ok: r.OK}
+	us := min(max(r.Duration.Microseconds(), 0), okBit-1)
+	p := point{at: uint32(min(max(r.At.Unix(), 0), math.MaxUint32)), lat: uint32(us)}
+	if r.OK {
+		p.lat |= okBit
+	}
+	return p
 }
 
 func (p point) export() exporter.Point {
-	return exporter.Point{At: time.Unix(0, p.at), OK: p.ok, Latency: time.Duration(p.latUS) * time.Microsecond}
+	return exporter.Point{At: time.Unix(int64(p.at), 0), OK: p.lat&okBit != 0,
+		Latency: time.Duration(p.lat&^okBit) * time.Microsecond}
 }
 
 // reuseFor is how old a result may be and still answer a confirmation
