@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -254,6 +255,7 @@ func (r Result) RSSPerTarget() float64 {
 type Report struct {
 	Results   []Result
 	GoVersion string
+	GOGC      int // the collector setting the agent ran with
 	CPUs      int
 	Blackbox  string // version line, or why it was skipped
 	Started   time.Time
@@ -304,7 +306,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	rep := &Report{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now()}
+	rep := &Report{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now(), GOGC: gcPercent()}
 	defer func() { rep.Elapsed = time.Since(rep.Started) }()
 	h := &harness{o: o}
 	if o.Blackbox != "" {
@@ -553,3 +555,10 @@ func progressLine(r Result) string {
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func mb(b uint64) float64        { return float64(b) / (1 << 20) }
+
+// gcPercent reads the collector's GOGC setting (SetGCPercent has no getter).
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
+}

@@ -83,8 +83,8 @@ func (rep *Report) Write(w io.Writer, markdown bool) {
 		fmt.Fprintf(w, "- %s\n", g)
 	}
 	heading("Conditions")
-	fmt.Fprintf(w, "- %s, %d CPUs, GOMAXPROCS default; %s; blackbox_exporter: %s\n", rep.GoVersion, rep.CPUs,
-		rep.Started.UTC().Format(time.RFC3339), rep.Blackbox)
+	fmt.Fprintf(w, "- %s, %d CPUs, GOMAXPROCS default, GOGC %d; %s; blackbox_exporter: %s\n", rep.GoVersion, rep.CPUs,
+		rep.GOGC, rep.Started.UTC().Format(time.RFC3339), rep.Blackbox)
 	lo, hi := rep.loadRange()
 	fmt.Fprintf(w, "- 1-minute load average during the windows: %.2f–%.2f; elapsed %s\n", lo, hi, rep.Elapsed.Round(time.Second))
 	fmt.Fprintf(w, "- each window %s after a warm-up of one interval (at least 5 s); lateness, skipped and failed over the window only;\n"+

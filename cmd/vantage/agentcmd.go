@@ -55,6 +55,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "agent: %v\n", err)
 		return exitUsage
 	}
+	tuneMemory(log, os.Getenv, cgroupMemoryFiles)
 	ov := config.Overrides{Node: *node, Region: *region, Listen: *listen, Bind: *bind}
 	if *join != "" {
 		ov.Join = strings.Split(*join, ",")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -56,6 +57,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if c := parse(fs, args); c >= 0 {
 		return c
 	}
+	// The agent runs in this process: with the GC settings `vantage agent`
+	// uses (GOGC=50 unless GOGC is set), or the figures would not be its.
+	tuneMemory(slog.New(slog.NewTextHandler(io.Discard, nil)), os.Getenv, nil)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
