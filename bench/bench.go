@@ -66,8 +66,8 @@ func (s Scenario) warmup() time.Duration {
 	if s.Warmup > 0 {
 		return s.Warmup
 	}
-	// One full interval: the startup probe of every target (an agent probes
-	// new targets at once) has passed and each target has run on its phase.
+	// One full interval: every target has run once on its phase (an agent
+	// starts each target at its phase, not all at once).
 	return max(5*time.Second, s.Interval())
 }
 
@@ -199,9 +199,9 @@ type Result struct {
 	AgentRate float64
 	// SkippedBy splits the agent's Skipped by reason (overlap, max_in_flight).
 	SkippedBy map[string]int64
-	// WarmupFailures and WarmupSkipped happened before the window: an agent
-	// probes every new target at once on start (up to MaxInFlight), which
-	// a farm on the same two cores may not answer in time.
+	// WarmupFailures and WarmupSkipped happened before the window, while
+	// the farm and the agent warm up (the bare client and blackbox_exporter
+	// are driven at full rate from the start).
 	WarmupFailures, WarmupSkipped int64
 	Proto                         string     // HTTP version negotiated, where the driver says
 	LoadAvg                       [2]float64 // 1-minute load average at the window's start and end

@@ -70,8 +70,8 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 		return float64(sc.successes+sc.failures-first.successes-first.failures) / at.Sub(firstAt).Seconds()
 	}
 	hk := hooks{
-		// The agent's counters before the window, so that failures of the
-		// start-up burst are not the window's; then the scrape's garbage is
+		// The agent's counters before the window, so that failures while
+		// warming up are not the window's; then the scrape's garbage is
 		// collected before the CPU reading.
 		before: func() error {
 			t0 := time.Now()
