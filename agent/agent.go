@@ -292,14 +292,19 @@ func (a *Agent) Kill() {
 	_ = a.srv.Shutdown(context.Background())
 }
 
+// startBurst is how many targets the first assignment after start probes
+// at once; beyond it, they wait for their phases.
+const startBurst = 100
+
 // Assigned implements cluster.Local: the targets this agent must probe.
 // Targets taken over from another agent (or added by a reload) start at
 // once (make-before-break); dropped ones keep being probed for a grace
 // period while their new owner takes over. The first assignment after
-// start waits for each target's phase instead: probing all of them at
-// once is the stampede that phases exist to prevent (at 10k HTTPS targets
-// it took 1,000 concurrent handshakes and left RSS hundreds of MB high),
-// and an agent that restarts is no more than one interval behind.
+// start probes at once only if it is small (an operator trying a handful
+// of targets sees results at once); a large one waits for each target's
+// phase: probing all at once is the stampede that phases exist to prevent
+// (at 10k HTTPS targets it took 1,000 concurrent handshakes and left RSS
+// hundreds of MB high), and a restarted agent is at most an interval behind.
 func (a *Agent) Assigned(names []string) {
 	now := time.Now()
 	a.mu.Lock()
@@ -322,7 +327,7 @@ func (a *Agent) Assigned(names []string) {
 	a.assigned = want
 	a.mu.Unlock()
 	a.reschedule()
-	if first {
+	if first && len(fresh) > startBurst {
 		return
 	}
 	for _, n := range fresh {

@@ -342,9 +342,10 @@ func reserveTCP(t *testing.T) string {
 	return addr
 }
 
-// On start, targets wait for their phase (no stampede); a target a reload
-// adds is probed at once. The hourly targets are chosen so that none is due
-// within ten minutes; a canary probing every second shows the agent is probing.
+// On start, a large set of targets waits for their phases (no stampede); a
+// target a reload adds is probed at once. The hourly targets are chosen so
+// that none is due within ten minutes; a canary probing every second shows
+// the agent is probing.
 func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 	var mu sync.Mutex
 	hits := map[string]int{}
@@ -376,7 +377,7 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 		return fmt.Sprintf("[[target]]\nname = %q\ntype = \"http\"\ninterval = \"1h\"\nurl = \"%s/%s\"\n", name, srv.URL, name)
 	}
 	body := baseConfig(fmt.Sprintf("[[target]]\nname = \"canary\"\ntype = \"http\"\nurl = \"%s/canary\"\n", srv.URL))
-	slow := notDueSoon("slow", 5)
+	slow := notDueSoon("slow", startBurst+1)
 	for _, n := range slow {
 		body += hourly(n)
 	}
@@ -396,4 +397,32 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll(t, 10*time.Second, "the target added by reload probed", func() bool { return count("/"+late) == 1 })
+}
+
+// A small first assignment (an operator trying a few targets) is probed at
+// once, hourly or not.
+func TestSmallStartProbesAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv, err := probetest.StartHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	body := baseConfig("")
+	for i := range 3 {
+		body += fmt.Sprintf("[[target]]\nname = \"t%d\"\ntype = \"http\"\ninterval = \"1h\"\nurl = \"%s/t%d\"\n", i, srv.URL, i)
+	}
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	writeConfig(t, path, body)
+	testAgent(t, path)
+	poll(t, 10*time.Second, "all three hourly targets probed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits["/t0"] == 1 && hits["/t1"] == 1 && hits["/t2"] == 1
+	})
 }
