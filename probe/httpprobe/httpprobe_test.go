@@ -780,8 +780,10 @@ func TestTimeouts(t *testing.T) {
 			r := runWithin(t, p, timeout)
 			elapsed := time.Since(start)
 			wantReason(t, r, probe.ReasonTimeout)
-			if r.Duration < timeout || r.Duration > elapsed {
-				t.Errorf("Result.Duration %v, elapsed %v, timeout %v", r.Duration, elapsed, timeout)
+			// The probe ends at the deadline (start+timeout or later) and
+			// its clock starts at r.At, a moment after start.
+			if r.At.Add(r.Duration).Before(start.Add(timeout)) || r.Duration > elapsed {
+				t.Errorf("Result.Duration %v from %v, elapsed %v, timeout %v", r.Duration, r.At.Sub(start), elapsed, timeout)
 			}
 			if d := r.Phase(c.phase); d < timeout/2 {
 				t.Errorf("phase %s = %v, want most of the %v (phases %+v)", c.phase, d, timeout, r.Phases)
