@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -25,6 +26,42 @@ type Shared struct {
 	pools  map[string]poolEntry
 	pairs  map[[2]string]pairEntry
 	values map[any]any
+	chains map[[32]byte][]Cert
+}
+
+// maxChains bounds the certificate chains a Shared remembers: certificates
+// rotate, and a configuration may run for months. Past it, chains are
+// described per probe as without a Shared.
+const maxChains = 20000
+
+// chain returns the description of the chain whose certificates hash to
+// sums, building it the first time.
+func (s *Shared) chain(sums [][32]byte, build func() []Cert) []Cert {
+	if s == nil {
+		return build()
+	}
+	h := sha256.New()
+	for _, sum := range sums {
+		h.Write(sum[:])
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	s.mu.Lock()
+	c, ok := s.chains[key]
+	s.mu.Unlock()
+	if ok {
+		return c
+	}
+	c = build()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first, ok := s.chains[key]; ok {
+		return first
+	}
+	if len(s.chains) < maxChains {
+		s.chains[key] = c
+	}
+	return c
 }
 
 type poolEntry struct {
@@ -39,7 +76,7 @@ type pairEntry struct {
 
 // NewShared returns an empty Shared.
 func NewShared() *Shared {
-	return &Shared{pools: map[string]poolEntry{}, pairs: map[[2]string]pairEntry{}, values: map[any]any{}}
+	return &Shared{pools: map[string]poolEntry{}, pairs: map[[2]string]pairEntry{}, values: map[any]any{}, chains: map[[32]byte][]Cert{}}
 }
 
 // Value returns the value stored under key, calling build to make it the

@@ -1,7 +1,10 @@
 package probe_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"os"
+	"reflect"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +94,37 @@ func TestSharedValue(t *testing.T) {
 	var none *probe.Shared
 	if none.Value(key{1}, build) == none.Value(key{1}, build) {
 		t.Errorf("a nil Shared must share nothing")
+	}
+}
+
+func TestTLSFactsShareChains(t *testing.T) {
+	ca, err := probetest.NewCA("chains")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(names ...string) *tls.ConnectionState {
+		t.Helper()
+		leaf, err := ca.Leaf(probetest.Days(30), names...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(leaf.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.ConnectionState{Version: tls.VersionTLS13, PeerCertificates: []*x509.Certificate{c}}
+	}
+	a, b := state("a.example"), state("b.example")
+	s := probe.NewShared()
+	fa1, fa2, fb := probe.TLSFactsShared(s, a), probe.TLSFactsShared(s, a), probe.TLSFactsShared(s, b)
+	if len(fa1.Chain) != 1 || &fa1.Chain[0] != &fa2.Chain[0] {
+		t.Errorf("one chain, two descriptions: not shared")
+	}
+	if &fb.Chain[0] == &fa1.Chain[0] || fb.Chain[0].DNSNames[0] != "b.example" || fa1.Chain[0].DNSNames[0] != "a.example" {
+		t.Errorf("different chains shared one description: %+v %+v", fa1.Chain, fb.Chain)
+	}
+	plain := probe.TLSFactsFrom(a)
+	if &plain.Chain[0] == &fa1.Chain[0] || !reflect.DeepEqual(plain.Chain, fa1.Chain) || !plain.EarliestExpiry.Equal(fa1.EarliestExpiry) {
+		t.Errorf("without a Shared the facts must be equal but not shared")
 	}
 }

@@ -41,6 +41,7 @@ const maxDoHResponse = 64 << 10
 // Prober probes one DNS target. It is built once by New and is safe for
 // concurrent use: every per-probe value lives on the stack of Probe.
 type Prober struct {
+	shared    *probe.Shared // certificate chains' descriptions (nil: not shared)
 	transport string
 	server    string // normalised, for facts: host:port, or the DoH URL
 	hostport  string // what to resolve and dial
@@ -87,6 +88,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	p := &Prober{
+		shared:     s,
 		transport:  strings.ToLower(o.Transport),
 		net:        o.Net,
 		tcpDial:    o.Net.DialerShared(s, "tcp"),
@@ -424,14 +426,14 @@ func (p *Prober) check(resp *dns.Msg, f *probe.DNSFacts) (probe.Reason, error) {
 // way crypto/tls would have.
 func (p *Prober) verifyTLS(cs *tls.ConnectionState, res *probe.Result) (probe.Reason, error) {
 	if !p.verify {
-		res.TLS = probe.TLSFactsFrom(cs)
+		res.TLS = probe.TLSFactsShared(p.shared, cs)
 		return probe.ReasonNone, nil
 	}
 	chains, reason, err := probe.VerifyChain(cs, p.roots, p.serverName, time.Now())
 	if err == nil {
 		cs.VerifiedChains = chains
 	}
-	res.TLS = probe.TLSFactsFrom(cs)
+	res.TLS = probe.TLSFactsShared(p.shared, cs)
 	if err != nil {
 		return reason, err
 	}

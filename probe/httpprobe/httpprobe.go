@@ -95,7 +95,8 @@ type Prober struct {
 	h3       *http3.Transport
 	quicConf *quic.Config
 
-	bufs sync.Pool // *bytes.Buffer for bodies that regexes must see
+	bufs   sync.Pool     // *bytes.Buffer for bodies that regexes must see
+	shared *probe.Shared // certificate chains' descriptions (nil: not shared)
 }
 
 type headerCheck struct {
@@ -128,6 +129,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		net:          o.Net,
 		skipVerify:   o.TLS.InsecureSkipVerify,
 		serverName:   o.TLS.ServerName,
+		shared:       s,
 	}
 	var errs []error
 	bad := func(format string, args ...any) {

@@ -25,6 +25,7 @@ type Handshaker struct {
 	roots      *x509.CertPool // nil: the system roots
 	verifyName string
 	verify     bool
+	shared     *probe.Shared // certificate chains' descriptions (nil: not shared)
 }
 
 // NewHandshaker prepares handshakes to host (the target's host, a name or
@@ -60,6 +61,7 @@ func NewHandshakerShared(o probe.TLSOptions, host string, s *probe.Shared) (*Han
 		roots:      cfg.RootCAs,
 		verifyName: cfg.ServerName,
 		verify:     !cfg.InsecureSkipVerify,
+		shared:     s,
 	}
 	if h.verifyName == "" {
 		h.verifyName = host
@@ -104,6 +106,6 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, r *probe.Resu
 		}
 		cs.VerifiedChains = chains
 	}
-	r.TLS = probe.TLSFactsFrom(&cs)
+	r.TLS = probe.TLSFactsShared(h.shared, &cs)
 	return tc, reason, msg
 }
