@@ -348,16 +348,12 @@ func (a *Agent) registerMetrics() {
 // writeSeries writes the per-target families at scrape time.
 func (a *Agent) writeSeries(b *exporter.Buf) {
 	a.mu.Lock()
-	states := make([]*targetState, 0, len(a.states))
-	probed := map[string]bool{}
-	for n := range a.assigned {
-		probed[n] = true
-	}
-	for n := range a.graceTill {
-		probed[n] = true
-	}
+	states := make([]*targetState, 0, len(a.assigned)+len(a.graceTill))
 	for _, t := range a.cfg.Load().Targets {
-		if st := a.states[t.Name]; st != nil && probed[t.Name] {
+		if !a.assigned[t.Name] && a.graceTill[t.Name].IsZero() {
+			continue // not probed here
+		}
+		if st := a.states[t.Name]; st != nil {
 			states = append(states, st)
 		}
 	}
@@ -398,15 +394,16 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 	a.mu.Lock()
 	states := a.states
 	a.mu.Unlock()
-	var vs []exporter.Verdict
-	for _, st := range a.clu().LeaderStatuses() {
-		ts := states[st.Name]
+	led := a.clu().LeaderVerdicts()
+	vs := make([]exporter.Verdict, 0, len(led))
+	for _, v := range led {
+		ts := states[v.Name]
 		if ts == nil {
 			continue
 		}
-		vs = append(vs, exporter.Verdict{Labels: ts.vlabels, Up: st.Verdict != "down", Unknown: st.Verdict == "unknown",
-			Failing: len(st.Failing), Reporting: st.Reporting, Quorum: st.Needed, DownSince: st.DownSince,
-			Incidents: st.Incidents, Flaps: st.Flaps, Maintenance: st.Maintenance})
+		vs = append(vs, exporter.Verdict{Labels: ts.vlabels, Up: !v.Down, Unknown: v.Unknown,
+			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
+			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance})
 	}
 	exporter.WriteVerdicts(b, vs)
 }

@@ -75,42 +75,52 @@ func (c *Cluster) Status(name string) (TargetStatus, bool) {
 	return c.statusLocked(name, t, c.leaderCandidatesLocked(now), now), true
 }
 
-// LeaderStatuses returns the verdicts this agent holds as leader, sorted
-// by name, for /metrics: the verdicts the leader last evaluated (every
+// LeaderVerdict is one verdict this agent exports as the target's leader:
+// what /metrics needs, in a tenth of a TargetStatus.
+type LeaderVerdict struct {
+	Name        string
+	Down        bool
+	Unknown     bool
+	Maintenance bool
+	Failing     int // regions voting failing
+	Reporting   int // regions with a fresh vote
+	Needed      int // effective quorum
+	Incidents   uint64
+	Flaps       uint64
+	DownSince   time.Time // start of the open incident; zero when none
+}
+
+// LeaderVerdicts returns the verdicts this agent holds as leader, sorted by
+// name, for /metrics: the verdicts the leader last evaluated (every
 // EvalEvery and on news) and acts on, so that the metrics agree with the
 // incidents. Re-evaluating every target per scrape, with the per-region
 // views Statuses builds for the API, cost 22 MB of garbage and most of a
-// scrape's time at 10k targets. Only verdict fields, Leader, IsLeader and
-// the leader's counters are set.
-func (c *Cluster) LeaderStatuses() []TargetStatus {
+// scrape's time at 10k targets.
+func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]TargetStatus, 0, len(c.verdicts))
+	out := make([]LeaderVerdict, 0, len(c.verdicts))
 	for name, vs := range c.verdicts {
 		if _, ok := c.targets[name]; !ok {
 			continue
 		}
-		st := TargetStatus{
+		v := LeaderVerdict{
 			Name:        name,
-			Leader:      c.cfg.AgentID,
-			IsLeader:    true,
-			Verdict:     vs.v.State.String(),
-			Reason:      vs.v.Reason,
-			Needed:      vs.v.Needed,
-			Failing:     vs.v.Failing,
-			Reporting:   vs.v.Reporting,
-			Stale:       vs.v.Stale,
+			Down:        vs.v.State == quorum.Down,
+			Unknown:     vs.v.State == quorum.Unknown,
 			Maintenance: vs.maintenance,
-			Since:       vs.since,
+			Failing:     len(vs.v.Failing),
+			Reporting:   vs.v.Reporting,
+			Needed:      vs.v.Needed,
 			Incidents:   vs.incidents,
 			Flaps:       vs.flaps,
 		}
 		if vs.open != nil {
-			st.DownSince = vs.open.StartedAt
+			v.DownSince = vs.open.StartedAt
 		}
-		out = append(out, st)
+		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b LeaderVerdict) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
