@@ -143,6 +143,9 @@ address = "%s"
 	if v, _ := value(m, `probe_success{target="db",type="tcp",region="eu-west"}`); v != 0 {
 		t.Errorf("db probe_success = %v, want 0", v)
 	}
+	if v, ok := value(m, `vantage_region_isolated{region="eu-west"}`); !ok || v != 0 {
+		t.Errorf("vantage_region_isolated{region=\"eu-west\"} = %v (present %v), want 0", v, ok)
+	}
 	// A cluster of one decides alone: db is down by "quorum" of its one region.
 	poll(t, 5*time.Second, "verdicts", func() bool {
 		m = scrape(t, a)

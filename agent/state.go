@@ -317,12 +317,6 @@ func (a *Agent) registerMetrics() {
 		return float64(a.sched.Len())
 	})
 	s.NewGauge("vantage_targets_configured", func() float64 { return float64(len(a.cfg.Load().Targets)) })
-	s.NewGauge("vantage_region_isolated", func() float64 {
-		if a.clu() != nil && a.clu().Isolated() {
-			return 1
-		}
-		return 0
-	})
 	s.NewGauge("vantage_config_last_reload_successful", func() float64 {
 		if a.reloadOKG.Load() {
 			return 1
@@ -366,6 +360,14 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 		st.mu.Unlock()
 	}
 	exporter.WriteObservations(b, obs)
+	// Written here rather than registered once: it carries the agent's
+	// region, so that an alert (and a dashboard) can say which region.
+	isolated := 0
+	if a.clu() != nil && a.clu().Isolated() {
+		isolated = 1
+	}
+	fmt.Fprintf(b, "# HELP vantage_region_isolated %s\n# TYPE vantage_region_isolated gauge\nvantage_region_isolated{region=%q} %d\n",
+		exporter.Help["vantage_region_isolated"], a.cfg.Load().Agent.Region, isolated)
 	a.writeClusterSeries(b)
 }
 

@@ -585,7 +585,7 @@ func (g *gen) fleetGroup() group {
 			forDur: time.Minute,
 			labels: []kv{{"severity", sevTicket}},
 			annotations: []kv{
-				{"summary", "Vantage agent {{ $labels.instance }} believes its region is cut off"},
+				{"summary", "Vantage agent {{ $labels.instance }} believes its region {{ $labels.region }} is cut off"},
 				{"description", "{{ $labels.instance }} sees most of its targets fail while other regions see them up, so it" +
 					" has marked its region isolated and its failures no longer count toward any verdict. Check the network" +
 					" path out of its region (egress, DNS, firewall, upstream provider)."},
