@@ -22,67 +22,22 @@ import (
 // reads changed files again; probers of unchanged targets keep what they
 // were built with.
 type Shared struct {
-	mu     sync.Mutex
-	pools  map[string]poolEntry
-	pairs  map[[2]string]pairEntry
-	values map[any]any
-	chains map[[32]byte][]Cert
-}
-
-// maxChains bounds the certificate chains a Shared remembers: certificates
-// rotate, and a configuration may run for months. Past it, chains are
-// described per probe as without a Shared.
-const maxChains = 20000
-
-// chain returns the description of the chain whose certificates hash to
-// sums, building it the first time.
-func (s *Shared) chain(sums [][32]byte, build func() []Cert) []Cert {
-	if s == nil {
-		return build()
-	}
-	h := sha256.New()
-	for _, sum := range sums {
-		h.Write(sum[:])
-	}
-	var key [32]byte
-	h.Sum(key[:0])
-	s.mu.Lock()
-	c, ok := s.chains[key]
-	s.mu.Unlock()
-	if ok {
-		return c
-	}
-	c = build()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if first, ok := s.chains[key]; ok {
-		return first
-	}
-	if len(s.chains) < maxChains {
-		s.chains[key] = c
-	}
-	return c
-}
-
-type poolEntry struct {
-	pool *x509.CertPool
-	err  error
-}
-
-type pairEntry struct {
-	cert tls.Certificate
-	err  error
+	mu      sync.Mutex
+	values  map[any]any
+	nChains int // entries of chainKey in values
 }
 
 // NewShared returns an empty Shared.
-func NewShared() *Shared {
-	return &Shared{pools: map[string]poolEntry{}, pairs: map[[2]string]pairEntry{}, values: map[any]any{}, chains: map[[32]byte][]Cert{}}
-}
+func NewShared() *Shared { return &Shared{values: map[any]any{}} }
 
 // Value returns the value stored under key, calling build to make it the
-// first time (build may call s). key must be comparable; protocol packages use a key type of
-// their own so that keys never collide.
-func (s *Shared) Value(key any, build func() any) any {
+// first time (build may call s). key must be comparable; each user has a
+// key type of its own so that keys never collide.
+func (s *Shared) Value(key any, build func() any) any { return s.get(key, build, nil) }
+
+// get is Value with keep, when not nil, asked (under the lock) whether a
+// newly built value may be stored; refused, it is returned unstored.
+func (s *Shared) get(key any, build func() any, keep func() bool) any {
 	if s == nil {
 		return build()
 	}
@@ -100,8 +55,40 @@ func (s *Shared) Value(key any, build func() any) any {
 	if first, ok := s.values[key]; ok {
 		return first
 	}
-	s.values[key] = v
+	if keep == nil || keep() {
+		s.values[key] = v
+	}
 	return v
+}
+
+// maxChains bounds the certificate chains a Shared remembers: certificates
+// rotate, and a configuration may run for months. Past it, chains are
+// described per probe as without a Shared.
+const maxChains = 20000
+
+// chainKey names a chain description: a hash of its certificates' hashes.
+type chainKey [32]byte
+
+// chain returns the description of the chain whose certificates hash to
+// sums, building it the first time.
+func (s *Shared) chain(sums [][32]byte, build func() []Cert) []Cert {
+	if s == nil {
+		return build()
+	}
+	h := sha256.New()
+	for _, sum := range sums {
+		h.Write(sum[:])
+	}
+	var key chainKey
+	h.Sum(key[:0])
+	keep := func() bool {
+		if s.nChains >= maxChains {
+			return false
+		}
+		s.nChains++
+		return true
+	}
+	return s.get(key, func() any { return build() }, keep).([]Cert)
 }
 
 // dialerKey names a shared dialer: its source address, protocol and
@@ -123,52 +110,48 @@ func (n Net) StreamDialerShared(s *Shared) *net.Dialer {
 	return s.Value(dialerKey{n, "tcp", true}, func() any { return n.StreamDialer() }).(*net.Dialer)
 }
 
+// caKey and pairKey name parsed files; a failure is kept like a success,
+// so that every target naming a broken file reports the same error.
+type (
+	caKey   struct{ file string }
+	pairKey struct{ cert, key string }
+)
+
+type poolEntry struct {
+	pool *x509.CertPool
+	err  error
+}
+
+type pairEntry struct {
+	cert tls.Certificate
+	err  error
+}
+
 // caPool parses a PEM bundle once per file. A *x509.CertPool is safe for
 // concurrent use, and crypto/tls only reads it.
 func (s *Shared) caPool(file string) (*x509.CertPool, error) {
-	load := func() (*x509.CertPool, error) {
+	e := s.Value(caKey{file}, func() any {
 		pem, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
+			return poolEntry{err: fmt.Errorf("ca_file: %w", err)}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %q: no PEM certificates found", file)
+			return poolEntry{err: fmt.Errorf("ca_file %q: no PEM certificates found", file)}
 		}
-		return pool, nil
-	}
-	if s == nil {
-		return load()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.pools[file]; ok {
-		return e.pool, e.err
-	}
-	pool, err := load()
-	s.pools[file] = poolEntry{pool, err}
-	return pool, err
+		return poolEntry{pool: pool}
+	}).(poolEntry)
+	return e.pool, e.err
 }
 
 // keyPair loads a client certificate and key once per pair of files.
 func (s *Shared) keyPair(certFile, keyFile string) (tls.Certificate, error) {
-	load := func() (tls.Certificate, error) {
+	e := s.Value(pairKey{certFile, keyFile}, func() any {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("cert_file/key_file: %w", err)
+			return pairEntry{err: fmt.Errorf("cert_file/key_file: %w", err)}
 		}
-		return cert, nil
-	}
-	if s == nil {
-		return load()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := [2]string{certFile, keyFile}
-	if e, ok := s.pairs[k]; ok {
-		return e.cert, e.err
-	}
-	cert, err := load()
-	s.pairs[k] = pairEntry{cert, err}
-	return cert, err
+		return pairEntry{cert: cert}
+	}).(pairEntry)
+	return e.cert, e.err
 }
