@@ -345,27 +345,30 @@ func reserveTCP(t *testing.T) string {
 	return addr
 }
 
+// countingServer is an HTTP server that counts requests by path, closed at
+// cleanup.
+func countingServer(t *testing.T) (*probetest.HTTPServer, func(path string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+	}))
+	return srv, func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[path]
+	}
+}
+
 // On start, a large set of targets waits for their phases (no stampede); a
 // target a reload adds is probed at once. The hourly targets are chosen so
 // that none is due within ten minutes; a canary probing every second shows
 // the agent is probing.
 func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
-	var mu sync.Mutex
-	hits := map[string]int{}
-	srv, err := probetest.StartHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits[r.URL.Path]++
-		mu.Unlock()
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	count := func(path string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return hits[path]
-	}
+	srv, count := countingServer(t)
 	notDueSoon := func(prefix string, n int) []string {
 		var names []string
 		for i := 0; len(names) < n; i++ {
@@ -405,17 +408,7 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 // A small first assignment (an operator trying a few targets) is probed at
 // once, hourly or not.
 func TestSmallStartProbesAtOnce(t *testing.T) {
-	var mu sync.Mutex
-	hits := map[string]int{}
-	srv, err := probetest.StartHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits[r.URL.Path]++
-		mu.Unlock()
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, count := countingServer(t)
 	body := baseConfig("")
 	for i := range 3 {
 		body += fmt.Sprintf("[[target]]\nname = \"t%d\"\ntype = \"http\"\ninterval = \"1h\"\nurl = \"%s/t%d\"\n", i, srv.URL, i)
@@ -424,8 +417,6 @@ func TestSmallStartProbesAtOnce(t *testing.T) {
 	writeConfig(t, path, body)
 	testAgent(t, path)
 	poll(t, 10*time.Second, "all three hourly targets probed", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return hits["/t0"] == 1 && hits["/t1"] == 1 && hits["/t2"] == 1
+		return count("/t0") == 1 && count("/t1") == 1 && count("/t2") == 1
 	})
 }
