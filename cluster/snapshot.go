@@ -124,11 +124,10 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	return out
 }
 
-// verdictLocked evaluates name's verdict and fills the status fields that
-// metrics need; it returns the policy for statusLocked to go on with.
-func (c *Cluster) verdictLocked(name string, t TargetSpec, leader string, now time.Time) (TargetStatus, quorum.Policy) {
+func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, now time.Time) TargetStatus {
 	pol := c.policyLocked(t, now)
 	v := quorum.Evaluate(c.observationsLocked(name), pol, now)
+	leader := shard.Leader(name, live)
 	st := TargetStatus{
 		Name:        name,
 		Leader:      leader,
@@ -140,21 +139,8 @@ func (c *Cluster) verdictLocked(name string, t TargetSpec, leader string, now ti
 		Reporting:   v.Reporting,
 		Stale:       v.Stale,
 		Maintenance: c.cfg.InMaintenance(name, now),
+		Assignment:  c.assign.Owners(name),
 	}
-	if vs := c.verdicts[name]; vs != nil {
-		st.Since = vs.since
-		st.Incidents = vs.incidents
-		st.Flaps = vs.flaps
-		if vs.open != nil {
-			st.DownSince = vs.open.StartedAt
-		}
-	}
-	return st, pol
-}
-
-func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, now time.Time) TargetStatus {
-	st, pol := c.verdictLocked(name, t, shard.Leader(name, live), now)
-	st.Assignment = c.assign.Owners(name)
 	voters := map[string]bool{}
 	for _, ids := range pol.Assignees {
 		for _, id := range ids {
@@ -180,9 +166,13 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, n
 		}
 	}
 	if vs := c.verdicts[name]; vs != nil {
+		st.Since = vs.since
+		st.Incidents = vs.incidents
+		st.Flaps = vs.flaps
 		if vs.open != nil {
 			cp := *vs.open
 			st.Open = &cp
+			st.DownSince = vs.open.StartedAt
 		}
 	} else {
 		for i := len(c.incidents) - 1; i >= 0; i-- {
