@@ -258,21 +258,31 @@ type scrape struct {
 	proto               string // probe_http_version values seen
 }
 
-// timeScrape fetches /metrics and reads it to the end, discarding it.
-func timeScrape(ctx context.Context, c *http.Client, url string) (time.Duration, error) {
-	t0 := time.Now()
+// getMetrics GETs /metrics; the caller closes the body of a 200 response.
+func getMetrics(ctx context.Context, c *http.Client, url string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape: %w", err)
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
+	}
+	return resp, nil
+}
+
+// timeScrape fetches /metrics and reads it to the end, discarding it.
+func timeScrape(ctx context.Context, c *http.Client, url string) (time.Duration, error) {
+	t0 := time.Now()
+	resp, err := getMetrics(ctx, c, url)
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
-	}
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return 0, fmt.Errorf("scrape: %w", err)
 	}
@@ -284,18 +294,11 @@ func timeScrape(ctx context.Context, c *http.Client, url string) (time.Duration,
 // counters the benchmark checks.
 func scrapeMetrics(ctx context.Context, c *http.Client, url string) (scrape, error) {
 	var s scrape
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := getMetrics(ctx, c, url)
 	if err != nil {
 		return s, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return s, fmt.Errorf("scrape: %w", err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("scrape %s: status %d", url, resp.StatusCode)
-	}
 	cr := &countingReader{r: resp.Body}
 	sc := bufio.NewScanner(cr)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
