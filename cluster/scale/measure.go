@@ -96,9 +96,9 @@ const convergeLimit = 2 * time.Minute
 // take its targets over.
 func MeasureDeath(ctx context.Context, opts Options, mode Mode, kills int) (DeathRun, error) {
 	opts.applyDefaults()
-	run := DeathRun{Timing: opts.Timing.Name, Mode: mode, Agents: len(opts.Regions) * opts.PerRegion, Targets: opts.Targets}
-	if opts.PerRegion < 2 {
-		return run, fmt.Errorf("death run: PerRegion %d: need at least 2 agents per region", opts.PerRegion)
+	run, err := newDeathRun(opts, mode)
+	if err != nil {
+		return run, err
 	}
 	for i := 0; i < kills; i++ {
 		s, err := deathInFreshFleet(ctx, opts, mode, i)
@@ -106,6 +106,16 @@ func MeasureDeath(ctx context.Context, opts Options, mode Mode, kills int) (Deat
 			return run, err
 		}
 		run.Samples = append(run.Samples, s)
+	}
+	return run, nil
+}
+
+// newDeathRun describes a run of opts (defaults applied); regions need two
+// agents or more.
+func newDeathRun(opts Options, mode Mode) (DeathRun, error) {
+	run := DeathRun{Timing: opts.Timing.Name, Mode: mode, Agents: len(opts.Regions) * opts.PerRegion, Targets: opts.Targets}
+	if opts.PerRegion < 2 {
+		return run, fmt.Errorf("death run: PerRegion %d: need at least 2 agents per region", opts.PerRegion)
 	}
 	return run, nil
 }
@@ -133,9 +143,9 @@ func deathInFreshFleet(ctx context.Context, opts Options, mode Mode, i int) (Dea
 // the previous victim. The first sample is a first death.
 func MeasureSecondDeath(ctx context.Context, opts Options, mode Mode, kills int) (DeathRun, error) {
 	opts.applyDefaults()
-	run := DeathRun{Timing: opts.Timing.Name, Mode: mode, Agents: len(opts.Regions) * opts.PerRegion, Targets: opts.Targets}
-	if opts.PerRegion < 2 {
-		return run, fmt.Errorf("death run: PerRegion %d: need at least 2 agents per region", opts.PerRegion)
+	run, err := newDeathRun(opts, mode)
+	if err != nil {
+		return run, err
 	}
 	f, err := Start(opts)
 	if err != nil {
