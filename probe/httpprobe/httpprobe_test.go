@@ -1016,3 +1016,38 @@ func TestHTTP2ConnectionsAreReleasedPromptly(t *testing.T) {
 		t.Errorf("connections collected %v after the last probe, no sooner than with net/http's default (%v)", got, def)
 	}
 }
+
+// The short idle timeout above must never close a probe's own connection:
+// a probe that stalls between making its connection and sending its
+// request (a GC pause, an overloaded machine) for longer than the timeout
+// still gets its response, for HTTP/2 and HTTP/1.1 alike. The stall is
+// the condition under test, not a wait for something.
+func TestStalledProbeKeepsItsConnection(t *testing.T) {
+	k := newPKI(t)
+	for _, v := range []string{Version2, Version11} {
+		t.Run("http"+v, func(t *testing.T) {
+			srv := probetest.NewHTTPSServer(t, probetest.HTTPRespond(200, "ok"), k.leaf)
+			p := mustNew(t, Options{URL: srv.URL, HTTPVersion: v, TLS: probe.TLSOptions{CAFile: k.caFile}})
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			defer cancel()
+			r := &run{p: p}
+			r.res.Phases = make([]probe.Phase, numPhases)
+			ctx = context.WithValue(ctx, runKey{}, r)
+			r.beginHop(p.serverNameFor(&p.url, ""))
+			cc, err := p.connect(ctx, r, "https", p.hostport)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			time.Sleep(3 * idleConnTimeout)
+			resp, err := cc.RoundTrip(p.newRequest(ctx, &p.url, http.MethodGet, "", "", p.header))
+			if err != nil {
+				t.Fatalf("request %v after the connection was made: %v", 3*idleConnTimeout, err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 || (v == Version2) != (resp.ProtoMajor == 2) {
+				t.Errorf("got %s %d, want HTTP/%s 200", resp.Proto, resp.StatusCode, v)
+			}
+		})
+	}
+}

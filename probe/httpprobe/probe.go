@@ -257,6 +257,15 @@ func (p *Prober) connect(ctx context.Context, r *run, scheme, hostport string) (
 	if err != nil {
 		return nil, err
 	}
+	// The transport's idle timer (idleConnTimeout, armed when the
+	// connection was made) closes a connection with no request in flight
+	// or reserved. Reserving the slot now, microseconds later, means a
+	// probe stalled before its RoundTrip (a GC pause, an overloaded
+	// machine) still finds its connection open.
+	if err := cc.Reserve(); err != nil {
+		_ = cc.Close()
+		return nil, fmt.Errorf("connection to %s closed before the request: %w", hostport, err)
+	}
 	return cc, nil
 }
 
