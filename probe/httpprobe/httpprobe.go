@@ -51,11 +51,28 @@ var ErrInvalidOption = errors.New("invalid http probe option")
 // Prober probes one HTTP target. It is built once by New (URL parsed,
 // regexes compiled, TLS config and transport prepared) and is safe for
 // concurrent use: everything a probe changes lives in that probe's run.
+//
+// It holds only what is the target's own (its URL and the TLS config for
+// its host); the rest, the same for every target configured alike, is one
+// shared *settings (see NewShared): 192 bytes per target instead of 576,
+// 3.8 MB at 10,000 targets.
 type Prober struct {
-	url        url.URL // userinfo removed (turned into basic auth)
-	urlString  string  // url.String(), the FinalURL when nothing redirects
-	hostport   string  // url host with the scheme's default port made explicit
-	hostHeader string  // Host header override ("" = from the URL)
+	url       url.URL // userinfo removed (turned into basic auth)
+	urlString string  // url.String(), the FinalURL when nothing redirects
+	hostport  string  // url host with the scheme's default port made explicit
+
+	// tlsConf is the dial-side config: InsecureSkipVerify is always set,
+	// because verification happens after the handshake (verifyTLS) so
+	// that an expired or unknown certificate still yields TLS facts.
+	tlsConf *tls.Config
+
+	*settings
+}
+
+// settings are a Prober's checks and transports: everything but the URL.
+// Probers built alike through one probe.Shared share one, read-only.
+type settings struct {
+	hostHeader string // Host header override ("" = from the URL)
 	method     string
 	body       string
 	header     http.Header // every request header, credentials included
@@ -79,10 +96,6 @@ type Prober struct {
 	net    probe.Net
 	dialer *net.Dialer
 
-	// tlsConf is the dial-side config: InsecureSkipVerify is always set,
-	// because verification happens after the handshake (verifyTLS) so
-	// that an expired or unknown certificate still yields TLS facts.
-	tlsConf    *tls.Config
 	roots      *x509.CertPool // nil: system roots
 	skipVerify bool           // the operator's insecure_skip_verify
 	serverName string         // o.TLS.ServerName, "" when not forced
@@ -97,6 +110,36 @@ type Prober struct {
 
 	bufs   sync.Pool     // *bytes.Buffer for bodies that regexes must see
 	shared *probe.Shared // certificate chains' descriptions (nil: not shared)
+}
+
+// settingsKey names shared settings in probe.Shared: every field that
+// tells two settings apart, rendered (regexes by their source, shared
+// maps and objects by identity, as they are themselves shared).
+type settingsKey struct{ s string }
+
+func (st *settings) key() settingsKey {
+	var b strings.Builder
+	res := func(rs []*regexp.Regexp) {
+		for _, re := range rs {
+			fmt.Fprintf(&b, "%q,", re.String())
+		}
+		b.WriteByte('|')
+	}
+	hcs := func(hs []headerCheck) {
+		for _, h := range hs {
+			fmt.Fprintf(&b, "%q:%q:%t,", h.name, h.re.String(), h.allowMissing)
+		}
+		b.WriteByte('|')
+	}
+	fmt.Fprintf(&b, "%q|%q|%q|%p|%p|%v|", st.hostHeader, st.method, st.body, st.header, st.headerNoCreds, st.validStatus)
+	res(st.bodyMatch)
+	res(st.bodyNoMatch)
+	hcs(st.headerMatch)
+	hcs(st.headerFail)
+	fmt.Fprintf(&b, "%t|%t|%t|%d|%d|%q|%s|%q|%p|%p|%p|%t|%q|%p",
+		st.failIfSSL, st.failIfNotSSL, st.follow, st.maxRedirects, st.maxBody, st.version,
+		st.net.SourceIP, st.net.IPProtocol, st.net.Resolver, st.dialer, st.roots, st.skipVerify, st.serverName, st.tr)
+	return settingsKey{b.String()}
 }
 
 type headerCheck struct {
@@ -117,7 +160,7 @@ func New(o Options) (*Prober, error) { return NewShared(o, nil) }
 // transport shared through s with the other probers built from the same
 // configuration (nil: nothing shared).
 func NewShared(o Options, s *probe.Shared) (*Prober, error) {
-	p := &Prober{
+	p := &Prober{settings: &settings{
 		method:       o.Method,
 		body:         o.Body,
 		failIfSSL:    o.FailIfSSL,
@@ -130,7 +173,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		skipVerify:   o.TLS.InsecureSkipVerify,
 		serverName:   o.TLS.ServerName,
 		shared:       s,
-	}
+	}}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf(format+": %w", append(args, ErrInvalidOption)...))
@@ -353,6 +396,12 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 			// default would cut a longer configured timeout short.
 			HandshakeIdleTimeout: time.Hour,
 		}
+	}
+	if s != nil {
+		// The headers, dialer, CA pool and transport above come from s, so
+		// targets configured alike render the same key.
+		built := p.settings
+		p.settings = s.Value(built.key(), func() any { return built }).(*settings)
 	}
 	return p, nil
 }

@@ -946,6 +946,14 @@ func TestSharedProbersStayApart(t *testing.T) {
 	if reflect.ValueOf(plainA.header).Pointer() != reflect.ValueOf(plainA2.header).Pointer() {
 		t.Errorf("identical request headers are not shared")
 	}
+	// Targets configured alike but for their URL share all settings; any
+	// difference (headers, regexes, CA) gets settings of its own.
+	if plainA.settings != plainA2.settings || plainA.url.Path != "/x" || plainA2.url.Path != "/y" {
+		t.Errorf("probers differing only in URL: shared settings %t, paths %q %q", plainA.settings == plainA2.settings, plainA.url.Path, plainA2.url.Path)
+	}
+	if pa.settings == pa2.settings || pa.settings == plainA.settings || pa.settings == pb.settings {
+		t.Errorf("probers with different headers, regexes or CAs share settings")
+	}
 	var wg sync.WaitGroup
 	results := make([]probe.Result, 3*20)
 	for i := range 20 {
