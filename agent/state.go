@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,38 +14,6 @@ import (
 	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/probe"
 )
-
-// historyLen is how many recent results each target keeps for the status
-// page's sparkline.
-const historyLen = 60
-
-// point is one history entry, kept compact and free of pointers: as
-// exporter.Point (a time.Time with its *Location) the history cost 2.4 KB
-// per target, 24 MB and 600k pointers for the GC to scan at 10k targets;
-// this is 480 bytes and none. The sparkline needs no finer time than the
-// second.
-type point struct {
-	at uint32 // Result.At, Unix seconds (until 2106)
-	// lat is Result.Duration in microseconds, saturating at 2^31-1 (~35
-	// minutes, beyond any probe timeout), with OK in the top bit.
-	lat uint32
-}
-
-const okBit = 1 << 31
-
-func newPoint(r *probe.Result) point {
-	us := min(max(r.Duration.Microseconds(), 0), okBit-1)
-	p := point{at: uint32(min(max(r.At.Unix(), 0), math.MaxUint32)), lat: uint32(us)}
-	if r.OK {
-		p.lat |= okBit
-	}
-	return p
-}
-
-func (p point) export() exporter.Point {
-	return exporter.Point{At: time.Unix(int64(p.at), 0), OK: p.lat&okBit != 0,
-		Latency: time.Duration(p.lat&^okBit) * time.Microsecond}
-}
 
 // reuseFor is how old a result may be and still answer a confirmation
 // request without probing again.
@@ -62,24 +29,33 @@ type targetState struct {
 	prober  probe.Prober
 	labels  string // observation labels (with region)
 	vlabels string // verdict labels (no region)
-	hist    *metrics.PrometheusHistogram
+	latHist *metrics.PrometheusHistogram
 	histKey string
 
 	mu          sync.Mutex
 	last        *probe.Result
 	success     uint64
 	failure     uint64
-	consecutive int // consecutive failures
-	okStreak    int // consecutive successes while failing
+	consecutive int32 // consecutive failures
+	okStreak    int32 // consecutive successes while failing
 	failing     bool
-	failStart   time.Time // first failed probe of the streak (monotonic)
-	history     [historyLen]point
-	hlen, hnext int
-	updated     chan struct{} // closed and replaced on every result
-	upSecs      float64       // fleet verdict time up / down, for SLO reporting
-	downSecs    float64
-	lastSLO     time.Time
+	// failSince is when the first failed probe of the streak ran, as time
+	// since the agent started (monotonic); 0: no streak.
+	failSince time.Duration
+	hist      history
+	// waiters is closed on the next result; made only when a confirmation
+	// waits for a probe in flight (a channel per result was 1 MB of
+	// garbage a minute at 10k targets).
+	waiters  chan struct{}
+	upSecs   float64 // fleet verdict time up / down, for SLO reporting
+	downSecs float64
+	lastSLO  time.Duration // as failSince; 0: never
 }
+
+// since is t as time since the agent started, on the monotonic clock, and
+// never 0 (which the states use for "not set"): a time.Time is 24 bytes
+// and a pointer, this 8 bytes.
+func (a *Agent) since(t time.Time) time.Duration { return max(t.Sub(a.started), 1) }
 
 // target is the target's current config.
 func (st *targetState) target() *config.Target { return st.tp.Load() }
@@ -94,12 +70,11 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 		prober:  p,
 		labels:  exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels),
 		vlabels: exporter.Labels(t.Name, t.Type, "", t.Labels),
-		updated: make(chan struct{}),
 	}
 	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
 		st.histKey = "vantage_probe_duration_seconds{" + st.labels + "}"
-		st.hist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey)
+		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey)
 	}
 	return st, nil
 }
@@ -198,7 +173,7 @@ func (a *Agent) probeOnce(ctx context.Context, st *targetState) probe.Result {
 func (a *Agent) record(st *targetState, r *probe.Result) {
 	cfg := a.cfg.Load()
 	recovery := max(cfg.Quorum.RecoverySuccesses, 1)
-	now := time.Now()
+	now := a.since(time.Now())
 	st.mu.Lock()
 	st.last = r
 	wasFailing := st.failing
@@ -207,30 +182,26 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		st.consecutive = 0
 		if st.failing {
 			st.okStreak++
-			if st.okStreak >= recovery {
+			if int(st.okStreak) >= recovery {
 				st.failing = false
 				st.okStreak = 0
 			}
 		}
 		if !st.failing {
-			st.failStart = time.Time{}
+			st.failSince = 0
 		}
 	} else {
 		st.failure++
 		st.okStreak = 0
-		if st.consecutive == 0 && st.failStart.IsZero() {
-			st.failStart = now
+		if st.consecutive == 0 && st.failSince == 0 {
+			st.failSince = now
 		}
 		st.consecutive++
-		if st.consecutive >= st.target().Failures {
+		if int(st.consecutive) >= st.target().Failures {
 			st.failing = true
 		}
 	}
-	st.history[st.hnext] = newPoint(r)
-	st.hnext = (st.hnext + 1) % historyLen
-	if st.hlen < historyLen {
-		st.hlen++
-	}
+	st.hist.add(r)
 	obs := cluster.Observation{
 		Target:   st.target().Name,
 		OK:       r.OK,
@@ -240,14 +211,16 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		Interval: st.target().Interval,
 		Timeout:  st.target().Timeout,
 	}
-	if !st.failStart.IsZero() {
-		obs.FailingFor = now.Sub(st.failStart)
+	if st.failSince != 0 {
+		obs.FailingFor = now - st.failSince
 	}
 	failing := st.failing
-	close(st.updated)
-	st.updated = make(chan struct{})
-	if st.hist != nil {
-		st.hist.Update(r.Duration.Seconds())
+	if st.waiters != nil {
+		close(st.waiters)
+		st.waiters = nil
+	}
+	if st.latHist != nil {
+		st.latHist.Update(r.Duration.Seconds())
 	}
 	st.mu.Unlock()
 
@@ -271,7 +244,11 @@ func (a *Agent) Confirm(ctx context.Context, name string) (cluster.Observation, 
 		return cluster.Observation{}, false
 	}
 	st.mu.Lock()
-	last, wait := st.last, st.updated
+	last := st.last
+	if st.waiters == nil {
+		st.waiters = make(chan struct{})
+	}
+	wait := st.waiters
 	st.mu.Unlock()
 	if last != nil && time.Since(last.At.Add(last.Duration)) < reuseFor {
 		return a.observation(st), true
@@ -356,7 +333,7 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 	for _, st := range states {
 		st.mu.Lock()
 		obs = append(obs, exporter.Obs{Labels: st.labels, Type: st.target().Type, Result: st.last, Success: st.success,
-			Failure: st.failure, Failing: st.failing, Consecutive: st.consecutive})
+			Failure: st.failure, Failing: st.failing, Consecutive: int(st.consecutive)})
 		st.mu.Unlock()
 	}
 	exporter.WriteObservations(b, obs)

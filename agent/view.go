@@ -44,22 +44,20 @@ func (a *Agent) Targets() []exporter.TargetView {
 		if st := a.state(t.Name); st != nil {
 			st.mu.Lock()
 			if st.last != nil && a.probing(t.Name) {
-				v.Local = &exporter.LocalView{Result: *st.last, Failing: st.failing, Consecutive: st.consecutive,
+				v.Local = &exporter.LocalView{Result: *st.last, Failing: st.failing, Consecutive: int(st.consecutive),
 					Success: st.success, Failure: st.failure}
 			}
-			for i := 0; i < st.hlen; i++ {
-				v.History = append(v.History, st.history[(st.hnext-st.hlen+i+historyLen)%historyLen].export())
-			}
+			v.History = st.hist.points()
 			// SLO: time the fleet verdict was up vs down, as this agent saw it.
-			if !st.lastSLO.IsZero() {
-				d := now.Sub(st.lastSLO).Seconds()
+			if st.lastSLO != 0 {
+				d := (a.since(now) - st.lastSLO).Seconds()
 				if v.Verdict == "down" {
 					st.downSecs += d
 				} else if v.Verdict == "up" {
 					st.upSecs += d
 				}
 			}
-			st.lastSLO = now
+			st.lastSLO = a.since(now)
 			if total := st.upSecs + st.downSecs; total > 0 {
 				avail := st.upSecs / total
 				budget := 1 - t.SLOObjective

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/probe"
+)
+
+// historyLen is how many recent results each target keeps for the status
+// page's sparkline.
+const historyLen = 60
+
+// history is a target's last historyLen results, for the sparkline and the
+// API, in 4 bytes a result and no pointers: as exporter.Point (a time.Time
+// with its *Location) it cost 2.4 KB per target, 24 MB and 600k pointers
+// for the GC to scan at 10k targets. A sparkline needs neither sub-second
+// times nor latencies finer than 0.2%.
+type history struct {
+	p       [historyLen]point
+	newest  uint32 // Unix seconds of the newest point (until 2106)
+	n, next uint8
+}
+
+// point is one result: its time as seconds after the point before it, and
+// its latency, compressed, with OK in the top bit.
+type point struct {
+	dt  uint16 // seconds since the previous point, saturating (18 h)
+	lat uint16 // okBit | encodeLatency(µs)
+}
+
+const okBit = 1 << 15
+
+func (h *history) add(r *probe.Result) {
+	at := uint32(min(max(r.At.Unix(), 0), math.MaxUint32))
+	var dt uint16
+	if h.n > 0 && at > h.newest {
+		dt = uint16(min(at-h.newest, math.MaxUint16))
+	}
+	// A clock stepped back gives dt 0: the older points then read as that
+	// much earlier, which a sparkline survives.
+	h.newest = at
+	lat := encodeLatency(r.Duration)
+	if r.OK {
+		lat |= okBit
+	}
+	h.p[h.next] = point{dt: dt, lat: lat}
+	h.next = uint8((int(h.next) + 1) % historyLen)
+	if h.n < historyLen {
+		h.n++
+	}
+}
+
+// points returns the history oldest first.
+func (h *history) points() []exporter.Point {
+	out := make([]exporter.Point, h.n)
+	at := int64(h.newest)
+	for i := int(h.n) - 1; i >= 0; i-- {
+		p := h.p[(int(h.next)-int(h.n)+i+historyLen)%historyLen]
+		out[i] = exporter.Point{At: time.Unix(at, 0), OK: p.lat&okBit != 0, Latency: decodeLatency(p.lat &^ okBit)}
+		at -= int64(p.dt)
+	}
+	return out
+}
+
+// encodeLatency is d in microseconds as a 15-bit float: exact below
+// 1,024 µs, above that a 10-bit mantissa (0.2% at worst) and a 5-bit
+// exponent, saturating at 2^31-1 µs (~35 minutes, beyond any timeout).
+func encodeLatency(d time.Duration) uint16 {
+	us := uint32(min(max(d.Microseconds(), 0), math.MaxInt32))
+	if us < 1<<10 {
+		return uint16(us)
+	}
+	e := bits.Len32(us) - 10 // 1..21: us>>e has its top bit at 2^9
+	return uint16(e<<10 | int(us>>e))
+}
+
+func decodeLatency(c uint16) time.Duration {
+	e, m := c>>10, time.Duration(c&(1<<10-1))
+	if e == 0 {
+		return m * time.Microsecond
+	}
+	return m << e * time.Microsecond
+}
