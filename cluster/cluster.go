@@ -208,7 +208,7 @@ type Cluster struct {
 	members     map[string]*memberInfo             // by node name
 	leaving     map[string]bool                    // nodes that said goodbye before leaving
 	heard       map[string]time.Time               // agent id -> last heartbeat received
-	table       map[string]map[string]*Observation // target -> agent -> latest
+	table       map[string]observations // target -> each agent's latest
 	agentSeq    map[string][2]uint64               // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
 	prevOwners  map[string]map[string]time.Time // target -> agent -> vote allowed until
@@ -242,7 +242,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		members:    make(map[string]*memberInfo),
 		leaving:    make(map[string]bool),
 		heard:      make(map[string]time.Time),
-		table:      make(map[string]map[string]*Observation),
+		table:      make(map[string]observations),
 		agentSeq:   make(map[string][2]uint64),
 		prevOwners: make(map[string]map[string]time.Time),
 		verdicts:   make(map[string]*verdictState),
@@ -660,7 +660,7 @@ func (c *Cluster) Report(o Observation) {
 		c.mu.Unlock()
 		return
 	}
-	prev := c.table[o.Target][o.AgentID]
+	prev := c.table[o.Target].get(o.AgentID)
 	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated
 	newFailure := !o.OK && (prev == nil || prev.OK)
 	if changed {
@@ -697,13 +697,8 @@ func (c *Cluster) Report(o Observation) {
 }
 
 func (c *Cluster) storeLocked(o *Observation) {
-	byAgent := c.table[o.Target]
-	if byAgent == nil {
-		byAgent = make(map[string]*Observation, 4)
-		c.table[o.Target] = byAgent
-	}
 	cp := *o
-	byAgent[o.AgentID] = &cp
+	c.table[o.Target] = c.table[o.Target].set(&cp)
 }
 
 func (c *Cluster) memberCount() int {
@@ -839,7 +834,7 @@ func (c *Cluster) receive(o *Observation) {
 		c.mu.Unlock()
 		return
 	}
-	if prev := c.table[o.Target][o.AgentID]; prev != nil && !o.newer(prev) {
+	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
 			prev.Received = o.Received // the same news again: still fresh
 		}
@@ -877,7 +872,7 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 		return
 	}
 	for _, byAgent := range c.table {
-		if o := byAgent[h.AgentID]; o != nil && o.Boot == h.Boot {
+		if o := byAgent.get(h.AgentID); o != nil && o.Boot == h.Boot {
 			o.Received = now
 			o.Isolated = h.Isolated
 		}

@@ -70,3 +70,30 @@ func messageType(b []byte) (byte, error) {
 	}
 	return b[0], nil
 }
+
+// observations are one target's latest observation per agent: a handful
+// (one per region probing it, a few more during hand-overs), so a slice
+// searched in order, not a map (a map per target was 400 bytes of the
+// agent's memory per target at 10k targets, for usually one entry).
+type observations []*Observation
+
+// get returns agent's observation, or nil.
+func (os observations) get(agent string) *Observation {
+	for _, o := range os {
+		if o.AgentID == agent {
+			return o
+		}
+	}
+	return nil
+}
+
+// set replaces agent o.AgentID's observation with o, or adds it.
+func (os observations) set(o *Observation) observations {
+	for i, p := range os {
+		if p.AgentID == o.AgentID {
+			os[i] = o
+			return os
+		}
+	}
+	return append(os, o)
+}

@@ -397,7 +397,7 @@ func (c *Cluster) checkIsolation() {
 	myFailing, othersUp, total := 0, 0, 0
 	for _, name := range c.mine {
 		byAgent := c.table[name]
-		mine := byAgent[c.cfg.AgentID]
+		mine := byAgent.get(c.cfg.AgentID)
 		if mine == nil {
 			continue
 		}
