@@ -205,11 +205,11 @@ type Cluster struct {
 	mu          sync.Mutex
 	targets     map[string]TargetSpec
 	targetsHash uint64
-	members     map[string]*memberInfo             // by node name
-	leaving     map[string]bool                    // nodes that said goodbye before leaving
-	heard       map[string]time.Time               // agent id -> last heartbeat received
+	members     map[string]*memberInfo  // by node name
+	leaving     map[string]bool         // nodes that said goodbye before leaving
+	heard       map[string]time.Time    // agent id -> last heartbeat received
 	table       map[string]observations // target -> each agent's latest
-	agentSeq    map[string][2]uint64               // agent -> (boot, seq) of its latest observation
+	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
 	prevOwners  map[string]map[string]time.Time // target -> agent -> vote allowed until
 	mine        []string
