@@ -730,6 +730,12 @@ func (c *Cluster) broadcast(name string, msg []byte) {
 		c.m.oversized.Inc()
 		return
 	}
+	if c.ml == nil || c.ml.NumMembers() <= 1 {
+		// Alone: nobody to gossip to, and the queue would keep one message
+		// per target until someone came (2.5 MB at 10k targets). A member
+		// that joins gets the whole table by push/pull instead.
+		return
+	}
 	c.queue.QueueBroadcast(&namedBroadcast{name: name, msg: msg})
 }
 

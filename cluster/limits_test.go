@@ -51,7 +51,10 @@ const (
 )
 
 func TestOversizedMessageNeverEntersTheBroadcastQueue(t *testing.T) {
-	c, _ := single(t, "a")
+	// Two members: an agent alone queues nothing at all (see below).
+	nodes := startFleet(t, []string{"eu"}, 2, testTargets(2), nil)
+	c := nodes[0].c
+	waitFor(t, 10*time.Second, "two members", func() bool { return c.ml.NumMembers() == 2 })
 	before := c.queue.NumQueued()
 
 	c.broadcast("x/over", make([]byte, maxMessage+1))
@@ -408,4 +411,42 @@ func TestNewRefusesNamesThatDoNotFitTheWire(t *testing.T) {
 	if err != nil || meta.AgentID != cfg.NodeName || meta.Region != cfg.Region || meta.Version != cfg.Version {
 		t.Fatalf("metadata %+v, %v", meta, err)
 	}
+}
+
+// An agent alone gossips to nobody: its results must not pile up in the
+// broadcast queue (one per target, kept until a member comes: 2.5 MB at
+// 10k targets). An agent that joins later still learns them, by push/pull.
+func TestAloneQueuesNoBroadcastsAndAJoinerStillLearns(t *testing.T) {
+	targets := testTargets(50)
+	a, la := single(t, "a")
+	a.SetTargets(targets)
+	waitFor(t, 10*time.Second, "a owning every target", func() bool { return len(la.mine()) == len(targets) })
+	for _, tg := range targets {
+		a.Report(la.obs(tg.Name))
+	}
+	for _, tg := range targets {
+		if !hasObservation(a, tg.Name, "a") {
+			t.Fatalf("a did not store its own observation of %s", tg.Name)
+		}
+	}
+	if n := a.queue.NumQueued(); n != 0 {
+		t.Fatalf("an agent alone queued %d broadcasts", n)
+	}
+	cfg := fastConfig("b", "us")
+	cfg.Join = []string{a.LocalAddr()}
+	lb := &scripted{down: map[string]bool{}}
+	b, err := New(cfg, lb, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb.c = b
+	t.Cleanup(b.Kill)
+	waitFor(t, 10*time.Second, "b learning a's observations", func() bool {
+		for _, tg := range targets {
+			if !hasObservation(b, tg.Name, "a") {
+				return false
+			}
+		}
+		return true
+	})
 }
