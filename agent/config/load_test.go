@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -587,5 +588,49 @@ address = "h:443"
 	}
 	if (&Config{}).Summary() != "0 targets" {
 		t.Error("empty summary")
+	}
+}
+
+// Targets with the same labels share one read-only map (memory per target,
+// issue 3); any difference in a name or a value gets a map of its own, and
+// each target still exports exactly its own labels.
+func TestSameLabelsShareOneMap(t *testing.T) {
+	cfg, err := Parse("labels.toml", []byte(`
+[[target]]
+name = "a"
+type = "tcp"
+address = "127.0.0.1:1"
+labels = { team = "pay", tier = "1" }
+[[target]]
+name = "b"
+type = "tcp"
+address = "127.0.0.1:2"
+labels = { tier = "1", team = "pay" }
+[[target]]
+name = "c"
+type = "tcp"
+address = "127.0.0.1:3"
+labels = { team = "pay", tier = "2" }
+[[target]]
+name = "d"
+type = "tcp"
+address = "127.0.0.1:4"
+labels = { team = "pay", tie = "r1" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptr := func(name string) uintptr { return reflect.ValueOf(cfg.Target(name).Labels).Pointer() }
+	if ptr("a") != ptr("b") {
+		t.Errorf("a and b have the same labels in another order, but two maps")
+	}
+	if ptr("a") == ptr("c") || ptr("a") == ptr("d") || ptr("c") == ptr("d") {
+		t.Errorf("targets with different labels share a map")
+	}
+	if got := cfg.Target("d").Labels; len(got) != 2 || got["tie"] != "r1" || got["team"] != "pay" {
+		t.Errorf("d's labels: %v", got)
+	}
+	if cfg.Target("a").Fingerprint == cfg.Target("b").Fingerprint {
+		t.Errorf("a and b differ in more than labels, yet have one fingerprint")
 	}
 }

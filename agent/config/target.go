@@ -136,6 +136,7 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 				t.Labels[k] = labels[k]
 			}
 		}
+		t.Labels = l.internLabels(t.Labels)
 	}
 
 	// Network.
@@ -620,4 +621,25 @@ func (sc scope) buildTCP(ts *targetSchema, nt probe.Net) *tcpprobe.Options {
 	}
 	o.TLS = s.tlsClient(&t.tlsClientSchema)
 	return o
+}
+
+// internLabels returns the loader's one map with m's content, m itself the
+// first time. Label maps are read-only once built.
+func (l *loader) internLabels(m map[string]string) map[string]string {
+	var b strings.Builder
+	for _, k := range sortedKeys(m) {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(m[k])
+		b.WriteByte(0)
+	}
+	key := b.String()
+	if in, ok := l.labels[key]; ok {
+		return in
+	}
+	if l.labels == nil {
+		l.labels = map[string]map[string]string{}
+	}
+	l.labels[key] = m
+	return m
 }

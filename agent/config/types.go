@@ -109,6 +109,7 @@ type Target struct {
 	// SLOObjective is the target's objective (its own or [slo].objective).
 	SLOObjective float64
 	// Labels are the target's own labels, exported on its series.
+	// Read-only: targets with the same labels share one map.
 	Labels map[string]string
 
 	HTTP *httpprobe.Options
