@@ -133,11 +133,11 @@ address = "%s"
 	var m string
 	poll(t, 10*time.Second, "both targets probed", func() bool {
 		m = scrape(t, a)
-		_, web := value(m, `probe_success{target="web",type="http",region="eu-west",severity="page",team="sre"}`)
+		_, web := value(m, `probe_success{target="web",type="http",severity="page",team="sre",region="eu-west"}`)
 		_, db := value(m, `probe_success{target="db",type="tcp",region="eu-west"}`)
 		return web && db
 	})
-	if v, _ := value(m, `probe_success{target="web",type="http",region="eu-west",severity="page",team="sre"}`); v != 1 {
+	if v, _ := value(m, `probe_success{target="web",type="http",severity="page",team="sre",region="eu-west"}`); v != 1 {
 		t.Errorf("web probe_success = %v, want 1", v)
 	}
 	if v, _ := value(m, `probe_success{target="db",type="tcp",region="eu-west"}`); v != 0 {

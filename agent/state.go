@@ -66,11 +66,8 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 		return nil, fmt.Errorf("target %q: %w", t.Name, err)
 	}
 	cfg := a.cfg.Load()
-	st := &targetState{
-		prober:  p,
-		labels:  exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels),
-		vlabels: exporter.Labels(t.Name, t.Type, "", t.Labels),
-	}
+	st := &targetState{prober: p}
+	st.labels, st.vlabels = exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels)
 	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
 		st.histKey = "vantage_probe_duration_seconds{" + st.labels + "}"

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // countingWriter records the sizes of the writes it gets.
@@ -76,5 +77,23 @@ func TestWritePrometheusKeepsNoLargeBuffer(t *testing.T) {
 	}
 	if bb, _ := r.bufPool.Get().(*Buf); bb != nil && bb.Cap() >= 1<<20 {
 		t.Errorf("a %d-byte buffer was kept in the pool", bb.Cap())
+	}
+}
+
+// One string holds both label sets: the verdict set (no region) is the
+// observation set without its last label, sharing its bytes.
+func TestLabelsVerdictSetIsAPrefix(t *testing.T) {
+	obs, verdict := Labels("web \"1\"", "http", "eu-west", map[string]string{"team": "sre", "env": "prod"})
+	if want := `target="web \"1\"",type="http",env="prod",team="sre",region="eu-west"`; obs != want {
+		t.Errorf("observation labels %s, want %s", obs, want)
+	}
+	if want := `target="web \"1\"",type="http",env="prod",team="sre"`; verdict != want {
+		t.Errorf("verdict labels %s, want %s", verdict, want)
+	}
+	if unsafe.StringData(obs) != unsafe.StringData(verdict) {
+		t.Errorf("the verdict labels are a copy, not a prefix of the observation labels")
+	}
+	if obs, verdict := Labels("db", "tcp", "", nil); obs != `target="db",type="tcp"` || verdict != obs {
+		t.Errorf("no region: %s / %s", obs, verdict)
 	}
 }
