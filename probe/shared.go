@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 )
 
 // Shared holds what the probers built from one configuration can share
@@ -70,25 +71,51 @@ const maxChains = 20000
 type chainKey [32]byte
 
 // chain returns the description of the chain whose certificates hash to
-// sums, building it the first time.
-func (s *Shared) chain(sums [][32]byte, build func() []Cert) []Cert {
-	if s == nil {
-		return build()
-	}
+// sums, building it the first time, and the chain's key.
+func (s *Shared) chain(sums [][32]byte, build func() []Cert) ([]Cert, chainKey) {
 	h := sha256.New()
 	for _, sum := range sums {
 		h.Write(sum[:])
 	}
 	var key chainKey
 	h.Sum(key[:0])
-	keep := func() bool {
-		if s.nChains >= maxChains {
-			return false
-		}
-		s.nChains++
-		return true
+	if s == nil {
+		return build(), key
 	}
-	return s.get(key, func() any { return build() }, keep).([]Cert)
+	return s.get(key, func() any { return build() }, s.bounded).([]Cert), key
+}
+
+// bounded is get's keep for chains and facts: true while fewer than
+// maxChains are remembered.
+func (s *Shared) bounded() bool {
+	if s.nChains >= maxChains {
+		return false
+	}
+	s.nChains++
+	return true
+}
+
+// factsKey names shared TLS facts: everything in them, the chain by its key.
+type factsKey struct {
+	version, cipher, serverName string
+	verified                    bool
+	earliest, lastChain         int64 // Unix nanoseconds; 0 for the zero time
+	chain                       chainKey
+}
+
+// facts returns the shared TLS facts equal to f, f itself the first time.
+func (s *Shared) facts(f *TLSFacts, chain chainKey) *TLSFacts {
+	if s == nil {
+		return f
+	}
+	unix := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixNano()
+	}
+	key := factsKey{f.Version, f.CipherSuite, f.ServerName, f.Verified, unix(f.EarliestExpiry), unix(f.LastChainExpiry), chain}
+	return s.get(key, func() any { return f }, s.bounded).(*TLSFacts)
 }
 
 // dialerKey names a shared dialer: its source address, protocol and

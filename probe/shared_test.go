@@ -116,12 +116,26 @@ func TestTLSFactsShareChains(t *testing.T) {
 	}
 	a, b := state("a.example"), state("b.example")
 	s := probe.NewShared()
-	fa1, fa2, fb := probe.TLSFactsShared(s, a), probe.TLSFactsShared(s, a), probe.TLSFactsShared(s, b)
+	fa1, fa2, fb := probe.TLSFactsShared(s, a, ""), probe.TLSFactsShared(s, a, ""), probe.TLSFactsShared(s, b, "")
 	if len(fa1.Chain) != 1 || &fa1.Chain[0] != &fa2.Chain[0] {
 		t.Errorf("one chain, two descriptions: not shared")
 	}
 	if &fb.Chain[0] == &fa1.Chain[0] || fb.Chain[0].DNSNames[0] != "b.example" || fa1.Chain[0].DNSNames[0] != "a.example" {
 		t.Errorf("different chains shared one description: %+v %+v", fa1.Chain, fb.Chain)
+	}
+	if fa1 != fa2 || fa1 == fb {
+		t.Errorf("equal facts are not one value, or different facts are")
+	}
+	// The same chain under another name (SNI, or the fallback for an IP
+	// literal) is other facts.
+	noSNI := *a
+	noSNI.ServerName = ""
+	if f := probe.TLSFactsShared(s, &noSNI, "10.0.0.1"); f == fa1 || f.ServerName != "10.0.0.1" || &f.Chain[0] != &fa1.Chain[0] {
+		t.Errorf("facts for another server name: %+v", f)
+	}
+	a.ServerName = "a.example"
+	if f := probe.TLSFactsShared(s, a, "10.0.0.1"); f == fa1 || f.ServerName != "a.example" {
+		t.Errorf("the fallback name replaced the SNI: %q", f.ServerName)
 	}
 	plain := probe.TLSFactsFrom(a)
 	if &plain.Chain[0] == &fa1.Chain[0] || !reflect.DeepEqual(plain.Chain, fa1.Chain) || !plain.EarliestExpiry.Equal(fa1.EarliestExpiry) {

@@ -11,19 +11,25 @@ import (
 
 // TLSFactsFrom describes a completed handshake. It works whether or not the
 // chain verified, so an expired certificate still reports its expiry.
-func TLSFactsFrom(cs *tls.ConnectionState) *TLSFacts { return TLSFactsShared(nil, cs) }
+func TLSFactsFrom(cs *tls.ConnectionState) *TLSFacts { return TLSFactsShared(nil, cs, "") }
 
-// TLSFactsShared is TLSFactsFrom with the chain's description shared
-// through s: every probe of every target served the same chain gets the
-// same []Cert (results are never modified), instead of rendering the
-// subject, issuer and fingerprint strings again (0.7 KB a target held in
-// its latest result, and the rendering's garbage on every probe).
-func TLSFactsShared(s *Shared, cs *tls.ConnectionState) *TLSFacts {
+// TLSFactsShared is TLSFactsFrom with the facts shared through s: every
+// probe of every target served the same chain gets the same []Cert, and
+// every probe that learnt the same facts the same *TLSFacts (results are
+// never modified), instead of rendering the subject, issuer and fingerprint
+// strings again (0.7 KB a target held in its latest result, and the
+// rendering's garbage on every probe) and holding a copy per target (160
+// bytes). serverName stands in for the SNI when the client sent none (an
+// IP literal): the name verified against is still the useful fact.
+func TLSFactsShared(s *Shared, cs *tls.ConnectionState, serverName string) *TLSFacts {
 	f := &TLSFacts{
 		Version:     tls.VersionName(cs.Version),
 		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
 		ServerName:  cs.ServerName,
 		Verified:    len(cs.VerifiedChains) > 0,
+	}
+	if f.ServerName == "" {
+		f.ServerName = serverName
 	}
 	sums := make([][32]byte, len(cs.PeerCertificates))
 	for i, c := range cs.PeerCertificates {
@@ -32,7 +38,8 @@ func TLSFactsShared(s *Shared, cs *tls.ConnectionState) *TLSFacts {
 			f.EarliestExpiry = c.NotAfter
 		}
 	}
-	f.Chain = s.chain(sums, func() []Cert {
+	var chain chainKey
+	f.Chain, chain = s.chain(sums, func() []Cert {
 		chain := make([]Cert, 0, len(cs.PeerCertificates))
 		for i, c := range cs.PeerCertificates {
 			chain = append(chain, Cert{
@@ -47,7 +54,7 @@ func TLSFactsShared(s *Shared, cs *tls.ConnectionState) *TLSFacts {
 		return chain
 	})
 	f.LastChainExpiry = lastChainExpiry(cs.VerifiedChains)
-	return f
+	return s.facts(f, chain)
 }
 
 // lastChainExpiry is, over the verified chains, the latest of each chain's

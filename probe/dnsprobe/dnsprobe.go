@@ -426,14 +426,14 @@ func (p *Prober) check(resp *dns.Msg, f *probe.DNSFacts) (probe.Reason, error) {
 // way crypto/tls would have.
 func (p *Prober) verifyTLS(cs *tls.ConnectionState, res *probe.Result) (probe.Reason, error) {
 	if !p.verify {
-		res.TLS = probe.TLSFactsShared(p.shared, cs)
+		res.TLS = probe.TLSFactsShared(p.shared, cs, "")
 		return probe.ReasonNone, nil
 	}
 	chains, reason, err := probe.VerifyChain(cs, p.roots, p.serverName, time.Now())
 	if err == nil {
 		cs.VerifiedChains = chains
 	}
-	res.TLS = probe.TLSFactsShared(p.shared, cs)
+	res.TLS = probe.TLSFactsShared(p.shared, cs, "")
 	if err != nil {
 		return reason, err
 	}

@@ -106,12 +106,9 @@ func (r *run) verifyTLS(cs *tls.ConnectionState) error {
 			err = &reasonError{reason, fmt.Errorf("certificate for %q: %w", r.serverName, verr)}
 		}
 	}
-	r.tls = probe.TLSFactsShared(r.p.shared, cs)
-	if r.tls.ServerName == "" {
-		// crypto/tls sends no SNI for an IP literal; the name verified
-		// against is still the useful fact.
-		r.tls.ServerName = r.serverName
-	}
+	// crypto/tls sends no SNI for an IP literal: the facts then name the
+	// host verified against.
+	r.tls = probe.TLSFactsShared(r.p.shared, cs, r.serverName)
 	return err
 }
 

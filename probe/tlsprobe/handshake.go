@@ -106,6 +106,6 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, r *probe.Resu
 		}
 		cs.VerifiedChains = chains
 	}
-	r.TLS = probe.TLSFactsShared(h.shared, &cs)
+	r.TLS = probe.TLSFactsShared(h.shared, &cs, "")
 	return tc, reason, msg
 }
