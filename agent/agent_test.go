@@ -373,7 +373,7 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 		var names []string
 		for i := 0; len(names) < n; i++ {
 			name := fmt.Sprintf("%s%d", prefix, i)
-			if time.Until(nextAt(time.Now(), time.Hour, PhaseOffset(name, time.Hour, 0, 1))) > 10*time.Minute {
+			if time.Until(time.Unix(0, nextAt(time.Now(), time.Hour, PhaseOffset(name, time.Hour, 0, 1)))) > 10*time.Minute {
 				names = append(names, name)
 			}
 		}

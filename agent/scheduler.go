@@ -62,8 +62,10 @@ type Scheduler struct {
 }
 
 type entry struct {
-	job      Job
-	next     time.Time
+	job Job
+	// next is the next run in Unix nanoseconds (the grid is wall time;
+	// 8 bytes where a time.Time is 24, one entry per target).
+	next     int64
 	index    int // in the heap; -1 when removed
 	inFlight bool
 }
@@ -89,15 +91,16 @@ func NewScheduler(run RunFunc, maxInFlight int, onSkip func(name, why string)) *
 	}
 }
 
-// nextAt returns the first time >= after at which t mod interval == offset.
-func nextAt(after time.Time, interval, offset time.Duration) time.Time {
+// nextAt returns the first time >= after (in Unix nanoseconds) at which
+// t mod interval == offset.
+func nextAt(after time.Time, interval, offset time.Duration) int64 {
 	ns := after.UnixNano()
 	iv := int64(interval)
 	base := ns - mod(ns, iv) + int64(offset)
 	if base < ns {
 		base += iv
 	}
-	return time.Unix(0, base)
+	return base
 }
 
 func mod(a, b int64) int64 {
@@ -175,8 +178,8 @@ func (s *Scheduler) Run(ctx context.Context, probeCtx context.Context) {
 		now := s.now()
 		for len(s.queue) > 0 {
 			e := s.queue[0]
-			if e.next.After(now) {
-				wait = e.next.Sub(now)
+			if ns := now.UnixNano(); e.next > ns {
+				wait = time.Duration(e.next - ns)
 				break
 			}
 			s.dispatchLocked(probeCtx, e, now)
@@ -214,7 +217,7 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, e *entry, now time.Time)
 		s.onSkip(e.job.Name, "max_in_flight")
 		return
 	}
-	s.startLocked(ctx, e, now.Sub(e.next))
+	s.startLocked(ctx, e, time.Duration(now.UnixNano()-e.next))
 }
 
 // startLocked runs e in a goroutine; the caller holds s.mu and a slot of sem.
@@ -254,7 +257,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) bool {
 type entryHeap []*entry
 
 func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h entryHeap) Less(i, j int) bool { return h[i].next < h[j].next }
 func (h entryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index = i

@@ -18,7 +18,7 @@ func TestNextAtIsOnTheGrid(t *testing.T) {
 		{base.Add(3*time.Second + 1), base.Add(13 * time.Second)},
 		{base.Add(-time.Second), base.Add(3 * time.Second)},
 	} {
-		if got := nextAt(tc.after, iv, off); !got.Equal(tc.want) {
+		if got := time.Unix(0, nextAt(tc.after, iv, off)); !got.Equal(tc.want) {
 			t.Errorf("nextAt(%v) = %v, want %v", tc.after.Sub(base), got.Sub(base), tc.want.Sub(base))
 		}
 	}
@@ -105,14 +105,14 @@ func TestSchedulerUpdateKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	nextA := s.jobs["a"].next
 	s.now = func() time.Time { return time.Now().Add(time.Hour) } // a later Update must not move "a"
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 1}, {Name: "c", Interval: time.Minute, Key: 1}})
-	if !s.jobs["a"].next.Equal(nextA) {
+	if s.jobs["a"].next != nextA {
 		t.Errorf("unchanged job rescheduled: %v -> %v", nextA, s.jobs["a"].next)
 	}
 	if s.Has("b") || !s.Has("c") || s.Len() != 2 {
 		t.Errorf("after update: b=%v c=%v len=%d", s.Has("b"), s.Has("c"), s.Len())
 	}
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 2}})
-	if s.jobs["a"].next.Equal(nextA) {
+	if s.jobs["a"].next == nextA {
 		t.Error("changed job kept its old schedule")
 	}
 }

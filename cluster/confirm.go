@@ -120,8 +120,8 @@ func (f *confirmer) request(target string) {
 			ids = append(ids, nodeOf[pick])
 		}
 	}
-	if vs := c.verdicts[target]; vs != nil && vs.confirmAt.IsZero() {
-		vs.confirmAt = now
+	if vs := c.verdicts[target]; vs != nil && vs.confirmAt == 0 {
+		vs.confirmAt = c.stampOf(now)
 	}
 	c.mu.Unlock()
 	if len(asks) == 0 {

@@ -450,3 +450,26 @@ func TestAloneQueuesNoBroadcastsAndAJoinerStillLearns(t *testing.T) {
 		return true
 	})
 }
+
+// Verdict state keeps its times as 8-byte stamps: they must come back as
+// the same instants, on either side of the agent's start, and the zero
+// time must stay the zero time.
+func TestStampRoundTrip(t *testing.T) {
+	c, _ := single(t, "a")
+	if c.stampOf(time.Time{}) != 0 || !c.timeOf(0).IsZero() {
+		t.Fatalf("the zero time is not stamp 0")
+	}
+	for _, d := range []time.Duration{-90 * time.Minute, -time.Nanosecond, 0, time.Nanosecond, 3 * time.Second, 400 * 24 * time.Hour} {
+		at := c.started.Add(d)
+		s := c.stampOf(at)
+		if s == 0 {
+			t.Errorf("%v after the start: stamp 0 (none)", d)
+		}
+		if got := c.timeOf(s); got.Sub(at).Abs() > time.Nanosecond {
+			t.Errorf("%v after the start: back as %v", d, got.Sub(c.started))
+		}
+	}
+	if a, b := c.stampOf(c.started.Add(time.Second)), c.stampOf(c.started.Add(2*time.Second)); a >= b {
+		t.Errorf("stamps out of order: %d >= %d", a, b)
+	}
+}

@@ -166,7 +166,7 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, n
 		}
 	}
 	if vs := c.verdicts[name]; vs != nil {
-		st.Since = vs.since
+		st.Since = c.timeOf(vs.since)
 		st.Incidents = vs.incidents
 		st.Flaps = vs.flaps
 		if vs.open != nil {

@@ -16,16 +16,38 @@ const maxIncidents = 1000
 // verdictState is the leader's memory of one target's verdict.
 type verdictState struct {
 	v           quorum.Verdict
-	since       time.Time // when State last changed
+	since       stamp // when State last changed
 	open        *Incident
 	incidents   uint64 // opened while this agent led
 	flaps       uint64
 	lastSuppr   map[string]bool      // region -> counted as suppressed in this streak
 	supprSince  map[string]time.Time // region -> failing below quorum since
-	upSince     time.Time            // verdict up since (for the resolve hold)
+	upSince     stamp                // verdict up since (for the resolve hold)
 	maintenance bool
-	firstFail   time.Time // earliest failed observation in the current streak
-	confirmAt   time.Time
+	firstFail   stamp // earliest failed observation in the current streak
+	confirmAt   stamp
+}
+
+// stamp is a time on this agent's clock as the time since the cluster was
+// made (monotonic), 0 for none: 8 bytes where a time.Time is 24, in state
+// held per target (a verdict has four).
+type stamp time.Duration
+
+func (c *Cluster) stampOf(t time.Time) stamp {
+	if t.IsZero() {
+		return 0
+	}
+	if d := t.Sub(c.started); d != 0 {
+		return stamp(d) // before the start (a peer's older failure) is negative
+	}
+	return 1
+}
+
+func (c *Cluster) timeOf(s stamp) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return c.started.Add(time.Duration(s))
 }
 
 // resolveHold is how long the quorum must see a target up before its
@@ -167,7 +189,7 @@ func (c *Cluster) evaluate(target string) {
 	}
 	vs := c.verdicts[target]
 	if vs == nil {
-		vs = &verdictState{since: now}
+		vs = &verdictState{since: c.stampOf(now)}
 		// A new leader continues an open incident it learnt by gossip.
 		for i := len(c.incidents) - 1; i >= 0; i-- {
 			if in := c.incidents[i]; in.Target == target && in.Open() {
@@ -193,16 +215,16 @@ func (c *Cluster) evaluate(target string) {
 		}
 	}
 	if first.IsZero() {
-		vs.firstFail = time.Time{}
+		vs.firstFail = 0
 		// nil, not empty maps: most targets are up most of the time, and
 		// this runs every tick for every target led.
 		vs.lastSuppr, vs.supprSince = nil, nil
-	} else if vs.firstFail.IsZero() || first.Before(vs.firstFail) {
-		vs.firstFail = first
+	} else if f := c.stampOf(first); vs.firstFail == 0 || f < vs.firstFail {
+		vs.firstFail = f
 	}
 
 	if v.State != vs.v.State {
-		vs.since = now
+		vs.since = c.stampOf(now)
 	}
 	prev := vs.v.State
 	vs.v = v
@@ -214,7 +236,7 @@ func (c *Cluster) evaluate(target string) {
 	}
 	switch {
 	case v.State == quorum.Down && vs.open == nil && !vs.maintenance && c.synced.Load():
-		started := vs.firstFail
+		started := c.timeOf(vs.firstFail)
 		if started.IsZero() {
 			started = now
 		}
@@ -222,7 +244,7 @@ func (c *Cluster) evaluate(target string) {
 			ID:         target + "@" + strconv.FormatInt(started.UnixMilli(), 10),
 			Target:     target,
 			StartedAt:  started,
-			ConfirmAt:  vs.confirmAt,
+			ConfirmAt:  c.timeOf(vs.confirmAt),
 			QuorumAt:   now,
 			DetectedAt: c.now(),
 			Regions:    append([]string(nil), v.Failing...),
@@ -241,10 +263,10 @@ func (c *Cluster) evaluate(target string) {
 		events = append(events, Event{At: now, Kind: "incident_open", Target: target,
 			Detail: v.Reason, Elapsed: in.TimeToDetect()})
 	case v.State == quorum.Down && vs.open != nil:
-		if !vs.upSince.IsZero() {
+		if vs.upSince != 0 {
 			// Down again within the resolve hold: the same incident goes
 			// on (a flapping target opens one incident, not ten).
-			vs.upSince = time.Time{}
+			vs.upSince = 0
 			vs.open.Flaps++
 			bcast = append(bcast, vs.open)
 		}
@@ -253,13 +275,13 @@ func (c *Cluster) evaluate(target string) {
 			vs.open.Regions = merged
 			bcast = append(bcast, vs.open)
 		}
-	case v.State == quorum.Up && vs.open != nil && vs.upSince.IsZero():
-		vs.upSince = now
-	case v.State == quorum.Up && vs.open != nil && now.Sub(vs.upSince) >= resolveHold(t):
+	case v.State == quorum.Up && vs.open != nil && vs.upSince == 0:
+		vs.upSince = c.stampOf(now)
+	case v.State == quorum.Up && vs.open != nil && now.Sub(c.timeOf(vs.upSince)) >= resolveHold(t):
 		// Resolved once the quorum has seen it up for a whole hold: the
 		// incident's end is when it came back, not when the hold ended.
-		vs.open.ResolvedAt = vs.upSince
-		vs.upSince = time.Time{}
+		vs.open.ResolvedAt = c.timeOf(vs.upSince)
+		vs.upSince = 0
 		bcast = append(bcast, vs.open)
 		events = append(events, Event{At: now, Kind: "incident_resolved", Target: target,
 			Detail: v.Reason, Elapsed: vs.open.ResolvedAt.Sub(vs.open.StartedAt)})
