@@ -178,8 +178,8 @@ func TestAgentTOMLParses(t *testing.T) {
 				if ct.Endpoint() != ts[i].endpoint() {
 					t.Errorf("%s: endpoint %q, want %q", ct.Name, ct.Endpoint(), ts[i].endpoint())
 				}
-				if ts[i].kind == KindHTTPS && ct.HTTP.TLS.CAFile != fi.CAFile {
-					t.Errorf("%s: ca_file %q, want %q", ct.Name, ct.HTTP.TLS.CAFile, fi.CAFile)
+				if ts[i].kind == KindHTTPS && ct.HTTP().TLS.CAFile != fi.CAFile {
+					t.Errorf("%s: ca_file %q, want %q", ct.Name, ct.HTTP().TLS.CAFile, fi.CAFile)
 				}
 			}
 		})

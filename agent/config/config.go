@@ -156,9 +156,10 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 		c.Agent.SourceIP = src
 		// Targets with their own source_ip keep it; the others now probe
 		// from the new address, which changes how they are probed.
+		shared := map[*httpprobe.Options]*httpprobe.Options{}
 		for _, t := range c.Targets {
 			if !t.ownSourceIP {
-				t.setSourceIP(src)
+				t.setSourceIP(src, shared)
 				t.Fingerprint = t.fingerprint()
 			}
 		}
@@ -166,10 +167,20 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 	return nil
 }
 
-func (t *Target) setSourceIP(ip netip.Addr) {
+// setSourceIP makes t probe from ip. HTTP options are shared between
+// targets and never written in place: each shared value gets one changed
+// copy, remembered in shared, so the targets that shared it still do.
+func (t *Target) setSourceIP(ip netip.Addr, shared map[*httpprobe.Options]*httpprobe.Options) {
 	switch {
-	case t.HTTP != nil:
-		t.HTTP.Net.SourceIP = ip
+	case t.http != nil:
+		if o, ok := shared[t.http]; ok {
+			t.http = o
+			return
+		}
+		o := *t.http
+		o.Net.SourceIP = ip
+		shared[t.http] = &o
+		t.http = &o
 	case t.TLS != nil:
 		t.TLS.Net.SourceIP = ip
 	case t.DNS != nil:
@@ -191,9 +202,11 @@ func (t *Target) NewProberShared(s *probe.Shared) (probe.Prober, error) {
 		err error
 	)
 	switch {
-	case t.HTTP != nil:
+	case t.http != nil:
 		var hp *httpprobe.Prober
-		if hp, err = httpprobe.NewShared(*t.HTTP, s); err == nil {
+		o := *t.http
+		o.URL = t.url
+		if hp, err = httpprobe.NewShared(o, s); err == nil {
 			p = hp
 		}
 	case t.TLS != nil:
@@ -243,7 +256,7 @@ func (t *Target) fingerprint() uint64 {
 	e.num("min_regions", int64(t.MinRegions))
 	e.num("slo", int64(math.Float64bits(t.SLOObjective)))
 	e.value("labels", reflect.ValueOf(t.Labels))
-	e.value("http", reflect.ValueOf(t.HTTP))
+	e.value("http", reflect.ValueOf(t.HTTP()))
 	e.value("tls", reflect.ValueOf(t.TLS))
 	e.value("dns", reflect.ValueOf(t.DNS))
 	e.value("tcp", reflect.ValueOf(t.TCP))

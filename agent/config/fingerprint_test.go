@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/vantage-probe/vantage/probe/httpprobe"
 )
 
 const fpBase = `
@@ -128,7 +130,11 @@ address = "c:1"
 		for _, path := range leafPaths(opts.Type(), "") {
 			tg := mustLoad(t, dir).Target(name)
 			before := tg.fingerprint()
-			mutate(t, fieldByPath(optionsOf(tg).Elem(), path))
+			o := optionsOf(tg)
+			mutate(t, fieldByPath(o.Elem(), path))
+			if h, ok := o.Interface().(*httpprobe.Options); ok {
+				tg.SetHTTP(*h) // HTTP() is a copy
+			}
 			if tg.fingerprint() == before {
 				t.Errorf("%s: changing %s leaves the fingerprint unchanged", tg.Type, path)
 			}
@@ -144,7 +150,7 @@ address = "c:1"
 }
 
 func optionsOf(t *Target) reflect.Value {
-	for _, v := range []reflect.Value{reflect.ValueOf(t.HTTP), reflect.ValueOf(t.TLS), reflect.ValueOf(t.DNS), reflect.ValueOf(t.TCP)} {
+	for _, v := range []reflect.Value{reflect.ValueOf(t.HTTP()), reflect.ValueOf(t.TLS), reflect.ValueOf(t.DNS), reflect.ValueOf(t.TCP)} {
 		if !v.IsNil() {
 			return v
 		}

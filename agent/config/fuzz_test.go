@@ -173,8 +173,8 @@ func checkErrors(t *testing.T, err error) {
 func namesFiles(tg *Target) bool {
 	var o probe.TLSOptions
 	switch {
-	case tg.HTTP != nil:
-		o = tg.HTTP.TLS
+	case tg.HTTP() != nil:
+		o = tg.HTTP().TLS
 	case tg.TLS != nil:
 		o = tg.TLS.TLS
 	case tg.DNS != nil:

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/vantage-probe/vantage/probe/httpprobe"
 )
 
 // Option changes how Parse finds included files, secrets and defaults.
@@ -45,6 +47,8 @@ type loader struct {
 	// carry the same few labels, and a map per target was 300 bytes of
 	// every target (3 MB at 10k).
 	labels map[string]map[string]string
+	// http interns HTTP options (see internHTTP), by a hash of their content.
+	http map[uint64][]*httpprobe.Options
 }
 
 // source is one parsed file.

@@ -227,7 +227,7 @@ query = "example.com"
 	check("own-interval", 2*time.Minute, 20*time.Second, 3, 0.99)
 	check("own-everything", 45*time.Second, 3*time.Second, 1, 0.9999)
 
-	h := cfg.Target("inherits").HTTP
+	h := cfg.Target("inherits").HTTP()
 	if h.Method != "GET" || !h.FollowRedirects || h.MaxRedirects != 10 || h.MaxBodyBytes != 1<<20 || h.HTTPVersion != "auto" {
 		t.Errorf("http defaults: %+v", h)
 	}
@@ -395,7 +395,7 @@ insecure_skip_verify = true
 		t.Errorf("slo %+v exporter %+v", cfg.SLO, cfg.Exporter)
 	}
 	w := cfg.Target("web")
-	h := w.HTTP
+	h := w.HTTP()
 	if h.BearerToken != "s3cr3t-token" {
 		t.Errorf("bearer token %q, want it read and trimmed", h.BearerToken)
 	}
@@ -465,7 +465,7 @@ bearer_token_env = "PROBE_TOKEN"
 		t.Fatal(err)
 	}
 	for _, name := range []string{"file", "env"} {
-		h := cfg.Target(name).HTTP
+		h := cfg.Target(name).HTTP()
 		if h.BasicAuthUser != "probe" || h.BasicAuthPassword != secret {
 			t.Errorf("%s: user %q password %q, want probe and the trimmed secret", name, h.BasicAuthUser, h.BasicAuthPassword)
 		}
@@ -632,5 +632,71 @@ labels = { team = "pay", tie = "r1" }
 	}
 	if cfg.Target("a").Fingerprint == cfg.Target("b").Fingerprint {
 		t.Errorf("a and b differ in more than labels, yet have one fingerprint")
+	}
+}
+
+// Targets that differ in their URL alone share one read-only copy of their
+// HTTP options (memory per target, issue 3), each still probing its own
+// URL; any other difference gets options of its own; a -source-ip
+// override changes every target and keeps what was shared shared.
+func TestHTTPOptionsSharedBetweenTargetsConfiguredAlike(t *testing.T) {
+	cfg, err := Parse("http.toml", []byte(`
+[defaults]
+timeout = "2s"
+[[target]]
+name = "a"
+type = "http"
+url = "https://a.example/health"
+[[target]]
+name = "b"
+type = "http"
+url = "https://b.example/health"
+[[target]]
+name = "c"
+type = "http"
+url = "https://c.example/health"
+[target.http]
+body_regex = "ok"
+[[target]]
+name = "d"
+type = "http"
+url = "https://d.example/health"
+source_ip = "127.0.0.9"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := func(n string) *Target { return cfg.Target(n) }
+	if tg("a").http != tg("b").http {
+		t.Errorf("a and b differ only in their URL, yet have two option sets")
+	}
+	if tg("a").http == tg("c").http || tg("a").http == tg("d").http {
+		t.Errorf("targets with other options share a's")
+	}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		if got, want := tg(n).HTTP().URL, "https://"+n+".example/health"; got != want || tg(n).Endpoint() != want {
+			t.Errorf("%s: URL %q, endpoint %q, want %q", n, got, tg(n).Endpoint(), want)
+		}
+	}
+	// HTTP() is the caller's copy: writing to it changes no target.
+	h := tg("a").HTTP()
+	h.Method, h.URL = "POST", "https://x.example/"
+	if tg("b").HTTP().Method != "GET" || tg("a").HTTP().URL != "https://a.example/health" {
+		t.Errorf("a change to HTTP()'s result reached the shared options")
+	}
+	fa, fb := tg("a").Fingerprint, tg("b").Fingerprint
+	if err := cfg.ApplyOverrides(Overrides{SourceIP: "127.0.0.7"}); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]string{"a": "127.0.0.7", "b": "127.0.0.7", "c": "127.0.0.7", "d": "127.0.0.9"} {
+		if got := tg(n).HTTP().Net.SourceIP.String(); got != want {
+			t.Errorf("%s probes from %s after the override, want %s", n, got, want)
+		}
+	}
+	if tg("a").http != tg("b").http || tg("a").http == tg("c").http {
+		t.Errorf("the override split or merged shared options")
+	}
+	if tg("a").Fingerprint == fa || tg("b").Fingerprint == fb {
+		t.Errorf("the override left the fingerprints unchanged")
 	}
 }

@@ -15,8 +15,8 @@ import (
 
 func netOf(t *Target) probe.Net {
 	switch {
-	case t.HTTP != nil:
-		return t.HTTP.Net
+	case t.HTTP() != nil:
+		return t.HTTP().Net
 	case t.TLS != nil:
 		return t.TLS.Net
 	case t.DNS != nil:

@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -174,7 +176,9 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 
 	switch t.Type {
 	case TypeHTTP:
-		t.HTTP = sc.buildHTTP(ts, nt)
+		o := sc.buildHTTP(ts, nt)
+		t.url, o.URL = o.URL, ""
+		t.http = l.internHTTP(o)
 	case TypeTLS:
 		t.TLS = sc.buildTLS(ts, nt)
 	case TypeDNS:
@@ -642,4 +646,23 @@ func (l *loader) internLabels(m map[string]string) map[string]string {
 	}
 	l.labels[key] = m
 	return m
+}
+
+// internHTTP returns the loader's one copy of HTTP options equal to o
+// (URL-less), o itself the first time: targets of a team file usually
+// differ in their URL alone. Options are read-only once built.
+func (l *loader) internHTTP(o *httpprobe.Options) *httpprobe.Options {
+	h := fnv.New64a()
+	fpEncoder{h: h}.value("", reflect.ValueOf(o))
+	key := h.Sum64()
+	for _, in := range l.http[key] {
+		if reflect.DeepEqual(in, o) {
+			return in
+		}
+	}
+	if l.http == nil {
+		l.http = map[uint64][]*httpprobe.Options{}
+	}
+	l.http[key] = append(l.http[key], o)
+	return o
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/agent/config"
-	"github.com/vantage-probe/vantage/probe/httpprobe"
 )
 
 func TestYAMLQuote(t *testing.T) {
@@ -77,9 +76,9 @@ func TestHostileValuesEndToEnd(t *testing.T) {
 		"env":      "prod # not a comment",
 	}
 	url := `https://ex.example.com/p?q={{x}}&r="\`
-	cfg := &config.Config{Targets: []*config.Target{{
-		Name: name, Type: config.TypeHTTP, Labels: labels, HTTP: &httpprobe.Options{URL: url},
-	}}}
+	cfg := &config.Config{Targets: []*config.Target{
+		httpTarget(&config.Target{Name: name, Type: config.TypeHTTP, Labels: labels}, url),
+	}}
 	yml, err := Generate(cfg, Options{Job: `vant%age|x\.y`})
 	if err != nil {
 		t.Fatal(err)

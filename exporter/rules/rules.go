@@ -490,8 +490,9 @@ func (g *gen) certDays(t *config.Target) int {
 
 func speaksTLS(t *config.Target) bool {
 	switch {
-	case t.HTTP != nil:
-		return len(t.HTTP.URL) >= 8 && strings.EqualFold(t.HTTP.URL[:8], "https://")
+	case t.HTTP() != nil:
+		u := t.HTTP().URL
+		return len(u) >= 8 && strings.EqualFold(u[:8], "https://")
 	case t.TCP != nil:
 		return t.TCP.UseTLS
 	case t.DNS != nil:

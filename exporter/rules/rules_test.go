@@ -30,11 +30,10 @@ func fixture() *config.Config {
 	return &config.Config{
 		SLO: config.SLO{Objective: 0.999, Window: 28 * 24 * time.Hour},
 		Targets: []*config.Target{
-			{
+			httpTarget(&config.Target{
 				Name: "checkout-api", Type: config.TypeHTTP, SLOObjective: 0.999,
 				Labels: map[string]string{"team": "payments", "severity": "page", "runbook": "https://wiki.example.com/rb/checkout"},
-				HTTP:   &httpprobe.Options{URL: "https://checkout.example.com/healthz"},
-			},
+			}, "https://checkout.example.com/healthz"),
 			{
 				Name: "checkout-cert", Type: config.TypeTLS,
 				Labels: map[string]string{"team": "payments"},
@@ -49,11 +48,10 @@ func fixture() *config.Config {
 				Name: "postgres", Type: config.TypeTCP,
 				TCP: &tcpprobe.Options{Address: "db.internal:5432"},
 			},
-			{
+			httpTarget(&config.Target{
 				Name: "status-page", Type: config.TypeHTTP,
 				Labels: map[string]string{"team": "web"},
-				HTTP:   &httpprobe.Options{URL: "http://status.example.com/"},
-			},
+			}, "http://status.example.com/"),
 		},
 	}
 }
@@ -298,8 +296,8 @@ func TestCertDays(t *testing.T) {
 	}{
 		{&config.Target{TLS: &tlsprobe.Options{MinDaysLeft: 30}}, 30},
 		{&config.Target{TLS: &tlsprobe.Options{}}, 0},
-		{&config.Target{HTTP: &httpprobe.Options{URL: "HTTPS://x.example.com/"}}, 14},
-		{&config.Target{HTTP: &httpprobe.Options{URL: "http://x.example.com/"}}, 0},
+		{httpTarget(&config.Target{}, "HTTPS://x.example.com/"), 14},
+		{httpTarget(&config.Target{}, "http://x.example.com/"), 0},
 		{&config.Target{TCP: &tcpprobe.Options{UseTLS: true}}, 14},
 		{&config.Target{TCP: &tcpprobe.Options{}}, 0},
 		{&config.Target{DNS: &dnsprobe.Options{Transport: "https"}}, 14},
@@ -307,7 +305,13 @@ func TestCertDays(t *testing.T) {
 		{&config.Target{DNS: &dnsprobe.Options{Transport: "udp"}}, 0},
 	} {
 		if got := g.certDays(c.t); got != c.want {
-			t.Errorf("certDays(%+v %+v %+v %+v) = %d, want %d", c.t.HTTP, c.t.TLS, c.t.TCP, c.t.DNS, got, c.want)
+			t.Errorf("certDays(%+v %+v %+v %+v) = %d, want %d", c.t.HTTP(), c.t.TLS, c.t.TCP, c.t.DNS, got, c.want)
 		}
 	}
+}
+
+// httpTarget makes t an HTTP target of url.
+func httpTarget(t *config.Target, url string) *config.Target {
+	t.SetHTTP(httpprobe.Options{URL: url})
+	return t
 }
