@@ -27,10 +27,8 @@ type targetState struct {
 	// differ) while probes read it: hence atomic. Read it with target().
 	tp      atomic.Pointer[config.Target]
 	prober  probe.Prober
-	labels  string // observation labels (with region)
-	vlabels string // verdict labels (no region)
-	latHist *metrics.PrometheusHistogram
-	histKey string
+	labels  string                       // observation labels (with region)
+	latHist *metrics.PrometheusHistogram // nil unless latency_histogram
 
 	mu          sync.Mutex
 	last        *probe.Result
@@ -38,6 +36,7 @@ type targetState struct {
 	failure     uint64
 	consecutive int32 // consecutive failures
 	okStreak    int32 // consecutive successes while failing
+	vlen        uint32 // labels[:vlen] are the verdict labels (no region)
 	failing     bool
 	// failSince is when the first failed probe of the streak ran, as time
 	// since the agent started (monotonic); 0: no streak.
@@ -57,6 +56,18 @@ type targetState struct {
 // and a pointer, this 8 bytes.
 func (a *Agent) since(t time.Time) time.Duration { return max(t.Sub(a.started), 1) }
 
+// vlabels are the verdict labels: the observation labels without region.
+func (st *targetState) vlabels() string { return st.labels[:st.vlen] }
+
+// histKey names the target's latency histogram in the metrics set; "" when
+// it has none.
+func (st *targetState) histKey() string {
+	if st.latHist == nil {
+		return ""
+	}
+	return "vantage_probe_duration_seconds{" + st.labels + "}"
+}
+
 // target is the target's current config.
 func (st *targetState) target() *config.Target { return st.tp.Load() }
 
@@ -67,11 +78,12 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 	}
 	cfg := a.cfg.Load()
 	st := &targetState{prober: p}
-	st.labels, st.vlabels = exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels)
+	var vlabels string
+	st.labels, vlabels = exporter.Labels(t.Name, t.Type, cfg.Agent.Region, t.Labels)
+	st.vlen = uint32(len(vlabels))
 	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
-		st.histKey = "vantage_probe_duration_seconds{" + st.labels + "}"
-		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey)
+		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey())
 	}
 	return st, nil
 }
@@ -107,8 +119,8 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	}
 	for name, st := range old {
 		if n, ok := next[name]; !ok || n != st {
-			if st.histKey != "" && (!ok || n.histKey != st.histKey) {
-				a.reg.Set().UnregisterMetric(st.histKey)
+			if st.latHist != nil && (!ok || n.histKey() != st.histKey()) {
+				a.reg.Set().UnregisterMetric(st.histKey())
 			}
 		}
 	}
@@ -377,7 +389,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 		if ts == nil {
 			continue
 		}
-		vs = append(vs, exporter.Verdict{Labels: ts.vlabels, Up: !v.Down, Unknown: v.Unknown,
+		vs = append(vs, exporter.Verdict{Labels: ts.vlabels(), Up: !v.Down, Unknown: v.Unknown,
 			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
 			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance})
 	}
