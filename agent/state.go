@@ -34,8 +34,8 @@ type targetState struct {
 	last        *probe.Result
 	success     uint64
 	failure     uint64
-	consecutive int32 // consecutive failures
-	okStreak    int32 // consecutive successes while failing
+	consecutive int32  // consecutive failures
+	okStreak    int32  // consecutive successes while failing
 	vlen        uint32 // labels[:vlen] are the verdict labels (no region)
 	failing     bool
 	// failSince is when the first failed probe of the streak ran, as time
