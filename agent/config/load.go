@@ -96,6 +96,7 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	if err := l.c.err(); err != nil {
 		return nil, err
 	}
+	detach(cfg)
 	return cfg, nil
 }
 
