@@ -133,7 +133,7 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, n
 		Leader:      leader,
 		IsLeader:    leader == c.cfg.AgentID,
 		Verdict:     v.State.String(),
-		Reason:      v.Reason,
+		Reason:      v.Reason(),
 		Needed:      v.Needed,
 		Failing:     v.Failing,
 		Reporting:   v.Reporting,

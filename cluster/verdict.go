@@ -261,7 +261,7 @@ func (c *Cluster) evaluate(target string) {
 		c.m.detection.Update(in.TimeToDetect().Seconds())
 		bcast = append(bcast, in)
 		events = append(events, Event{At: now, Kind: "incident_open", Target: target,
-			Detail: v.Reason, Elapsed: in.TimeToDetect()})
+			Detail: v.Reason(), Elapsed: in.TimeToDetect()})
 	case v.State == quorum.Down && vs.open != nil:
 		if vs.upSince != 0 {
 			// Down again within the resolve hold: the same incident goes
@@ -284,7 +284,7 @@ func (c *Cluster) evaluate(target string) {
 		vs.upSince = 0
 		bcast = append(bcast, vs.open)
 		events = append(events, Event{At: now, Kind: "incident_resolved", Target: target,
-			Detail: v.Reason, Elapsed: vs.open.ResolvedAt.Sub(vs.open.StartedAt)})
+			Detail: v.Reason(), Elapsed: vs.open.ResolvedAt.Sub(vs.open.StartedAt)})
 		vs.open = nil
 		vs.flaps++
 	}
@@ -316,7 +316,7 @@ func (c *Cluster) evaluate(target string) {
 				}
 				vs.lastSuppr[r] = true
 				c.m.suppressedFor(r).Inc()
-				events = append(events, Event{At: now, Kind: "suppressed", Target: target, Region: r, Detail: v.Reason})
+				events = append(events, Event{At: now, Kind: "suppressed", Target: target, Region: r, Detail: v.Reason()})
 			}
 		}
 	}

@@ -101,8 +101,8 @@ func TestEvaluateTable(t *testing.T) {
 				t.Errorf("got %v failing=%v passing=%v stale=%v; want %v failing=%v passing=%v stale=%v",
 					v.State, v.Failing, v.Passing, v.Stale, tc.state, tc.failingRs, tc.passingRs, tc.stale)
 			}
-			if v.Reason != tc.reason {
-				t.Errorf("Reason = %q, want %q", v.Reason, tc.reason)
+			if v.Reason() != tc.reason {
+				t.Errorf("Reason = %q, want %q", v.Reason(), tc.reason)
 			}
 			if v.Needed != 2 || v.Reporting != len(v.Failing)+len(v.Passing) {
 				t.Errorf("Needed = %d, Reporting = %d", v.Needed, v.Reporting)
@@ -125,7 +125,7 @@ func TestReplicaMajority(t *testing.T) {
 		{"single fresh passing", []Observation{ob("eu", "a", 1, false, 0)}, Up},
 	} {
 		if got := Evaluate(tc.obs, p, t0); got.State != tc.want {
-			t.Errorf("%s: %v (%s), want %v", tc.name, got.State, got.Reason, tc.want)
+			t.Errorf("%s: %v (%s), want %v", tc.name, got.State, got.Reason(), tc.want)
 		}
 	}
 }
@@ -150,7 +150,7 @@ func TestStaleResultsDoNotVote(t *testing.T) {
 		t.Fatalf("fresh: %v", v.State)
 	}
 	if v := Evaluate(down, p, t0.Add(window)); v.State != Unknown || len(v.Stale) != 3 {
-		t.Errorf("aged out: %v stale=%v (%s)", v.State, v.Stale, v.Reason)
+		t.Errorf("aged out: %v stale=%v (%s)", v.State, v.Stale, v.Reason())
 	}
 	// The window scales with the target's interval.
 	slow := ob("ap", "ap1", 1, true, 5*time.Minute)
@@ -187,8 +187,8 @@ func TestIsolatedRegionsDoNotVote(t *testing.T) {
 	if v.State != Up || len(v.Failing) != 0 || !slices.Equal(v.Isolated, []string{"eu"}) || len(v.Stale) != 0 {
 		t.Errorf("%v failing=%v isolated=%v stale=%v", v.State, v.Failing, v.Isolated, v.Stale)
 	}
-	if !strings.HasSuffix(v.Reason, "; isolated: eu") {
-		t.Errorf("Reason = %q does not name the isolated region", v.Reason)
+	if !strings.HasSuffix(v.Reason(), "; isolated: eu") {
+		t.Errorf("Reason = %q does not name the isolated region", v.Reason())
 	}
 	// Isolation does not lower the quorum: with eu isolated, ap alone failing
 	// is still one region short of 2.
@@ -198,7 +198,7 @@ func TestIsolatedRegionsDoNotVote(t *testing.T) {
 	}
 	p.Isolated["us"] = true
 	if v := Evaluate(votes(map[string]int{"ap": 2, "eu": 2, "us": 2}), p, t0); v.State != Unknown {
-		t.Errorf("two of three regions isolated: %v (%s), want unknown", v.State, v.Reason)
+		t.Errorf("two of three regions isolated: %v (%s), want unknown", v.State, v.Reason())
 	}
 }
 
@@ -320,8 +320,8 @@ func TestQuorumCapping(t *testing.T) {
 	}
 	// A target probed by a single region can still go down with min_regions 2.
 	one := Policy{MinRegions: 2, Regions: []string{"eu"}, Assignees: map[string][]string{"eu": {"eu1"}}}
-	if v := Evaluate(bothFailing, one, t0); v.State != Down || v.Reason != "1/1 regions failing (eu) >= quorum 1" {
-		t.Errorf("single-region target: %v %q", v.State, v.Reason)
+	if v := Evaluate(bothFailing, one, t0); v.State != Down || v.Reason() != "1/1 regions failing (eu) >= quorum 1" {
+		t.Errorf("single-region target: %v %q", v.State, v.Reason())
 	}
 	// A configured region with no agent at all still counts for the cap.
 	three := Policy{MinRegions: 3, Regions: []string{"ap", "eu", "us"}, Assignees: two.Assignees}
@@ -329,7 +329,7 @@ func TestQuorumCapping(t *testing.T) {
 		t.Errorf("region without agents: %v needed %d stale %v", v.State, v.Needed, v.Stale)
 	}
 	// No region at all: unknown, and says why.
-	if v := Evaluate(nil, Policy{MinRegions: 2}, t0); v.State != Unknown || v.Needed != 1 || v.Reason != "no region probes the target: unknown" {
+	if v := Evaluate(nil, Policy{MinRegions: 2}, t0); v.State != Unknown || v.Needed != 1 || v.Reason() != "no region probes the target: unknown" {
 		t.Errorf("no regions: %+v", v)
 	}
 }
@@ -412,8 +412,8 @@ func TestEvaluateProperties(t *testing.T) {
 		if v.State != wantState || v.Needed < 1 || v.Needed > max(1, len(p.Regions)) {
 			t.Fatalf("iter %d: %+v", iter, v)
 		}
-		if v.Reason == "" || !strings.Contains(v.Reason, v.State.String()) && v.State != Down {
-			t.Fatalf("iter %d: Reason %q", iter, v.Reason)
+		if v.Reason() == "" || !strings.Contains(v.Reason(), v.State.String()) && v.State != Down {
+			t.Fatalf("iter %d: Reason %q", iter, v.Reason())
 		}
 
 		// Arrival order is irrelevant.
