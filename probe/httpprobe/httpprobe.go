@@ -54,12 +54,11 @@ var ErrInvalidOption = errors.New("invalid http probe option")
 //
 // It holds only what is the target's own (its URL and the TLS config for
 // its host); the rest, the same for every target configured alike, is one
-// shared *settings (see NewShared): 192 bytes per target instead of 576,
-// 3.8 MB at 10,000 targets.
+// shared *settings (see NewShared): 48 bytes per target instead of 576,
+// 5.3 MB less at 10,000 targets.
 type Prober struct {
-	url       url.URL // userinfo removed (turned into basic auth)
-	urlString string  // url.String(), the FinalURL when nothing redirects
-	hostport  string  // url host with the scheme's default port made explicit
+	urlString string // the URL, userinfo removed (turned into basic auth)
+	hostport  string // url host with the scheme's default port made explicit
 
 	// tlsConf is the dial-side config: InsecureSkipVerify is always set,
 	// because verification happens after the handshake (verifyTLS) so
@@ -179,7 +178,9 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		errs = append(errs, fmt.Errorf(format+": %w", append(args, ErrInvalidOption)...))
 	}
 
-	// URL.
+	// URL. Kept as its string: a url.URL is 144 bytes per target, parsing
+	// the string again costs each probe well under a microsecond.
+	var pu url.URL
 	u, err := url.Parse(o.URL)
 	switch {
 	case o.URL == "":
@@ -191,19 +192,19 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	case u.Hostname() == "":
 		bad("url %q: no host", o.URL)
 	default:
-		p.url = *u
+		pu = *u
 	}
 	var urlUser, urlPass string
-	if p.url.User != nil {
+	if pu.User != nil {
 		// Credentials in the URL work as in net/http (basic auth), but are
 		// removed from the URL so that FinalURL never shows them.
-		urlUser = p.url.User.Username()
-		urlPass, _ = p.url.User.Password()
-		p.url.User = nil
+		urlUser = pu.User.Username()
+		urlPass, _ = pu.User.Password()
+		pu.User = nil
 	}
-	if p.url.Host != "" {
-		p.urlString = p.url.String()
-		p.hostport = hostPort(&p.url)
+	if pu.Host != "" {
+		p.urlString = pu.String()
+		p.hostport = hostPort(&pu)
 	}
 
 	// Method.
@@ -221,7 +222,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	default:
 		bad("http_version %q: must be auto, 1.1, 2 or 3", o.HTTPVersion)
 	}
-	if p.url.Scheme == "http" {
+	if pu.Scheme == "http" {
 		switch p.version {
 		case Version2:
 			bad("http_version %q: HTTP/2 is probed over TLS only (h2c is not supported); use an https url", o.HTTPVersion)
@@ -343,7 +344,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	default:
 		bad("ip_protocol %q: must be ip4 or ip6", string(o.Net.IPProtocol))
 	}
-	if ip, err := netip.ParseAddr(p.url.Hostname()); err == nil {
+	if ip, err := netip.ParseAddr(pu.Hostname()); err == nil {
 		if (o.Net.IPProtocol == probe.IPv4 && !ip.Unmap().Is4()) || (o.Net.IPProtocol == probe.IPv6 && ip.Unmap().Is4()) {
 			bad("ip_protocol %q: the url's host %q is not of that family", string(o.Net.IPProtocol), ip.String())
 		}
@@ -372,7 +373,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	case Version3:
 		alpn = []string{http3.NextProtoH3}
 	}
-	first := p.url.Hostname()
+	first := pu.Hostname()
 	if p.hostHeader != "" {
 		first = hostOnly(p.hostHeader)
 	}

@@ -124,7 +124,13 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 }
 
 func (p *Prober) do(ctx context.Context, r *run) {
-	u := p.url
+	pu, err := url.Parse(p.urlString)
+	if err != nil { // parsed by NewShared: never
+		r.res = r.res.Fail(probe.ReasonConfig, fmt.Sprintf("url: %v", err))
+		return
+	}
+	u := *pu
+	origHost := u.Hostname()
 	finalURL := p.urlString
 	hostport := p.hostport
 	method, body, host := p.method, p.body, p.hostHeader
@@ -180,7 +186,7 @@ func (p *Prober) do(ctx context.Context, r *run) {
 				method, body = http.MethodGet, ""
 			}
 			next.User = nil
-			if sameOrSubdomain(next.Hostname(), p.url.Hostname()) {
+			if sameOrSubdomain(next.Hostname(), origHost) {
 				header = p.header
 			} else {
 				header = p.headerNoCreds
