@@ -383,15 +383,17 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 	states := a.states
 	a.mu.Unlock()
 	led := a.clu().LeaderVerdicts()
-	vs := make([]exporter.Verdict, 0, len(led))
+	labels := make([]string, 0, len(led))
 	for _, v := range led {
-		ts := states[v.Name]
-		if ts == nil {
-			continue
+		if ts := states[v.Name]; ts != nil {
+			labels = append(labels, ts.vlabels())
+			led[len(labels)-1] = v
 		}
-		vs = append(vs, exporter.Verdict{Labels: ts.vlabels(), Up: !v.Down, Unknown: v.Unknown,
-			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
-			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance})
 	}
-	exporter.WriteVerdicts(b, vs)
+	exporter.WriteVerdicts(b, len(labels), func(i int, x *exporter.Verdict) {
+		v := &led[i]
+		*x = exporter.Verdict{Labels: labels[i], Up: !v.Down, Unknown: v.Unknown,
+			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
+			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance}
+	})
 }
