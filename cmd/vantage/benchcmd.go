@@ -58,7 +58,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return c
 	}
 	// The agent runs in this process: with the GC settings `vantage agent`
-	// uses (GOGC=50 unless GOGC is set), or the figures would not be its.
+	// uses (GOGC=30 unless GOGC is set), or the figures would not be its.
 	tuneMemory(slog.New(slog.NewTextHandler(io.Discard, nil)), os.Getenv, nil)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
