@@ -420,3 +420,45 @@ func TestSmallStartProbesAtOnce(t *testing.T) {
 		return count("/t0") == 1 && count("/t1") == 1 && count("/t2") == 1
 	})
 }
+
+// With latency_histogram on, each target probed has its histogram series;
+// a reload that removes a target removes its histogram, one that keeps a
+// target keeps its histogram's counts.
+func TestLatencyHistogramFollowsTheTargets(t *testing.T) {
+	srv, err := probetest.StartHTTP(probetest.HTTPRespond(200, "ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	cfg := func(names ...string) string {
+		s := "[exporter]\nlatency_histogram = true\n"
+		for _, n := range names {
+			s += fmt.Sprintf("[[target]]\nname = %q\ntype = \"http\"\nurl = \"%s/%s\"\n", n, srv.URL, n)
+		}
+		return baseConfig(s)
+	}
+	writeConfig(t, path, cfg("keep", "drop"))
+	a := testAgent(t, path)
+	count := func(m, name string) float64 {
+		v, _ := value(m, `vantage_probe_duration_seconds_count{target="`+name+`",type="http",region="eu-west"}`)
+		return v
+	}
+	var before float64
+	poll(t, 10*time.Second, "histogram counts for both targets", func() bool {
+		m := scrape(t, a)
+		before = count(m, "keep")
+		return before >= 1 && count(m, "drop") >= 1
+	})
+	writeConfig(t, path, cfg("keep"))
+	if err := a.Reload(Overrides{}); err != nil {
+		t.Fatal(err)
+	}
+	m := scrape(t, a)
+	if strings.Contains(m, `vantage_probe_duration_seconds_bucket{target="drop"`) {
+		t.Error("the removed target's histogram is still exported")
+	}
+	if got := count(m, "keep"); got < before {
+		t.Errorf("the kept target's histogram count went from %v to %v across the reload", before, got)
+	}
+}

@@ -59,14 +59,9 @@ func (a *Agent) since(t time.Time) time.Duration { return max(t.Sub(a.started), 
 // vlabels are the verdict labels: the observation labels without region.
 func (st *targetState) vlabels() string { return st.labels[:st.vlen] }
 
-// histKey names the target's latency histogram in the metrics set; "" when
-// it has none.
-func (st *targetState) histKey() string {
-	if st.latHist == nil {
-		return ""
-	}
-	return "vantage_probe_duration_seconds{" + st.labels + "}"
-}
+// histKey names the latency histogram of the target with these labels in
+// the metrics set.
+func histKey(labels string) string { return "vantage_probe_duration_seconds{" + labels + "}" }
 
 // target is the target's current config.
 func (st *targetState) target() *config.Target { return st.tp.Load() }
@@ -83,7 +78,7 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 	st.vlen = uint32(len(vlabels))
 	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
-		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(st.histKey())
+		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(histKey(st.labels))
 	}
 	return st, nil
 }
@@ -119,8 +114,8 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	}
 	for name, st := range old {
 		if n, ok := next[name]; !ok || n != st {
-			if st.latHist != nil && (!ok || n.histKey() != st.histKey()) {
-				a.reg.Set().UnregisterMetric(st.histKey())
+			if st.latHist != nil && (!ok || n.latHist == nil || n.labels != st.labels) {
+				a.reg.Set().UnregisterMetric(histKey(st.labels))
 			}
 		}
 	}
