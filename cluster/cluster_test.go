@@ -198,17 +198,31 @@ func TestFleetSplitsTargetsOnePerRegion(t *testing.T) {
 			t.Errorf("%s probes nothing; targets should be split within the region", n.c.cfg.NodeName)
 		}
 	}
-	// Exactly one leader per target.
-	for _, tg := range targets {
-		leaders := 0
-		for _, n := range nodes {
-			if n.c.IsLeader(tg.Name) {
-				leaders++
+	// Exactly one leader per target, once every agent has every other's
+	// metadata (membership converges member by member, so two agents can
+	// briefly disagree on the candidates).
+	var bad []string
+	oneLeaderEach := func() bool {
+		bad = bad[:0]
+		for _, tg := range targets {
+			leaders := 0
+			for _, n := range nodes {
+				if n.c.IsLeader(tg.Name) {
+					leaders++
+				}
+			}
+			if leaders != 1 {
+				bad = append(bad, fmt.Sprintf("%s: %d leaders", tg.Name, leaders))
 			}
 		}
-		if leaders != 1 {
-			t.Errorf("%s has %d leaders, want 1", tg.Name, leaders)
-		}
+		return len(bad) == 0
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !oneLeaderEach() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(bad) > 0 {
+		t.Errorf("not one leader per target 10 s after convergence: %v", bad)
 	}
 }
 
