@@ -263,36 +263,50 @@ func (t *Target) fingerprint() uint64 {
 	return h.Sum64()
 }
 
-type fpEncoder struct{ h hash.Hash64 }
+var textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
 
-func (e fpEncoder) bytes(b []byte) {
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(b)))
-	e.h.Write(n[:])
-	e.h.Write(b)
+// fpEncoder writes length-prefixed fields to h through one scratch buffer:
+// a []byte(string) conversion handed to the hash's Write (an interface)
+// was an allocation per field, most of a 10k-target reload's garbage.
+type fpEncoder struct {
+	h   hash.Hash64
+	buf []byte
 }
 
-func (e fpEncoder) str(name, v string) {
-	e.bytes([]byte(name))
-	e.bytes([]byte(v))
+func (e *fpEncoder) bytes(b []byte) {
+	e.buf = binary.LittleEndian.AppendUint64(e.buf[:0], uint64(len(b)))
+	e.buf = append(e.buf, b...)
+	e.h.Write(e.buf)
 }
 
-func (e fpEncoder) num(name string, v int64) {
-	e.bytes([]byte(name))
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(v))
-	e.h.Write(n[:])
+func (e *fpEncoder) string(s string) {
+	e.buf = binary.LittleEndian.AppendUint64(e.buf[:0], uint64(len(s)))
+	e.buf = append(e.buf, s...)
+	e.h.Write(e.buf)
+}
+
+func (e *fpEncoder) str(name, v string) {
+	e.string(name)
+	e.string(v)
+}
+
+func (e *fpEncoder) num(name string, v int64) {
+	e.string(name)
+	e.buf = binary.LittleEndian.AppendUint64(e.buf[:0], uint64(v))
+	e.h.Write(e.buf)
 }
 
 // value encodes any options value by reflection, so fields added to the
 // protocol Options later are covered without touching this code.
-func (e fpEncoder) value(name string, v reflect.Value) {
-	e.bytes([]byte(name))
+func (e *fpEncoder) value(name string, v reflect.Value) {
+	e.string(name)
 	if !v.IsValid() {
 		e.bytes(nil)
 		return
 	}
-	if v.CanInterface() {
+	// Asked of the type first: boxing every field into an interface to ask
+	// was an allocation per field.
+	if v.CanInterface() && v.Type().Implements(textMarshaler) {
 		if m, ok := v.Interface().(encoding.TextMarshaler); ok && (v.Kind() != reflect.Pointer || !v.IsNil()) {
 			b, _ := m.MarshalText()
 			e.bytes(b)
@@ -302,7 +316,7 @@ func (e fpEncoder) value(name string, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			e.bytes([]byte("nil"))
+			e.string("nil")
 			return
 		}
 		e.value("*", v.Elem())
@@ -315,7 +329,7 @@ func (e fpEncoder) value(name string, v reflect.Value) {
 			}
 			if secretFields[f.Name] && f.Type.Kind() == reflect.String {
 				sum := sha256.Sum256([]byte(v.Field(i).String()))
-				e.bytes([]byte(f.Name))
+				e.string(f.Name)
 				e.bytes(sum[:])
 				continue
 			}
@@ -334,7 +348,7 @@ func (e fpEncoder) value(name string, v reflect.Value) {
 			e.value("", v.Index(i))
 		}
 	case reflect.String:
-		e.bytes([]byte(v.String()))
+		e.string(v.String())
 	case reflect.Bool:
 		e.bytes([]byte(fmt.Sprint(v.Bool())))
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:

@@ -653,7 +653,8 @@ func (l *loader) internLabels(m map[string]string) map[string]string {
 // differ in their URL alone. Options are read-only once built.
 func (l *loader) internHTTP(o *httpprobe.Options) *httpprobe.Options {
 	h := fnv.New64a()
-	fpEncoder{h: h}.value("", reflect.ValueOf(o))
+	e := fpEncoder{h: h}
+	e.value("", reflect.ValueOf(o))
 	key := h.Sum64()
 	for _, in := range l.http[key] {
 		if reflect.DeepEqual(in, o) {
