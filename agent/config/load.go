@@ -43,12 +43,12 @@ type loader struct {
 	lookupEnv func(string) (string, bool)
 	hostname  func() (string, error)
 	c         collector
-	// labels interns targets' label maps: targets of a team file usually
-	// carry the same few labels, and a map per target was 300 bytes of
-	// every target (3 MB at 10k).
-	labels map[string]map[string]string
-	// http interns HTTP options (see internHTTP), by a hash of their content.
-	http map[uint64][]*httpprobe.Options
+	// labels and http intern (see interned) targets' label maps and HTTP
+	// options without URL: the targets of a team file usually carry the
+	// same few labels and differ in their URL alone, and a copy per target
+	// was 300 and 384 bytes of every target (6.6 MB at 10k).
+	labels map[uint64][]map[string]string
+	http   map[uint64][]*httpprobe.Options
 }
 
 // source is one parsed file.

@@ -138,7 +138,7 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 				t.Labels[k] = labels[k]
 			}
 		}
-		t.Labels = l.internLabels(t.Labels)
+		t.Labels = interned(&l.labels, t.Labels)
 	}
 
 	// Network.
@@ -178,7 +178,7 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	case TypeHTTP:
 		o := sc.buildHTTP(ts, nt)
 		t.url, o.URL = o.URL, ""
-		t.http = l.internHTTP(o)
+		t.http = interned(&l.http, o)
 	case TypeTLS:
 		t.TLS = sc.buildTLS(ts, nt)
 	case TypeDNS:
@@ -627,43 +627,22 @@ func (sc scope) buildTCP(ts *targetSchema, nt probe.Net) *tcpprobe.Options {
 	return o
 }
 
-// internLabels returns the loader's one map with m's content, m itself the
-// first time. Label maps are read-only once built.
-func (l *loader) internLabels(m map[string]string) map[string]string {
-	var b strings.Builder
-	for _, k := range sortedKeys(m) {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(m[k])
-		b.WriteByte(0)
-	}
-	key := b.String()
-	if in, ok := l.labels[key]; ok {
-		return in
-	}
-	if l.labels == nil {
-		l.labels = map[string]map[string]string{}
-	}
-	l.labels[key] = m
-	return m
-}
-
-// internHTTP returns the loader's one copy of HTTP options equal to o
-// (URL-less), o itself the first time: targets of a team file usually
-// differ in their URL alone. Options are read-only once built.
-func (l *loader) internHTTP(o *httpprobe.Options) *httpprobe.Options {
+// interned returns the value in tab equal to v (by content: a hash of it,
+// confirmed with reflect.DeepEqual), v itself the first time. What the
+// loader interns (label maps, HTTP options) is read-only once built.
+func interned[T any](tab *map[uint64][]T, v T) T {
 	h := fnv.New64a()
 	e := fpEncoder{h: h}
-	e.value("", reflect.ValueOf(o))
+	e.value("", reflect.ValueOf(v))
 	key := h.Sum64()
-	for _, in := range l.http[key] {
-		if reflect.DeepEqual(in, o) {
+	for _, in := range (*tab)[key] {
+		if reflect.DeepEqual(in, v) {
 			return in
 		}
 	}
-	if l.http == nil {
-		l.http = map[uint64][]*httpprobe.Options{}
+	if *tab == nil {
+		*tab = map[uint64][]T{}
 	}
-	l.http[key] = append(l.http[key], o)
-	return o
+	(*tab)[key] = append((*tab)[key], v)
+	return v
 }
