@@ -248,15 +248,16 @@ func (a *Agent) Confirm(ctx context.Context, name string) (cluster.Observation, 
 		return cluster.Observation{}, false
 	}
 	st.mu.Lock()
-	last := st.last
+	if last := st.last; last != nil && time.Since(last.At.Add(last.Duration)) < reuseFor {
+		st.mu.Unlock()
+		return a.observation(st), true
+	}
+	// Taken before asking for a probe, so that its result cannot slip by.
 	if st.waiters == nil {
 		st.waiters = make(chan struct{})
 	}
 	wait := st.waiters
 	st.mu.Unlock()
-	if last != nil && time.Since(last.At.Add(last.Duration)) < reuseFor {
-		return a.observation(st), true
-	}
 	if !a.sched.RunNow(a.probeCtx, name) && !a.sched.Has(name) {
 		// Not ours to schedule (we are the next-ranked agent for a suspect
 		// assignee): probe once directly.
