@@ -71,17 +71,18 @@ const maxChains = 20000
 type chainKey [32]byte
 
 // chain returns the description of the chain whose certificates hash to
-// sums, building it the first time, and the chain's key.
+// sums, building it the first time, and the chain's key (zero, and not
+// computed, without a Shared: nothing is looked up by it then).
 func (s *Shared) chain(sums [][32]byte, build func() []Cert) ([]Cert, chainKey) {
+	var key chainKey
+	if s == nil {
+		return build(), key
+	}
 	h := sha256.New()
 	for _, sum := range sums {
 		h.Write(sum[:])
 	}
-	var key chainKey
 	h.Sum(key[:0])
-	if s == nil {
-		return build(), key
-	}
 	return s.get(key, func() any { return build() }, s.bounded).([]Cert), key
 }
 
