@@ -31,7 +31,7 @@ const (
 	ReasonConnectError   Reason = "connect_error"   // any other dial failure (no route, source address)
 	ReasonTimeout        Reason = "timeout"         // the probe's deadline passed
 	ReasonTLSHandshake   Reason = "tls_handshake"   // handshake failed (protocol, alert, reset)
-	ReasonCertExpiring   Reason = "cert_expiring"   // valid chain, but expires within min_days_left
+	ReasonCertExpiring   Reason = "cert_expiring"   // a warning, not a failure: valid chain, but expires within min_days_left
 	ReasonCertExpired    Reason = "cert_expired"    // a certificate of the chain is past NotAfter
 	ReasonCertInvalid    Reason = "cert_invalid"    // unknown authority, wrong host name, bad chain
 	ReasonStatusMismatch Reason = "status_mismatch" // HTTP status not in valid_status
@@ -67,8 +67,11 @@ type Phase struct {
 // Result is the outcome of one probe. It is a value: probers allocate it,
 // nobody mutates it after Probe returns.
 type Result struct {
-	OK       bool          `json:"ok"`
-	Reason   Reason        `json:"reason,omitempty"`
+	OK     bool   `json:"ok"`
+	Reason Reason `json:"reason,omitempty"`
+	// Warning is set on a successful probe that found something to fix
+	// before it fails (cert_expiring); Message then says what.
+	Warning  Reason        `json:"warning,omitempty"`
 	Message  string        `json:"message,omitempty"` // human detail, e.g. the underlying error
 	At       time.Time     `json:"at"`                // when the probe started
 	Duration time.Duration `json:"duration_ns"`       // wall time of the whole probe

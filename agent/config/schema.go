@@ -26,6 +26,7 @@ type fileSchema struct {
 	Defaults    defaultsSchema      `toml:"defaults"`
 	Exporter    exporterSchema      `toml:"exporter"`
 	SLO         sloSchema           `toml:"slo"`
+	Alerting    alertingSchema      `toml:"alerting"`
 	Target      []targetSchema      `toml:"target"`
 	Maintenance []maintenanceSchema `toml:"maintenance"`
 }
@@ -36,6 +37,10 @@ type agentSchema struct {
 	Region   opt[string] `toml:"region"`    // region this agent probes from; default "default"
 	Listen   opt[string] `toml:"listen"`    // host:port of the HTTP server (/metrics, API, status page); default 127.0.0.1:9115
 	SourceIP opt[string] `toml:"source_ip"` // local IP address probes are sent from; default: any
+	// external_url: the URL people reach this agent's status page at, for
+	// links in alerts (generatorURL); default http(s)://<listen>, with the
+	// host name when listen is a wildcard address.
+	ExternalURL opt[string] `toml:"external_url"`
 }
 
 // clusterSchema is [cluster]: gossip membership.
@@ -85,6 +90,19 @@ type exporterSchema struct {
 type sloSchema struct {
 	Objective opt[float64] `toml:"objective"` // success ratio objective, in (0,1); default 0.999
 	Window    opt[string]  `toml:"window"`    // SLO window; default 28d
+}
+
+// alertingSchema is [alerting]: the leader of a target sends VantageTargetDown
+// straight to Alertmanager (API v2) when the quorum calls the target down.
+type alertingSchema struct {
+	Alertmanagers   opt[[]string]          `toml:"alertmanagers"`     // Alertmanager base URLs (http://am-1:9093); every alert goes to each; empty: no direct alerting
+	ResendInterval  opt[string]            `toml:"resend_interval"`   // re-send active alerts this often; default 1m
+	Timeout         opt[string]            `toml:"timeout"`           // per request; default 10s
+	ExternalLabels  opt[map[string]string] `toml:"external_labels"`   // added to every alert: set them to Prometheus' external_labels, so both paths raise one alert
+	BasicAuth       *basicAuthSchema       `toml:"basic_auth"`        // { username, password_file | password_env }
+	BearerTokenFile opt[string]            `toml:"bearer_token_file"` // file holding a bearer token
+	BearerTokenEnv  opt[string]            `toml:"bearer_token_env"`  // environment variable holding a bearer token
+	tlsClientSchema                        // ca_file, cert_file, key_file, server_name, insecure_skip_verify
 }
 
 // targetSchema is one [[target]].
@@ -159,9 +177,10 @@ type basicAuthSchema struct {
 
 // tlsSchema is [target.tls].
 type tlsSchema struct {
-	// min_days_left: fail with cert_expiring when the earliest expiring
-	// certificate of the chain is closer than this many days; default 0,
-	// which only checks that the chain is valid now.
+	// min_days_left: warn (cert_expiring, and the VantageCertExpiringSoon
+	// ticket) when the chain expires in fewer days; the target stays up
+	// while the handshake and verification succeed. Default 0: only check
+	// that the chain is valid now (the rules still warn 14 days ahead).
 	MinDaysLeft opt[int] `toml:"min_days_left"`
 	tlsClientSchema
 }

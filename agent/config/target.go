@@ -22,7 +22,7 @@ import (
 
 // Reserved label names: Vantage's own labels on every series, and the ones
 // Prometheus attaches at scrape or uses for histograms.
-var reservedLabels = []string{"target", "type", "region", "instance", "job", "phase", "result", "le"}
+var reservedLabels = []string{"target", "type", "region", "instance", "job", "phase", "result", "le", "alertname"}
 
 var labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
@@ -22,6 +23,7 @@ type Config struct {
 	Defaults    Defaults
 	Exporter    Exporter
 	SLO         SLO
+	Alerting    Alerting
 	Targets     []*Target // in file order, main file first, then includes in glob order
 	Maintenance []Maintenance
 	// Files are the main file and every included file, for the reload watcher.
@@ -36,7 +38,25 @@ type Agent struct {
 	Region   string     // default: "default"
 	Listen   string     // default: 127.0.0.1:9115
 	SourceIP netip.Addr // zero: any
+	// ExternalURL is where people reach this agent's HTTP server (no
+	// trailing slash): alerts link to the status page through it.
+	ExternalURL string
 }
+
+// Alerting is the [alerting] table. Alertmanagers empty: no direct alerting.
+type Alerting struct {
+	Alertmanagers  []string      // base URLs; every alert goes to each
+	ResendInterval time.Duration // default 1m
+	Timeout        time.Duration // default 10s
+	ExternalLabels map[string]string
+	TLS            probe.TLSOptions
+	// Credentials, read at load from files or the environment.
+	BasicAuthUser, BasicAuthPassword string
+	BearerToken                      string
+}
+
+// Enabled reports whether the agent sends alerts itself.
+func (a *Alerting) Enabled() bool { return len(a.Alertmanagers) > 0 }
 
 // Cluster is the [cluster] table.
 type Cluster struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +29,8 @@ const (
 	defaultObjective = 0.999
 	defaultWindow    = 28 * 24 * time.Hour // four whole weeks: every weekday equally often
 	minInterval      = time.Second         // below this, probes become load
+	defaultResend    = time.Minute         // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
+	defaultAMTimeout = 10 * time.Second    // Prometheus' Alertmanager timeout
 )
 
 // scope is a table being validated: where its keys are and how errors name them.
@@ -275,6 +278,9 @@ func (l *loader) build(srcs []*source) *Config {
 		cfg.SLO.Window = w
 	}
 
+	l.buildAlerting(root.sub("alerting"), &f.Alerting, &cfg.Alerting)
+	cfg.Agent.ExternalURL = l.externalURL(root.sub("agent"), f.Agent.ExternalURL, cfg)
+
 	// Targets, main file first.
 	first := map[string]Pos{}
 	for _, s := range srcs {
@@ -434,4 +440,144 @@ func (sc scope) secretEnv(key string, o opt[string]) string {
 		sc.errf(ErrSecret, key, "environment variable %q is empty", o.V)
 	}
 	return strings.TrimSpace(v)
+}
+
+// buildAlerting validates [alerting].
+func (l *loader) buildAlerting(sc scope, in *alertingSchema, out *Alerting) {
+	seen := map[string]bool{}
+	for i, raw := range in.Alertmanagers.or(nil) {
+		key := fmt.Sprintf("alertmanagers[%d]", i)
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			sc.errf(ErrInvalid, key, "%q: %v", redactURL(raw), unwrapURL(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			sc.errf(ErrInvalid, key, "%q: scheme must be http or https", redactURL(raw))
+		case u.Host == "":
+			sc.errf(ErrInvalid, key, "%q: no host", redactURL(raw))
+		case u.User != nil:
+			sc.errf(ErrSecret, key, "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", redactURL(raw))
+		case u.RawQuery != "" || u.Fragment != "":
+			sc.errf(ErrInvalid, key, "%q: want a base URL without query or fragment (the agent posts to <url>/api/v2/alerts)", raw)
+		case seen[strings.TrimRight(raw, "/")]:
+			sc.errf(ErrDuplicate, key, "%q is listed twice: every alert would go to it twice", raw)
+		default:
+			if err := checkPort(u); err != nil {
+				sc.errf(ErrInvalid, key, "%q: %v", raw, err)
+				continue
+			}
+			seen[strings.TrimRight(raw, "/")] = true
+			out.Alertmanagers = append(out.Alertmanagers, strings.TrimRight(raw, "/"))
+		}
+	}
+	out.ResendInterval = sc.positive("resend_interval", in.ResendInterval)
+	if out.ResendInterval == 0 {
+		out.ResendInterval = defaultResend
+	}
+	out.Timeout = sc.positive("timeout", in.Timeout)
+	if out.Timeout == 0 {
+		out.Timeout = defaultAMTimeout
+	}
+	for k, v := range in.ExternalLabels.or(nil) {
+		switch {
+		case !labelNameRe.MatchString(k) || strings.HasPrefix(k, "__"):
+			sc.errf(ErrLabel, "external_labels."+k, "%q: not a valid Prometheus label name", k)
+		case k == "alertname" || k == "target" || k == "severity":
+			sc.errf(ErrLabel, "external_labels."+k, "%q is set by the alert itself", k)
+		case v == "":
+			sc.errf(ErrLabel, "external_labels."+k, "empty value: Prometheus drops empty labels, so the two alert paths would differ")
+		default:
+			if out.ExternalLabels == nil {
+				out.ExternalLabels = map[string]string{}
+			}
+			out.ExternalLabels[k] = v
+		}
+	}
+	if ba := in.BasicAuth; ba != nil {
+		bs := sc.sub("basic_auth")
+		if !ba.Username.ok() || ba.Username.V == "" {
+			bs.errf(ErrRequired, "username", "username is required")
+		}
+		out.BasicAuthUser = ba.Username.or("")
+		switch {
+		case ba.PasswordFile.Set && ba.PasswordEnv.Set:
+			bs.errf(ErrConflict, "password_env", "set password_file or password_env, not both")
+		case ba.PasswordFile.Set:
+			out.BasicAuthPassword = bs.secretFile("password_file", ba.PasswordFile)
+		case ba.PasswordEnv.Set:
+			out.BasicAuthPassword = bs.secretEnv("password_env", ba.PasswordEnv)
+		}
+	}
+	switch {
+	case in.BearerTokenFile.Set && in.BearerTokenEnv.Set:
+		sc.errf(ErrConflict, "bearer_token_env", "set bearer_token_file or bearer_token_env, not both")
+	case in.BearerTokenFile.Set:
+		out.BearerToken = sc.secretFile("bearer_token_file", in.BearerTokenFile)
+	case in.BearerTokenEnv.Set:
+		out.BearerToken = sc.secretEnv("bearer_token_env", in.BearerTokenEnv)
+	}
+	if in.BasicAuth != nil && (in.BearerTokenFile.Set || in.BearerTokenEnv.Set) {
+		sc.errf(ErrConflict, "", "basic_auth and bearer_token_* each set Authorization: choose one")
+	}
+	out.TLS = sc.tlsClient(&in.tlsClientSchema)
+	if !out.Enabled() {
+		keys := tlsKeysSet(&in.tlsClientSchema)
+		if in.BasicAuth != nil {
+			keys = append(keys, "basic_auth")
+		}
+		if in.BearerTokenFile.Set || in.BearerTokenEnv.Set {
+			keys = append(keys, "bearer_token_*")
+		}
+		if len(keys) > 0 && !in.Alertmanagers.Set {
+			sc.errf(ErrConflict, "", "%s set but no alertmanagers: nothing would use them", strings.Join(keys, ", "))
+		}
+	}
+}
+
+// checkPort refuses a URL port outside 1-65535 (url.Parse accepts any digits).
+func checkPort(u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1-65535", p)
+	}
+	return nil
+}
+
+// externalURL is [agent].external_url, or one made from listen: the
+// host name stands in for a wildcard address, which nobody can browse to.
+func (l *loader) externalURL(sc scope, o opt[string], cfg *Config) string {
+	if o.ok() && o.V != "" {
+		u, err := url.Parse(o.V)
+		switch {
+		case err != nil:
+			sc.errf(ErrInvalid, "external_url", "%q: %v", o.V, unwrapURL(err))
+		case u.Scheme != "http" && u.Scheme != "https":
+			sc.errf(ErrInvalid, "external_url", "%q: scheme must be http or https", o.V)
+		case u.Host == "":
+			sc.errf(ErrInvalid, "external_url", "%q: no host", o.V)
+		default:
+			return strings.TrimRight(o.V, "/")
+		}
+		return ""
+	}
+	scheme := "http"
+	if cfg.Exporter.TLSCertFile != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(cfg.Agent.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		if h, err := l.hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "localhost"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -200,8 +200,11 @@ func ms(d time.Duration) string {
 // printResult is the one-glance summary an on-call engineer reads.
 func printResult(w io.Writer, kind, name string, r *probe.Result) {
 	verdict := "OK"
-	if !r.OK {
+	switch {
+	case !r.OK:
 		verdict = "FAIL " + string(r.Reason)
+	case r.Warning != "":
+		verdict = "OK, WARN " + string(r.Warning)
 	}
 	fmt.Fprintf(w, "%s %s: %s in %s\n", kind, name, verdict, ms(r.Duration))
 	if r.Message != "" {

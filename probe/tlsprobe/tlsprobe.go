@@ -66,16 +66,19 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	if _, reason, msg := p.hs.Handshake(ctx, conn, &r); reason != probe.ReasonNone {
 		return probe.Finish(r.Fail(reason, msg))
 	}
+	r.OK = true
 	if p.o.MinDaysLeft > 0 {
+		// A certificate that expires soon is a warning, not a failure: the
+		// endpoint answers, so the target is up and nobody is paged; the
+		// expiry raises its own alert (a ticket) from the exported date.
 		if reason, msg := checkExpiry(r.TLS, p.o.MinDaysLeft, time.Now()); reason != probe.ReasonNone {
-			return probe.Finish(r.Fail(reason, msg))
+			r.Warning, r.Message = reason, msg
 		}
 	}
-	r.OK = true
 	return probe.Finish(r)
 }
 
-// checkExpiry fails with cert_expiring when the chain expires fewer than
+// checkExpiry warns with cert_expiring when the chain expires fewer than
 // minDaysLeft days after now. The date that counts is the expiry of the
 // verified chain (the earliest NotAfter along it, the latest such date when
 // several chains verify): that is when clients start failing, and an unused

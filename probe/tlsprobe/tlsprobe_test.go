@@ -179,6 +179,19 @@ func TestServerNameOverride(t *testing.T) {
 	}
 }
 
+// wantWarn checks a probe that succeeded with a warning.
+func wantWarn(t *testing.T, r probe.Result, warning probe.Reason) {
+	t.Helper()
+	if !r.OK || r.Warning != warning {
+		t.Fatalf("OK %v reason %q warning %q (%s), want success with warning %q", r.OK, r.Reason, r.Warning, r.Message, warning)
+	}
+	if r.Message == "" {
+		t.Fatalf("warning %q without a message", r.Warning)
+	}
+}
+
+// An expiring certificate is a warning: the endpoint answers, so the probe
+// succeeds (the target stays up) and says how long is left.
 func TestExpiringSoon(t *testing.T) {
 	f := newFixture(t)
 	leaf := f.leaf(probetest.Days(5), "localhost")
@@ -186,7 +199,7 @@ func TestExpiringSoon(t *testing.T) {
 	o := f.options(localhost(s.Addr))
 	o.MinDaysLeft = 14
 	r := run(newProber(t, o), 10*time.Second)
-	wantFail(t, r, probe.ReasonCertExpiring)
+	wantWarn(t, r, probe.ReasonCertExpiring)
 	if !strings.Contains(r.Message, "expires in 4.9 days") && !strings.Contains(r.Message, "expires in 5.0 days") {
 		t.Errorf("message %q does not say how many days are left", r.Message)
 	}
@@ -198,12 +211,12 @@ func TestExpiringSoon(t *testing.T) {
 	}
 
 	o.MinDaysLeft = 3
-	if r := run(newProber(t, o), 10*time.Second); !r.OK {
-		t.Fatalf("5 days left with min_days_left 3: %s %s", r.Reason, r.Message)
+	if r := run(newProber(t, o), 10*time.Second); !r.OK || r.Warning != "" {
+		t.Fatalf("5 days left with min_days_left 3: %s %s %s", r.Reason, r.Warning, r.Message)
 	}
 	o.MinDaysLeft = 0 // disabled
-	if r := run(newProber(t, o), 10*time.Second); !r.OK {
-		t.Fatalf("min_days_left 0: %s %s", r.Reason, r.Message)
+	if r := run(newProber(t, o), 10*time.Second); !r.OK || r.Warning != "" {
+		t.Fatalf("min_days_left 0: %s %s %s", r.Reason, r.Warning, r.Message)
 	}
 }
 
@@ -273,7 +286,7 @@ func TestInsecureSkipVerify(t *testing.T) {
 	// Expiry is still watched without verification.
 	o.MinDaysLeft = 14
 	r = run(newProber(t, o), 10*time.Second)
-	wantFail(t, r, probe.ReasonCertExpiring)
+	wantWarn(t, r, probe.ReasonCertExpiring)
 	if !strings.Contains(r.Message, "expired 1.0 days ago") {
 		t.Errorf("message %q", r.Message)
 	}
