@@ -235,7 +235,7 @@ query = "example.com"
 	if d.Transport != "udp" || d.Record != "A" || !slices.Equal(d.ValidRcodes, []string{"NOERROR"}) || !d.Recursion || d.UDPSize != 0 {
 		t.Errorf("dns defaults: %+v", d)
 	}
-	if tl := cfg.Target("own-everything").TLS; tl.MinDaysLeft != 0 || tl.Address != "c:443" {
+	if tl := cfg.Target("own-everything").TLS; tl.MinDaysLeft != DefaultCertDays || tl.Address != "c:443" {
 		t.Errorf("tls: %+v", tl)
 	}
 	if tc := cfg.Target("own-interval").TCP; tc.ReadLimit != 4096 || tc.UseTLS {

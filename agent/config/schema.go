@@ -179,8 +179,8 @@ type basicAuthSchema struct {
 type tlsSchema struct {
 	// min_days_left: warn (cert_expiring, and the VantageCertExpiringSoon
 	// ticket) when the chain expires in fewer days; the target stays up
-	// while the handshake and verification succeed. Default 0: only check
-	// that the chain is valid now (the rules still warn 14 days ahead).
+	// while the handshake and verification succeed. 0: only check
+	// that the chain is valid now. Default 14.
 	MinDaysLeft opt[int] `toml:"min_days_left"`
 	tlsClientSchema
 }

@@ -28,6 +28,12 @@ var labelNameRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // Defaults of the protocol tables, each with why.
 const (
+	// DefaultCertDays is how many days before its certificate expires a
+	// target that speaks TLS warns (cert_expiring) and raises the
+	// VantageCertExpiringSoon ticket, unless a tls target sets its own
+	// min_days_left: two weeks leave time to renew by hand when automation
+	// fails.
+	DefaultCertDays = 14
 	defaultMaxRedirects = 10      // browsers give up around 20; 10 catches loops fast
 	defaultMaxBodyBytes = 1 << 20 // health pages are small; bounds memory per probe
 	defaultReadLimit    = 4096    // a banner or a short reply; bounds memory per probe
@@ -489,7 +495,7 @@ func (sc scope) buildTLS(ts *targetSchema, nt probe.Net) *tlsprobe.Options {
 		t = &tlsSchema{}
 	}
 	s := sc.sub("tls")
-	o.MinDaysLeft = s.atLeast("min_days_left", t.MinDaysLeft, 0, 0)
+	o.MinDaysLeft = s.atLeast("min_days_left", t.MinDaysLeft, 0, DefaultCertDays)
 	o.TLS = s.tlsClient(&t.tlsClientSchema)
 	return o
 }

@@ -6,6 +6,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/probe"
@@ -169,6 +170,31 @@ func (t *Target) HTTP() *httpprobe.Options {
 func (t *Target) SetHTTP(o httpprobe.Options) {
 	t.url, o.URL = o.URL, ""
 	t.http = &o
+}
+
+// CertWarnDays is how many days before the certificate it is shown
+// expires the target warns: a tls target's min_days_left (0 disables),
+// DefaultCertDays for other targets that speak TLS (https URLs, TCP with
+// tls, DNS over TLS, HTTPS or QUIC), 0 for targets that see no certificate.
+func (t *Target) CertWarnDays() int {
+	switch {
+	case t.TLS != nil:
+		return max(t.TLS.MinDaysLeft, 0)
+	case t.http != nil:
+		if len(t.url) >= 8 && strings.EqualFold(t.url[:8], "https://") {
+			return DefaultCertDays
+		}
+	case t.TCP != nil:
+		if t.TCP.UseTLS {
+			return DefaultCertDays
+		}
+	case t.DNS != nil:
+		switch strings.ToLower(t.DNS.Transport) {
+		case "tls", "https", "quic":
+			return DefaultCertDays
+		}
+	}
+	return 0
 }
 
 // Endpoint is what the target points at, for display: URL (with any

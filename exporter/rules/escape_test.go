@@ -90,7 +90,12 @@ func TestHostileValuesEndToEnd(t *testing.T) {
 	}
 	runPromtool(t, "check", "rules", rulesFile)
 
-	series := "vantage_target_up{job=\"vant%age\",instance=\"a:9115\",target=" + strconv.Quote(name) + "}"
+	// The labels reach the alert from the series, never as template text.
+	own := ""
+	for _, k := range []string{"env", "runbook", "severity", "team"} {
+		own += "," + k + "=" + strconv.Quote(labels[k])
+	}
+	series := "vantage_target_up{job=\"vant%age\",instance=\"a:9115\",target=" + strconv.Quote(name) + ",type=\"http\"" + own + "}"
 	failing := "vantage_target_regions_failing{job=\"x.y\",instance=\"a:9115\",target=" + strconv.Quote(name) + "}"
 	var b strings.Builder
 	w := func(ind int, k, v string) { b.WriteString(strings.Repeat(" ", ind) + k + ": " + yamlQuote(v) + "\n") }
@@ -107,7 +112,7 @@ func TestHostileValuesEndToEnd(t *testing.T) {
 	w(14, "severity", labels["severity"])
 	b.WriteString("            exp_annotations:\n")
 	w(14, "summary", name+" is down: failing in 2 of ? regions")
-	w(14, "description", "Vantage's quorum calls the http target "+name+" ("+url+") down: 2 of ? reporting regions"+
+	w(14, "description", "Vantage's quorum calls the http target "+name+" down: 2 of ? reporting regions"+
 		" see it fail and ? must agree. Down since unknown. Each region's latest result and reason: the status page (/)"+
 		" or /api/v1/targets of any agent.")
 	w(14, "runbook_url", labels["runbook"])

@@ -5,11 +5,15 @@
 // isolation, config reloads). docs/alerts.md is the runbook each alert's
 // runbook_url points at.
 //
-// Target alerts are generated one rule per target rather than one rule for
-// all: each needs values only the config knows (its SLO objective, its
-// min_days_left, its labels for routing even when no series carries them,
-// its runbook), and a target's alert must not depend on which labels the
-// agent that happens to lead it exported.
+// The number of rules does not grow with the number of targets: every
+// alert aggregates by target, the target's labels ride on the series the
+// agents export, and per-target thresholds (SLO objective, certificate
+// warning days) are series too (vantage_target_slo_objective,
+// vantage_target_cert_min_days_left) that the rules compare against. The
+// config is read only for the label names to keep on alerts and the SLO
+// window. Prometheus evaluates each rule as one query per interval, so a
+// rule per target (40,000 rules at 10,000 targets) took most of an
+// evaluation interval before a single series existed.
 package rules
 
 import (
@@ -34,12 +38,6 @@ const DefaultRunbookBase = "https://github.com/vantage-probe/vantage/blob/main/d
 // region such as "vantage-eu-west".
 const DefaultJob = "vantage.*"
 
-// DefaultCertDays is how many days before expiry the certificate of a target
-// that speaks TLS but has no min_days_left (https URLs, TCP with tls, DNS over
-// TLS, HTTPS or QUIC) raises VantageCertExpiringSoon: two weeks leaves time to
-// renew by hand when automation fails.
-const DefaultCertDays = 14
-
 // Options tune the generated rules.
 type Options struct {
 	// RunbookBase is prefixed to the lowercased alert name to form
@@ -51,14 +49,11 @@ type Options struct {
 	// so probe_* series of a blackbox_exporter in the same Prometheus are
 	// never mistaken for ours. Default DefaultJob.
 	Job string
-	// CertDays: see DefaultCertDays (0 = default, negative = no certificate
-	// alert for targets without min_days_left).
-	CertDays int
 }
 
 // Alert names, also the headings of docs/alerts.md.
 const (
-	alertTargetDown     = "VantageTargetDown"
+	AlertTargetDown     = "VantageTargetDown"
 	alertVerdictUnknown = "VantageVerdictUnknown"
 	alertFastBurn       = "VantageErrorBudgetFastBurn"
 	alertSlowBurn       = "VantageErrorBudgetSlowBurn"
@@ -71,14 +66,13 @@ const (
 
 // Severities. Outages page; problems that leave days to act open a ticket.
 const (
-	sevPage   = "page"
-	sevTicket = "ticket"
+	SeverityPage = "page"
+	sevTicket    = "ticket"
 )
 
 // Defaults of the [slo] table, for a Config built without the loader.
 const (
-	defaultObjective = 0.999
-	defaultWindow    = 28 * 24 * time.Hour
+	defaultWindow = 28 * 24 * time.Hour
 )
 
 // burn is one window pair of the SRE workbook's multi-window multi-burn-rate
@@ -95,16 +89,27 @@ var (
 	slowBurns = []burn{{24 * time.Hour, 2 * time.Hour, 3}, {72 * time.Hour, 6 * time.Hour, 1}}
 )
 
-// errorRatioWindows are the windows the burn alerts read, all recorded.
-var errorRatioWindows = []time.Duration{
-	5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour,
-}
+// Windows of the error ratio. The short ones are sums over the recorded 5m
+// rates, evaluated every interval; the long ones (and the SLO window) are
+// sums of 4-minute increases recorded every 4 minutes, so a 28-day window
+// reads 10,080 points per target per evaluation, not 161,280. Four minutes,
+// not five: an instant query looks back 5 minutes for a sample, so a
+// recording every 4 always has one.
+var (
+	shortWindows = []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour}
+	longWindows  = []time.Duration{24 * time.Hour, 72 * time.Hour}
+	longInterval = 4 * time.Minute
+)
 
 // Recorded series.
 const (
-	recFailures = "vantage:probe_failures:rate5m"
-	recProbes   = "vantage:probes:rate5m"
-	recBudget   = "vantage:slo_error_budget_remaining:ratio"
+	recFailures     = "vantage:probe_failures:rate5m"
+	recProbes       = "vantage:probes:rate5m"
+	recFailuresLong = "vantage:probe_failures:increase4m"
+	recProbesLong   = "vantage:probes:increase4m"
+	recBudgetRatio  = "vantage:target_error_budget:ratio" // 1 - objective
+	recTargetUp     = "vantage:target_up:min"
+	recBudget       = "vantage:slo_error_budget_remaining:ratio"
 )
 
 func recErrorRatio(w time.Duration) string { return "vantage:probe_error_ratio:rate" + promDuration(w) }
@@ -115,22 +120,22 @@ func recAvailability(w time.Duration) string {
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
-// Own labels never copied onto an alert: runbook becomes runbook_url;
-// severity is chosen per alert; the others are set by the rule itself.
+// reservedLabels are own label names that never become alert labels by
+// aggregation: runbook becomes the runbook_url annotation; the others are
+// Vantage's own or Prometheus'.
 var reservedLabels = map[string]bool{
-	"runbook": true, "severity": true, "alertname": true, "target": true, "type": true, "region": true,
+	"runbook": true, "alertname": true, "target": true, "type": true, "region": true, "instance": true, "job": true,
 }
 
 type gen struct {
 	opts   Options
 	job    string // the job matcher, job=~"..."
 	window time.Duration
-	defObj float64
+	by     string // the labels alerts keep: target, type and the targets' own label names
 }
 
-// Generate returns a Prometheus rule file (YAML) for cfg's targets. It
-// reports every problem it finds (an objective outside (0, 1), an invalid
-// label name, a bad Job regex) at once.
+// Generate returns a Prometheus rule file (YAML) for cfg. It reports every
+// problem it finds (an invalid label name, a bad Job regex) at once.
 func Generate(cfg *config.Config, opts Options) ([]byte, error) {
 	if cfg == nil {
 		return nil, errors.New("rules: nil config")
@@ -141,9 +146,6 @@ func Generate(cfg *config.Config, opts Options) ([]byte, error) {
 	if opts.Job == "" {
 		opts.Job = DefaultJob
 	}
-	if opts.CertDays == 0 {
-		opts.CertDays = DefaultCertDays
-	}
 	var errs []error
 	if _, err := regexp.Compile("^(?:" + opts.Job + ")$"); err != nil {
 		errs = append(errs, fmt.Errorf("rules: job regex %q: %w", opts.Job, err))
@@ -152,20 +154,7 @@ func Generate(cfg *config.Config, opts Options) ([]byte, error) {
 		// Annotation templates carry the selector in a raw string.
 		errs = append(errs, fmt.Errorf("rules: job regex %q: a backquote is not supported", opts.Job))
 	}
-	g := &gen{opts: opts, job: "job=~" + strconv.Quote(opts.Job), window: cfg.SLO.Window, defObj: cfg.SLO.Objective}
-	if g.window <= 0 {
-		g.window = defaultWindow
-	}
-	if g.defObj == 0 {
-		g.defObj = defaultObjective
-	}
-	if !validObjective(g.defObj) {
-		errs = append(errs, fmt.Errorf("rules: slo.objective %v: must be between 0 and 1, exclusive", g.defObj))
-	}
 	for _, t := range cfg.Targets {
-		if o := t.SLOObjective; o != 0 && !validObjective(o) {
-			errs = append(errs, fmt.Errorf("rules: target %q: slo objective %v: must be between 0 and 1, exclusive", t.Name, o))
-		}
 		for _, k := range sortedKeys(t.Labels) {
 			if !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__") {
 				errs = append(errs, fmt.Errorf("rules: target %q: label name %q: not a valid Prometheus label name", t.Name, k))
@@ -175,31 +164,90 @@ func Generate(cfg *config.Config, opts Options) ([]byte, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-
+	g := &gen{opts: opts, job: "job=~" + strconv.Quote(opts.Job), window: cfg.SLO.Window,
+		by: strings.Join(append([]string{"target", "type"}, LabelNames(cfg)...), ", ")}
+	if g.window <= 0 {
+		g.window = defaultWindow
+	}
 	var b bytes.Buffer
 	writeFile(&b, []string{
 		"Prometheus rules for Vantage, generated by `vantage rules` from the agents' config.",
-		"Regenerate after changing targets, their labels, SLO objectives or min_days_left.",
+		"The rules do not grow with the number of targets: regenerate them only when the",
+		"label names targets use, or the [slo] window, change.",
 		"Runbooks: " + opts.RunbookBase + " (see docs/alerts.md).",
-	}, []group{g.targetGroup(cfg), g.sloGroup(cfg), g.certGroup(cfg), g.fleetGroup()})
+	}, []group{g.targetGroup(), g.sloGroup(), g.sloLongGroup(), g.certGroup(), g.fleetGroup()})
 	return b.Bytes(), nil
 }
 
-// validObjective: an objective of 1 leaves no error budget to divide by
-// (and NaN fails both comparisons).
-func validObjective(o float64) bool { return o > 0 && o < 1 }
+// LabelNames are the own label names of cfg's targets that alerts keep
+// (every one but runbook), sorted: the rules aggregate by them, and the
+// agent's direct alerts carry exactly them.
+func LabelNames(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	for _, t := range cfg.Targets {
+		for k := range t.Labels {
+			if !reservedLabels[k] && labelNameRE.MatchString(k) && !strings.HasPrefix(k, "__") {
+				seen[k] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TargetDownLabels are the labels of t's VantageTargetDown alert: exactly
+// those the generated rule's alert carries (before Prometheus adds its
+// external labels), so that Alertmanager merges the agent's direct alert
+// and the rule's into one: alertname, target, type, the target's own
+// labels but runbook, and severity (its own, else page).
+func TargetDownLabels(t *config.Target) map[string]string {
+	out := make(map[string]string, len(t.Labels)+4)
+	for k, v := range t.Labels {
+		if !reservedLabels[k] && v != "" {
+			out[k] = v
+		}
+	}
+	out["alertname"] = AlertTargetDown
+	out["target"] = t.Name
+	out["type"] = t.Type
+	if out["severity"] == "" {
+		out["severity"] = SeverityPage
+	}
+	return out
+}
+
+// RunbookURL is where t's alert links: its runbook label, else the
+// runbook in docs/alerts.md.
+func RunbookURL(t *config.Target, base, alert string) string {
+	if r := t.Labels["runbook"]; r != "" {
+		return r
+	}
+	if base == "" {
+		base = DefaultRunbookBase
+	}
+	return base + strings.ToLower(alert)
+}
 
 // sel is a selector of metric with the job matcher and more matchers.
 func (g *gen) sel(metric string, matchers ...string) string {
 	return metric + "{" + strings.Join(append([]string{g.job}, matchers...), ",") + "}"
 }
 
-func targetMatcher(name string) string { return "target=" + strconv.Quote(name) }
-
 // notInMaintenance ends every target alert: a target in a maintenance window
 // keeps being probed, but nobody should be woken for it.
-func (g *gen) notInMaintenance(name string) string {
-	return "unless on(target) (max by(target) (" + g.sel("vantage_target_maintenance", targetMatcher(name)) + ") == 1)"
+func (g *gen) notInMaintenance() string {
+	return "unless on(target) (max by(target) (" + g.sel("vantage_target_maintenance") + ") == 1)"
+}
+
+// defaultSeverity wraps an alert expression so that a target without a
+// severity label gets sev (label_replace sets it where it is empty).
+func defaultSeverity(expr []string, sev string) []string {
+	out := append([]string{"label_replace("}, expr...)
+	return append(out, `, "severity", "`+sev+`", "severity", "")`)
 }
 
 // tq is a template snippet that queries Prometheus for one value about the
@@ -217,6 +265,21 @@ func (g *gen) tqSel(agg, metric, pipe, fallback string) string {
 	return tq(agg+" ("+metric+"{"+sel+",target=%q})", pipe, fallback)
 }
 
+// runbook is the runbook_url annotation of a target alert: the target's
+// runbook label (read from its verdict series while the annotation
+// renders), else the alert's section of docs/alerts.md.
+func (g *gen) runbook(alert string) string {
+	def := tmplText(g.opts.RunbookBase + strings.ToLower(alert))
+	sel := strings.ReplaceAll(g.job, "%", "%%")
+	return "{{ with printf `max by(runbook) (vantage_target_up{" + sel + ",target=%q})` $labels.target | query }}" +
+		"{{ with . | first | label \"runbook\" }}{{ . }}{{ else }}" + def + "{{ end }}{{ else }}" + def + "{{ end }}"
+}
+
+// fleetRunbook is the runbook_url of an alert about the fleet itself.
+func (g *gen) fleetRunbook(alert string) kv {
+	return kv{"runbook_url", tmplText(g.opts.RunbookBase + strings.ToLower(alert))}
+}
+
 // tmplText makes literal text from the config safe in a label or annotation,
 // both of which Prometheus expands as Go templates: text that contains an
 // action delimiter becomes a template string constant.
@@ -227,134 +290,87 @@ func tmplText(s string) string {
 	return "{{ " + strconv.Quote(s) + " }}"
 }
 
-// targetLabels are the labels of a target's alerts: its own labels (for
-// routing by team and the like), its type, and severity: the target's own
-// `severity` label for alerts that mean users are hurting now (down, fast
-// burn), def otherwise. Problems with days to act (slow burn, certificate,
-// unknown verdict) stay tickets even on a paging target: nobody should be
-// woken for a certificate that expires in two weeks.
-func targetLabels(t *config.Target, def string, ownSeverity bool) []kv {
-	sev := def
-	if s := t.Labels["severity"]; ownSeverity && s != "" {
-		sev = s
-	}
-	out := []kv{{"severity", tmplText(sev)}}
-	for _, k := range sortedKeys(t.Labels) {
-		if !reservedLabels[k] {
-			out = append(out, kv{k, tmplText(t.Labels[k])})
-		}
-	}
-	out = append(out, kv{"type", tmplText(t.Type)})
-	slices.SortFunc(out, func(a, b kv) int { return strings.Compare(a.k, b.k) })
-	return out
-}
-
-func (g *gen) runbook(t *config.Target, alert string) string {
-	if t != nil && t.Labels["runbook"] != "" {
-		return tmplText(t.Labels["runbook"])
-	}
-	return tmplText(g.opts.RunbookBase + strings.ToLower(alert))
-}
-
-// describe names a target for a description: its type and endpoint.
-func describe(t *config.Target) string {
-	s := tmplText(t.Type) + " target {{ $labels.target }}"
-	if e := t.Endpoint(); e != "" {
-		s += " (" + tmplText(e) + ")"
-	}
-	return s
-}
-
-func (g *gen) targetGroup(cfg *config.Config) group {
-	gr := group{name: "vantage.targets", comment: []string{
+func (g *gen) targetGroup() group {
+	failing := g.tqSel("max by(target)", "vantage_target_regions_failing", "", "?")
+	reporting := g.tqSel("max by(target)", "vantage_target_regions_reporting", "", "?")
+	quorum := g.tqSel("max by(target)", "vantage_target_quorum", "", "?")
+	since := g.tqSel("max by(target)", "vantage_target_down_since_timestamp_seconds", " | humanizeTimestamp", "unknown")
+	return group{name: "vantage.targets", comment: []string{
 		"The fleet's verdict on each target, exported by the target's leader agent. Leadership",
 		"moves between agents (and scrape jobs), so series are aggregated by target: min for up,",
 		"so that during a hand-over one leader still saying up cannot hide the other saying down.",
 		"VantageTargetDown has no `for`: the verdict is already debounced (consecutive failures",
 		"per region, then min_regions regions agreeing), so waiting longer only delays the page.",
-	}}
-	for _, t := range cfg.Targets {
-		tm := targetMatcher(t.Name)
-		failing := g.tqSel("max by(target)", "vantage_target_regions_failing", "", "?")
-		reporting := g.tqSel("max by(target)", "vantage_target_regions_reporting", "", "?")
-		quorum := g.tqSel("max by(target)", "vantage_target_quorum", "", "?")
-		since := g.tqSel("max by(target)", "vantage_target_down_since_timestamp_seconds", " | humanizeTimestamp", "unknown")
-		gr.rules = append(gr.rules, rule{
-			alert: alertTargetDown,
-			expr: []string{
-				"min by(target) (" + g.sel("vantage_target_up", tm) + ") == 0",
-				g.notInMaintenance(t.Name),
-			},
-			labels: targetLabels(t, sevPage, true),
+		"Agents with [alerting] send VantageTargetDown to Alertmanager themselves, seconds sooner,",
+		"with the same labels; this rule is the backstop and leaves out the verdicts of leaders",
+		"whose own delivery works (vantage_alerting_healthy 1), so the two paths never disagree",
+		"on when an outage ends.",
+	}, rules: []rule{
+		{record: recTargetUp, expr: []string{"min by(target) (" + g.sel("vantage_target_up") + ")"}},
+		{record: recBudgetRatio, expr: []string{"1 - max by(target) (" + g.sel("vantage_target_slo_objective") + ")"}},
+		{
+			alert: AlertTargetDown,
+			expr: append(defaultSeverity([]string{
+				"min by(" + g.by + ") (",
+				g.sel("vantage_target_up"),
+				"unless on(instance, job) (" + g.sel("vantage_alerting_healthy") + " == 1)",
+				") == 0",
+			}, SeverityPage), g.notInMaintenance()),
 			annotations: []kv{
 				{"summary", "{{ $labels.target }} is down: failing in " + failing + " of " + reporting + " regions"},
-				{"description", "Vantage's quorum calls the " + describe(t) + " down: " + failing + " of " + reporting +
+				{"description", "Vantage's quorum calls the {{ $labels.type }} target {{ $labels.target }} down: " + failing + " of " + reporting +
 					" reporting regions see it fail and " + quorum + " must agree. Down since " + since +
 					". Each region's latest result and reason: the status page (/) or /api/v1/targets of any agent."},
-				{"runbook_url", g.runbook(t, alertTargetDown)},
+				{"runbook_url", g.runbook(AlertTargetDown)},
 			},
-		})
-	}
-	for _, t := range cfg.Targets {
-		tm := targetMatcher(t.Name)
-		reporting := g.tqSel("max by(target)", "vantage_target_regions_reporting", "", "?")
-		quorum := g.tqSel("max by(target)", "vantage_target_quorum", "", "?")
-		gr.rules = append(gr.rules, rule{
+		},
+		{
 			alert: alertVerdictUnknown,
 			expr: []string{
-				"max by(target) (" + g.sel("vantage_target_verdict_unknown", tm) + ") == 1",
-				g.notInMaintenance(t.Name),
+				"max by(" + g.by + ") (" + g.sel("vantage_target_verdict_unknown") + ") == 1",
+				g.notInMaintenance(),
 			},
 			forDur: 5 * time.Minute,
-			labels: targetLabels(t, sevTicket, false),
+			labels: []kv{{"severity", sevTicket}},
 			annotations: []kv{
 				{"summary", "{{ $labels.target }}: too few regions report to tell whether it is up"},
-				{"description", "Too few regions have fresh results for the " + describe(t) + " to decide: " + reporting +
+				{"description", "Too few regions have fresh results for the {{ $labels.type }} target {{ $labels.target }} to decide: " + reporting +
 					", where " + quorum + " are needed, so an outage would go unnoticed. Agents or whole regions are" +
 					" probably missing: see VantageAgentMissing and VantageRegionMissing."},
-				{"runbook_url", g.runbook(t, alertVerdictUnknown)},
+				{"runbook_url", g.runbook(alertVerdictUnknown)},
 			},
-		})
-	}
-	return gr
-}
-
-func (g *gen) objective(t *config.Target) float64 {
-	if t.SLOObjective != 0 {
-		return t.SLOObjective
-	}
-	return g.defObj
+		},
+	}}
 }
 
 func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-// fmtPercent renders 0.999 as "99.9%", without float noise.
-func fmtPercent(f float64) string { return strconv.FormatFloat(f*100, 'f', -1, 32) + "%" }
-
-func (g *gen) sloGroup(cfg *config.Config) group {
-	w := promDuration(g.window)
-	gr := group{name: "vantage.slo", comment: []string{
-		"SLI: the share of probes that failed, over every region that probes a target. Failures",
-		"seen by an agent that marked its region isolated, and a target's probes during maintenance,",
-		"are left out, as the verdict leaves them out. The longer windows are built from the",
-		"recorded 5m rates (ratios of sums, so each window weighs every probe once), which is",
-		"cheap, but also means a window covers at most the time since these rules were loaded.",
-		"Burn alerts: the SRE workbook's multi-window, multi-burn-rate alerts (fast 14.4x over 1h",
-		"and 5m or 6x over 6h and 30m; slow 3x over 1d and 2h or 1x over 3d and 6h).",
-	}}
+// sli is the SLI's sum over every region that probes a target, by target and
+// its labels: failures seen by an agent that marked its region isolated,
+// and a target's probes during maintenance, are left out, as the verdict
+// leaves them out.
+func (g *gen) sli(inner string) []string {
 	notIsolated := "unless on(instance, job) (" + g.sel("vantage_region_isolated") + " == 1)"
-	notMaint := "unless on(target) (max by(target) (" + g.sel("vantage_target_maintenance") + ") == 1)"
+	return []string{"sum by(" + g.by + ") (" + inner + " " + notIsolated + ")", g.notInMaintenance()}
+}
+
+func (g *gen) sloGroup() group {
+	gr := group{name: "vantage.slo", comment: []string{
+		"SLI: the share of probes that failed, over every region that probes a target. The",
+		"windows up to 6h are sums of the recorded 5m rates (ratios of sums, so each window weighs",
+		"every probe once); a window covers at most the time since these rules were loaded.",
+		"VantageErrorBudgetFastBurn is the SRE workbook's fast pair (14.4x over 1h and 5m, 6x over",
+		"6h and 30m) against each target's objective (vantage_target_slo_objective). It pages for",
+		"failures the quorum did not call an outage (errors in one region at a time, a share of",
+		"requests failing): an outage pages once, as VantageTargetDown, so burn from it is left",
+		"out while the target is down and for the short window after (Alertmanager's inhibit",
+		"rule from `vantage rules -alertmanager` covers the moments between two evaluations).",
+	}}
 	gr.rules = append(gr.rules,
-		rule{record: recFailures, expr: []string{
-			"sum by(target) (rate(" + g.sel("vantage_probes_total", `result="failure"`) + "[5m]) " + notIsolated + ")",
-			notMaint,
-		}},
-		rule{record: recProbes, expr: []string{
-			"sum by(target) (rate(" + g.sel("vantage_probes_total") + "[5m]) " + notIsolated + ")",
-			notMaint,
-		}},
+		rule{record: recFailures, expr: g.sli("rate(" + g.sel("vantage_probes_total", `result="failure"`) + "[5m])")},
+		rule{record: recProbes, expr: g.sli("rate(" + g.sel("vantage_probes_total") + "[5m])")},
 	)
-	for _, win := range errorRatioWindows {
+	for _, win := range shortWindows {
 		r := rule{record: recErrorRatio(win)}
 		if win == 5*time.Minute {
 			r.expr = []string{recFailures + " / " + recProbes}
@@ -364,71 +380,69 @@ func (g *gen) sloGroup(cfg *config.Config) group {
 		}
 		gr.rules = append(gr.rules, r)
 	}
-	gr.rules = append(gr.rules, rule{record: recAvailability(g.window), expr: []string{
-		"1 - (sum_over_time(" + recFailures + "[" + w + "]) / sum_over_time(" + recProbes + "[" + w + "]))",
-	}})
-
-	// Budget remaining needs each target's objective: one rule per distinct
-	// objective, its targets in one regex.
-	byObj := map[float64][]string{}
-	var objs []float64
-	for _, t := range cfg.Targets {
-		o := g.objective(t)
-		if byObj[o] == nil {
-			objs = append(objs, o)
-		}
-		byObj[o] = append(byObj[o], t.Name)
-	}
-	slices.Sort(objs)
-	for _, o := range objs {
-		gr.rules = append(gr.rules, rule{
-			record: recBudget,
-			expr: []string{"1 - (1 - " + recAvailability(g.window) + "{" + targetsMatcher(byObj[o]) + "})",
-				"/ (1 - " + fmtFloat(o) + ")"},
-			labels: []kv{{"slo_objective", fmtFloat(o)}},
-		})
-	}
-
-	for _, t := range cfg.Targets {
-		gr.rules = append(gr.rules, g.burnAlert(t, true))
-	}
-	for _, t := range cfg.Targets {
-		gr.rules = append(gr.rules, g.burnAlert(t, false))
-	}
+	gr.rules = append(gr.rules, g.burnAlert(true))
 	return gr
 }
 
-// targetsMatcher matches exactly the named targets.
-func targetsMatcher(names []string) string {
-	if len(names) == 1 {
-		return targetMatcher(names[0])
+func (g *gen) sloLongGroup() group {
+	w := promDuration(g.window)
+	gr := group{name: "vantage.slo.long", interval: longInterval, comment: []string{
+		"The long windows and the SLO window, from increases recorded every 4 minutes (cheap to",
+		"sum over days). VantageErrorBudgetSlowBurn is the workbook's slow pair (3x over 1d and",
+		"2h, 1x over 3d and 6h): a ticket. The error budget left is 1 - (1 - availability) /",
+		"(1 - objective) over the [slo] window.",
+	}}
+	gr.rules = append(gr.rules,
+		rule{record: recFailuresLong, expr: g.sli("increase(" + g.sel("vantage_probes_total", `result="failure"`) + "[4m])")},
+		rule{record: recProbesLong, expr: g.sli("increase(" + g.sel("vantage_probes_total") + "[4m])")},
+	)
+	for _, win := range longWindows {
+		d := promDuration(win)
+		gr.rules = append(gr.rules, rule{record: recErrorRatio(win),
+			expr: []string{"sum_over_time(" + recFailuresLong + "[" + d + "]) / sum_over_time(" + recProbesLong + "[" + d + "])"}})
 	}
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = regexp.QuoteMeta(n)
-	}
-	return "target=~" + strconv.Quote(strings.Join(q, "|"))
+	gr.rules = append(gr.rules,
+		rule{record: recAvailability(g.window), expr: []string{
+			"1 - (sum_over_time(" + recFailuresLong + "[" + w + "]) / sum_over_time(" + recProbesLong + "[" + w + "]))",
+		}},
+		rule{record: recBudget, expr: []string{
+			"1 - (1 - " + recAvailability(g.window) + ") / on(target) group_left() " + recBudgetRatio,
+		}},
+		g.burnAlert(false),
+	)
+	return gr
 }
 
-// burnAlert is one target's fast (paging) or slow (ticket) burn alert.
-func (g *gen) burnAlert(t *config.Target, fast bool) rule {
-	alert, burns, sev, speed := alertSlowBurn, slowBurns, sevTicket, "slowly"
+// burnAlert is the fast (paging) or slow (ticket) burn alert of every target.
+func (g *gen) burnAlert(fast bool) rule {
+	alert, burns, speed := alertSlowBurn, slowBurns, "slowly"
 	if fast {
-		alert, burns, sev, speed = alertFastBurn, fastBurns, sevPage, "fast"
+		alert, burns, speed = alertFastBurn, fastBurns, "fast"
 	}
-	o := g.objective(t)
-	tm := "{" + targetMatcher(t.Name) + "}"
 	var expr []string
 	for i, b := range burns {
-		thr := " > (" + fmtFloat(b.factor) + " * (1 - " + fmtFloat(o) + "))"
+		thr := " > on(target) group_left() (" + fmtFloat(b.factor) + " * " + recBudgetRatio + ")"
 		open := "or ("
 		if i == 0 {
 			open = "(("
 		}
-		expr = append(expr, open+recErrorRatio(b.long)+tm+thr, "and "+recErrorRatio(b.short)+tm+thr+")")
+		expr = append(expr, open+recErrorRatio(b.long)+thr, "and "+recErrorRatio(b.short)+thr)
+		if fast {
+			// The outage that paged as VantageTargetDown is not burn to
+			// page about again: not while the target is down, nor for the
+			// short window after, which it keeps above the threshold.
+			expr = append(expr, "unless on(target) (min_over_time("+recTargetUp+"["+promDuration(b.short)+"]) == 0)")
+		}
+		expr[len(expr)-1] += ")"
 	}
 	expr[len(expr)-1] += ")"
-	expr = append(expr, g.notInMaintenance(t.Name))
+	var labels []kv
+	if fast {
+		expr = defaultSeverity(expr, SeverityPage)
+	} else {
+		labels = []kv{{"severity", sevTicket}}
+	}
+	expr = append(expr, g.notInMaintenance())
 
 	var pairs []string
 	for _, b := range burns {
@@ -440,21 +454,50 @@ func (g *gen) burnAlert(t *config.Target, fast bool) rule {
 		lasts = "the " + promDuration(g.window) + " error budget runs out before the window ends at that rate"
 	}
 	budget := tq(recBudget+"{target=%q}", " | humanizePercentage", "unknown")
+	objective := g.tqSel("max by(target)", "vantage_target_slo_objective", " | humanizePercentage", "its")
 	return rule{
 		alert: alert,
 		expr:  expr,
 		// No `for`: the short window already keeps a brief blip from firing
 		// it and makes it resolve soon after the burning stops.
-		labels: targetLabels(t, sev, fast),
+		labels: labels,
 		annotations: []kv{
 			{"summary", "{{ $labels.target }} is burning its error budget " + speed},
-			{"description", "{{ $value | humanizePercentage }} of the probes of the " + describe(t) + " failed over the last " +
-				promDuration(burns[0].long) + " or " + promDuration(slowest.long) + ", against the " + fmtPercent(1-o) +
-				" its " + fmtPercent(o) + " objective allows (" + strings.Join(pairs, " or ") + "): " + lasts +
+			{"description", "{{ $value | humanizePercentage }} of the probes of the {{ $labels.type }} target {{ $labels.target }} failed over the last " +
+				promDuration(burns[0].long) + " or " + promDuration(slowest.long) + ", more than its " + objective +
+				" objective allows (" + strings.Join(pairs, " or ") + " the budget): " + lasts +
 				". Error budget left: " + budget + "."},
-			{"runbook_url", g.runbook(t, alert)},
+			{"runbook_url", g.runbook(alert)},
 		},
 	}
+}
+
+func (g *gen) certGroup() group {
+	at := g.tqSel("min by(target)", "probe_ssl_earliest_cert_expiry", " | humanizeTimestamp", "unknown")
+	days := g.tqSel("max by(target)", "vantage_target_cert_min_days_left", "", "?")
+	return group{name: "vantage.certificates", comment: []string{
+		"The earliest-expiring certificate any region was shown (min over regions: a load",
+		"balancer may serve an old certificate from some of its nodes only), against each target's",
+		"warning days (vantage_target_cert_min_days_left: a tls target's min_days_left, 14 for",
+		"other targets that speak TLS). A ticket: the target stays up while its certificate is",
+		"valid. `for` rides out a region that briefly sees another certificate during a rollout.",
+	}, rules: []rule{{
+		alert: alertCert,
+		expr: []string{
+			"(min by(" + g.by + ") (" + g.sel("probe_ssl_earliest_cert_expiry") + ") - time())",
+			"< on(target) group_left() (86400 * max by(target) (" + g.sel("vantage_target_cert_min_days_left") + "))",
+			g.notInMaintenance(),
+		},
+		forDur: 10 * time.Minute,
+		labels: []kv{{"severity", sevTicket}},
+		annotations: []kv{
+			{"summary", "{{ $labels.target }}: TLS certificate {{ if ge $value 0.0 }}expires in {{ $value | humanizeDuration }}{{ else }}has expired{{ end }}"},
+			{"description", "The certificate chain the {{ $labels.type }} target {{ $labels.target }} presents has its earliest expiry at " + at +
+				", within its " + days + " days of warning. Renew the certificate and deploy the new chain everywhere; the alert" +
+				" resolves once every region has seen it."},
+			{"runbook_url", g.runbook(alertCert)},
+		},
+	}}}
 }
 
 // humanDuration renders d as days, hours and minutes ("4d 16h").
@@ -475,74 +518,8 @@ func humanDuration(d time.Duration) string {
 	return strings.Join(parts, " ")
 }
 
-// certDays is the expiry threshold of t in days, 0 for none: a TLS target's
-// min_days_left (0 there means the user wants validity checked only), or
-// CertDays for other targets that are shown a certificate.
-func (g *gen) certDays(t *config.Target) int {
-	if t.TLS != nil {
-		return max(t.TLS.MinDaysLeft, 0)
-	}
-	if speaksTLS(t) {
-		return max(g.opts.CertDays, 0)
-	}
-	return 0
-}
-
-func speaksTLS(t *config.Target) bool {
-	switch {
-	case t.HTTP() != nil:
-		u := t.HTTP().URL
-		return len(u) >= 8 && strings.EqualFold(u[:8], "https://")
-	case t.TCP != nil:
-		return t.TCP.UseTLS
-	case t.DNS != nil:
-		switch strings.ToLower(t.DNS.Transport) {
-		case "tls", "https", "quic":
-			return true
-		}
-	}
-	return false
-}
-
-func (g *gen) certGroup(cfg *config.Config) group {
-	gr := group{name: "vantage.certificates", comment: []string{
-		"The earliest-expiring certificate any region was shown (min over regions: a load",
-		"balancer may serve an old certificate from some of its nodes only). `for` rides out a",
-		"region that briefly sees a different certificate during a rollout.",
-	}}
-	for _, t := range cfg.Targets {
-		days := g.certDays(t)
-		if days == 0 {
-			continue
-		}
-		why := "its min_days_left of " + strconv.Itoa(days) + " days"
-		if t.TLS == nil {
-			why = "the " + strconv.Itoa(days) + " days Vantage warns ahead for targets without min_days_left"
-		}
-		at := g.tqSel("min by(target)", "probe_ssl_earliest_cert_expiry", " | humanizeTimestamp", "unknown")
-		gr.rules = append(gr.rules, rule{
-			alert: alertCert,
-			expr: []string{
-				"(min by(target) (" + g.sel("probe_ssl_earliest_cert_expiry", targetMatcher(t.Name)) + ") - time())",
-				"< " + strconv.Itoa(days) + " * 86400",
-				g.notInMaintenance(t.Name),
-			},
-			forDur: 10 * time.Minute,
-			labels: targetLabels(t, sevTicket, false),
-			annotations: []kv{
-				{"summary", "{{ $labels.target }}: TLS certificate {{ if ge $value 0.0 }}expires in {{ $value | humanizeDuration }}{{ else }}has expired{{ end }}"},
-				{"description", "The certificate chain the " + describe(t) + " presents has its earliest expiry at " + at +
-					", within " + why + ". Renew the certificate and deploy the new chain everywhere; the alert" +
-					" resolves once every region has seen it."},
-				{"runbook_url", g.runbook(t, alertCert)},
-			},
-		})
-	}
-	return gr
-}
-
 func (g *gen) fleetGroup() group {
-	rb := func(a string) kv { return kv{"runbook_url", g.runbook(nil, a)} }
+	rb := g.fleetRunbook
 	return group{name: "vantage.fleet", comment: []string{
 		"The agents themselves. vantage_region_isolated and vantage_config_last_reload_successful",
 		"carry only the scrape's instance and job labels, so those alerts are per agent.",
@@ -572,7 +549,7 @@ func (g *gen) fleetGroup() group {
 				"and on(region) (max by(region) (sum without(state) (" + g.sel("vantage_cluster_members", `state=~"alive|suspect"`) + ")) == 0)",
 			},
 			forDur: 2 * time.Minute,
-			labels: []kv{{"severity", sevPage}},
+			labels: []kv{{"severity", SeverityPage}},
 			annotations: []kv{
 				{"summary", "Vantage region {{ $labels.region }} has no live agent"},
 				{"description", "No agent sees a live member in region {{ $labels.region }} ({{ $value }} dead)." +

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,7 +122,7 @@ func TestPromtoolCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRules(t, got)
+	checkRules(t, got, "--lint-fatal")
 }
 
 // TestPromtoolUnit runs the promtool unit tests, which load golden.yml and
@@ -194,8 +193,9 @@ func TestRunbooks(t *testing.T) {
 		if !headings[strings.ToLower(a)] {
 			t.Errorf("docs/alerts.md has no section %q", "## "+a)
 		}
-		// Fixture targets without a runbook label link the default.
-		if !strings.Contains(string(got), `runbook_url: "`+DefaultRunbookBase+strings.ToLower(a)+`"`) {
+		// Targets without a runbook label link the default.
+		if !strings.Contains(string(got), DefaultRunbookBase+strings.ToLower(a)+`{{ end }}`) &&
+			!strings.Contains(string(got), `runbook_url: "`+DefaultRunbookBase+strings.ToLower(a)+`"`) {
 			t.Errorf("no rule links the runbook of %s", a)
 		}
 	}
@@ -213,15 +213,13 @@ func alertNames(yml string) []string {
 
 func TestErrors(t *testing.T) {
 	cfg := fixture()
-	cfg.Targets[0].SLOObjective = 1
-	cfg.Targets[2].SLOObjective = math.NaN()
 	cfg.Targets[1].Labels = map[string]string{"bad-name": "x"}
+	cfg.Targets[2].Labels = map[string]string{"__meta": "x"}
 	_, err := Generate(cfg, Options{Job: "vantage("})
 	if err == nil {
-		t.Fatal("Generate accepted a bad objective, label name and job regex")
+		t.Fatal("Generate accepted a bad label name and job regex")
 	}
-	for _, want := range []string{`target "checkout-api": slo objective 1`, `target "resolver": slo objective NaN`,
-		`label name "bad-name"`, `job regex "vantage("`} {
+	for _, want := range []string{`label name "bad-name"`, `label name "__meta"`, `job regex "vantage("`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -230,23 +228,21 @@ func TestErrors(t *testing.T) {
 		t.Error("Generate(nil) returned no error")
 	}
 	var joined interface{ Unwrap() []error }
-	if _, err := Generate(cfg, Options{}); !errors.As(err, &joined) || len(joined.Unwrap()) != 3 {
+	if _, err := Generate(cfg, Options{Job: "vantage("}); !errors.As(err, &joined) || len(joined.Unwrap()) != 3 {
 		t.Errorf("want both problems reported at once, got %v", err)
 	}
 }
 
-// TestNoTargets: a config without targets still yields a valid file with
-// the SLI recording rules and the fleet alerts, and no empty groups.
+// TestNoTargets: a config without targets yields the same rules (targets
+// added later need no regeneration while they use no new label name).
 func TestNoTargets(t *testing.T) {
 	got, err := Generate(&config.Config{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(got)
-	if strings.Contains(s, "vantage.targets") || strings.Contains(s, "vantage.certificates") {
-		t.Errorf("empty target groups written:\n%s", s)
-	}
-	for _, want := range []string{`record: "vantage:probe_error_ratio:rate3d"`, `alert: "VantageAgentMissing"`, `ratio_rate28d"`} {
+	for _, want := range []string{`record: "vantage:probe_error_ratio:rate3d"`, `alert: "VantageAgentMissing"`, `ratio_rate28d"`,
+		`alert: "VantageTargetDown"`, `min by(target, type) (`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("rules lack %s", want)
 		}
@@ -255,32 +251,32 @@ func TestNoTargets(t *testing.T) {
 }
 
 // checkRules runs promtool check rules on yml.
-func checkRules(t *testing.T, yml []byte) {
+func checkRules(t *testing.T, yml []byte, flags ...string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "rules.yml")
 	if err := os.WriteFile(f, yml, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runPromtool(t, "check", "rules", f)
+	runPromtool(t, append(append([]string{"check", "rules"}, flags...), f)...)
 }
 
 func TestOptions(t *testing.T) {
-	got, err := Generate(fixture(), Options{RunbookBase: "https://runbooks.example.com/vantage/", Job: "probers", CertDays: -1})
+	got, err := Generate(fixture(), Options{RunbookBase: "https://runbooks.example.com/vantage/", Job: "probers"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(got)
 	for _, want := range []string{
 		`runbook_url: "https://runbooks.example.com/vantage/vantageagentmissing"`,
-		`runbook_url: "https://wiki.example.com/rb/checkout"`, // a target's own runbook wins
+		`{{ else }}https://runbooks.example.com/vantage/vantagetargetdown{{ end }}`, // a target's own runbook wins when it has one
 		`up{job=~\"probers\"} == 0`,
-		`probe_ssl_earliest_cert_expiry{job=~\"probers\",target=\"checkout-cert\"}`,
+		`probe_ssl_earliest_cert_expiry{job=~\"probers\"}`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("rules lack %s", want)
 		}
 	}
-	for _, unwanted := range []string{`probe_ssl_earliest_cert_expiry{job=~\"probers\",target=\"checkout-api\"}`, DefaultRunbookBase, `"vantage.*"`} {
+	for _, unwanted := range []string{DefaultRunbookBase, `"vantage.*"`} {
 		if strings.Contains(s, unwanted) {
 			t.Errorf("rules contain %s", unwanted)
 		}
@@ -288,24 +284,69 @@ func TestOptions(t *testing.T) {
 	checkRules(t, got)
 }
 
-func TestCertDays(t *testing.T) {
-	g := &gen{opts: Options{CertDays: 14}}
-	for _, c := range []struct {
-		t    *config.Target
-		want int
-	}{
-		{&config.Target{TLS: &tlsprobe.Options{MinDaysLeft: 30}}, 30},
-		{&config.Target{TLS: &tlsprobe.Options{}}, 0},
-		{httpTarget(&config.Target{}, "HTTPS://x.example.com/"), 14},
-		{httpTarget(&config.Target{}, "http://x.example.com/"), 0},
-		{&config.Target{TCP: &tcpprobe.Options{UseTLS: true}}, 14},
-		{&config.Target{TCP: &tcpprobe.Options{}}, 0},
-		{&config.Target{DNS: &dnsprobe.Options{Transport: "https"}}, 14},
-		{&config.Target{DNS: &dnsprobe.Options{Transport: "quic"}}, 14},
-		{&config.Target{DNS: &dnsprobe.Options{Transport: "udp"}}, 0},
-	} {
-		if got := g.certDays(c.t); got != c.want {
-			t.Errorf("certDays(%+v %+v %+v %+v) = %d, want %d", c.t.HTTP(), c.t.TLS, c.t.TCP, c.t.DNS, got, c.want)
+// TestRuleCountDoesNotGrow: the rules of 10 and of 10,000 targets are the
+// same rules (only the label names the targets use matter), and promtool
+// finds nothing to lint in either: no duplicates, whatever the targets.
+func TestRuleCountDoesNotGrow(t *testing.T) {
+	counts := map[int]int{}
+	var files [][]byte
+	for _, n := range []int{10, 10_000} {
+		cfg := &config.Config{SLO: config.SLO{Objective: 0.999, Window: 28 * 24 * time.Hour}}
+		for i := range n {
+			tg := httpTarget(&config.Target{
+				Name: "t" + strconv.Itoa(i), Type: config.TypeHTTP,
+				Labels: map[string]string{"team": "team" + strconv.Itoa(i%20)},
+			}, "https://t"+strconv.Itoa(i)+".example.com/")
+			if i%2 == 0 {
+				// Two DNS targets that share labels made "duplicate rule" lint errors.
+				tg = &config.Target{Name: tg.Name, Type: config.TypeDNS, Labels: tg.Labels,
+					DNS: &dnsprobe.Options{Server: "10.0.0.53:53", Query: "a.example.com."}}
+			}
+			cfg.Targets = append(cfg.Targets, tg)
+		}
+		yml, err := Generate(cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[n] = strings.Count(string(yml), "\n      - alert: ") + strings.Count(string(yml), "\n      - record: ")
+		files = append(files, yml)
+	}
+	if counts[10] != counts[10_000] || counts[10] > 60 {
+		t.Fatalf("rules: %d for 10 targets, %d for 10,000; want the same, at most 60", counts[10], counts[10_000])
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Errorf("the rule files of 10 and 10,000 targets with the same label names differ")
+	}
+	for _, yml := range files {
+		checkRules(t, yml, "--lint-fatal")
+	}
+}
+
+// TestTargetDownLabels: the direct alert's labels are what the rule's
+// alert carries: the target's labels but runbook, severity defaulting to
+// page, and nothing the rule's aggregation would drop.
+func TestTargetDownLabels(t *testing.T) {
+	cfg := fixture()
+	by := LabelNames(cfg)
+	for _, tg := range cfg.Targets {
+		got := TargetDownLabels(tg)
+		if got["alertname"] != AlertTargetDown || got["target"] != tg.Name || got["type"] != tg.Type {
+			t.Errorf("%s: identity labels %v", tg.Name, got)
+		}
+		if _, ok := got["runbook"]; ok {
+			t.Errorf("%s: runbook is an annotation, not a label: %v", tg.Name, got)
+		}
+		wantSev := tg.Labels["severity"]
+		if wantSev == "" {
+			wantSev = SeverityPage
+		}
+		if got["severity"] != wantSev {
+			t.Errorf("%s: severity %q, want %q", tg.Name, got["severity"], wantSev)
+		}
+		for k := range got {
+			if k != "alertname" && k != "target" && k != "type" && k != "severity" && !slices.Contains(by, k) {
+				t.Errorf("%s: label %q is not one the rule aggregates by (%v)", tg.Name, k, by)
+			}
 		}
 	}
 }
@@ -314,4 +355,21 @@ func TestCertDays(t *testing.T) {
 func httpTarget(t *config.Target, url string) *config.Target {
 	t.SetHTTP(httpprobe.Options{URL: url})
 	return t
+}
+
+// TestAlertmanagerConfig: the printed Alertmanager configuration passes
+// amtool, routes pages with no group wait and carries the inhibit rules.
+func TestAlertmanagerConfig(t *testing.T) {
+	amtool, err := exec.LookPath("amtool")
+	if err != nil {
+		t.Skip("amtool not on PATH (Debian package prometheus-alertmanager)")
+	}
+	f := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(f, Alertmanager(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(amtool, "check-config", f).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 inhibit rules") {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
 }

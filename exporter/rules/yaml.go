@@ -15,9 +15,10 @@ import (
 // another type, a comment or a document marker.
 
 type group struct {
-	name    string
-	comment []string // lines written above the group
-	rules   []rule
+	name     string
+	interval time.Duration // 0: Prometheus' global evaluation interval
+	comment  []string      // lines written above the group
+	rules    []rule
 }
 
 type rule struct {
@@ -49,6 +50,10 @@ func writeFile(b *bytes.Buffer, header []string, groups []group) {
 		}
 		b.WriteString("  - name: ")
 		b.WriteString(yamlQuote(g.name))
+		if g.interval > 0 {
+			b.WriteString("\n    interval: ")
+			b.WriteString(yamlQuote(promDuration(g.interval)))
+		}
 		b.WriteString("\n    rules:\n")
 		for i := range g.rules {
 			writeRule(b, &g.rules[i])
