@@ -39,8 +39,9 @@ func PhaseOffset(name string, interval time.Duration, slot, slots int) time.Dura
 
 // RunFunc probes one target. The scheduler calls it in its own goroutine,
 // with a context that is cancelled on shutdown; it must honour the target's
-// timeout itself. late is how far behind schedule the run started.
-type RunFunc func(ctx context.Context, name string, late time.Duration)
+// timeout itself. late is how far behind schedule the run started;
+// onDemand marks a run started by RunNow, outside the schedule.
+type RunFunc func(ctx context.Context, name string, late time.Duration, onDemand bool)
 
 // Scheduler runs each job on its own interval from one goroutine and a heap
 // (not a goroutine and timer per target: at 10k targets that would cost
@@ -217,17 +218,17 @@ func (s *Scheduler) dispatchLocked(ctx context.Context, e *entry, now time.Time)
 		s.onSkip(e.job.Name, "max_in_flight")
 		return
 	}
-	s.startLocked(ctx, e, time.Duration(now.UnixNano()-e.next))
+	s.startLocked(ctx, e, time.Duration(now.UnixNano()-e.next), false)
 }
 
 // startLocked runs e in a goroutine; the caller holds s.mu and a slot of sem.
-func (s *Scheduler) startLocked(ctx context.Context, e *entry, late time.Duration) {
+func (s *Scheduler) startLocked(ctx context.Context, e *entry, late time.Duration, onDemand bool) {
 	e.inFlight = true
 	name := e.job.Name
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.run(ctx, name, late)
+		s.run(ctx, name, late, onDemand)
 		<-s.sem
 		s.mu.Lock()
 		e.inFlight = false
@@ -250,7 +251,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) bool {
 	default:
 		return false
 	}
-	s.startLocked(ctx, e, 0)
+	s.startLocked(ctx, e, 0, true)
 	return true
 }
 

@@ -59,7 +59,7 @@ func TestSchedulerRunsEachJobOnItsInterval(t *testing.T) {
 	runs := map[string]int{}
 	var overlap atomic.Int32
 	inflight := map[string]bool{}
-	s := NewScheduler(func(ctx context.Context, name string, late time.Duration) {
+	s := NewScheduler(func(ctx context.Context, name string, late time.Duration, _ bool) {
 		mu.Lock()
 		if inflight[name] {
 			overlap.Add(1)
@@ -100,7 +100,7 @@ func TestSchedulerRunsEachJobOnItsInterval(t *testing.T) {
 }
 
 func TestSchedulerUpdateKeepsUnchangedAndDropsRemoved(t *testing.T) {
-	s := NewScheduler(func(context.Context, string, time.Duration) {}, 10, nil)
+	s := NewScheduler(func(context.Context, string, time.Duration, bool) {}, 10, nil)
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 1}, {Name: "b", Interval: time.Minute, Key: 1}})
 	nextA := s.jobs["a"].next
 	s.now = func() time.Time { return time.Now().Add(time.Hour) } // a later Update must not move "a"
@@ -120,7 +120,7 @@ func TestSchedulerUpdateKeepsUnchangedAndDropsRemoved(t *testing.T) {
 func TestSchedulerSkipsAtMaxInFlight(t *testing.T) {
 	release := make(chan struct{})
 	var skipped atomic.Int32
-	s := NewScheduler(func(ctx context.Context, name string, late time.Duration) { <-release }, 2,
+	s := NewScheduler(func(ctx context.Context, name string, late time.Duration, _ bool) { <-release }, 2,
 		func(name, why string) {
 			if why == "max_in_flight" {
 				skipped.Add(1)
@@ -149,7 +149,7 @@ func TestSchedulerSkipsAtMaxInFlight(t *testing.T) {
 func TestRunNowRefusesOverlap(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 4)
-	s := NewScheduler(func(context.Context, string, time.Duration) { started <- struct{}{}; <-release }, 10, nil)
+	s := NewScheduler(func(context.Context, string, time.Duration, bool) { started <- struct{}{}; <-release }, 10, nil)
 	s.Update([]Job{{Name: "x", Interval: time.Hour}})
 	if !s.RunNow(context.Background(), "x") {
 		t.Fatal("RunNow refused an idle job")

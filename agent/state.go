@@ -142,7 +142,7 @@ func (a *Agent) state(name string) *targetState {
 }
 
 // runScheduled is the scheduler's RunFunc.
-func (a *Agent) runScheduled(ctx context.Context, name string, late time.Duration) {
+func (a *Agent) runScheduled(ctx context.Context, name string, late time.Duration, onDemand bool) {
 	if late > 0 {
 		a.lateness.Update(late.Seconds())
 		if f := a.opts.OnLateness; f != nil {
@@ -153,22 +153,54 @@ func (a *Agent) runScheduled(ctx context.Context, name string, late time.Duratio
 	if st == nil {
 		return
 	}
-	a.probeOnce(ctx, st)
+	a.probeOnce(ctx, st, !onDemand)
 }
 
 // probeOnce runs the prober under the target's timeout and folds the result
-// into the state.
-func (a *Agent) probeOnce(ctx context.Context, st *targetState) probe.Result {
+// into the state. A scheduled probe that runs far longer than the target
+// usually answers asks the other regions to confirm before it times out
+// (hedge): when the target hangs, their probes then time out at about the
+// same moment as this one, and the quorum is reached one timeout after the
+// hang began rather than two (a confirmation asked only on the failure
+// would start its own timeout then).
+func (a *Agent) probeOnce(ctx context.Context, st *targetState, hedge bool) probe.Result {
 	a.inFlight.Add(1)
 	defer a.inFlight.Add(-1)
-	pctx, cancel := context.WithTimeout(ctx, st.target().Timeout)
+	t := st.target()
+	var slow *time.Timer
+	if after := st.slowAfter(t.Timeout); hedge && after > 0 && a.clu() != nil {
+		clu, name := a.clu(), t.Name
+		slow = time.AfterFunc(after, func() { clu.ConfirmSlow(name) })
+	}
+	pctx, cancel := context.WithTimeout(ctx, t.Timeout)
 	r := st.prober.Probe(pctx)
 	cancel()
+	if slow != nil {
+		slow.Stop()
+	}
 	if r.At.IsZero() {
 		r.At = time.Now()
 	}
 	a.record(st, &r)
 	return r
+}
+
+// slowAfter is how long a probe may run before the agent asks the other
+// regions to confirm: four times the target's last good latency, at least
+// a second (so ordinary jitter never asks) and at most half the timeout; 0
+// when the region already calls the target failing (a confirmation was
+// asked then) or the timeout leaves no room.
+func (st *targetState) slowAfter(timeout time.Duration) time.Duration {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.failing || timeout < 2*time.Second {
+		return 0
+	}
+	d := time.Second
+	if st.last != nil && st.last.OK {
+		d = max(d, 4*st.last.Duration)
+	}
+	return min(d, timeout/2)
 }
 
 // record updates counters, the consecutive-failure threshold and recovery
@@ -261,7 +293,7 @@ func (a *Agent) Confirm(ctx context.Context, name string) (cluster.Observation, 
 	if !a.sched.RunNow(a.probeCtx, name) && !a.sched.Has(name) {
 		// Not ours to schedule (we are the next-ranked agent for a suspect
 		// assignee): probe once directly.
-		a.probeOnce(ctx, st)
+		a.probeOnce(ctx, st, false)
 		return a.observation(st), true
 	}
 	select {
@@ -386,10 +418,17 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 			led[len(labels)-1] = v
 		}
 	}
+	cfg := a.cfg.Load()
 	exporter.WriteVerdicts(b, len(labels), func(i int, x *exporter.Verdict) {
 		v := &led[i]
 		*x = exporter.Verdict{Labels: labels[i], Up: !v.Down, Unknown: v.Unknown,
 			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
 			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance}
+		if t := cfg.Target(v.Name); t != nil {
+			x.Objective, x.CertDays = t.SLOObjective, t.CertWarnDays()
+			if x.Objective == 0 {
+				x.Objective = cfg.SLO.Objective
+			}
+		}
 	})
 }

@@ -77,6 +77,18 @@ func (f *confirmer) allow(target string, now time.Time, n int) bool {
 	return true
 }
 
+// ConfirmSlow asks the other regions to probe target now because this
+// agent's probe of it is taking far longer than usual (the agent's hedge:
+// see agent.probeOnce). Same limits as a confirmation of a failure: one
+// request per target per cooldown, the token bucket.
+func (c *Cluster) ConfirmSlow(target string) {
+	if !c.cfg.ConfirmOnFailure {
+		return
+	}
+	c.m.confirm["slow_probe"].Inc()
+	c.confirm.request(target)
+}
+
 // request asks the target's assignee in every other region to probe now.
 // The first live (not suspect) assignee in rank order is asked; when all of
 // a region's assignees are suspect, the next-ranked live agent there.

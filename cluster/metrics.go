@@ -43,7 +43,7 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		confirm:       map[string]*metrics.Counter{},
 		suppressed:    map[string]*metrics.Counter{},
 	}
-	for _, r := range []string{"requested", "confirmed", "refuted", "busy", "timeout", "rate_limited", "served"} {
+	for _, r := range []string{"requested", "confirmed", "refuted", "busy", "timeout", "rate_limited", "served", "slow_probe"} {
 		m.confirm[r] = s.NewCounter(`vantage_confirmations_total{result="` + r + `"}`)
 	}
 	return m

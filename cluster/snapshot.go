@@ -202,3 +202,51 @@ func (c *Cluster) AssignedCount() int { return int(c.m.assigned.Load()) }
 
 // RegionIsolated reports whether this agent's region is isolated.
 func (c *Cluster) RegionIsolated() bool { return c.isolated.Load() }
+
+// LedIncident is the latest incident of a target this agent leads, with
+// the verdict as the leader holds it now: what the agent's direct alerts
+// are made of.
+type LedIncident struct {
+	Incident    Incident
+	Maintenance bool
+	Failing     []string // regions voting failing now
+	Reporting   int
+	Needed      int
+}
+
+// LedIncidents returns, for each target this agent leads, its open
+// incident, or its latest one if that resolved within resolvedWithin (so a
+// resolution is re-sent for a while, as Prometheus does), sorted by target.
+func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.verdicts) == 0 {
+		return nil
+	}
+	latest := make(map[string]*Incident)
+	for _, in := range c.incidents {
+		if _, led := c.verdicts[in.Target]; !led {
+			continue
+		}
+		if cur := latest[in.Target]; cur == nil || !in.StartedAt.Before(cur.StartedAt) {
+			latest[in.Target] = in
+		}
+	}
+	out := make([]LedIncident, 0, len(latest))
+	for name, vs := range c.verdicts {
+		in := vs.open
+		if in == nil {
+			in = latest[name]
+		}
+		if in == nil || (!in.Open() && now.Sub(in.ResolvedAt) > resolvedWithin) {
+			continue
+		}
+		li := LedIncident{Incident: *in, Maintenance: vs.maintenance, Failing: append([]string(nil), vs.v.Failing...),
+			Reporting: vs.v.Reporting, Needed: vs.v.Needed}
+		li.Incident.Regions = append([]string(nil), in.Regions...)
+		out = append(out, li)
+	}
+	slices.SortFunc(out, func(a, b LedIncident) int { return strings.Compare(a.Incident.Target, b.Incident.Target) })
+	return out
+}

@@ -201,6 +201,8 @@ var Help = map[string]string{
 	"vantage_incidents_total":                     "Incidents opened for the target while this agent led it.",
 	"vantage_target_flaps_total":                  "Times the target recovered from an incident while this agent led it.",
 	"vantage_target_maintenance":                  "1 while the target is in a maintenance window.",
+	"vantage_target_slo_objective":                "The target's SLO objective (success ratio): the burn-rate rules compare against it.",
+	"vantage_target_cert_min_days_left":           "Days before its certificate expires that the target warns (VantageCertExpiringSoon); absent for targets without a certificate.",
 	"vantage_detection_seconds":                   "Time from the first failed observation in any region to the quorum verdict.",
 	"vantage_suppressed_failures_total":           "Failures seen by a region that stayed below quorum, by region.",
 	// The agent itself.
@@ -221,6 +223,11 @@ var Help = map[string]string{
 	"vantage_gossip_heartbeat_gaps_total":                  "Heartbeats that revealed a missed observation (repaired by push/pull).",
 	"vantage_cluster_incidents_opened_total":               "Incidents opened by this agent as leader, all targets.",
 	"vantage_cluster_config_mismatch":                      "Members whose target set differs from this agent's.",
+	"vantage_alerting_healthy":                             "1 when this agent delivers alerts to Alertmanager itself ([alerting]) and one accepted a request lately; the rule path then stays quiet for its verdicts.",
+	"vantage_alerts_sent_total":                            "Alerts sent to each Alertmanager, by result (success, failure, dropped).",
+	"vantage_alerts_pending":                               "Alerts waiting for delivery to each Alertmanager.",
+	"vantage_alert_delivery_seconds":                       "From an alert's change of state (firing, resolved) to an Alertmanager accepting it.",
+	"vantage_alertmanager_last_success_timestamp_seconds":  "When each Alertmanager last accepted alerts, Unix seconds.",
 }
 
 // goVersion is exported for vantage_build_info.

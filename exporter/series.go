@@ -84,6 +84,9 @@ type Verdict struct {
 	Incidents   uint64
 	Flaps       uint64
 	Maintenance bool
+	// Thresholds the rules compare against, per target.
+	Objective float64 // SLO objective
+	CertDays  int     // certificate warning days; 0: none (not written)
 }
 
 func header(b *bytes.Buffer, name, typ string) {
@@ -298,4 +301,15 @@ func WriteVerdicts(b *Buf, n int, at func(i int, v *Verdict)) {
 	fam("vantage_incidents_total", "counter", func(x *Verdict) float64 { return float64(x.Incidents) })
 	fam("vantage_target_flaps_total", "counter", func(x *Verdict) float64 { return float64(x.Flaps) })
 	fam("vantage_target_maintenance", "gauge", func(x *Verdict) float64 { return b2f(x.Maintenance) })
+	fam("vantage_target_slo_objective", "gauge", func(x *Verdict) float64 { return x.Objective })
+	// Only targets shown a certificate: a family whose samples may be
+	// missing writes its header with its first sample.
+	f := family{b: b, name: "vantage_target_cert_min_days_left", typ: "gauge"}
+	for i := range n {
+		at(i, &x)
+		if x.CertDays > 0 {
+			f.sample(x.Labels, "", float64(x.CertDays))
+		}
+		b.Spill()
+	}
 }
