@@ -77,6 +77,11 @@ type Agent struct {
 
 	probeCtx    context.Context
 	probeCancel context.CancelFunc
+	// runCtx lives as long as Run: the alerting Notifier a reload builds
+	// runs under it.
+	runCtx atomic.Pointer[context.Context]
+
+	alerts *alerting
 
 	inFlight  atomic.Int64
 	lateness  *metrics.Summary
@@ -111,6 +116,7 @@ func New(opts Options) (*Agent, error) {
 		graceTill: map[string]time.Time{},
 		reloadOK:  true,
 		reloadAt:  time.Now(),
+		alerts:    newAlerting(),
 	}
 	a.probeCtx, a.probeCancel = context.WithCancel(context.Background())
 	a.cfg.Store(cfg)
@@ -163,7 +169,14 @@ func New(opts Options) (*Agent, error) {
 		InMaintenance:     a.inMaintenance,
 		Logger:            a.log,
 		Metrics:           a.reg.Set(),
-		OnEvent:           opts.OnEvent,
+		OnEvent: func(ev cluster.Event) {
+			if ev.Kind == "incident_open" || ev.Kind == "incident_resolved" {
+				a.alerts.poke() // page now, not at the next tick
+			}
+			if opts.OnEvent != nil {
+				opts.OnEvent(ev)
+			}
+		},
 	}
 	if opts.ClusterTuning != nil {
 		opts.ClusterTuning(&cc)
@@ -254,6 +267,12 @@ func (a *Agent) Server() *exporter.Server { return a.srv }
 func (a *Agent) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.srv.Serve() }()
+	a.runCtx.Store(&ctx)
+	if err := a.configureAlerting(ctx, a.cfg.Load()); err != nil {
+		return err
+	}
+	alertsDone := make(chan struct{})
+	go func() { a.alertLoop(ctx); close(alertsDone) }()
 	schedDone := make(chan struct{})
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	go func() { a.sched.Run(schedCtx, a.probeCtx); close(schedDone) }()
@@ -273,6 +292,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopSched()
 	<-schedDone // probes in flight finish within their own timeouts
 	a.probeCancel()
+	<-alertsDone // the last alerts flushed before the leader leaves
 	if lerr := a.clu().Leave(3 * time.Second); lerr != nil {
 		a.log.Debug("leave", "err", lerr)
 	}

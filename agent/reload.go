@@ -57,6 +57,11 @@ func (a *Agent) swap(cfg *config.Config) error {
 	if err := a.srv.SetWebConfig(webConfig(cfg)); err != nil {
 		return err
 	}
+	if ctx := a.runCtx.Load(); ctx != nil {
+		if err := a.configureAlerting(*ctx, cfg); err != nil {
+			return err
+		}
+	}
 	prev := a.cfg.Swap(cfg)
 	if err := a.applyTargets(cfg); err != nil {
 		a.cfg.Store(prev)

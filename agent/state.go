@@ -339,6 +339,12 @@ func (a *Agent) registerMetrics() {
 	})
 	s.NewGauge("vantage_config_last_reload_success_timestamp_seconds", func() float64 { return float64(a.reloadTS.Load()) })
 	s.NewGauge(`vantage_build_info{version="`+labelValue(a.opts.Version)+`",goversion="`+goVersion()+`"}`, func() float64 { return 1 })
+	s.NewGauge("vantage_alerting_healthy", func() float64 {
+		if a.alertingHealthy() {
+			return 1
+		}
+		return 0
+	})
 	s.NewGauge("vantage_cluster_config_mismatch", func() float64 {
 		if a.clu() == nil {
 			return 0

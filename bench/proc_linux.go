@@ -56,8 +56,11 @@ func pidCPU(pid int) (time.Duration, error) {
 }
 
 // memory reads this process's resident set size now and its peak, in bytes.
-func memory() (rss, hwm uint64, err error) {
-	b, err := os.ReadFile("/proc/self/status")
+func memory() (rss, hwm uint64, err error) { return pidMemory("self") }
+
+// pidMemory is memory of process pid ("self", or a number).
+func pidMemory(pid string) (rss, hwm uint64, err error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -68,7 +71,7 @@ func memory() (rss, hwm uint64, err error) {
 		}
 		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("/proc/self/status %s %q: %w", k, v, err)
+			return 0, 0, fmt.Errorf("/proc/%s/status %s %q: %w", pid, k, v, err)
 		}
 		if k == "VmRSS" {
 			rss = kb << 10
@@ -77,7 +80,7 @@ func memory() (rss, hwm uint64, err error) {
 		}
 	}
 	if rss == 0 {
-		return 0, 0, fmt.Errorf("/proc/self/status: no VmRSS")
+		return 0, 0, fmt.Errorf("/proc/%s/status: no VmRSS", pid)
 	}
 	return rss, hwm, nil
 }

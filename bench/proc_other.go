@@ -10,9 +10,10 @@ import (
 
 var errUnsupported = errors.New("vantage bench needs Linux (getrusage and /proc)")
 
-func supported() error                  { return errUnsupported }
-func selfCPU() (time.Duration, error)   { return 0, errUnsupported }
-func pidCPU(int) (time.Duration, error) { return 0, errUnsupported }
-func memory() (uint64, uint64, error)   { return 0, 0, errUnsupported }
-func loadAvg() float64                  { return -1 }
-func setChildAttrs(*exec.Cmd)           {}
+func supported() error                         { return errUnsupported }
+func selfCPU() (time.Duration, error)          { return 0, errUnsupported }
+func pidCPU(int) (time.Duration, error)        { return 0, errUnsupported }
+func memory() (uint64, uint64, error)          { return 0, 0, errUnsupported }
+func pidMemory(string) (uint64, uint64, error) { return 0, 0, errUnsupported }
+func loadAvg() float64                         { return -1 }
+func setChildAttrs(*exec.Cmd)                  {}

@@ -22,12 +22,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if len(args) > 0 && args[0] == "farm" {
 		return runBenchFarm(ctx, args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "rules" {
+		return runBenchRules(ctx, args[1:], stdout, stderr)
+	}
 	names := make([]string, 0, 4)
 	for _, s := range bench.DefaultSuite() {
 		names = append(names, s.Name)
 	}
 	fs := newFlagSet("bench", "Usage: vantage bench [flags]\n"+
-		"       vantage bench -targets N -rate R [-kind K] [-drivers D,...] [flags]\n\n"+
+		"       vantage bench -targets N -rate R [-kind K] [-drivers D,...] [flags]\n"+
+		"       vantage bench rules [-targets N] [-duration D]   (Prometheus evaluating `vantage rules`)\n\n"+
 		"Benchmarks one agent (in this process) probing a loopback target farm (a child process, so\n"+
 		"its CPU is not counted) at a steady rate, against the floor (a bare Go client making the same\n"+
 		"fresh-connection requests) and Prometheus blackbox_exporter driven by /probe requests at the\n"+
@@ -195,4 +199,34 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// runBenchRules is `vantage bench rules`: a real Prometheus evaluating the
+// generated rules against the series of N targets (bench.RulesEval).
+func runBenchRules(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench rules", "Usage: vantage bench rules [-targets N] [-duration D] [-interval D] [-down N]\n\n"+
+		"Starts a synthetic fleet (three regions, each agent exporting every target's observations and\n"+
+		"the verdicts it leads, through the exporter's own writers) and a real Prometheus (Debian package\n"+
+		"prometheus) loading `vantage rules` for it, then prints how long each rule group takes to\n"+
+		"evaluate (prometheus_rule_group_last_duration_seconds), evaluation failures and Prometheus' RSS.", stderr)
+	targets := fs.Int("targets", 10000, "targets")
+	duration := fs.Duration("duration", 5*time.Minute, "how long Prometheus evaluates")
+	interval := fs.Duration("interval", 15*time.Second, "scrape and evaluation interval")
+	down := fs.Int("down", 10, "targets down by quorum throughout (VantageTargetDown must fire for each)")
+	if c := parse(fs, args); c >= 0 {
+		return c
+	}
+	res, err := bench.RulesEval(ctx, bench.RulesOptions{Targets: *targets, Duration: *duration, Interval: *interval,
+		Down: *down, Progress: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "bench rules: %v\n", err)
+		return exitFail
+	}
+	if err := res.WriteText(stdout); err != nil {
+		return exitFail
+	}
+	if res.EvalFailures > 0 {
+		return exitFail
+	}
+	return exitOK
 }
