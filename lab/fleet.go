@@ -28,6 +28,8 @@ type fleet struct {
 	names  []string // target names, in config order
 	log    *slog.Logger
 	client *http.Client
+	// alertmanager is where the agents send their alerts; "" for none.
+	alertmanager string
 
 	mu        sync.Mutex
 	members   map[string]*member // by node name
@@ -83,6 +85,12 @@ func (f *fleet) configText(node, region, ip string) string {
 	}
 	fmt.Fprintf(&b, "\n[quorum]\nmin_regions = %d\nconfirm_on_failure = %t\n\n", o.MinRegions, !o.NoConfirm)
 	fmt.Fprintf(&b, "[defaults]\ninterval = %q\ntimeout = %q\nfailures = 1\n", o.Interval.String(), o.Timeout.String())
+	if f.alertmanager != "" {
+		fmt.Fprintf(&b, "\n[alerting]\nalertmanagers = [%q]\n", f.alertmanager)
+		if o.ResendInterval > 0 {
+			fmt.Fprintf(&b, "resend_interval = %q\n", o.ResendInterval.String())
+		}
+	}
 	for _, n := range f.names {
 		fmt.Fprintf(&b, "\n[[target]]\nname = %q\ntype = \"http\"\nurl = %q\n[target.http]\nvalid_status = [200]\n", n, f.farm.URL(n))
 	}

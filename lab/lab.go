@@ -31,12 +31,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/exporter/alertmanager/amtest"
 )
 
 // Gossip profiles for the fleet's memberlist timings.
@@ -84,6 +86,15 @@ type Options struct {
 	// alive by all; 0: 90s for GossipWAN, 45s for GossipLoopback.
 	RejoinWait time.Duration
 
+	// NoAlertmanager runs the lab without Alertmanager: paging is then
+	// not measured. By default the agents send their alerts to a real
+	// Alertmanager (Debian's prometheus-alertmanager), and the report says
+	// when each outage reached it and how many notifications it caused.
+	NoAlertmanager bool
+	// ResendInterval is the agents' [alerting] resend_interval; 0: the
+	// default (1m).
+	ResendInterval time.Duration
+
 	// Overlap runs the agent crash at the same time as the single-target
 	// faults instead of after the partition: an interval or two shorter,
 	// and harsher (the crash disturbs the other faults' detection), so the
@@ -108,6 +119,17 @@ func Full() Options {
 	}
 }
 
+// Paging is issue 13's measured run (`make lab`, first part): what on-call
+// sees in Alertmanager at interval 15s, timeout 5s, 3 regions, quorum 2:
+// outages (status 500) and hangs past the timeout, failures one region
+// sees, flapping targets, and outages while a leader crashes; no partition.
+func Paging() Options {
+	o := Full()
+	o.Interval, o.Timeout = 15*time.Second, 5*time.Second
+	o.Outages, o.RegionOutages, o.SlowOutages, o.Flaps, o.KillOutages, o.Partitions, o.Controls = 20, 10, 20, 5, 6, 0, 10
+	return o
+}
+
 // Quick is the CI version: interval 5s, timeout 1s, loopback gossip
 // timings, a few runs of each scenario and the crash overlapping the
 // other faults; it takes under a minute.
@@ -116,6 +138,7 @@ func Quick() Options {
 	o.Interval, o.Timeout = 5*time.Second, time.Second
 	o.Gossip, o.RejoinInterval, o.Overlap = GossipLoopback, 2*time.Second, true
 	o.Outages, o.RegionOutages, o.SlowOutages, o.Flaps, o.KillOutages, o.Partitions, o.Controls = 6, 3, 3, 2, 3, 1, 4
+	o.ResendInterval = 5 * time.Second // several resends per outage
 	return o
 }
 
@@ -209,6 +232,7 @@ type lab struct {
 
 	groups     map[Scenario][]string
 	targets    []string
+	pager      *pager // nil without Alertmanager
 	mu         sync.Mutex
 	episodes   []Episode
 	notes      []string
@@ -251,7 +275,26 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer farm.Close()
 	l.farm = farm
+	var pagingNote string
+	if !opts.NoAlertmanager {
+		dir, err := os.MkdirTemp("", "vantage-lab-am-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if l.pager, err = startPager(ctx, dir); err != nil {
+			if !errors.Is(err, amtest.ErrNoBinary) {
+				return nil, fmt.Errorf("alertmanager: %w", err)
+			}
+			pagingNote = "paging not measured: " + err.Error()
+		} else {
+			defer l.pager.close()
+		}
+	}
 	l.fleet = newFleet(opts, farm, l.targets)
+	if l.pager != nil {
+		l.fleet.alertmanager = l.pager.am.URL()
+	}
 	defer l.fleet.stop()
 
 	l.say("starting %d agents in %d regions on 127.77.R.N, %d targets on %s; interval %v, timeout %v, quorum %d, confirm_on_failure %t, gossip %s",
@@ -266,6 +309,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	var bg sync.WaitGroup
 	bg.Go(func() { l.fleet.collectLoop(cctx, 250*time.Millisecond) })
 	bg.Go(func() { l.watchdog(cctx) })
+	if l.pager != nil {
+		bg.Go(func() { l.pager.poll(cctx) })
+	}
 	stopBG := sync.OnceFunc(func() { cancelBG(); bg.Wait() })
 	defer stopBG()
 
@@ -295,6 +341,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	l.fleet.collect()
 	after := l.fleet.counters()
 	rep := l.report(before, after)
+	if pagingNote != "" {
+		rep.Notes = append(rep.Notes, pagingNote)
+	}
 	if err != nil && ctx.Err() == nil {
 		return rep, err
 	}

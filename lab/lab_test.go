@@ -1,9 +1,12 @@
 package lab
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // lineWriter sends progress lines to the test log.
@@ -90,6 +93,30 @@ func TestLabQuick(t *testing.T) {
 	}
 	if recovered[Partition] != o.Partitions || recovered[AgentKill] != 1 {
 		t.Errorf("recoveries %v, want %d partition and 1 agent-kill", recovered, o.Partitions)
+	}
+	// Paging: every outage reached Alertmanager and notified once; nothing
+	// else reached it. CI installs Alertmanager; elsewhere the lab notes
+	// its absence and this part is skipped.
+	if len(rep.Paging) == 0 {
+		if os.Getenv(testenv.RequireEnv) == "1" {
+			t.Errorf("no paging measured though %s=1: %v", testenv.RequireEnv, rep.Notes)
+		}
+	}
+	for _, row := range rep.Paging {
+		if row.FalsePages != 0 {
+			t.Errorf("%s: %d alerts reached Alertmanager that no outage explains (%v)", row.Scenario, row.FalsePages, row.FalseTargets)
+		}
+		if row.Scenario == Flapping {
+			continue
+		}
+		if row.Paged != row.Outages {
+			t.Errorf("%s: %d of %d outages reached Alertmanager", row.Scenario, row.Paged, row.Outages)
+		}
+		for i, n := range row.Firing {
+			if n != 1 {
+				t.Errorf("%s: outage %d caused %d firing notifications, want exactly 1", row.Scenario, i, n)
+			}
+		}
 	}
 	if rep.Confirmations["requested"] <= 0 {
 		t.Errorf("no confirmation requested in %d outages with confirm_on_failure on", o.Outages)

@@ -24,6 +24,9 @@ type Report struct {
 
 	Rows  []Row
 	Goals []Goal
+	// Paging is what reached Alertmanager, per scenario; empty when the
+	// lab ran without one.
+	Paging []PageRow
 	// Recoveries and Isolations are the partition's and the crash's
 	// membership facts; Notes explain in words what the table cannot.
 	Recoveries []Recovery
@@ -60,10 +63,21 @@ type Goal struct {
 	Met  bool
 }
 
-// OK reports whether the fleet raised no false incident and missed no outage.
+// OK reports whether the fleet raised no false incident and missed no
+// outage, and, with Alertmanager, paged every outage once and nothing else.
 func (r *Report) OK() bool {
 	f, m := r.totals()
-	return f == 0 && m == 0
+	ok := f == 0 && m == 0
+	for _, row := range r.Paging {
+		ok = ok && row.FalsePages == 0
+		if row.Scenario != Flapping {
+			ok = ok && row.Paged == row.Outages
+			for _, n := range row.Firing {
+				ok = ok && n == 1
+			}
+		}
+	}
+	return ok
 }
 
 func (r *Report) stalled() int {
@@ -158,9 +172,20 @@ func (l *lab) report(before, after map[string]float64) *Report {
 		rep.ConfirmBudget += windows * e.Requesters * (n - 1)
 	}
 	rep.probeTraffic(l, episodes)
-	rep.Goals = rep.goals()
+	if l.pager != nil {
+		rep.Paging = l.evaluatePaging(episodes)
+	}
+	rep.Goals = append(rep.goals(), rep.pagingGoals()...)
 	rep.Notes = append(rep.Notes, rep.membershipNotes()...)
 	rep.Notes = append(rep.Notes, rep.rowNotes(l.start)...)
+	for _, row := range rep.Paging {
+		if row.FalsePages > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: alerts in Alertmanager no outage explains, for %v", row.Scenario, row.FalseTargets))
+		}
+	}
+	if l.pager != nil && l.pager.err != nil {
+		rep.Notes = append(rep.Notes, "polling Alertmanager failed at least once: "+l.pager.err.Error())
+	}
 	return rep
 }
 
@@ -402,6 +427,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t\n", row.Scenario, strings.Join(row.cells(), "\t"))
 	}
 	_ = tw.Flush()
+	if len(r.Paging) > 0 {
+		b.WriteString("\nPaging (a real Alertmanager; the agents send their alerts to it directly):\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "scenario\t%s\t\n", strings.Join(pageColumns, "\t"))
+		for _, row := range r.Paging {
+			fmt.Fprintf(tw, "%s\t%s\t\n", row.Scenario, strings.Join(row.cells(), "\t"))
+		}
+		_ = tw.Flush()
+	}
 	b.WriteString("\nMTTD: detected_at - the farm's flip (true start); fail->verdict: detected_at - first failed observation;\n" +
 		"MTTR: resolved_at (when the quorum saw it up; the incident closes a resolve hold later) - the farm's repair;\n" +
 		"false: incidents no fault explains, or a second one for one fault.\n\nGoals:\n")
@@ -435,6 +469,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"fail->verdict from the first failed observation (`started_at`) to `detected_at`; MTTR from the farm's repair to `resolved_at` " +
 		"(when the quorum saw the target up again; the incident closes one resolve hold, an interval, later). " +
 		"A false incident is one no fault explains, or a second incident for one fault.\n\n")
+	if len(r.Paging) > 0 {
+		fmt.Fprintf(&b, "Paging: the agents send their alerts straight to a real Alertmanager (0.25); fault->alert is from the farm's flip to the alert first seen active in Alertmanager's API (polled every 100 ms); notifications are what its webhook receiver got (group_wait 0s, group_interval 2s).\n\n")
+		fmt.Fprintf(&b, "| scenario | %s |\n|---|%s\n", strings.Join(pageColumns, " | "), strings.Repeat("---:|", len(pageColumns)))
+		for _, row := range r.Paging {
+			fmt.Fprintf(&b, "| %s (`%s`) | %s |\n", row.Scenario.Title(), row.Scenario, strings.Join(row.cells(), " | "))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("| goal | want | measured | |\n|---|---|---|---|\n")
 	for _, g := range r.Goals {
 		mark := "met"

@@ -24,8 +24,12 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"(p50/p95/max), first failed observation to verdict (p95) and time to resolve (p50), then the\n"+
 		"issue's goals and the confirmation traffic. The default is the measured run (interval 30s,\n"+
 		"timeout 2s, quorum 2, confirm-on-failure, the product's gossip timings): a few minutes.\n"+
+		"The agents send their alerts to a real Alertmanager when prometheus-alertmanager is installed:\n"+
+		"the report then times each outage to its alert and counts the notifications it caused.\n"+
 		"Needs no network. Exit 0 when no incident was false and no outage missed, 1 otherwise.", stderr)
 	quick := fs.Bool("quick", false, "the short CI version: interval 5s, timeout 1s, loopback gossip timings, a few runs (under a minute)")
+	paging := fs.Bool("paging", false, "the paging run: interval 15s, timeout 5s, outages, hangs, one-region failures, flaps and a leader crash, timed to a real Alertmanager")
+	noAM := fs.Bool("no-alertmanager", false, "do not start an Alertmanager (paging is then not measured); by default the agents page a real one (Debian package prometheus-alertmanager) when it is installed")
 	markdown := fs.Bool("markdown", false, "print the report as markdown, ready for the README")
 	full := lab.Full()
 	interval := fs.Duration("interval", full.Interval, "probe interval of every target (5s with -quick)")
@@ -52,9 +56,16 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	opts := full
-	if *quick {
+	switch {
+	case *quick && *paging:
+		fmt.Fprintln(stderr, "lab: -quick and -paging are two runs: choose one")
+		return exitUsage
+	case *quick:
 		opts = lab.Quick()
+	case *paging:
+		opts = lab.Paging()
 	}
+	opts.NoAlertmanager = *noAM
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["interval"] {
