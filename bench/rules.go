@@ -193,8 +193,6 @@ func (r *RulesResult) WriteText(w io.Writer) error {
 	return err
 }
 
-
-
 // synthFleet serves each region's agent's /metrics: every target's
 // observations from that region, and the verdicts of the targets it leads
 // (every Regions-th), through the exporter's writers, so the series are

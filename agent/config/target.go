@@ -33,7 +33,7 @@ const (
 	// VantageCertExpiringSoon ticket, unless a tls target sets its own
 	// min_days_left: two weeks leave time to renew by hand when automation
 	// fails.
-	DefaultCertDays = 14
+	DefaultCertDays     = 14
 	defaultMaxRedirects = 10      // browsers give up around 20; 10 catches loops fast
 	defaultMaxBodyBytes = 1 << 20 // health pages are small; bounds memory per probe
 	defaultReadLimit    = 4096    // a banner or a short reply; bounds memory per probe
