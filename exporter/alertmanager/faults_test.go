@@ -414,3 +414,24 @@ func TestNilLoggerAndMetricsAreFine(t *testing.T) {
 	start(t, n)
 	poll(t, "a failure", func() bool { return n.Status()[0].Failed > 0 })
 }
+
+// An Alertmanager nobody listens for (connection refused) is retried and
+// counted, and delays no other.
+func TestUnreachableAlertmanagerIsRetried(t *testing.T) {
+	ok := startFake(t, always(http.StatusOK))
+	gone := startFake(t, always(http.StatusOK))
+	goneURL := gone.URL
+	if err := gone.Close(); err != nil { // its port now refuses connections
+		t.Fatal(err)
+	}
+	n, _ := newNotifier(t, Config{URLs: []string{goneURL, ok.URL}, ResendInterval: time.Hour})
+	update(t, n, down("a", time.Now()))
+	start(t, n)
+	poll(t, "delivery to the live one and retries to the gone one", func() bool {
+		st := n.Status()
+		return st[1].Sent == 1 && st[0].Failed >= 3
+	})
+	if st := n.Status()[0]; st.Sent != 0 || st.Pending != 1 || !strings.Contains(st.LastError, "connection refused") {
+		t.Errorf("status of the unreachable one %+v; want the alert pending and the refusal in the error", st)
+	}
+}
