@@ -1,10 +1,3 @@
-// Package alertmanager delivers an agent's alerts to Prometheus Alertmanager
-// through its API v2 (POST /api/v2/alerts), the way Prometheus' own notifier
-// does: every alert to each configured Alertmanager, firing alerts re-sent
-// with an end a few resend intervals ahead, resolved alerts with their end.
-//
-// The caller decides which alerts exist and declares them with Update; the
-// Notifier only delivers them.
 package alertmanager
 
 import (

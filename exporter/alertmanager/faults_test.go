@@ -177,6 +177,42 @@ func TestLatestStateWinsWhileFailing(t *testing.T) {
 	}
 }
 
+// An alert that changes while a POST of its previous state succeeds is
+// sent again, in its new state: the answer settles only what was sent.
+func TestChangeDuringSuccessfulPostIsSentNext(t *testing.T) {
+	inFlight := make(chan struct{})
+	release := make(chan struct{})
+	fake := startFake(t, func(ctx context.Context, i int) int {
+		if i == 1 {
+			close(inFlight)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return http.StatusOK
+	})
+	n, _ := newNotifier(t, Config{URLs: []string{fake.URL}, ResendInterval: time.Hour})
+	a := down("a", ms(time.Now().Add(-time.Minute)))
+	update(t, n, a)
+	start(t, n)
+	select {
+	case <-inFlight:
+	case <-waitCtx(t).Done():
+		t.Fatal("no POST")
+	}
+	a.EndsAt = ms(time.Now())
+	update(t, n, a)
+	close(release)
+	poll(t, "the new state delivered", func() bool {
+		reqs := fake.requests()
+		return len(reqs) == 2 && reqs[1].Status == http.StatusOK
+	})
+	if r := fake.requests()[1]; len(r.Alerts) != 1 || !r.Alerts[0].EndsAt.Equal(a.EndsAt) {
+		t.Fatalf("second POST %+v, want a resolved at %v", r.Alerts, a.EndsAt)
+	}
+}
+
 // A state superseded before it could be sent is never sent.
 func TestSupersededStateIsNeverSent(t *testing.T) {
 	fake := startFake(t, always(http.StatusOK))
@@ -377,4 +413,25 @@ func TestNilLoggerAndMetricsAreFine(t *testing.T) {
 	update(t, n, down("a", time.Now()))
 	start(t, n)
 	poll(t, "a failure", func() bool { return n.Status()[0].Failed > 0 })
+}
+
+// An Alertmanager nobody listens for (connection refused) is retried and
+// counted, and delays no other.
+func TestUnreachableAlertmanagerIsRetried(t *testing.T) {
+	ok := startFake(t, always(http.StatusOK))
+	gone := startFake(t, always(http.StatusOK))
+	goneURL := gone.URL
+	if err := gone.Close(); err != nil { // its port now refuses connections
+		t.Fatal(err)
+	}
+	n, _ := newNotifier(t, Config{URLs: []string{goneURL, ok.URL}, ResendInterval: time.Hour})
+	update(t, n, down("a", time.Now()))
+	start(t, n)
+	poll(t, "delivery to the live one and retries to the gone one", func() bool {
+		st := n.Status()
+		return st[1].Sent == 1 && st[0].Failed >= 3
+	})
+	if st := n.Status()[0]; st.Sent != 0 || st.Pending != 1 || !strings.Contains(st.LastError, "connection refused") {
+		t.Errorf("status of the unreachable one %+v; want the alert pending and the refusal in the error", st)
+	}
 }

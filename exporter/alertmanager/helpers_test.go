@@ -89,7 +89,7 @@ func newNotifier(t *testing.T, cfg Config) (*Notifier, *logBuf) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("notifier log:\n%s", logs.lines())
+			t.Logf("notifier log:\n%s", strings.Join(logs.lines(), ""))
 		}
 	})
 	return n, logs

@@ -87,3 +87,69 @@ func TestOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// What package alertmanager relies on from Alertmanager's merge of a
+// posted alert with the stored one, checked here so that a new
+// Alertmanager version that changes it fails a test rather than a page.
+func TestAlertmanagerMergeSemantics(t *testing.T) {
+	s := StartForTest(t, Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	start := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	post := func(target string, end time.Time) {
+		t.Helper()
+		body := `[{"labels":{"alertname":"M","target":"` + target + `"},"startsAt":"` + start.Format(time.RFC3339Nano) + `","endsAt":"` + end.UTC().Format(time.RFC3339Nano) + `"}]`
+		resp, err := http.Post(s.URL()+"/api/v2/alerts", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST: %s", resp.Status)
+		}
+	}
+	notes := func(n int) []Notification {
+		t.Helper()
+		got, err := s.WaitNotifications(ctx, func(ns []Notification) bool { return len(ns) >= n })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	endOf := func(target string) time.Time {
+		t.Helper()
+		as, err := s.Alerts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range as {
+			if a.Labels["target"] == target {
+				return a.EndsAt
+			}
+		}
+		t.Fatalf("%s not active: %+v", target, as)
+		return time.Time{}
+	}
+
+	// A firing post with an earlier end than the stored one does not
+	// shorten it: only a resolve (an end not after now) ends an alert early.
+	far := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	post("d", far)
+	notes(1)
+	post("d", time.Now().Add(time.Minute))
+	if got := endOf("d"); !got.Equal(far) {
+		t.Errorf("end after an earlier firing end was posted: %v, want the stored %v", got, far)
+	}
+	post("d", time.Now())
+	if got := notes(2); got[1].Status != "resolved" {
+		t.Fatalf("resolving: %+v", got[1])
+	}
+
+	// Firing again after the end, with the same start: a new alert, paged
+	// again.
+	post("d", time.Now().Add(time.Minute))
+	got := notes(3)
+	if got[2].Status != "firing" || !got[2].Alerts[0].StartsAt.Equal(start) {
+		t.Errorf("firing after resolved: %+v, want a new firing notification with the same start", got[2])
+	}
+}
