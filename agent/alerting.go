@@ -213,17 +213,7 @@ func (a *Agent) alertingHealthy() bool {
 	al.mu.Lock()
 	n := al.n
 	al.mu.Unlock()
-	if n == nil {
-		return false
-	}
-	// Healthy when some Alertmanager took our last request: its last
-	// failure, if any, is older than its last success.
-	for _, st := range n.Status() {
-		if st.LastErrorAt.IsZero() || st.LastSuccess.After(st.LastErrorAt) {
-			return true
-		}
-	}
-	return false
+	return n != nil && n.Healthy()
 }
 
 // AlertmanagerStatus is each Alertmanager's delivery status, for the

@@ -700,3 +700,48 @@ source_ip = "127.0.0.9"
 		t.Errorf("the override left the fingerprints unchanged")
 	}
 }
+
+// TestAlertingLoads: [alerting] with credentials from files, and the
+// default external_url made from a wildcard listen address.
+func TestAlertingLoads(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"main.toml": `
+[agent]
+node = "n1"
+listen = "0.0.0.0:9115"
+[alerting]
+alertmanagers = ["http://am-1:9093/", "https://am-2.example.com/prefix"]
+resend_interval = "30s"
+external_labels = { cluster = "prod" }
+basic_auth = { username = "vantage", password_file = "am.pass" }
+ca_file = "am-ca.pem"
+` + okTCP,
+		"am.pass": "s3cret\n",
+	})
+	cfg, err := Parse(filepath.Join(dir, "main.toml"), []byte(mustRead(t, filepath.Join(dir, "main.toml"))),
+		WithHostname(func() (string, error) { return "probe-eu-1", nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Alerting
+	if !a.Enabled() || !slices.Equal(a.Alertmanagers, []string{"http://am-1:9093", "https://am-2.example.com/prefix"}) ||
+		a.ResendInterval != 30*time.Second || a.Timeout != 10*time.Second || a.ExternalLabels["cluster"] != "prod" ||
+		a.BasicAuthUser != "vantage" || a.BasicAuthPassword != "s3cret" || a.TLS.CAFile != filepath.Join(dir, "am-ca.pem") {
+		t.Errorf("alerting: %+v", a)
+	}
+	if cfg.Agent.ExternalURL != "http://probe-eu-1:9115" {
+		t.Errorf("external_url %q, want the host name for a wildcard listen", cfg.Agent.ExternalURL)
+	}
+	if strings.Contains(strings.Join(cfg.Alerting.Alertmanagers, " "), "s3cret") {
+		t.Error("password in the URLs")
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -435,3 +435,38 @@ func TestUnreachableAlertmanagerIsRetried(t *testing.T) {
 		t.Errorf("status of the unreachable one %+v; want the alert pending and the refusal in the error", st)
 	}
 }
+
+// TestHealthyFollowsTheLastAnswer: a quiet notifier still probes its
+// Alertmanagers (an empty POST at start and every resend interval), so
+// Healthy is true before the first alert while one accepts, false once none
+// does, and true again after it recovers; a second, working Alertmanager
+// keeps it true.
+func TestHealthyFollowsTheLastAnswer(t *testing.T) {
+	var up atomic.Bool
+	up.Store(true)
+	fake := startFake(t, func(context.Context, int) int {
+		if up.Load() {
+			return http.StatusOK
+		}
+		return http.StatusServiceUnavailable
+	})
+	n, _ := newNotifier(t, Config{URLs: []string{fake.URL}, ResendInterval: 100 * time.Millisecond})
+	if n.Healthy() {
+		t.Fatal("healthy before any request was answered")
+	}
+	defer start(t, n)()
+	poll(t, "healthy after the first empty probe", n.Healthy)
+	if reqs := fake.requests(); len(reqs) == 0 || len(reqs[0].Alerts) != 0 || reqs[0].Err != nil {
+		t.Fatalf("requests %+v, want an empty list first", reqs)
+	}
+	up.Store(false)
+	poll(t, "unhealthy once Alertmanager refuses", func() bool { return !n.Healthy() })
+	up.Store(true)
+	poll(t, "healthy again after it recovers", n.Healthy)
+
+	other := startFake(t, func(context.Context, int) int { return http.StatusOK })
+	n2, _ := newNotifier(t, Config{URLs: []string{fake.URL, other.URL}, ResendInterval: 100 * time.Millisecond})
+	up.Store(false)
+	defer start(t, n2)()
+	poll(t, "healthy with one of two Alertmanagers up", n2.Healthy)
+}

@@ -165,8 +165,26 @@ func (n *Notifier) resend() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, s := range n.senders {
+		if len(n.cur) == 0 {
+			s.requestProbe()
+			continue
+		}
 		s.queueAll(n.cur)
 	}
+}
+
+// Healthy reports whether some Alertmanager accepted the last request it
+// answered: alerts, or the empty list the Notifier posts each resend
+// interval while it has none (and once when Run starts). The agent exports
+// it as vantage_alerting_healthy; the generated rules leave the direct path
+// alone while it is 1.
+func (n *Notifier) Healthy() bool {
+	for _, s := range n.senders {
+		if s.healthy() {
+			return true
+		}
+	}
+	return false
 }
 
 // Run delivers alerts until ctx ends: one sender goroutine per
@@ -187,6 +205,13 @@ func (n *Notifier) Run(ctx context.Context) {
 	for _, s := range n.senders {
 		wg.Go(func() { s.run(ctx) })
 	}
+	n.mu.Lock()
+	if len(n.cur) == 0 {
+		for _, s := range n.senders {
+			s.requestProbe()
+		}
+	}
+	n.mu.Unlock()
 	t := time.NewTicker(n.cfg.ResendInterval)
 	defer t.Stop()
 	for {

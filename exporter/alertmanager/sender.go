@@ -47,7 +47,12 @@ type sender struct {
 	// urgent holds new and changed states, sent before resend's unchanged
 	// ones, so that a page is not queued behind a resend of 10k alerts. A
 	// fingerprint is in at most one of the two.
-	urgent, resend         map[uint64]*state
+	urgent, resend map[uint64]*state
+	// probe asks for an empty POST when nothing else is pending: a quiet
+	// agent still learns whether Alertmanager takes its requests, so that
+	// Healthy (and the rules' backstop gate) says the truth before the
+	// first page, not after it.
+	probe                  bool
 	sent, failed, dropped  uint64
 	lastSuccess, lastErrAt time.Time
 	lastErr                string
@@ -140,6 +145,22 @@ func (s *sender) queueAll(cur map[uint64]*state) {
 }
 
 func (s *sender) pendingLocked() int { return len(s.urgent) + len(s.resend) }
+
+// requestProbe asks for an empty POST unless alerts are pending (their
+// POST answers the same question).
+func (s *sender) requestProbe() {
+	s.mu.Lock()
+	s.probe = s.pendingLocked() == 0
+	s.mu.Unlock()
+	s.signal()
+}
+
+// healthy: the last request this Alertmanager answered was accepted.
+func (s *sender) healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.lastSuccess.IsZero() && !s.lastSuccess.Before(s.lastErrAt)
+}
 
 // take fills batch with up to maxBatch waiting states, urgent ones first.
 // They stay pending until an answer settles them (see settleLocked).
@@ -236,11 +257,31 @@ func (s *sender) flush(ctx context.Context) {
 // answer.
 func (s *sender) sendBatch(ctx context.Context) outcome {
 	s.batch = s.take(s.batch[:0])
-	if len(s.batch) == 0 {
+	s.mu.Lock()
+	probe := s.probe && len(s.batch) == 0
+	s.probe = false
+	s.mu.Unlock()
+	if len(s.batch) == 0 && !probe {
 		return idle
 	}
 	cfg := &s.n.cfg
 	s.buf = appendBatch(s.buf[:0], s.batch, cfg.Now().Add(4*cfg.ResendInterval))
+	if probe {
+		// An empty list is a valid POST that changes nothing.
+		permanent, err := s.post(ctx)
+		s.mu.Lock()
+		if err == nil {
+			s.lastSuccess = cfg.Now()
+		} else if ctx.Err() == nil {
+			s.lastErr, s.lastErrAt = err.Error(), cfg.Now()
+		}
+		s.mu.Unlock()
+		if err == nil || permanent || ctx.Err() != nil {
+			return idle
+		}
+		s.n.cfg.Logger.Debug("alertmanager not reachable", "alertmanager", s.ep.url, "err", err)
+		return idle
+	}
 	permanent, err := s.post(ctx)
 	now := cfg.Now()
 	n := uint64(len(s.batch))
