@@ -32,14 +32,10 @@ type alerting struct {
 	// stop ends n's Run; done is closed when it has returned.
 	stop context.CancelFunc
 	done chan struct{}
-	// fired are the incidents this agent sent as firing: it sends the end
-	// only of those (a resolution sent for an incident another leader never
-	// fired could end a newer alert with the same labels in Alertmanager).
-	fired map[string]time.Time // incident ID -> last sent firing
 }
 
 func newAlerting() *alerting {
-	return &alerting{kick: make(chan struct{}, 1), fired: map[string]time.Time{}}
+	return &alerting{kick: make(chan struct{}, 1)}
 }
 
 // poke asks the loop to sync now; never blocks (incidents are events on
@@ -129,8 +125,10 @@ func (a *Agent) alertLoop(ctx context.Context) {
 // syncAlerts declares to the Notifier the alerts of the targets this agent
 // leads: a firing VantageTargetDown for each open incident (but in a
 // maintenance window: the alert then lapses, as the rule's does), a
-// resolved one for an incident that ended in the last 15 minutes and that
-// this agent had sent firing.
+// resolved one for an incident that ended in the last 15 minutes and whose
+// alert some leader sent (the incident record says when, AlertedAt): a
+// resolution of an alert nobody sent could end a newer alert with the same
+// labels in Alertmanager.
 func (a *Agent) syncAlerts() {
 	al := a.alerts
 	al.mu.Lock()
@@ -143,30 +141,25 @@ func (a *Agent) syncAlerts() {
 	now := time.Now()
 	led := a.clu().LedIncidents(resolvedRetention)
 	alerts := make([]alertmanager.Alert, 0, len(led))
-	al.mu.Lock()
+	var first []string
 	for _, li := range led {
 		in := &li.Incident
 		t := cfg.Target(in.Target)
-		if t == nil || (in.Open() && li.Maintenance) {
+		switch {
+		case t == nil || (in.Open() && li.Maintenance):
 			continue
-		}
-		if !in.Open() {
-			if _, ok := al.fired[in.ID]; !ok {
-				continue
-			}
-		} else {
-			al.fired[in.ID] = now
+		case !in.Open() && in.AlertedAt.IsZero():
+			continue
+		case in.Open() && in.AlertedAt.IsZero():
+			first = append(first, in.ID)
 		}
 		alerts = append(alerts, targetDownAlert(cfg, t, &li))
 	}
-	for id, at := range al.fired {
-		if now.Sub(at) > resolvedRetention+time.Minute {
-			delete(al.fired, id)
-		}
-	}
-	al.mu.Unlock()
 	if err := n.Update(alerts); err != nil {
 		a.log.Warn("alerts left out", "err", err)
+	}
+	for _, id := range first {
+		a.clu().MarkAlerted(id, now)
 	}
 }
 

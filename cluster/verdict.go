@@ -401,6 +401,9 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
 				have.ResolvedAt = in.ResolvedAt
 			}
+			if !in.AlertedAt.IsZero() && (have.AlertedAt.IsZero() || in.AlertedAt.Before(have.AlertedAt)) {
+				have.AlertedAt = in.AlertedAt
+			}
 			have.Regions = mergeRegions(have.Regions, in.Regions)
 			return
 		}
@@ -475,6 +478,26 @@ func (c *Cluster) checkIsolation() {
 		}
 		c.emit(Event{At: now, Kind: "isolated", Region: c.cfg.Region, Node: c.cfg.NodeName, Detail: strconv.FormatBool(iso)})
 		c.sendHeartbeat()
+	}
+}
+
+// MarkAlerted records that incident id's alert went to Alertmanager at at
+// (the first time only) and tells the fleet, so that whichever agent leads
+// the target when it resolves sends the end.
+func (c *Cluster) MarkAlerted(id string, at time.Time) {
+	c.mu.Lock()
+	var msg []byte
+	for _, in := range c.incidents {
+		if in.ID == id && in.AlertedAt.IsZero() {
+			in.AlertedAt = at
+			msg = encodeIncident(in)
+			break
+		}
+	}
+	c.mu.Unlock()
+	if msg != nil {
+		c.broadcast("i/"+id, msg)
+		c.fanOut(msg)
 	}
 }
 

@@ -349,6 +349,10 @@ type Incident struct {
 	Leader     string    `json:"leader"`                        // agent that declared it
 	Reason     string    `json:"reason,omitempty"`              // a failing region's reason
 	Flaps      int       `json:"flaps"`                         // times it came back within the hold window
+	// AlertedAt is when a leader first sent the incident's alert to
+	// Alertmanager (zero: never, e.g. no [alerting]): any later leader may
+	// then send its end, and only then.
+	AlertedAt time.Time `json:"alerted_at,omitzero"`
 }
 
 // Open reports whether the incident is unresolved.
@@ -376,6 +380,7 @@ func encodeIncident(in *Incident) []byte {
 	e.str(in.Leader)
 	e.str(in.Reason)
 	e.uvarint(uint64(in.Flaps))
+	e.time(in.AlertedAt)
 	return e.b
 }
 
@@ -400,6 +405,9 @@ func decodeIncident(b []byte) (Incident, error) {
 	in.Leader = d.str()
 	in.Reason = d.str()
 	in.Flaps = int(min(d.uvarint(), 1<<20))
+	if d.err == nil && len(d.b) > 0 { // absent from agents that predate it
+		in.AlertedAt = d.time()
+	}
 	return in, d.err
 }
 

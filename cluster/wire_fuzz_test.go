@@ -307,3 +307,20 @@ func TestWireSeedsDecode(t *testing.T) {
 		t.Fatal("seed 11 should be node metadata")
 	}
 }
+
+// TestIncidentWithoutAlertedAt: an incident from an agent that predates
+// AlertedAt (its encoding ends after Flaps) still decodes, as never alerted.
+func TestIncidentWithoutAlertedAt(t *testing.T) {
+	in := Incident{ID: "t@1", Target: "t", StartedAt: time.UnixMilli(1000), Flaps: 3}
+	b := encodeIncident(&in)
+	old := b[:len(b)-1] // AlertedAt zero is one uvarint byte
+	got, err := decodeIncident(old)
+	if err != nil || got.Flaps != 3 || !got.AlertedAt.IsZero() {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	in.AlertedAt = time.UnixMilli(2000)
+	got, err = decodeIncident(encodeIncident(&in))
+	if err != nil || !got.AlertedAt.Equal(in.AlertedAt) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+}

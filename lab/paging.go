@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,12 +34,8 @@ type alertKey struct {
 // rules, and a group interval short enough that a second notification for
 // one outage, if the fleet caused one, shows within the run.
 func startPager(ctx context.Context, dir string) (*pager, error) {
-	var inhibit strings.Builder
-	for _, r := range rules.InhibitRules {
-		fmt.Fprintf(&inhibit, "- source_matchers: [%q]\n  target_matchers: [%q]\n  equal: [%s]\n", r.Source, r.Target, strings.Join(r.Equal, ", "))
-	}
 	am, err := amtest.Start(ctx, dir, amtest.Options{GroupWait: time.Millisecond, GroupInterval: 2 * time.Second,
-		RepeatInterval: 24 * time.Hour, InhibitRules: inhibit.String()})
+		RepeatInterval: 24 * time.Hour, InhibitRules: rules.InhibitRulesYAML()})
 	if err != nil {
 		return nil, err
 	}

@@ -50,10 +50,10 @@ route:
       group_wait: 0s
 inhibit_rules:
 `)
-	for _, r := range InhibitRules {
-		b.WriteString("  - source_matchers: [" + yamlQuote(r.Source) + "]\n")
-		b.WriteString("    target_matchers: [" + yamlQuote(r.Target) + "]\n")
-		b.WriteString("    equal: [" + strings.Join(r.Equal, ", ") + "]\n")
+	for _, l := range strings.SplitAfter(InhibitRulesYAML(), "\n") {
+		if l != "" {
+			b.WriteString("  " + l)
+		}
 	}
 	b.WriteString(`receivers:
   - name: pager
@@ -64,4 +64,16 @@ inhibit_rules:
       - url: "http://tickets.example.com/vantage"
 `)
 	return b.Bytes()
+}
+
+// InhibitRulesYAML is the value of Alertmanager's inhibit_rules for
+// InhibitRules: a YAML list, one rule per item, not indented.
+func InhibitRulesYAML() string {
+	var b strings.Builder
+	for _, r := range InhibitRules {
+		b.WriteString("- source_matchers: [" + yamlQuote(r.Source) + "]\n")
+		b.WriteString("  target_matchers: [" + yamlQuote(r.Target) + "]\n")
+		b.WriteString("  equal: [" + strings.Join(r.Equal, ", ") + "]\n")
+	}
+	return b.String()
 }

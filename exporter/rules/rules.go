@@ -455,11 +455,19 @@ func (g *gen) burnAlert(fast bool) rule {
 	}
 	budget := tq(recBudget+"{target=%q}", " | humanizePercentage", "unknown")
 	objective := g.tqSel("max by(target)", "vantage_target_slo_objective", " | humanizePercentage", "its")
+	var forDur time.Duration
+	if fast {
+		// A minute, so that at an outage's start VantageTargetDown (which
+		// has no `for`, and comes straight from the fleet) is always first:
+		// the burn of the outage is then left out by the expression above
+		// and held back by Alertmanager's inhibit rule. The short window
+		// already keeps a brief blip from firing it.
+		forDur = time.Minute
+	}
 	return rule{
-		alert: alert,
-		expr:  expr,
-		// No `for`: the short window already keeps a brief blip from firing
-		// it and makes it resolve soon after the burning stops.
+		alert:  alert,
+		expr:   expr,
+		forDur: forDur,
 		labels: labels,
 		annotations: []kv{
 			{"summary", "{{ $labels.target }} is burning its error budget " + speed},
