@@ -121,6 +121,12 @@ func (a *Agent) Self() exporter.SelfView {
 		v.Isolated = a.clu().Isolated()
 		v.GossipAddr = a.clu().LocalAddr()
 	}
+	for _, st := range a.AlertmanagerStatus() {
+		v.Alertmanagers = append(v.Alertmanagers, exporter.AlertmanagerView{URL: st.URL,
+			OK:      !st.LastSuccess.IsZero() && !st.LastSuccess.Before(st.LastErrorAt),
+			Pending: st.Pending, Sent: st.Sent, Failed: st.Failed, Dropped: st.Dropped,
+			LastSuccess: st.LastSuccess, LastError: st.LastError, LastErrorAt: st.LastErrorAt})
+	}
 	return v
 }
 

@@ -40,6 +40,22 @@ type SelfView struct {
 	LastReload    time.Time `json:"last_reload"`
 	GossipAddr    string    `json:"gossip_addr"`
 	TargetsProbed int       `json:"targets_probed"`
+	// Alertmanagers is the delivery of this agent's direct alerts, one
+	// entry per Alertmanager; empty without [alerting].
+	Alertmanagers []AlertmanagerView `json:"alertmanagers,omitempty"`
+}
+
+// AlertmanagerView is how delivery to one Alertmanager goes.
+type AlertmanagerView struct {
+	URL         string    `json:"url"`
+	OK          bool      `json:"ok"` // the last request it answered was accepted
+	Pending     int       `json:"pending"`
+	Sent        uint64    `json:"sent"`
+	Failed      uint64    `json:"failed"`
+	Dropped     uint64    `json:"dropped"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // LocalView is this agent's own latest probe of a target, in full.

@@ -47,6 +47,16 @@ type selfData struct {
 	ConfigError   string
 	LastReload    string
 	TargetsProbed int
+	// Failing are the Alertmanagers the agent cannot deliver its alerts
+	// to; Paging says how many take them.
+	AMFailing []amFailure
+	AMTotal   int
+	AMOK      int
+}
+
+type amFailure struct {
+	URL, Error, Since string
+	Pending           int
 }
 
 type summary struct {
@@ -162,6 +172,18 @@ func build(src exporter.Source, opts Options, now time.Time) *pageData {
 	}
 	if !self.LastReload.IsZero() {
 		d.Self.LastReload = clock(self.LastReload, now)
+	}
+	d.Self.AMTotal = len(self.Alertmanagers)
+	for _, am := range self.Alertmanagers {
+		if am.OK {
+			d.Self.AMOK++
+			continue
+		}
+		f := amFailure{URL: am.URL, Error: am.LastError, Pending: am.Pending}
+		if !am.LastErrorAt.IsZero() {
+			f.Since = clock(am.LastErrorAt, now)
+		}
+		d.Self.AMFailing = append(d.Self.AMFailing, f)
 	}
 
 	targets := src.Targets()

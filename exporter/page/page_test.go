@@ -412,3 +412,29 @@ func TestSummaryHeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestPageShowsAlertDelivery: the header says how many Alertmanagers take
+// the agent's alerts, and a banner names each one that does not, with its
+// error: a fleet that cannot page must say so where on-call looks.
+func TestPageShowsAlertDelivery(t *testing.T) {
+	src := &fakeSource{self: exporter.SelfView{Node: "solo", Region: "eu-west", ConfigOK: true,
+		Alertmanagers: []exporter.AlertmanagerView{
+			{URL: "http://am-1:9093", OK: true, Sent: 12, LastSuccess: fixedNow},
+			{URL: "http://am-2:9093", OK: false, Pending: 3, LastError: "POST http://am-2:9093/api/v2/alerts: connection refused", LastErrorAt: fixedNow.Add(-time.Minute)},
+		}}}
+	_, body := get(t, New(src, Options{Refresh: -1}))
+	for _, w := range []string{"<dt>Paging</dt><dd>1/2 Alertmanagers</dd>", "cannot deliver its alerts to 1 of 2 Alertmanagers",
+		"<code>http://am-2:9093</code>", "3 alerts waiting", "connection refused"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("page lacks %q", w)
+		}
+	}
+	if strings.Contains(body, "<code>http://am-1:9093</code>") {
+		t.Error("a working Alertmanager is listed as failing")
+	}
+	src.self.Alertmanagers[0].OK = false
+	if _, body := get(t, New(src, Options{Refresh: -1})); !strings.Contains(body, "cannot deliver its alerts to any Alertmanager") ||
+		!strings.Contains(body, "the Prometheus rules page for its targets") {
+		t.Error("no Alertmanager reachable: the banner does not say the rules take over")
+	}
+}
