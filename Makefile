@@ -39,7 +39,8 @@ clean:
 deploy/ca-certificates.crt: # the CA bundle baked into the image, from the build host
 	cp /etc/ssl/certs/ca-certificates.crt $@
 
-lab: build ## the fault lab: scripted outages, a partition and a crash against a local 3-region fleet; MTTD/MTTR, false incidents, misses (a few minutes)
+lab: build ## the fault lab: paging timed to a real Alertmanager (15s interval), then outages, a partition and a crash (30s interval); MTTD/MTTR, false incidents, misses, pages (about ten minutes)
+	$(BIN) lab -paging
 	$(BIN) lab
 
 fuzz: ## every fuzz target for FUZZTIME each (default 10s), one at a time

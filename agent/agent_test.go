@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
@@ -152,8 +153,8 @@ address = "%s"
 		up, ok := value(m, `vantage_target_up{target="db",type="tcp"}`)
 		return ok && up == 0
 	})
-	if _, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command("promtool", "check", "metrics")
+	if promtool := testenv.RequireBinary(t, "prometheus", "promtool"); promtool != "" {
+		cmd := exec.Command(promtool, "check", "metrics")
 		cmd.Stdin = strings.NewReader(m)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("promtool check metrics: %v\n%s", err, out)
@@ -287,10 +288,7 @@ bind = "0.0.0.0:0"
 // TestPrometheusScrapesAgent runs a real Prometheus against the agent and
 // reads probe_success back from its query API.
 func TestPrometheusScrapesAgent(t *testing.T) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed (CI installs the Debian package)")
-	}
+	bin := testenv.RequireBinary(t, "prometheus", "prometheus")
 	if testing.Short() {
 		t.Skip("short mode")
 	}

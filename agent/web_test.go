@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
@@ -92,11 +93,11 @@ url = "%s"
 		resp.Body.Close()
 	}
 
-	bin, err := exec.LookPath("prometheus")
-	if err != nil || testing.Short() {
-		t.Log("prometheus not run (not installed or -short)")
+	if testing.Short() {
+		t.Log("prometheus not run (-short)")
 		return
 	}
+	bin := testenv.RequireBinary(t, "prometheus", "prometheus")
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	writeConfig(t, promCfg, fmt.Sprintf(`global:
   scrape_interval: 1s

@@ -18,20 +18,11 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false,
 	"write docs/status-page.png (1280x900) and docs/status-page-phone.png (390x844) from the Chromium test")
-
-// chromium finds a headless-capable Chromium; "" when none is installed.
-func chromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // TestChromium loads the page from the real exporter server (with its
 // Content-Security-Policy) in headless Chromium: the DOM Chromium built must
@@ -39,10 +30,7 @@ func chromium() string {
 // violation, no error). It takes desktop and phone screenshots, written to
 // docs/ with -update-screenshot.
 func TestChromium(t *testing.T) {
-	bin := chromium()
-	if bin == "" {
-		t.Skip("chromium not installed")
-	}
+	bin := testenv.RequireBinary(t, "chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
@@ -102,11 +103,7 @@ func firstDiff(want, got []byte) string {
 
 func promtool(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not on PATH")
-	}
-	return p
+	return testenv.RequireBinary(t, "prometheus", "promtool")
 }
 
 func runPromtool(t *testing.T, args ...string) {
@@ -360,10 +357,7 @@ func httpTarget(t *config.Target, url string) *config.Target {
 // TestAlertmanagerConfig: the printed Alertmanager configuration passes
 // amtool, routes pages with no group wait and carries the inhibit rules.
 func TestAlertmanagerConfig(t *testing.T) {
-	amtool, err := exec.LookPath("amtool")
-	if err != nil {
-		t.Skip("amtool not on PATH (Debian package prometheus-alertmanager)")
-	}
+	amtool := testenv.RequireBinary(t, "prometheus-alertmanager", "amtool")
 	f := filepath.Join(t.TempDir(), "alertmanager.yml")
 	if err := os.WriteFile(f, Alertmanager(), 0o644); err != nil {
 		t.Fatal(err)
