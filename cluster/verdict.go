@@ -2,16 +2,12 @@ package cluster
 
 import (
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
 	"github.com/vantage-probe/vantage/cluster/shard"
 )
-
-// maxIncidents bounds the incident history each agent keeps.
-const maxIncidents = 1000
 
 // verdictState is the leader's memory of one target's verdict.
 type verdictState struct {
@@ -65,20 +61,6 @@ func suppressAfter(t TargetSpec) time.Duration {
 	return t.Timeout + 2*time.Second
 }
 
-// fresh: received within two intervals plus a timeout (plus a little slack
-// for gossip), judged by local receipt time only.
-func freshFor(o *Observation) time.Duration {
-	iv := o.Interval
-	if iv <= 0 {
-		iv = 30 * time.Second
-	}
-	return 2*iv + o.Timeout + 2*time.Second
-}
-
-func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
-	return now.Sub(o.Received) <= freshFor(o)
-}
-
 // policyLocked builds the quorum policy of a target from the current
 // assignment, former owners within their grace, and isolated regions.
 func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
@@ -107,47 +89,6 @@ func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
 		min = c.cfg.MinRegions
 	}
 	return quorum.Policy{MinRegions: min, Regions: regions, Assignees: assignees, Isolated: isolated}
-}
-
-func (c *Cluster) memberByAgentLocked(id string) *memberInfo {
-	for _, m := range c.members {
-		if m.AgentID == id {
-			return m
-		}
-	}
-	return nil
-}
-
-// regionIsolatedLocked: a region is isolated when every live member of it
-// says so.
-func (c *Cluster) regionIsolatedLocked(region string) bool {
-	n, iso := 0, 0
-	for _, m := range c.members {
-		if m.Region != region || (m.State != "alive" && m.State != "suspect") {
-			continue
-		}
-		n++
-		isolated := m.Isolated
-		if m.Self {
-			isolated = c.isolated.Load()
-		}
-		if isolated {
-			iso++
-		}
-	}
-	return n > 0 && iso == n
-}
-
-func (c *Cluster) observationsLocked(target string) []quorum.Observation {
-	byAgent := c.table[target]
-	out := make([]quorum.Observation, 0, len(byAgent))
-	for _, o := range byAgent {
-		out = append(out, quorum.Observation{
-			Region: o.Region, AgentID: o.AgentID, Boot: o.Boot, Seq: o.Seq,
-			Failing: o.Failing, Received: o.Received, Interval: o.Interval, Timeout: o.Timeout,
-		})
-	}
-	return out
 }
 
 func (c *Cluster) evaluateAll() {
@@ -341,172 +282,4 @@ func (c *Cluster) failingReasonLocked(target string) string {
 		}
 	}
 	return ""
-}
-
-func mergeRegions(a, b []string) []string {
-	seen := map[string]bool{}
-	out := []string{}
-	for _, s := range append(append([]string{}, a...), b...) {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (c *Cluster) addIncidentLocked(in *Incident) {
-	c.incidents = append(c.incidents, in)
-	if len(c.incidents) > maxIncidents {
-		c.incidents = append([]*Incident(nil), c.incidents[len(c.incidents)-maxIncidents:]...)
-	}
-}
-
-func (c *Cluster) openIncidentLocked(target string) *Incident {
-	for i := len(c.incidents) - 1; i >= 0; i-- {
-		if in := c.incidents[i]; in.Target == target && in.Open() {
-			return in
-		}
-	}
-	return nil
-}
-
-// mergeIncident folds a gossiped incident record into ours: a new leader
-// continues it, and every agent can show it. Two agents that both believed
-// they led the target during churn may open one each; the open incident with
-// the smaller ID wins everywhere, so the fleet converges on one.
-func (c *Cluster) mergeIncident(in *Incident) {
-	if in.ID == "" {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if in.Open() {
-		if mine := c.openIncidentLocked(in.Target); mine != nil && mine.ID != in.ID {
-			if in.ID > mine.ID {
-				return // ours wins; the other side will drop theirs
-			}
-			c.dropIncidentLocked(mine.ID)
-			cp := *in
-			c.addIncidentLocked(&cp)
-			if vs := c.verdicts[in.Target]; vs != nil && vs.open == mine {
-				vs.open = &cp
-			}
-			return
-		}
-	}
-	for _, have := range c.incidents {
-		if have.ID == in.ID {
-			if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
-				have.ResolvedAt = in.ResolvedAt
-			}
-			if !in.AlertedAt.IsZero() && (have.AlertedAt.IsZero() || in.AlertedAt.Before(have.AlertedAt)) {
-				have.AlertedAt = in.AlertedAt
-			}
-			have.Regions = mergeRegions(have.Regions, in.Regions)
-			return
-		}
-	}
-	cp := *in
-	c.addIncidentLocked(&cp)
-	sort.SliceStable(c.incidents, func(i, j int) bool { return c.incidents[i].StartedAt.Before(c.incidents[j].StartedAt) })
-}
-
-// checkIsolation decides whether this agent's own region looks cut off: most
-// of its failing targets are seen up by other regions, or it sees none of
-// the other regions' members alive.
-func (c *Cluster) checkIsolation() {
-	now := c.now()
-	c.mu.Lock()
-	myFailing, othersUp, total := 0, 0, 0
-	for _, name := range c.mine {
-		byAgent := c.table[name]
-		mine := byAgent.get(c.cfg.AgentID)
-		if mine == nil {
-			continue
-		}
-		total++
-		if !mine.Failing {
-			continue
-		}
-		myFailing++
-		up, failing := 0, 0
-		for _, o := range byAgent {
-			if o.Region == c.cfg.Region || !c.freshLocked(o, now) {
-				continue
-			}
-			if o.Failing {
-				failing++
-			} else {
-				up++
-			}
-		}
-		if up > 0 && failing == 0 {
-			othersUp++
-		}
-	}
-	otherRegions, otherAlive := map[string]bool{}, 0
-	for _, m := range c.members {
-		if m.Region == c.cfg.Region || m.State == "left" {
-			continue
-		}
-		otherRegions[m.Region] = true
-		if m.State == "alive" || m.State == "suspect" {
-			otherAlive++
-		}
-	}
-	c.mu.Unlock()
-	// Silence: no heartbeat from any agent of any other region for a while
-	// (memberlist takes much longer to declare them all dead, and stretches
-	// its timeouts when it is itself the unhealthy one).
-	heardOther := false
-	c.mu.Lock()
-	for _, m := range c.members {
-		if m.Region != c.cfg.Region && now.Sub(c.heard[m.AgentID]) <= c.leaderSilence() {
-			heardOther = true
-		}
-	}
-	c.mu.Unlock()
-	silent := len(otherRegions) > 0 && !heardOther && time.Since(c.started) > 2*c.leaderSilence()
-	iso := quorum.IsIsolated(myFailing, othersUp, total) || (len(otherRegions) > 0 && otherAlive == 0) || silent
-	if was := c.isolated.Swap(iso); was != iso {
-		if iso {
-			c.log.Warn("this region looks isolated: its failures will not count", "failing", myFailing, "seen_up_elsewhere", othersUp, "targets", total)
-		} else {
-			c.log.Info("region no longer isolated")
-		}
-		c.emit(Event{At: now, Kind: "isolated", Region: c.cfg.Region, Node: c.cfg.NodeName, Detail: strconv.FormatBool(iso)})
-		c.sendHeartbeat()
-	}
-}
-
-// MarkAlerted records that incident id's alert went to Alertmanager at at
-// (the first time only) and tells the fleet, so that whichever agent leads
-// the target when it resolves sends the end.
-func (c *Cluster) MarkAlerted(id string, at time.Time) {
-	c.mu.Lock()
-	var msg []byte
-	for _, in := range c.incidents {
-		if in.ID == id && in.AlertedAt.IsZero() {
-			in.AlertedAt = at
-			msg = encodeIncident(in)
-			break
-		}
-	}
-	c.mu.Unlock()
-	if msg != nil {
-		c.broadcast("i/"+id, msg)
-		c.fanOut(msg)
-	}
-}
-
-func (c *Cluster) dropIncidentLocked(id string) {
-	out := c.incidents[:0]
-	for _, in := range c.incidents {
-		if in.ID != id {
-			out = append(out, in)
-		}
-	}
-	c.incidents = out
 }

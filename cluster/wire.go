@@ -336,31 +336,6 @@ func decodeConfirmResp(b []byte) (confirmResp, error) {
 	return r, d.err
 }
 
-// Incident is one quorum-confirmed outage of one target.
-type Incident struct {
-	ID         string    `json:"id"` // target + "@" + started unix ms: same on every agent
-	Target     string    `json:"target"`
-	StartedAt  time.Time `json:"started_at"`                    // first failed observation in any region
-	ConfirmAt  time.Time `json:"confirm_requested_at,omitzero"` // first confirmation request sent (zero: none)
-	QuorumAt   time.Time `json:"quorum_at"`                     // the leader saw enough regions failing
-	DetectedAt time.Time `json:"detected_at"`                   // verdict exported (down)
-	ResolvedAt time.Time `json:"resolved_at,omitzero"`          // verdict back up; zero while open
-	Regions    []string  `json:"regions"`                       // regions that saw it failing
-	Leader     string    `json:"leader"`                        // agent that declared it
-	Reason     string    `json:"reason,omitempty"`              // a failing region's reason
-	Flaps      int       `json:"flaps"`                         // times it came back within the hold window
-	// AlertedAt is when a leader first sent the incident's alert to
-	// Alertmanager (zero: never, e.g. no [alerting]): any later leader may
-	// then send its end, and only then.
-	AlertedAt time.Time `json:"alerted_at,omitzero"`
-}
-
-// Open reports whether the incident is unresolved.
-func (i *Incident) Open() bool { return i.ResolvedAt.IsZero() }
-
-// TimeToDetect is DetectedAt - StartedAt.
-func (i *Incident) TimeToDetect() time.Duration { return i.DetectedAt.Sub(i.StartedAt) }
-
 func encodeIncident(in *Incident) []byte {
 	e := encoder{b: make([]byte, 0, 128)}
 	e.byte(msgIncident)
@@ -474,4 +449,73 @@ func decodeMeta(b []byte) (Meta, error) {
 	d.b = d.b[8:]
 	m.Boot = d.uvarint()
 	return m, d.err
+}
+
+// The push/pull state: every fresh observation this agent knows and every
+// incident it keeps. Sent over memberlist's TCP push/pull, so it is not
+// bound by the gossip packet size, but its decoder bounds what it accepts.
+const (
+	maxStateObservations = 500_000
+	maxStateIncidents    = 10_000
+)
+
+func encodeState(obs []*Observation, incidents []*Incident) []byte {
+	e := encoder{b: make([]byte, 0, 16+len(obs)*64+len(incidents)*96)}
+	e.byte(msgState)
+	e.byte(wireVersion)
+	e.uvarint(uint64(len(obs)))
+	for _, o := range obs {
+		o.encode(&e)
+	}
+	e.uvarint(uint64(len(incidents)))
+	for _, in := range incidents {
+		b := encodeIncident(in)
+		e.uvarint(uint64(len(b)))
+		e.b = append(e.b, b...)
+	}
+	return e.b
+}
+
+func decodeState(b []byte) ([]Observation, []Incident, error) {
+	d := decoder{b: b}
+	d.header(msgState)
+	n := d.uvarint()
+	if n > maxStateObservations {
+		return nil, nil, errTooLarge
+	}
+	obs := make([]Observation, 0, min(n, uint64(len(b)/8)))
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var o Observation
+		o.decode(&d)
+		obs = append(obs, o)
+	}
+	m := d.uvarint()
+	if m > maxStateIncidents {
+		return nil, nil, errTooLarge
+	}
+	var ins []Incident
+	for i := uint64(0); i < m && d.err == nil; i++ {
+		l := d.uvarint()
+		if d.err != nil || uint64(len(d.b)) < l {
+			return nil, nil, errShort
+		}
+		in, err := decodeIncident(d.b[:l])
+		if err != nil {
+			return nil, nil, err
+		}
+		d.b = d.b[l:]
+		ins = append(ins, in)
+	}
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	return obs, ins, nil
+}
+
+// messageType peeks at the type byte.
+func messageType(b []byte) (byte, error) {
+	if len(b) < 2 {
+		return 0, errShort
+	}
+	return b[0], nil
 }

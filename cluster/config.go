@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/hashicorp/memberlist"
+)
+
+// Local is the agent as the cluster sees it.
+type Local interface {
+	// Assigned tells the agent which targets it must probe now (sorted). It
+	// is called from the cluster's own goroutine, never memberlist's.
+	Assigned(targets []string)
+	// Confirm probes target now (or reuses a result a few seconds old, or
+	// joins a probe in flight) and returns this agent's observation. ok is
+	// false when the agent does not know the target or is at its cap.
+	Confirm(ctx context.Context, target string) (obs Observation, ok bool)
+}
+
+// TargetSpec is what the cluster needs to know of a target.
+type TargetSpec struct {
+	Name       string
+	Regions    []string // empty: every known region
+	Interval   time.Duration
+	Timeout    time.Duration
+	MinRegions int
+}
+
+// Config configures a Cluster. Zero timings take WAN-profile defaults
+// (see applyDefaults for each one's why).
+type Config struct {
+	NodeName  string // memberlist node name; unique in the cluster
+	AgentID   string // stable id used for assignment; default NodeName
+	Region    string
+	Version   string
+	Bind      string // host:port
+	Advertise string // host:port; empty: memberlist picks
+	Join      []string
+	Keys      [][]byte // gossip keys, primary first; empty: plaintext
+	Label     string   // cluster label; peers with another label are refused
+
+	GossipInterval time.Duration
+	ProbeInterval  time.Duration
+	ProbeTimeout   time.Duration
+	SuspicionMult  int
+	TCPTimeout     time.Duration
+	RejoinInterval time.Duration
+	PushPull       time.Duration
+
+	ReplicasPerRegion int
+	MinRegions        int // default quorum for targets without their own
+	ConfirmOnFailure  bool
+	// Grace is how long a former owner's observations still vote after a
+	// reassignment and how long it keeps probing (make-before-break).
+	Grace time.Duration
+	// HeartbeatEvery is how often the agent tells the fleet its results hold.
+	HeartbeatEvery time.Duration
+	// EvalEvery is how often the leader re-evaluates verdicts even without news.
+	EvalEvery time.Duration
+
+	// skew shifts this agent's clock (tests: nothing may depend on it).
+	skew time.Duration
+
+	// Transport replaces memberlist's UDP/TCP transport (fault injection in tests).
+	Transport memberlist.NodeAwareTransport
+
+	InMaintenance func(target string, now time.Time) bool
+	Logger        *slog.Logger
+	Metrics       *metrics.Set
+	// OnEvent, when set, receives one line per fleet-level event (incident
+	// opened/resolved, suppressed failure, member joined/left): the demo's
+	// narration and the agent's logs.
+	OnEvent func(Event)
+}
+
+// Event is a fleet-level happening, for narration and logs.
+type Event struct {
+	At      time.Time
+	Kind    string // incident_open, incident_resolved, suppressed, member_join, member_leave, isolated, reassigned
+	Target  string
+	Node    string
+	Region  string
+	Detail  string
+	Elapsed time.Duration // time to detect for incident_open; duration for incident_resolved
+}
+
+func (c *Config) applyDefaults() {
+	if c.AgentID == "" {
+		c.AgentID = c.NodeName
+	}
+	if c.GossipInterval == 0 {
+		c.GossipInterval = 200 * time.Millisecond // results must cross regions in well under a second
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 2 * time.Second // WAN profile is 5s; 2s finds a dead agent faster, still far above inter-region RTT
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 1 * time.Second // well above any inter-region RTT (~300 ms worst case)
+	}
+	if c.SuspicionMult == 0 {
+		c.SuspicionMult = 4 // fewer false deaths than LAN's 4 at our probe interval; WAN uses 6
+	}
+	if c.TCPTimeout == 0 {
+		c.TCPTimeout = 5 * time.Second // a dead seed must not stall start-up (WAN default is 30s)
+	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = 30 * time.Second // heals partitions longer than the dead-node reclaim time
+	}
+	if c.PushPull == 0 {
+		c.PushPull = 20 * time.Second // anti-entropy: repairs lost transitions within one interval or so
+	}
+	if c.ReplicasPerRegion <= 0 {
+		c.ReplicasPerRegion = 1
+	}
+	if c.MinRegions <= 0 {
+		c.MinRegions = 2
+	}
+	if c.Grace == 0 {
+		c.Grace = 45 * time.Second
+	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = 5 * time.Second
+	}
+	if c.EvalEvery == 0 {
+		c.EvalEvery = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.NewSet()
+	}
+	if c.InMaintenance == nil {
+		c.InMaintenance = func(string, time.Time) bool { return false }
+	}
+}

@@ -1,0 +1,222 @@
+package cluster
+
+import "github.com/hashicorp/memberlist"
+
+// broadcast queues a named gossip message: a newer message with the same
+// name replaces a queued older one. Oversized messages never enter.
+func (c *Cluster) broadcast(name string, msg []byte) {
+	if len(msg) > maxMessage {
+		c.m.oversized.Inc()
+		return
+	}
+	if c.ml == nil || c.ml.NumMembers() <= 1 {
+		// Alone: nobody to gossip to, and the queue would keep one message
+		// per target until someone came (2.5 MB at 10k targets). A member
+		// that joins gets the whole table by push/pull instead.
+		return
+	}
+	c.queue.QueueBroadcast(&namedBroadcast{name: name, msg: msg})
+}
+
+type namedBroadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b *namedBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	nb, ok := other.(memberlist.NamedBroadcast)
+	return ok && nb.Name() == b.name
+}
+
+func (b *namedBroadcast) Message() []byte { return b.msg }
+
+func (b *namedBroadcast) Finished() {}
+
+func (b *namedBroadcast) Name() string { return b.name }
+
+// recvLoop handles messages handed off by memberlist's goroutines.
+func (c *Cluster) recvLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case b := <-c.inbox:
+			c.handle(b)
+		}
+	}
+}
+
+func (c *Cluster) handle(b []byte) {
+	t, err := messageType(b)
+	if err != nil {
+		c.m.badMessages.Inc()
+		return
+	}
+	switch t {
+	case msgResult:
+		o, err := decodeResult(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.receive(&o)
+	case msgHeartbeat:
+		h, err := decodeHeartbeat(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.heartbeat(&h)
+	case msgConfirmReq:
+		r, err := decodeConfirmReq(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.confirm.serve(r)
+	case msgConfirmResp:
+		r, err := decodeConfirmResp(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.confirm.answer(r)
+	case msgBye:
+		d := decoder{b: b}
+		d.header(msgBye)
+		name := d.str()
+		if d.err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.mu.Lock()
+		c.leaving[name] = true
+		if m := c.members[name]; m != nil && m.State == "dead" {
+			m.State = "left"
+		}
+		c.mu.Unlock()
+		c.signalChange()
+	case msgIncident:
+		in, err := decodeIncident(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.mergeIncident(&in)
+	default:
+		c.m.badMessages.Inc()
+	}
+}
+
+func (c *Cluster) sendHeartbeat() {
+	c.mu.Lock()
+	cur := c.agentSeq[c.cfg.AgentID]
+	h := Heartbeat{AgentID: c.cfg.AgentID, Region: c.cfg.Region, Boot: c.boot, Seq: cur[1],
+		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine))}
+	c.mu.Unlock()
+	msg := encodeHeartbeat(&h)
+	c.broadcast("h/"+c.cfg.AgentID, msg)
+	c.fanOut(msg)
+}
+
+// fanOutMax bounds direct fan-out. memberlist does not relay user
+// broadcasts (a queued message reaches only RetransmitMult x log(N) peers),
+// so heartbeats, state changes and incidents are also sent straight to
+// every live member: at most this many UDP packets per message, and only
+// on changes or every HeartbeatEvery. Larger fleets rely on the broadcast
+// queue and push/pull.
+const fanOutMax = 64
+
+func (c *Cluster) fanOut(msg []byte) {
+	c.mu.Lock()
+	addrs := make([]memberlist.Address, 0, len(c.members))
+	for _, m := range c.members {
+		if m.State == "alive" && !m.Self {
+			addrs = append(addrs, m.addr)
+		}
+	}
+	c.mu.Unlock()
+	if len(addrs) > fanOutMax {
+		return
+	}
+	for _, a := range addrs {
+		if err := c.ml.SendToAddress(a, msg); err != nil {
+			c.m.sendErrors.Inc()
+		}
+	}
+}
+
+// delegate is memberlist's window into the cluster. Its methods run on
+// memberlist's goroutines, so they never block: messages are copied into
+// the inbox and handled by recvLoop; a full inbox drops and counts.
+type delegate struct{ c *Cluster }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	c := d.c
+	c.mu.Lock()
+	h := c.targetsHash
+	c.mu.Unlock()
+	b := encodeMeta(&Meta{Proto: ProtocolVersion, Region: c.cfg.Region, AgentID: c.cfg.AgentID,
+		Version: c.cfg.Version, TargetsHash: h, Boot: c.boot})
+	if len(b) > limit {
+		// Region and id are bounded by config validation; this is a last guard.
+		return b[:0]
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	cp := make([]byte, len(b)) // memberlist reuses its buffer
+	copy(cp, b)
+	select {
+	case d.c.inbox <- cp:
+	default:
+		d.c.m.inboxDrops.Inc()
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.c.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState carries every fresh observation and the incidents we keep:
+// anti-entropy for lost gossip, and a newcomer's full picture.
+func (d *delegate) LocalState(join bool) []byte {
+	c := d.c
+	now := c.now()
+	c.mu.Lock()
+	obs := make([]*Observation, 0, len(c.table)*2)
+	for _, byAgent := range c.table {
+		for _, o := range byAgent {
+			if c.freshLocked(o, now) {
+				obs = append(obs, o)
+			}
+		}
+	}
+	b := encodeState(obs, c.incidents)
+	c.mu.Unlock()
+	return b
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	obs, ins, err := decodeState(buf)
+	if err != nil {
+		d.c.m.badMessages.Inc()
+		return
+	}
+	// Merged inline (push/pull runs on its own TCP goroutine, not the
+	// gossip loop), through the same paths as gossip.
+	for i := range obs {
+		d.c.receive(&obs[i])
+	}
+	for i := range ins {
+		d.c.mergeIncident(&ins[i])
+	}
+	d.c.synced.Store(true)
+}
+
+var _ memberlist.Delegate = (*delegate)(nil)

@@ -1,0 +1,270 @@
+package cluster
+
+import (
+	"net"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster/shard"
+)
+
+// Member is a node of the cluster as this agent sees it.
+type Member struct {
+	Name     string    `json:"name"`
+	AgentID  string    `json:"agent_id"`
+	Region   string    `json:"region"`
+	Addr     string    `json:"addr"`
+	State    string    `json:"state"` // alive, suspect, dead, left
+	Version  string    `json:"version"`
+	Proto    int       `json:"proto"`
+	Isolated bool      `json:"isolated"`
+	Targets  int       `json:"targets"`     // targets it probes, from its heartbeat
+	SameConf bool      `json:"same_config"` // its target set hash equals ours
+	Since    time.Time `json:"since"`       // last state change seen
+	Self     bool      `json:"self,omitempty"`
+}
+
+type memberInfo struct {
+	Member
+	boot uint64
+	hash uint64
+	addr memberlist.Address // copied under memberlist's lock
+	ip   net.IP
+	port uint16
+}
+
+// Members returns every member this agent knows, itself included, sorted by
+// region then name.
+func (c *Cluster) Members() []Member {
+	c.refreshMembers()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, m.Member)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Region != out[j].Region {
+			return out[i].Region < out[j].Region
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// refreshMembers is a no-op kept as the one place to refresh the member
+// view. Members are tracked from memberlist's event callbacks only: those run
+// under memberlist's node lock, while the *Node pointers that Members()
+// returns are updated concurrently by memberlist (a data race to read).
+func (c *Cluster) refreshMembers() {}
+
+func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state string, now time.Time) *memberInfo {
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
+		c.m.badMeta.Inc()
+		return nil
+	}
+	m, ok := c.members[n.Name]
+	if state == "dead" && c.leaving[n.Name] {
+		state = "left"
+	}
+	if state == "alive" {
+		delete(c.leaving, n.Name)
+	}
+	if !ok {
+		m = &memberInfo{}
+		c.members[n.Name] = m
+		m.Since = now
+	} else if m.State != state {
+		m.Since = now
+	}
+	m.Name = n.Name
+	m.AgentID = meta.AgentID
+	if m.AgentID == "" {
+		m.AgentID = n.Name
+	}
+	m.Region = meta.Region
+	m.Addr = n.Address()
+	m.addr = memberlist.Address{Addr: m.Addr, Name: n.Name}
+	m.ip = append(net.IP(nil), n.Addr...)
+	m.port = n.Port
+	m.State = state
+	m.Version = meta.Version
+	m.Proto = int(meta.Proto)
+	m.hash = meta.TargetsHash
+	m.SameConf = meta.TargetsHash == c.targetsHash
+	m.boot = meta.Boot
+	m.Self = n.Name == c.cfg.NodeName
+	if m.Self {
+		m.Isolated = c.isolated.Load()
+		m.Targets = len(c.mine)
+	}
+	return m
+}
+
+// liveMembersLocked returns the members that take part in assignment:
+// alive or suspect (a suspect keeps its targets until declared dead, so a
+// slow agent does not cause churn), speaking our protocol.
+func (c *Cluster) liveMembersLocked() []shard.Member {
+	out := make([]shard.Member, 0, len(c.members))
+	for _, m := range c.members {
+		if (m.State == "alive" || m.State == "suspect") && m.Proto == int(ProtocolVersion) {
+			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
+		}
+	}
+	return out
+}
+
+// knownRegionsLocked is every region with a member that has not left
+// gracefully. A region whose agents all died still counts: its missing votes
+// must not shrink the quorum, or a partitioned region alone could declare
+// outages.
+func (c *Cluster) knownRegionsLocked() []string {
+	seen := map[string]bool{}
+	for _, m := range c.members {
+		if m.State != "left" {
+			seen[m.Region] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for r := range seen {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Cluster) memberCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.members)
+}
+
+func (c *Cluster) memberByAgentLocked(id string) *memberInfo {
+	for _, m := range c.members {
+		if m.AgentID == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// join contacts the seeds. Failing seeds are logged, not fatal: an agent
+// that starts before its peers waits for them (the rejoin loop retries).
+func (c *Cluster) join() {
+	seeds := make([]string, 0, len(c.cfg.Join))
+	self := c.localAddr
+	for _, s := range c.cfg.Join {
+		if s != self && s != c.cfg.Bind {
+			seeds = append(seeds, s)
+		}
+	}
+	if len(seeds) == 0 {
+		return
+	}
+	n, err := c.ml.Join(seeds)
+	if err != nil {
+		c.log.Warn("join seeds", "seeds", seeds, "joined", n, "err", err)
+		return
+	}
+	c.log.Info("joined cluster", "seeds", seeds, "contacted", n, "members", c.ml.NumMembers())
+}
+
+// rejoin contacts seeds we do not currently see alive: memberlist forgets
+// dead nodes, so a partition longer than that never heals on its own.
+func (c *Cluster) rejoin() {
+	if len(c.cfg.Join) == 0 {
+		return
+	}
+	alive := map[string]bool{}
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.State == "alive" {
+			alive[m.Addr] = true
+		}
+	}
+	c.mu.Unlock()
+	var missing []string
+	for _, s := range c.cfg.Join {
+		if !alive[s] && s != c.LocalAddr() && s != c.cfg.Bind {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if n, err := c.ml.Join(missing); err == nil && n > 0 {
+		c.log.Info("re-joined seeds", "seeds", missing, "contacted", n)
+	}
+}
+
+// sayGoodbye tells every member we are leaving on purpose, so they show us
+// as "left" (a decommissioned agent or region) rather than "dead" (an
+// outage). memberlist itself does not expose the difference.
+func (c *Cluster) sayGoodbye() {
+	e := encoder{}
+	e.byte(msgBye)
+	e.byte(wireVersion)
+	e.str(c.cfg.NodeName)
+	for _, n := range c.liveNodes() {
+		if n.Name != c.cfg.NodeName {
+			_ = c.ml.SendReliable(n, e.b)
+		}
+	}
+}
+
+// liveNodes returns copies of the alive members as memberlist nodes, for
+// the send calls that want one (they read only the name and address).
+func (c *Cluster) liveNodes() map[string]*memberlist.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*memberlist.Node, len(c.members))
+	for name, m := range c.members {
+		if m.State == "alive" {
+			out[name] = &memberlist.Node{Name: name, Addr: m.ip, Port: m.port}
+		}
+	}
+	return out
+}
+
+// events turns membership changes into a reassignment signal.
+type events struct{ c *Cluster }
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	e.note(n, "alive", "member_join")
+}
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.note(n, "dead", "member_leave")
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) {
+	e.note(n, "alive", "")
+}
+
+func (e *events) note(n *memberlist.Node, state, kind string) {
+	c := e.c
+	now := c.now()
+	c.mu.Lock()
+	var m *memberInfo
+	if mi := c.upsertMemberLocked(n, state, now); mi != nil {
+		cp := *mi
+		m = &cp
+	}
+	c.mu.Unlock()
+	c.signalChange()
+	if kind != "" && m != nil && !m.Self {
+		c.log.Info("member "+m.State, "node", m.Name, "region", m.Region, "addr", m.Addr)
+		c.emit(Event{At: now, Kind: kind, Node: m.Name, Region: m.Region, Detail: m.State})
+		if m.Proto != int(ProtocolVersion) {
+			c.log.Warn("member speaks another cluster protocol; ignored for assignment", "node", m.Name, "proto", m.Proto)
+		}
+		if !m.SameConf {
+			c.log.Warn("member has a different target set; check that every agent runs the same config", "node", m.Name)
+		}
+	}
+}
+
+var _ memberlist.EventDelegate = (*events)(nil)

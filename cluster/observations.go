@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
+)
+
+// Report records this agent's own observation of a target. When its
+// state changed (ok or failing), it gets a new sequence number, is gossiped
+// and sent straight to the target's leader; on a new failure, the other
+// regions are asked to confirm.
+func (c *Cluster) Report(o Observation) {
+	now := c.now()
+	o.AgentID = c.cfg.AgentID
+	o.Region = c.cfg.Region
+	o.Boot = c.boot
+	o.Isolated = c.isolated.Load()
+	o.Received = now
+
+	c.mu.Lock()
+	if _, ok := c.targets[o.Target]; !ok {
+		c.mu.Unlock()
+		return
+	}
+	prev := c.table[o.Target].get(o.AgentID)
+	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated
+	newFailure := !o.OK && (prev == nil || prev.OK)
+	if changed {
+		o.Seq = c.seq.Add(1)
+	} else {
+		o.Seq = prev.Seq
+	}
+	c.storeLocked(&o)
+	if changed {
+		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
+	}
+	var leader *memberInfo
+	if l := c.leaderNodeLocked(o.Target); l != nil {
+		cp := *l
+		leader = &cp
+	}
+	c.mu.Unlock()
+
+	if changed {
+		msg := encodeResult(&o)
+		c.broadcast("r/"+o.Target, msg)
+		if c.memberCount() <= fanOutMax {
+			c.fanOut(msg)
+		} else if leader != nil && !leader.Self {
+			if err := c.ml.SendToAddress(leader.addr, msg); err != nil {
+				c.m.sendErrors.Inc()
+			}
+		}
+		c.evaluate(o.Target)
+	}
+	if newFailure && c.cfg.ConfirmOnFailure {
+		c.confirm.request(o.Target)
+	}
+}
+
+func (c *Cluster) storeLocked(o *Observation) {
+	cp := *o
+	c.table[o.Target] = c.table[o.Target].set(&cp)
+}
+
+// receive stores a remote observation if it is newer than what we have.
+func (c *Cluster) receive(o *Observation) {
+	if o.AgentID == c.cfg.AgentID || o.Target == "" {
+		return
+	}
+	o.Received = c.now()
+	c.mu.Lock()
+	if _, ok := c.targets[o.Target]; !ok {
+		c.mu.Unlock()
+		return
+	}
+	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
+		if prev.Boot == o.Boot && prev.Seq == o.Seq {
+			prev.Received = o.Received // the same news again: still fresh
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.storeLocked(o)
+	if cur := c.agentSeq[o.AgentID]; o.Boot > cur[0] || (o.Boot == cur[0] && o.Seq > cur[1]) {
+		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
+	}
+	c.mu.Unlock()
+	c.m.results.Inc()
+	c.evaluate(o.Target)
+}
+
+// heartbeat refreshes the receipt time of an agent's observations when our
+// view of it is complete (we have its latest sequence number).
+func (c *Cluster) heartbeat(h *Heartbeat) {
+	if h.AgentID == c.cfg.AgentID {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.heard[h.AgentID] = now
+	for _, m := range c.members {
+		if m.AgentID == h.AgentID {
+			m.Isolated = h.Isolated
+			m.Targets = int(h.Targets)
+		}
+	}
+	cur, ok := c.agentSeq[h.AgentID]
+	if !ok || cur[0] != h.Boot || cur[1] < h.Seq {
+		c.m.heartbeatGaps.Inc()
+		return
+	}
+	for _, byAgent := range c.table {
+		if o := byAgent.get(h.AgentID); o != nil && o.Boot == h.Boot {
+			o.Received = now
+			o.Isolated = h.Isolated
+		}
+	}
+}
+
+// observations are one target's latest observation per agent: a handful
+// (one per region probing it, a few more during hand-overs), so a slice
+// searched in order, not a map (a map per target was 400 bytes of the
+// agent's memory per target at 10k targets, for usually one entry).
+type observations []*Observation
+
+// get returns agent's observation, or nil.
+func (os observations) get(agent string) *Observation {
+	for _, o := range os {
+		if o.AgentID == agent {
+			return o
+		}
+	}
+	return nil
+}
+
+// set replaces agent o.AgentID's observation with o, or adds it.
+func (os observations) set(o *Observation) observations {
+	for i, p := range os {
+		if p.AgentID == o.AgentID {
+			os[i] = o
+			return os
+		}
+	}
+	return append(os, o)
+}
+
+// fresh: received within two intervals plus a timeout (plus a little slack
+// for gossip), judged by local receipt time only.
+func freshFor(o *Observation) time.Duration {
+	iv := o.Interval
+	if iv <= 0 {
+		iv = 30 * time.Second
+	}
+	return 2*iv + o.Timeout + 2*time.Second
+}
+
+func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
+	return now.Sub(o.Received) <= freshFor(o)
+}
+
+func (c *Cluster) observationsLocked(target string) []quorum.Observation {
+	byAgent := c.table[target]
+	out := make([]quorum.Observation, 0, len(byAgent))
+	for _, o := range byAgent {
+		out = append(out, quorum.Observation{
+			Region: o.Region, AgentID: o.AgentID, Boot: o.Boot, Seq: o.Seq,
+			Failing: o.Failing, Received: o.Received, Interval: o.Interval, Timeout: o.Timeout,
+		})
+	}
+	return out
+}
