@@ -408,7 +408,7 @@ func (a *Agent) knownRegions() []string {
 	}
 	seen := map[string]bool{a.cfg.Load().Agent.Region: true}
 	for _, m := range a.clu().Members() {
-		if m.State != "left" {
+		if m.State != cluster.Left {
 			seen[m.Region] = true
 		}
 	}

@@ -82,7 +82,7 @@ timeout = "500ms"
 		for _, a := range out {
 			alive := 0
 			for _, m := range a.Members() {
-				if m.State == "alive" {
+				if m.State == cluster.Alive {
 					alive++
 				}
 			}

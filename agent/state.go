@@ -351,7 +351,7 @@ func (a *Agent) registerMetrics() {
 		}
 		n := 0
 		for _, m := range a.clu().Members() {
-			if !m.SameConf && (m.State == "alive" || m.State == "suspect") {
+			if !m.SameConf && m.State.Live() {
 				n++
 			}
 		}
@@ -398,7 +398,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 	// Members by region and state.
 	counts := map[[2]string]int{}
 	for _, m := range a.clu().Members() {
-		counts[[2]string{m.Region, m.State}]++
+		counts[[2]string{m.Region, m.State.String()}]++
 	}
 	regions := map[string]bool{}
 	for k := range counts {

@@ -26,7 +26,6 @@ func (c *Cluster) assignLoop() {
 }
 
 func (c *Cluster) reassign() {
-	c.refreshMembers()
 	now := c.now()
 	c.mu.Lock()
 	members := c.liveMembersLocked()
@@ -87,44 +86,4 @@ func effectiveRegions(want, known []string) []string {
 		return want
 	}
 	return known
-}
-
-// leaderNodeLocked returns the member that leads target.
-func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
-	id := shard.Leader(target, c.leaderCandidatesLocked(c.now()))
-	if id == "" {
-		return nil
-	}
-	return c.memberByAgentLocked(id)
-}
-
-// IsLeader reports whether this agent exports target's verdict.
-func (c *Cluster) IsLeader(target string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return shard.Leader(target, c.leaderCandidatesLocked(c.now())) == c.cfg.AgentID
-}
-
-// leaderSilence is how long an agent may go unheard (no heartbeat) before
-// the others stop counting it as a leader candidate: a leader cut off from
-// the fleet must not hold verdicts until memberlist declares it dead.
-func (c *Cluster) leaderSilence() time.Duration { return 3*c.cfg.HeartbeatEvery + 2*time.Second }
-
-// leaderCandidatesLocked are the live members that may lead a verdict:
-// ourselves, members heard from recently, and members that joined too
-// recently to have sent a heartbeat. Every connected agent computes the
-// same set; a partitioned one excludes the other side, and the other side
-// excludes it.
-func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
-	silence := c.leaderSilence()
-	out := make([]shard.Member, 0, len(c.members))
-	for _, m := range c.members {
-		if (m.State != "alive" && m.State != "suspect") || m.Proto != int(ProtocolVersion) {
-			continue
-		}
-		if m.Self || now.Sub(c.heard[m.AgentID]) <= silence || now.Sub(m.Since) <= silence {
-			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
-		}
-	}
-	return out
 }

@@ -42,9 +42,16 @@ type Cluster struct {
 	isolated atomic.Bool
 	// synced is set once we hold a peer's full state (push/pull) or have no
 	// seeds: a fresh agent must not open incidents from half a picture.
-	synced  atomic.Bool
-	started time.Time
-	reqID   atomic.Uint64
+	synced atomic.Bool
+	// settled and candidateSince: see leadership.go.
+	settled        atomic.Bool
+	candidateSince atomic.Int64 // Unix ns; 0: not a leader candidate
+	// heartbeatNow asks tickLoop for a heartbeat at once (a member joined,
+	// our candidacy changed), so that leadership moves in milliseconds,
+	// not at the next HeartbeatEvery.
+	heartbeatNow chan struct{}
+	started      time.Time
+	reqID        atomic.Uint64
 
 	mu          sync.Mutex
 	targets     map[string]TargetSpec
@@ -74,22 +81,23 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c := &Cluster{
-		cfg:        cfg,
-		local:      local,
-		log:        cfg.Logger,
-		boot:       uint64(time.Now().UnixNano()),
-		started:    time.Now(),
-		now:        time.Now,
-		inbox:      make(chan []byte, 4096),
-		changed:    make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		members:    make(map[string]*memberInfo),
-		leaving:    make(map[string]bool),
-		heard:      make(map[string]time.Time),
-		table:      make(map[string]observations),
-		agentSeq:   make(map[string][2]uint64),
-		prevOwners: make(map[string]map[string]time.Time),
-		verdicts:   make(map[string]*verdictState),
+		cfg:          cfg,
+		local:        local,
+		log:          cfg.Logger,
+		boot:         uint64(time.Now().UnixNano()),
+		started:      time.Now(),
+		now:          time.Now,
+		inbox:        make(chan []byte, 4096),
+		changed:      make(chan struct{}, 1),
+		heartbeatNow: make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		members:      make(map[string]*memberInfo),
+		leaving:      make(map[string]bool),
+		heard:        make(map[string]time.Time),
+		table:        make(map[string]observations),
+		agentSeq:     make(map[string][2]uint64),
+		prevOwners:   make(map[string]map[string]time.Time),
+		verdicts:     make(map[string]*verdictState),
 	}
 	if cfg.skew != 0 {
 		c.now = func() time.Time { return time.Now().Add(cfg.skew) }
@@ -156,10 +164,10 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	go c.assignLoop()
 	go c.tickLoop()
 	c.signalChange()
-	if len(cfg.Join) == 0 {
+	if !c.hasSeeds() {
 		c.synced.Store(true)
-	}
-	if len(cfg.Join) > 0 {
+		c.settle()
+	} else {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); c.join() }()
 	}
@@ -304,10 +312,13 @@ func (c *Cluster) tickLoop() {
 				// needs other regions' votes).
 				c.synced.Store(true)
 			}
-			c.refreshMembers()
+			c.settle()
+			c.refreshCandidacy()
 			c.checkIsolation()
 			c.evaluateAll()
 		case <-hb.C:
+			c.sendHeartbeat()
+		case <-c.heartbeatNow:
 			c.sendHeartbeat()
 		case <-rejoin.C:
 			c.rejoin()

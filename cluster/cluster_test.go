@@ -150,6 +150,13 @@ func converged(nodes []*node, targets []TargetSpec) bool {
 		if n.c.ml.NumMembers() != live {
 			return false
 		}
+		// Leadership too: every agent has heard every other one settle.
+		n.c.mu.Lock()
+		cands := len(n.c.leaderCandidatesLocked(n.c.now()))
+		n.c.mu.Unlock()
+		if cands != live {
+			return false
+		}
 	}
 	owners := map[string]map[string]int{}
 	for _, n := range nodes {

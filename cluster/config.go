@@ -60,6 +60,10 @@ type Config struct {
 	HeartbeatEvery time.Duration
 	// EvalEvery is how often the leader re-evaluates verdicts even without news.
 	EvalEvery time.Duration
+	// LeaderDelay is how long after it may lead an agent waits before it
+	// does (see leadership.go): the others drop the old leader when they
+	// hear the new one, so this turns a hand-over's overlap into a gap.
+	LeaderDelay time.Duration
 
 	// skew shifts this agent's clock (tests: nothing may depend on it).
 	skew time.Duration
@@ -126,6 +130,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.EvalEvery == 0 {
 		c.EvalEvery = time.Second
+	}
+	if c.LeaderDelay == 0 {
+		c.LeaderDelay = time.Second // well above a heartbeat's flight between continents
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -102,7 +102,7 @@ func (f *confirmer) request(target string) {
 	nodeOf := map[string]string{}
 	for _, m := range c.members {
 		nodeOf[m.AgentID] = m.Name
-		if m.State != "alive" {
+		if m.State != Alive {
 			suspect[m.AgentID] = true
 		}
 	}

@@ -68,6 +68,8 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.heartbeat(&h)
+		c.settle() // hearing a peer is what a fresh agent waits for
+		c.refreshCandidacy()
 	case msgConfirmReq:
 		r, err := decodeConfirmReq(b)
 		if err != nil {
@@ -92,8 +94,8 @@ func (c *Cluster) handle(b []byte) {
 		}
 		c.mu.Lock()
 		c.leaving[name] = true
-		if m := c.members[name]; m != nil && m.State == "dead" {
-			m.State = "left"
+		if m := c.members[name]; m != nil && m.State == Dead {
+			m.State = Left
 		}
 		c.mu.Unlock()
 		c.signalChange()
@@ -113,7 +115,7 @@ func (c *Cluster) sendHeartbeat() {
 	c.mu.Lock()
 	cur := c.agentSeq[c.cfg.AgentID]
 	h := Heartbeat{AgentID: c.cfg.AgentID, Region: c.cfg.Region, Boot: c.boot, Seq: cur[1],
-		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine))}
+		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine)), Settled: c.candidateSince.Load() != 0}
 	c.mu.Unlock()
 	msg := encodeHeartbeat(&h)
 	c.broadcast("h/"+c.cfg.AgentID, msg)
@@ -132,7 +134,7 @@ func (c *Cluster) fanOut(msg []byte) {
 	c.mu.Lock()
 	addrs := make([]memberlist.Address, 0, len(c.members))
 	for _, m := range c.members {
-		if m.State == "alive" && !m.Self {
+		if m.State == Alive && !m.Self {
 			addrs = append(addrs, m.addr)
 		}
 	}

@@ -42,11 +42,11 @@ func (c *Cluster) checkIsolation() {
 	}
 	otherRegions, otherAlive := map[string]bool{}, 0
 	for _, m := range c.members {
-		if m.Region == c.cfg.Region || m.State == "left" {
+		if m.Region == c.cfg.Region || m.State == Left {
 			continue
 		}
 		otherRegions[m.Region] = true
-		if m.State == "alive" || m.State == "suspect" {
+		if m.State.Live() {
 			otherAlive++
 		}
 	}
@@ -80,7 +80,7 @@ func (c *Cluster) checkIsolation() {
 func (c *Cluster) regionIsolatedLocked(region string) bool {
 	n, iso := 0, 0
 	for _, m := range c.members {
-		if m.Region != region || (m.State != "alive" && m.State != "suspect") {
+		if m.Region != region || !m.State.Live() {
 			continue
 		}
 		n++

@@ -273,7 +273,7 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 	// Metadata that is not ours is refused and counted, and the node is
 	// not taken for a member.
 	c.mu.Lock()
-	m := c.upsertMemberLocked(&memberlist.Node{Name: "stranger", Meta: []byte("consul")}, "alive", time.Now())
+	m := c.upsertMemberLocked(&memberlist.Node{Name: "stranger", Meta: []byte("consul")}, Alive, time.Now())
 	_, known := c.members["stranger"]
 	c.mu.Unlock()
 	if m != nil || known || c.m.badMeta.Get() != 1 {

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"maps"
 	"net"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -10,40 +13,82 @@ import (
 	"github.com/vantage-probe/vantage/cluster/shard"
 )
 
+// MemberState is what this agent knows of a member's health.
+type MemberState uint8
+
+const (
+	// Alive: memberlist sees it and it has been heard lately (its
+	// heartbeats arrive), or it joined a moment ago.
+	Alive MemberState = iota
+	// Suspect: memberlist still sees it, but it has gone silent (no
+	// heartbeat for three heartbeat intervals and two seconds): it keeps
+	// its targets (a slow agent does not cause churn) but no longer leads
+	// any, so a cut-off leader stops holding verdicts well before
+	// memberlist declares it dead.
+	Suspect
+	// Dead: memberlist declared it failed.
+	Dead
+	// Left: it said goodbye before leaving (decommissioned, not failed).
+	Left
+)
+
+var memberStateNames = [...]string{Alive: "alive", Suspect: "suspect", Dead: "dead", Left: "left"}
+
+// MemberStates lists every state, in order.
+var MemberStates = []MemberState{Alive, Suspect, Dead, Left}
+
+func (s MemberState) String() string {
+	if int(s) < len(memberStateNames) {
+		return memberStateNames[s]
+	}
+	return "MemberState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText writes the state's name (JSON: "alive").
+func (s MemberState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Live reports whether the member takes part in assignment: alive or
+// suspect.
+func (s MemberState) Live() bool { return s == Alive || s == Suspect }
+
 // Member is a node of the cluster as this agent sees it.
 type Member struct {
-	Name     string    `json:"name"`
-	AgentID  string    `json:"agent_id"`
-	Region   string    `json:"region"`
-	Addr     string    `json:"addr"`
-	State    string    `json:"state"` // alive, suspect, dead, left
-	Version  string    `json:"version"`
-	Proto    int       `json:"proto"`
-	Isolated bool      `json:"isolated"`
-	Targets  int       `json:"targets"`     // targets it probes, from its heartbeat
-	SameConf bool      `json:"same_config"` // its target set hash equals ours
-	Since    time.Time `json:"since"`       // last state change seen
-	Self     bool      `json:"self,omitempty"`
+	Name     string      `json:"name"`
+	AgentID  string      `json:"agent_id"`
+	Region   string      `json:"region"`
+	Addr     string      `json:"addr"`
+	State    MemberState `json:"state"`
+	Version  string      `json:"version"`
+	Proto    int         `json:"proto"`
+	Isolated bool        `json:"isolated"`
+	Targets  int         `json:"targets"`     // targets it probes, from its heartbeat
+	SameConf bool        `json:"same_config"` // its target set hash equals ours
+	Since    time.Time   `json:"since"`       // last state change seen
+	Self     bool        `json:"self,omitempty"`
 }
 
 type memberInfo struct {
 	Member
-	boot uint64
-	hash uint64
-	addr memberlist.Address // copied under memberlist's lock
-	ip   net.IP
-	port uint16
+	// settled: its last heartbeat said it knows the fleet and may lead.
+	settled bool
+	boot    uint64
+	hash    uint64
+	addr    memberlist.Address // copied under memberlist's lock
+	ip      net.IP
+	port    uint16
 }
 
 // Members returns every member this agent knows, itself included, sorted by
 // region then name.
 func (c *Cluster) Members() []Member {
-	c.refreshMembers()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Member, 0, len(c.members))
 	for _, m := range c.members {
-		out = append(out, m.Member)
+		mm := m.Member
+		mm.State = c.stateLocked(m, now)
+		out = append(out, mm)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Region != out[j].Region {
@@ -54,23 +99,38 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
-// refreshMembers is a no-op kept as the one place to refresh the member
-// view. Members are tracked from memberlist's event callbacks only: those run
-// under memberlist's node lock, while the *Node pointers that Members()
-// returns are updated concurrently by memberlist (a data race to read).
-func (c *Cluster) refreshMembers() {}
+// stateLocked is m's state now: memberlist's view (Alive, Dead, Left),
+// with an Alive member that has gone silent shown as Suspect. memberlist
+// keeps its own suspicion to itself (Node.State is never updated), so the
+// silence is judged by our heartbeats, as leadership is.
+func (c *Cluster) stateLocked(m *memberInfo, now time.Time) MemberState {
+	if m.State == Alive && !m.Self && !c.heardLocked(m, now) {
+		return Suspect
+	}
+	return m.State
+}
 
-func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state string, now time.Time) *memberInfo {
+// heardLocked: m sent a heartbeat within leaderSilence, or joined less than
+// that ago (its first heartbeat may not have come yet).
+func (c *Cluster) heardLocked(m *memberInfo, now time.Time) bool {
+	silence := c.leaderSilence()
+	return now.Sub(c.heard[m.AgentID]) <= silence || now.Sub(m.Since) <= silence
+}
+
+// Members are tracked from memberlist's event callbacks only: those run
+// under memberlist's node lock, while the *Node pointers its Members()
+// returns are written by memberlist concurrently (a data race to read).
+func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state MemberState, now time.Time) *memberInfo {
 	meta, err := decodeMeta(n.Meta)
 	if err != nil {
 		c.m.badMeta.Inc()
 		return nil
 	}
 	m, ok := c.members[n.Name]
-	if state == "dead" && c.leaving[n.Name] {
-		state = "left"
+	if state == Dead && c.leaving[n.Name] {
+		state = Left
 	}
-	if state == "alive" {
+	if state == Alive {
 		delete(c.leaving, n.Name)
 	}
 	if !ok {
@@ -110,7 +170,7 @@ func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state string, now time.
 func (c *Cluster) liveMembersLocked() []shard.Member {
 	out := make([]shard.Member, 0, len(c.members))
 	for _, m := range c.members {
-		if (m.State == "alive" || m.State == "suspect") && m.Proto == int(ProtocolVersion) {
+		if m.State.Live() && m.Proto == int(ProtocolVersion) {
 			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
 		}
 	}
@@ -124,16 +184,19 @@ func (c *Cluster) liveMembersLocked() []shard.Member {
 func (c *Cluster) knownRegionsLocked() []string {
 	seen := map[string]bool{}
 	for _, m := range c.members {
-		if m.State != "left" {
+		if m.State != Left {
 			seen[m.Region] = true
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for r := range seen {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// KnownRegions is every region with a member that has not left: the
+// regions a target without its own `regions` is probed from.
+func (c *Cluster) KnownRegions() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.knownRegionsLocked()
 }
 
 func (c *Cluster) memberCount() int {
@@ -181,7 +244,7 @@ func (c *Cluster) rejoin() {
 	alive := map[string]bool{}
 	c.mu.Lock()
 	for _, m := range c.members {
-		if m.State == "alive" {
+		if m.State == Alive {
 			alive[m.Addr] = true
 		}
 	}
@@ -222,7 +285,7 @@ func (c *Cluster) liveNodes() map[string]*memberlist.Node {
 	defer c.mu.Unlock()
 	out := make(map[string]*memberlist.Node, len(c.members))
 	for name, m := range c.members {
-		if m.State == "alive" {
+		if m.State == Alive {
 			out[name] = &memberlist.Node{Name: name, Addr: m.ip, Port: m.port}
 		}
 	}
@@ -233,18 +296,18 @@ func (c *Cluster) liveNodes() map[string]*memberlist.Node {
 type events struct{ c *Cluster }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
-	e.note(n, "alive", "member_join")
+	e.note(n, Alive, "member_join")
 }
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
-	e.note(n, "dead", "member_leave")
+	e.note(n, Dead, "member_leave")
 }
 
 func (e *events) NotifyUpdate(n *memberlist.Node) {
-	e.note(n, "alive", "")
+	e.note(n, Alive, "")
 }
 
-func (e *events) note(n *memberlist.Node, state, kind string) {
+func (e *events) note(n *memberlist.Node, state MemberState, kind string) {
 	c := e.c
 	now := c.now()
 	c.mu.Lock()
@@ -256,13 +319,18 @@ func (e *events) note(n *memberlist.Node, state, kind string) {
 	c.mu.Unlock()
 	c.signalChange()
 	if kind != "" && m != nil && !m.Self {
-		c.log.Info("member "+m.State, "node", m.Name, "region", m.Region, "addr", m.Addr)
-		c.emit(Event{At: now, Kind: kind, Node: m.Name, Region: m.Region, Detail: m.State})
+		c.log.Info("member "+m.State.String(), "node", m.Name, "region", m.Region, "addr", m.Addr)
+		c.emit(Event{At: now, Kind: kind, Node: m.Name, Region: m.Region, Detail: m.State.String()})
 		if m.Proto != int(ProtocolVersion) {
 			c.log.Warn("member speaks another cluster protocol; ignored for assignment", "node", m.Name, "proto", m.Proto)
 		}
 		if !m.SameConf {
 			c.log.Warn("member has a different target set; check that every agent runs the same config", "node", m.Name)
+		}
+		if state == Alive {
+			// Let it hear us now, not at our next heartbeat: it settles, and
+			// takes part in leadership, as soon as it knows the fleet.
+			c.pokeHeartbeat()
 		}
 	}
 }

@@ -105,6 +105,7 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 		if m.AgentID == h.AgentID {
 			m.Isolated = h.Isolated
 			m.Targets = int(h.Targets)
+			m.settled = h.Settled
 		}
 	}
 	cur, ok := c.agentSeq[h.AgentID]

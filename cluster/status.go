@@ -50,7 +50,6 @@ type TargetStatus struct {
 // answer for the whole fleet: verdicts are recomputed from the shared table;
 // only the leader's count for metrics (IsLeader).
 func (c *Cluster) Statuses() []TargetStatus {
-	c.refreshMembers()
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -96,12 +95,18 @@ type LeaderVerdict struct {
 // incidents. Re-evaluating every target per scrape, with the per-region
 // views Statuses builds for the API, cost 22 MB of garbage and most of a
 // scrape's time at 10k targets.
+//
+// Leadership is checked again at the read, not only at the last
+// evaluation: an agent that stopped leading a target a moment ago (a
+// newcomer took it) must not export it until its next tick.
 func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	live := c.leaderCandidatesLocked(now)
 	out := make([]LeaderVerdict, 0, len(c.verdicts))
 	for name, vs := range c.verdicts {
-		if _, ok := c.targets[name]; !ok {
+		if _, ok := c.targets[name]; !ok || shard.Leader(name, live) != c.cfg.AgentID {
 			continue
 		}
 		v := LeaderVerdict{
@@ -200,9 +205,6 @@ func rank(rv RegionView) int {
 // AssignedCount is how many targets this agent probes.
 func (c *Cluster) AssignedCount() int { return int(c.m.assigned.Load()) }
 
-// RegionIsolated reports whether this agent's region is isolated.
-func (c *Cluster) RegionIsolated() bool { return c.isolated.Load() }
-
 // LedIncident is the latest incident of a target this agent leads, with
 // the verdict as the leader holds it now: what the agent's direct alerts
 // are made of.
@@ -224,6 +226,7 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	if len(c.verdicts) == 0 {
 		return nil
 	}
+	live := c.leaderCandidatesLocked(now)
 	latest := make(map[string]*Incident)
 	for _, in := range c.incidents {
 		if _, led := c.verdicts[in.Target]; !led {
@@ -235,6 +238,9 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	}
 	out := make([]LedIncident, 0, len(latest))
 	for name, vs := range c.verdicts {
+		if shard.Leader(name, live) != c.cfg.AgentID {
+			continue // no longer ours: the new leader sends it
+		}
 		in := vs.open
 		if in == nil {
 			in = latest[name]

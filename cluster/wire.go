@@ -245,6 +245,9 @@ type Heartbeat struct {
 	Seq      uint64
 	Isolated bool
 	Targets  uint32 // how many targets the agent probes
+	// Settled: the agent may lead (a leader candidate in its own eyes; see
+	// leadership.go). Agents that predate it send none: read as settled.
+	Settled bool
 }
 
 func encodeHeartbeat(h *Heartbeat) []byte {
@@ -261,6 +264,11 @@ func encodeHeartbeat(h *Heartbeat) []byte {
 		e.byte(0)
 	}
 	e.uvarint(uint64(h.Targets))
+	if h.Settled {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
 	return e.b
 }
 
@@ -274,6 +282,10 @@ func decodeHeartbeat(b []byte) (Heartbeat, error) {
 	h.Seq = d.uvarint()
 	h.Isolated = d.byte() == 1
 	h.Targets = uint32(min(d.uvarint(), math.MaxUint32))
+	h.Settled = true
+	if d.err == nil && len(d.b) > 0 {
+		h.Settled = d.byte() == 1
+	}
 	return h, d.err
 }
 

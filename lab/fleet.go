@@ -272,7 +272,7 @@ func (f *fleet) converged() bool {
 	for _, m := range live {
 		alive := 0
 		for _, mm := range m.a.Cluster().Members() {
-			if mm.State == "alive" && addr[mm.Name] == mm.Addr {
+			if mm.State == cluster.Alive && addr[mm.Name] == mm.Addr {
 				alive++
 			}
 		}

@@ -356,7 +356,7 @@ func (f *Fleet) MembershipConverged() bool {
 	for _, a := range live {
 		alive := 0
 		for _, m := range a.Cluster.Members() {
-			if m.State != "alive" {
+			if m.State != cluster.Alive {
 				continue
 			}
 			if !want[m.Name] {
@@ -450,9 +450,9 @@ func (f *Fleet) disagreement() string {
 		alive, extra, suspect, gone := 0, 0, 0, 0
 		for _, m := range a.Cluster.Members() {
 			switch {
-			case m.State == "suspect":
+			case m.State == cluster.Suspect:
 				suspect++
-			case m.State != "alive":
+			case m.State != cluster.Alive:
 				gone++
 			case want[m.Name]:
 				alive++

@@ -183,13 +183,13 @@ func demoSource(now time.Time) *fakeSource {
 		},
 		incidents: append([]cluster.Incident{*open}, resolved...),
 		members: []cluster.Member{
-			{Name: "agent-eu-1", AgentID: "agent-eu-1", Region: "eu-west", Addr: "10.0.1.5:7946", State: "alive", Version: "v0.9.2", Isolated: true, Targets: 6, SameConf: true, Self: true},
-			{Name: "agent-eu-2", AgentID: "agent-eu-2", Region: "eu-west", Addr: "10.0.1.6:7946", State: "alive", Version: "v0.9.2", Targets: 3, SameConf: true},
-			{Name: "agent-us-1", AgentID: "agent-us-1", Region: "us-east", Addr: "10.0.2.5:7946", State: "alive", Version: "v0.9.2", Targets: 8, SameConf: true},
-			{Name: "agent-us-2", AgentID: "agent-us-2", Region: "us-east", Addr: "10.0.2.6:7946", State: "dead", Version: "v0.9.1", Targets: 0, SameConf: false},
-			{Name: "agent-ap-1", AgentID: "agent-ap-1", Region: "ap-south", Addr: "10.0.3.5:7946", State: "alive", Version: "v0.9.2", Targets: 9, SameConf: true},
-			{Name: "agent-ap-2", AgentID: "agent-ap-2", Region: "ap-south", Addr: "10.0.3.6:7946", State: "suspect", Version: "v0.9.2", Targets: 0, SameConf: true},
-			{Name: "agent-ap-3", AgentID: "agent-ap-3", Region: "ap-south", Addr: "10.0.3.7:7946", State: "left", Version: "v0.9.2", SameConf: true},
+			{Name: "agent-eu-1", AgentID: "agent-eu-1", Region: "eu-west", Addr: "10.0.1.5:7946", State: cluster.Alive, Version: "v0.9.2", Isolated: true, Targets: 6, SameConf: true, Self: true},
+			{Name: "agent-eu-2", AgentID: "agent-eu-2", Region: "eu-west", Addr: "10.0.1.6:7946", State: cluster.Alive, Version: "v0.9.2", Targets: 3, SameConf: true},
+			{Name: "agent-us-1", AgentID: "agent-us-1", Region: "us-east", Addr: "10.0.2.5:7946", State: cluster.Alive, Version: "v0.9.2", Targets: 8, SameConf: true},
+			{Name: "agent-us-2", AgentID: "agent-us-2", Region: "us-east", Addr: "10.0.2.6:7946", State: cluster.Dead, Version: "v0.9.1", Targets: 0, SameConf: false},
+			{Name: "agent-ap-1", AgentID: "agent-ap-1", Region: "ap-south", Addr: "10.0.3.5:7946", State: cluster.Alive, Version: "v0.9.2", Targets: 9, SameConf: true},
+			{Name: "agent-ap-2", AgentID: "agent-ap-2", Region: "ap-south", Addr: "10.0.3.6:7946", State: cluster.Suspect, Version: "v0.9.2", Targets: 0, SameConf: true},
+			{Name: "agent-ap-3", AgentID: "agent-ap-3", Region: "ap-south", Addr: "10.0.3.7:7946", State: cluster.Left, Version: "v0.9.2", SameConf: true},
 		},
 	}
 }

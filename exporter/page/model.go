@@ -140,7 +140,8 @@ type regionMembers struct {
 
 type memberData struct {
 	Name          string
-	State         string
+	State         string // its name, for the CSS class
+	state         cluster.MemberState
 	Sym           string
 	Title         string
 	Isolated      bool
@@ -464,8 +465,6 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 	return open, recent, hidden
 }
 
-var stateOrder = map[string]int{"alive": 0, "suspect": 1, "dead": 2, "left": 3}
-
 func groupMembers(ms []cluster.Member, selfID string) []regionMembers {
 	ms = slices.Clone(ms)
 	slices.SortFunc(ms, func(a, b cluster.Member) int {
@@ -480,19 +479,19 @@ func groupMembers(ms []cluster.Member, selfID string) []regionMembers {
 			out = append(out, regionMembers{Region: m.Region})
 		}
 		g := &out[len(out)-1]
-		md := memberData{Name: m.Name, State: m.State, Isolated: m.Isolated,
+		md := memberData{Name: m.Name, State: m.State.String(), state: m.State, Isolated: m.Isolated,
 			Self: m.Self || (selfID != "" && m.AgentID == selfID), ConfigDiffers: !m.SameConf && !m.Self}
 		switch m.State {
-		case "alive":
+		case cluster.Alive:
 			g.Alive++
 			md.Sym = "●"
-		case "suspect":
+		case cluster.Suspect:
 			g.Suspect++
 			md.Sym = "◐"
-		case "dead":
+		case cluster.Dead:
 			g.Dead++
 			md.Sym = "✕"
-		case "left":
+		case cluster.Left:
 			g.Left++
 			md.Sym = "○"
 		default:
@@ -502,7 +501,7 @@ func groupMembers(ms []cluster.Member, selfID string) []regionMembers {
 			g.Isolated = true
 		}
 		var b strings.Builder
-		b.WriteString(m.Name + ": " + m.State)
+		b.WriteString(m.Name + ": " + m.State.String())
 		if m.Addr != "" {
 			b.WriteString(" · " + m.Addr)
 		}
@@ -518,17 +517,10 @@ func groupMembers(ms []cluster.Member, selfID string) []regionMembers {
 	}
 	for i := range out {
 		slices.SortStableFunc(out[i].Members, func(a, b memberData) int {
-			return cmp.Compare(order(a.State), order(b.State))
+			return cmp.Compare(a.state, b.state) // alive, suspect, dead, left
 		})
 	}
 	return out
-}
-
-func order(state string) int {
-	if o, ok := stateOrder[state]; ok {
-		return o
-	}
-	return len(stateOrder)
 }
 
 // icons are the favicon per fleet state: a coloured dot, so a pinned tab

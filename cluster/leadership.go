@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/shard"
+)
+
+// Leadership: which agent exports a target's verdict, raises its incidents
+// and pages for it. The leader of a target is the candidate with the
+// highest rendezvous weight for it (shard.Leader); every agent derives the
+// candidates from what it hears, so connected agents agree.
+//
+// The promise is one exporter per target: never two at once, across
+// restarts, partitions and joins. Where views differ for a moment, these
+// rules turn what would be an overlap into a short gap:
+//
+//   - An agent is a candidate in its own eyes only once it is settled (it
+//     holds a peer's state and has heard another agent, or has no seeds):
+//     a restarted agent, which at first knows no member but itself and
+//     would take itself for every target's leader, leads nothing until it
+//     knows the fleet.
+//   - ... and while it hears another region: an agent cut off from the
+//     rest of the fleet stops leading within selfSilence, before the rest
+//     stops counting it (leaderSilence) and takes its targets over.
+//   - ... and only LeaderDelay after it became one, while the others count
+//     it the moment its heartbeat says so: a newcomer takes over after the
+//     old leader has let go.
+//   - The others count a member while its heartbeats arrive (within
+//     leaderSilence) and say it is a candidate (Heartbeat.Settled).
+
+// leaderSilence is how long an agent may go unheard (no heartbeat) before
+// the others stop counting it as a leader candidate: a leader cut off from
+// the fleet must not hold verdicts until memberlist declares it dead.
+func (c *Cluster) leaderSilence() time.Duration { return 3*c.cfg.HeartbeatEvery + 2*time.Second }
+
+// selfSilence is how long an agent that hears no other region keeps leading:
+// shorter than leaderSilence, so a cut-off leader lets go before the others
+// take over.
+func (c *Cluster) selfSilence() time.Duration { return 2*c.cfg.HeartbeatEvery + time.Second }
+
+// settle marks the agent settled once it knows the fleet: synced (a peer's
+// full state merged), and it has heard another agent, or has no seeds, or
+// waited syncGrace for them in vain.
+func (c *Cluster) settle() {
+	if c.settled.Load() || !c.synced.Load() {
+		return
+	}
+	c.mu.Lock()
+	heard := len(c.heard) > 0
+	c.mu.Unlock()
+	if heard || !c.hasSeeds() || time.Since(c.started) > syncGrace {
+		c.settled.Store(true)
+		c.refreshCandidacy()
+	}
+}
+
+// refreshCandidacy decides whether this agent may lead: settled, and not
+// alone (other regions are known but none heard within selfSilence). A
+// change is told to the fleet at once (a heartbeat).
+func (c *Cluster) refreshCandidacy() {
+	now := c.now()
+	c.mu.Lock()
+	alone := c.aloneLocked(now)
+	c.mu.Unlock()
+	cand := c.settled.Load() && !alone
+	was := c.candidateSince.Load() != 0
+	switch {
+	case cand && !was:
+		c.candidateSince.Store(now.UnixNano())
+	case !cand && was:
+		c.candidateSince.Store(0)
+		c.log.Warn("hearing no other region: leading no target until it does")
+	default:
+		return
+	}
+	c.pokeHeartbeat()
+	c.signalChange()
+}
+
+// aloneLocked: other regions are known (members not left, dead ones
+// included: a partition looks like deaths from inside) and no member of
+// theirs was heard within selfSilence. An agent whose other regions all
+// died is alone too, and leads nothing: without them no quorum is reached.
+func (c *Cluster) aloneLocked(now time.Time) bool {
+	others := false
+	for _, m := range c.members {
+		if m.Region == c.cfg.Region || m.State == Left || m.Self {
+			continue
+		}
+		others = true
+		if now.Sub(c.heard[m.AgentID]) <= c.selfSilence() {
+			return false
+		}
+	}
+	return others && time.Since(c.started) > c.selfSilence()
+}
+
+// candidate reports whether this agent leads in its own eyes now.
+func (c *Cluster) candidate(now time.Time) bool {
+	since := c.candidateSince.Load()
+	return since != 0 && now.UnixNano()-since >= int64(c.cfg.LeaderDelay)
+}
+
+// leaderCandidatesLocked are the members that may lead a verdict now, as
+// this agent sees it (see the rules above).
+func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
+	silence := c.leaderSilence()
+	out := make([]shard.Member, 0, len(c.members))
+	for _, m := range c.members {
+		if !m.State.Live() || m.Proto != int(ProtocolVersion) {
+			continue
+		}
+		if m.Self {
+			if c.candidate(now) {
+				out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
+			}
+			continue
+		}
+		if m.settled && now.Sub(c.heard[m.AgentID]) <= silence {
+			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
+		}
+	}
+	return out
+}
+
+// leaderNodeLocked returns the member that leads target.
+func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
+	id := shard.Leader(target, c.leaderCandidatesLocked(c.now()))
+	if id == "" {
+		return nil
+	}
+	return c.memberByAgentLocked(id)
+}
+
+// IsLeader reports whether this agent exports target's verdict.
+func (c *Cluster) IsLeader(target string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return shard.Leader(target, c.leaderCandidatesLocked(c.now())) == c.cfg.AgentID
+}
+
+// hasSeeds reports whether the agent has seeds other than itself.
+func (c *Cluster) hasSeeds() bool {
+	for _, s := range c.cfg.Join {
+		if s != c.localAddr && s != c.cfg.Bind {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cluster) pokeHeartbeat() {
+	select {
+	case c.heartbeatNow <- struct{}{}:
+	default:
+	}
+}
