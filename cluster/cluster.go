@@ -37,6 +37,7 @@ type Cluster struct {
 	inbox    chan []byte // hand-off from memberlist's goroutines
 	changed  chan struct{}
 	stop     chan struct{}
+	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
 	wg       sync.WaitGroup
 	seq      atomic.Uint64
 	isolated atomic.Bool
@@ -261,33 +262,40 @@ func (c *Cluster) signalChange() {
 }
 
 // Leave tells the others we are going (so they reassign at once instead of
-// waiting for failure detection), then shuts memberlist down.
+// waiting for failure detection), then shuts memberlist down. The goodbyes
+// and memberlist's leave share timeout; a second call, or one after Kill,
+// does nothing.
 func (c *Cluster) Leave(timeout time.Duration) error {
-	select {
-	case <-c.stop:
-		return nil
-	default:
-	}
-	c.sayGoodbye()
-	err := c.ml.Leave(timeout)
-	close(c.stop)
-	c.wg.Wait()
-	if serr := c.ml.Shutdown(); serr != nil {
-		err = errors.Join(err, serr)
-	}
+	var err error
+	c.stopOnce.Do(func() {
+		deadline := time.Now().Add(timeout)
+		c.sayGoodbye(deadline)
+		err = c.ml.Leave(max(time.Until(deadline), 0))
+		err = errors.Join(err, c.shutdown())
+	})
 	return err
 }
 
 // Kill stops the agent without Leave, as a crash would (tests, the demo).
 func (c *Cluster) Kill() {
+	c.stopOnce.Do(func() { _ = c.shutdown() })
+}
+
+// stopped reports whether Leave or Kill ran.
+func (c *Cluster) stopped() bool {
 	select {
 	case <-c.stop:
-		return
+		return true
 	default:
+		return false
 	}
+}
+
+// shutdown stops our goroutines, then memberlist's.
+func (c *Cluster) shutdown() error {
 	close(c.stop)
 	c.wg.Wait()
-	_ = c.ml.Shutdown()
+	return c.ml.Shutdown()
 }
 
 var _ memberlist.NamedBroadcast = (*namedBroadcast)(nil)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
@@ -27,7 +28,9 @@ import (
 //     it the moment its heartbeat says so: a newcomer takes over after the
 //     old leader has let go.
 //   - The others count a member while its heartbeats arrive (within
-//     leaderSilence) and say it is a candidate (Heartbeat.Settled).
+//     leaderSilence) and say it is a candidate (Heartbeat.Settled), whatever
+//     memberlist says of it, until it leaves: memberlist may declare a
+//     cut-off member dead before that member has noticed.
 
 // leaderSilence is how long an agent may go unheard (no heartbeat) before
 // the others stop counting it as a leader candidate: a leader cut off from
@@ -108,7 +111,11 @@ func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
 	silence := c.leaderSilence()
 	out := make([]shard.Member, 0, len(c.members))
 	for _, m := range c.members {
-		if !m.State.Live() || m.Proto != int(ProtocolVersion) {
+		// A member memberlist declared dead still leads until its silence
+		// lasts leaderSilence: memberlist may declare a member dead before
+		// that member, cut off, has stopped leading (selfSilence), and the
+		// handover must leave a gap, not an overlap. One that left said so.
+		if m.State == Left || m.Proto != int(ProtocolVersion) {
 			continue
 		}
 		if m.Self {
@@ -124,9 +131,48 @@ func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
 	return out
 }
 
+// leaders is one look at leadership: who leads each target as this agent
+// sees it, and whether this agent does.
+type leaders struct {
+	self string
+	// cands are the leader candidates (leaderCandidatesLocked): whom to
+	// send a target's news to.
+	cands []shard.Member
+	// rivals are cands plus the live members this agent has never heard:
+	// it yields to them, for it cannot know whether they lead (a restarted
+	// agent whose peers still send to its old address hears some of them
+	// late, while they lead all along).
+	rivals []shard.Member
+}
+
+func (c *Cluster) leadersLocked(now time.Time) leaders {
+	l := leaders{self: c.cfg.AgentID, cands: c.leaderCandidatesLocked(now)}
+	l.rivals = l.cands
+	for _, m := range c.members {
+		if m.Self || m.State != Alive || m.Proto != int(ProtocolVersion) {
+			continue
+		}
+		if _, heard := c.heard[m.AgentID]; !heard {
+			if len(l.rivals) == len(l.cands) {
+				l.rivals = slices.Clone(l.cands)
+			}
+			l.rivals = append(l.rivals, shard.Member{ID: m.AgentID, Region: m.Region})
+		}
+	}
+	return l
+}
+
+// leader is the agent that leads target, as far as this agent can tell.
+func (l *leaders) leader(target string) string { return shard.Leader(target, l.cands) }
+
+// mine reports whether this agent leads target: it is a candidate, and
+// outranks every rival.
+func (l *leaders) mine(target string) bool { return shard.Leader(target, l.rivals) == l.self }
+
 // leaderNodeLocked returns the member that leads target.
 func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
-	id := shard.Leader(target, c.leaderCandidatesLocked(c.now()))
+	l := c.leadersLocked(c.now())
+	id := l.leader(target)
 	if id == "" {
 		return nil
 	}
@@ -137,7 +183,8 @@ func (c *Cluster) leaderNodeLocked(target string) *memberInfo {
 func (c *Cluster) IsLeader(target string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return shard.Leader(target, c.leaderCandidatesLocked(c.now())) == c.cfg.AgentID
+	l := c.leadersLocked(c.now())
+	return l.mine(target)
 }
 
 // hasSeeds reports whether the agent has seeds other than itself.

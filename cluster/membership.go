@@ -214,8 +214,10 @@ func (c *Cluster) memberByAgentLocked(id string) *memberInfo {
 	return nil
 }
 
-// join contacts the seeds. Failing seeds are logged, not fatal: an agent
-// that starts before its peers waits for them (the rejoin loop retries).
+// join contacts the seeds, retrying with a short backoff (250ms doubling to
+// 5s) until one answers or the agent stops: agents started together (a
+// compose file, a Kubernetes rollout) come up in any order, and one that
+// starts a moment before its seed must not wait for the rejoin interval.
 func (c *Cluster) join() {
 	seeds := make([]string, 0, len(c.cfg.Join))
 	self := c.localAddr
@@ -227,12 +229,23 @@ func (c *Cluster) join() {
 	if len(seeds) == 0 {
 		return
 	}
-	n, err := c.ml.Join(seeds)
-	if err != nil {
-		c.log.Warn("join seeds", "seeds", seeds, "joined", n, "err", err)
-		return
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		n, err := c.ml.Join(seeds)
+		if err == nil && n > 0 {
+			c.log.Info("joined cluster", "seeds", seeds, "contacted", n, "members", c.ml.NumMembers(), "attempts", attempt)
+			return
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("no seed answered yet; retrying", "seeds", seeds, "attempts", attempt, "err", err)
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
-	c.log.Info("joined cluster", "seeds", seeds, "contacted", n, "members", c.ml.NumMembers())
 }
 
 // rejoin contacts seeds we do not currently see alive: memberlist forgets
@@ -265,15 +278,35 @@ func (c *Cluster) rejoin() {
 
 // sayGoodbye tells every member we are leaving on purpose, so they show us
 // as "left" (a decommissioned agent or region) rather than "dead" (an
-// outage). memberlist itself does not expose the difference.
-func (c *Cluster) sayGoodbye() {
+// outage). memberlist itself does not expose the difference. The sends go
+// out together (a TCP send to an unreachable member takes its whole
+// timeout) and the wait ends at deadline: a member that did not hear us
+// sees us dead instead of left.
+func (c *Cluster) sayGoodbye(deadline time.Time) {
 	e := encoder{}
 	e.byte(msgBye)
 	e.byte(wireVersion)
 	e.str(c.cfg.NodeName)
-	for _, n := range c.liveNodes() {
-		if n.Name != c.cfg.NodeName {
-			_ = c.ml.SendReliable(n, e.b)
+	nodes := c.liveNodes()
+	done := make(chan struct{}, len(nodes))
+	n := 0
+	for _, node := range nodes {
+		if node.Name == c.cfg.NodeName {
+			continue
+		}
+		n++
+		go func() {
+			_ = c.ml.SendReliable(node, e.b)
+			done <- struct{}{}
+		}()
+	}
+	t := time.NewTimer(max(time.Until(deadline), 0))
+	defer t.Stop()
+	for ; n > 0; n-- {
+		select {
+		case <-done:
+		case <-t.C:
+			return
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
-	"github.com/vantage-probe/vantage/cluster/shard"
 )
 
 // RegionView is one region's latest word on a target.
@@ -53,10 +52,10 @@ func (c *Cluster) Statuses() []TargetStatus {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := c.leaderCandidatesLocked(now)
+	lead := c.leadersLocked(now)
 	out := make([]TargetStatus, 0, len(c.targets))
 	for name, t := range c.targets {
-		out = append(out, c.statusLocked(name, t, live, now))
+		out = append(out, c.statusLocked(name, t, &lead, now))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -71,7 +70,8 @@ func (c *Cluster) Status(name string) (TargetStatus, bool) {
 	if !ok {
 		return TargetStatus{}, false
 	}
-	return c.statusLocked(name, t, c.leaderCandidatesLocked(now), now), true
+	lead := c.leadersLocked(now)
+	return c.statusLocked(name, t, &lead, now), true
 }
 
 // LeaderVerdict is one verdict this agent exports as the target's leader:
@@ -103,10 +103,10 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	live := c.leaderCandidatesLocked(now)
+	lead := c.leadersLocked(now)
 	out := make([]LeaderVerdict, 0, len(c.verdicts))
 	for name, vs := range c.verdicts {
-		if _, ok := c.targets[name]; !ok || shard.Leader(name, live) != c.cfg.AgentID {
+		if _, ok := c.targets[name]; !ok || !lead.mine(name) {
 			continue
 		}
 		v := LeaderVerdict{
@@ -129,14 +129,13 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	return out
 }
 
-func (c *Cluster) statusLocked(name string, t TargetSpec, live []shard.Member, now time.Time) TargetStatus {
+func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now time.Time) TargetStatus {
 	pol := c.policyLocked(t, now)
 	v := quorum.Evaluate(c.observationsLocked(name), pol, now)
-	leader := shard.Leader(name, live)
 	st := TargetStatus{
 		Name:        name,
-		Leader:      leader,
-		IsLeader:    leader == c.cfg.AgentID,
+		Leader:      lead.leader(name),
+		IsLeader:    lead.mine(name),
 		Verdict:     v.State.String(),
 		Reason:      v.Reason(),
 		Needed:      v.Needed,
@@ -226,7 +225,7 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	if len(c.verdicts) == 0 {
 		return nil
 	}
-	live := c.leaderCandidatesLocked(now)
+	lead := c.leadersLocked(now)
 	latest := make(map[string]*Incident)
 	for _, in := range c.incidents {
 		if _, led := c.verdicts[in.Target]; !led {
@@ -238,7 +237,7 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	}
 	out := make([]LedIncident, 0, len(latest))
 	for name, vs := range c.verdicts {
-		if shard.Leader(name, live) != c.cfg.AgentID {
+		if !lead.mine(name) {
 			continue // no longer ours: the new leader sends it
 		}
 		in := vs.open

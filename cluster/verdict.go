@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
-	"github.com/vantage-probe/vantage/cluster/shard"
 )
 
 // verdictState is the leader's memory of one target's verdict.
@@ -98,10 +97,10 @@ func (c *Cluster) evaluateAll() {
 	// member list per target per tick: at 10k targets and 50 agents that was
 	// most of an idle agent's CPU (cluster/scale).
 	c.mu.Lock()
-	live := c.leaderCandidatesLocked(c.now())
-	names := make([]string, 0, len(c.targets)/max(1, len(live))+len(c.verdicts))
+	lead := c.leadersLocked(c.now())
+	names := make([]string, 0, len(c.targets)/max(1, len(lead.cands))+len(c.verdicts))
 	for n := range c.targets {
-		if c.verdicts[n] != nil || shard.Leader(n, live) == c.cfg.AgentID {
+		if c.verdicts[n] != nil || lead.mine(n) {
 			names = append(names, n)
 		}
 	}
@@ -119,7 +118,7 @@ func (c *Cluster) evaluate(target string) {
 	var bcast []*Incident
 	c.mu.Lock()
 	t, ok := c.targets[target]
-	if !ok || shard.Leader(target, c.leaderCandidatesLocked(now)) != c.cfg.AgentID {
+	if lead := c.leadersLocked(now); !ok || !lead.mine(target) {
 		if vs := c.verdicts[target]; vs != nil && ok {
 			// No longer the leader: forget the local verdict so the metric
 			// is exported by exactly one agent. Incidents stay shared.
