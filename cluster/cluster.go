@@ -136,7 +136,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
 	mc.Logger = nil
-	mc.LogOutput = slogWriter{log: c.log}
+	mc.LogOutput = newSlogWriter(c.log, cfg.Metrics)
 	if cfg.Transport != nil {
 		mc.Transport = cfg.Transport
 	}

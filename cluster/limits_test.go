@@ -5,13 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -471,5 +474,66 @@ func TestStampRoundTrip(t *testing.T) {
 	}
 	if a, b := c.stampOf(c.started.Add(time.Second)), c.stampOf(c.started.Add(2*time.Second)); a >= b {
 		t.Errorf("stamps out of order: %d >= %d", a, b)
+	}
+}
+
+// lineCounter counts log lines (thread-safe).
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+func (l *lineCounter) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestGarbageOnTheGossipPortCannotFloodTheLog: thousands of packets that
+// are not gossip are all counted, but reach the log as a handful of lines.
+func TestGarbageOnTheGossipPortCannotFloodTheLog(t *testing.T) {
+	var logs lineCounter
+	cfg := fastConfig("flooded", "eu")
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Keys = [][]byte{[]byte("0123456789abcdef")}
+	set := metrics.NewSet()
+	cfg.Metrics = set
+	c, err := New(cfg, &scripted{down: map[string]bool{}}, testTargets(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Kill()
+	conn, err := net.Dial("udp", c.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const packets = 3000
+	junk := []byte("not a gossip packet, not encrypted with the cluster's key")
+	errs := set.GetOrCreateCounter("vantage_gossip_errors_total")
+	for i := 0; i < packets; i++ {
+		if _, err := conn.Write(junk); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // let the reader keep up: a dropped datagram is neither logged nor counted
+		}
+	}
+	waitFor(t, 10*time.Second, "most garbage packets counted", func() bool { return errs.Get() >= packets/2 })
+	if n := logs.count("memberlist"); n > 5 {
+		t.Errorf("%d log lines for %d garbage packets (%d counted), want a handful", n, packets, errs.Get())
 	}
 }

@@ -220,6 +220,7 @@ var Help = map[string]string{
 	"vantage_gossip_results_received_total":                "Observations received from other agents.",
 	"vantage_gossip_messages_dropped_total":                "Gossip messages dropped, by reason.",
 	"vantage_gossip_send_errors_total":                     "Direct gossip sends that failed.",
+	"vantage_gossip_errors_total":                          "Errors memberlist reported (undecodable or unauthenticated packets, failed pushes); the log shows at most one per kind every 10s.",
 	"vantage_gossip_heartbeat_gaps_total":                  "Heartbeats that revealed a missed observation (repaired by push/pull).",
 	"vantage_cluster_incidents_opened_total":               "Incidents opened by this agent as leader, all targets.",
 	"vantage_cluster_config_mismatch":                      "Members whose target set differs from this agent's.",
