@@ -164,6 +164,8 @@ func New(opts Options) (*Agent, error) {
 		RejoinInterval:    cfg.Cluster.RejoinInterval,
 		ReplicasPerRegion: cfg.Cluster.ReplicasPerRegion,
 		MinRegions:        cfg.Quorum.MinRegions,
+		SLOObjective:      cfg.SLO.Objective,
+		SLOWindow:         cfg.SLO.Window,
 		ConfirmOnFailure:  cfg.Quorum.ConfirmOnFailure,
 		Transport:         opts.Transport,
 		InMaintenance:     a.inMaintenance,
@@ -240,7 +242,7 @@ func clusterTargets(cfg *config.Config) []cluster.TargetSpec {
 	out := make([]cluster.TargetSpec, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
 		out = append(out, cluster.TargetSpec{Name: t.Name, Regions: t.Regions, Interval: t.Interval,
-			Timeout: t.Timeout, MinRegions: t.MinRegions})
+			Timeout: t.Timeout, MinRegions: t.MinRegions, SLOObjective: t.SLOObjective})
 	}
 	return out
 }

@@ -45,10 +45,7 @@ type targetState struct {
 	// waiters is closed on the next result; made only when a confirmation
 	// waits for a probe in flight (a channel per result was 1 MB of
 	// garbage a minute at 10k targets).
-	waiters  chan struct{}
-	upSecs   float64 // fleet verdict time up / down, for SLO reporting
-	downSecs float64
-	lastSLO  time.Duration // as failSince; 0: never
+	waiters chan struct{}
 }
 
 // since is t as time since the agent started, on the monotonic clock, and
@@ -429,7 +426,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 		v := &led[i]
 		*x = exporter.Verdict{Labels: labels[i], Up: !v.Down, Unknown: v.Unknown,
 			Failing: v.Failing, Reporting: v.Reporting, Quorum: v.Needed, DownSince: v.DownSince,
-			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance}
+			Incidents: v.Incidents, Flaps: v.Flaps, Maintenance: v.Maintenance, Availability: v.SLO.Availability}
 		if t := cfg.Target(v.Name); t != nil {
 			x.Objective, x.CertDays = t.SLOObjective, t.CertWarnDays()
 			if x.Objective == 0 {

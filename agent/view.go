@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
@@ -33,7 +32,6 @@ func (a *Agent) Targets() []exporter.TargetView {
 			statuses[s.Name] = s
 		}
 	}
-	now := time.Now()
 	out := make([]exporter.TargetView, 0, len(cfg.Targets))
 	for _, t := range cfg.Targets {
 		v := exporter.TargetView{
@@ -48,26 +46,6 @@ func (a *Agent) Targets() []exporter.TargetView {
 					Success: st.success, Failure: st.failure}
 			}
 			v.History = st.hist.points()
-			// SLO: time the fleet verdict was up vs down, as this agent saw it.
-			if st.lastSLO != 0 {
-				d := (a.since(now) - st.lastSLO).Seconds()
-				if v.Verdict == "down" {
-					st.downSecs += d
-				} else if v.Verdict == "up" {
-					st.upSecs += d
-				}
-			}
-			st.lastSLO = a.since(now)
-			if total := st.upSecs + st.downSecs; total > 0 {
-				avail := st.upSecs / total
-				budget := 1 - t.SLOObjective
-				rem := 1.0
-				if budget > 0 {
-					rem = 1 - (1-avail)/budget
-				}
-				v.SLO = &exporter.SLOView{Objective: t.SLOObjective, Window: cfg.SLO.Window.String(), Availability: avail,
-					BudgetRemaining: rem, Observed: time.Duration(total * float64(time.Second)).Round(time.Second).String()}
-			}
 			st.mu.Unlock()
 		}
 		out = append(out, v)

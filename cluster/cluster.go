@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // syncGrace is how long a new agent waits for a peer's full state before it
@@ -64,10 +65,19 @@ type Cluster struct {
 	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
 	prevOwners  map[string]map[string]time.Time // target -> agent -> vote allowed until
+	firstAsked  map[string]time.Time            // target -> our first confirmation request of the streak
+	firstSeen   map[string]time.Time            // target -> when this agent first knew it: the start of its SLO figures
 	mine        []string
-	verdicts    map[string]*verdictState
-	incidents   []*Incident // newest last, bounded
-	confirm     *confirmer
+	// fleet is every target's verdict as its leader published it (ours
+	// for the targets we lead): the one source of a target's state.
+	fleet map[string]*Verdict
+	// leading is the leader's bookkeeping of the targets we lead.
+	leading    map[string]*leaderState
+	verdictSeq atomic.Uint64
+	// clock keeps the leaders' instants in 8 bytes (internal/mono).
+	clock     mono.Clock
+	incidents []*Incident // newest last, bounded
+	confirm   *confirmer
 
 	m         *clusterMetrics
 	keyring   *memberlist.Keyring
@@ -86,7 +96,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		local:        local,
 		log:          cfg.Logger,
 		boot:         uint64(time.Now().UnixNano()),
-		started:      time.Now(),
+		clock:        mono.New(),
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		changed:      make(chan struct{}, 1),
@@ -98,8 +108,12 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		table:        make(map[string]observations),
 		agentSeq:     make(map[string][2]uint64),
 		prevOwners:   make(map[string]map[string]time.Time),
-		verdicts:     make(map[string]*verdictState),
+		firstAsked:   make(map[string]time.Time),
+		firstSeen:    make(map[string]time.Time),
+		fleet:        make(map[string]*Verdict),
+		leading:      make(map[string]*leaderState),
 	}
+	c.started = c.clock.Base()
 	if cfg.skew != 0 {
 		c.now = func() time.Time { return time.Now().Add(cfg.skew) }
 	}
@@ -226,17 +240,29 @@ func (c *Cluster) SetTargets(targets []TargetSpec) {
 func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 	c.targets = make(map[string]TargetSpec, len(targets))
 	names := make([]string, 0, len(targets))
+	now := c.now()
 	for _, t := range targets {
 		c.targets[t.Name] = t
 		names = append(names, t.Name)
+		if _, ok := c.firstSeen[t.Name]; !ok {
+			c.firstSeen[t.Name] = now
+		}
 	}
 	sort.Strings(names)
 	c.targetsHash = hashStrings(names)
-	for name := range c.table {
-		if _, ok := c.targets[name]; !ok {
-			delete(c.table, name)
-			delete(c.verdicts, name)
-			delete(c.prevOwners, name)
+	// What is kept per target goes with the target (observations,
+	// verdicts, the leader's state, former owners); incidents stay.
+	for _, m := range []map[string]bool{keysOf(c.table), keysOf(c.fleet), keysOf(c.leading), keysOf(c.prevOwners),
+		keysOf(c.firstAsked), keysOf(c.firstSeen)} {
+		for name := range m {
+			if _, ok := c.targets[name]; !ok {
+				delete(c.table, name)
+				delete(c.fleet, name)
+				delete(c.leading, name)
+				delete(c.prevOwners, name)
+				delete(c.firstAsked, name)
+				delete(c.firstSeen, name)
+			}
 		}
 	}
 }
@@ -338,4 +364,12 @@ func (c *Cluster) emit(ev Event) {
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(ev)
 	}
+}
+
+func keysOf[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }

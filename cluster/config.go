@@ -27,6 +27,8 @@ type TargetSpec struct {
 	Interval   time.Duration
 	Timeout    time.Duration
 	MinRegions int
+	// SLOObjective is the target's own objective; 0: [slo]'s.
+	SLOObjective float64
 }
 
 // Config configures a Cluster. Zero timings take WAN-profile defaults
@@ -52,7 +54,11 @@ type Config struct {
 
 	ReplicasPerRegion int
 	MinRegions        int // default quorum for targets without their own
-	ConfirmOnFailure  bool
+	// SLOObjective and SLOWindow are [slo]'s: the objective of targets
+	// without their own, and the window of every target's SLO figures.
+	SLOObjective     float64
+	SLOWindow        time.Duration
+	ConfirmOnFailure bool
 	// Grace is how long a former owner's observations still vote after a
 	// reassignment and how long it keeps probing (make-before-break).
 	Grace time.Duration
@@ -121,6 +127,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MinRegions <= 0 {
 		c.MinRegions = 2
+	}
+	if c.SLOObjective <= 0 || c.SLOObjective >= 1 {
+		c.SLOObjective = 0.999
+	}
+	if c.SLOWindow <= 0 {
+		c.SLOWindow = 28 * 24 * time.Hour
 	}
 	if c.Grace == 0 {
 		c.Grace = 45 * time.Second

@@ -132,9 +132,6 @@ func (f *confirmer) request(target string) {
 			ids = append(ids, nodeOf[pick])
 		}
 	}
-	if vs := c.verdicts[target]; vs != nil && vs.confirmAt == 0 {
-		vs.confirmAt = c.stampOf(now)
-	}
 	c.mu.Unlock()
 	if len(asks) == 0 {
 		return
@@ -144,6 +141,9 @@ func (f *confirmer) request(target string) {
 		return
 	}
 	nodes := c.liveNodes()
+	// Dated before the requests go out, so the leader usually knows when
+	// confirmation was asked before the answers make the quorum.
+	c.confirmSent(target, now)
 	for i, p := range asks {
 		n := nodes[ids[i]]
 		if n == nil {

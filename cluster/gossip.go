@@ -99,6 +99,13 @@ func (c *Cluster) handle(b []byte) {
 		}
 		c.mu.Unlock()
 		c.signalChange()
+	case msgVerdict:
+		v, err := decodeVerdict(b, c.now())
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.receiveVerdict(&v)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {
@@ -118,8 +125,7 @@ func (c *Cluster) sendHeartbeat() {
 		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine)), Settled: c.candidateSince.Load() != 0}
 	c.mu.Unlock()
 	msg := encodeHeartbeat(&h)
-	c.broadcast("h/"+c.cfg.AgentID, msg)
-	c.fanOut(msg)
+	c.gossip("h/"+c.cfg.AgentID, msg)
 }
 
 // fanOutMax bounds direct fan-out. memberlist does not relay user
@@ -129,6 +135,13 @@ func (c *Cluster) sendHeartbeat() {
 // on changes or every HeartbeatEvery. Larger fleets rely on the broadcast
 // queue and push/pull.
 const fanOutMax = 64
+
+// gossip sends msg to the fleet: queued as a named broadcast (a newer one
+// with the same name replaces it) and sent straight to every live member.
+func (c *Cluster) gossip(name string, msg []byte) {
+	c.broadcast(name, msg)
+	c.fanOut(msg)
+}
 
 func (c *Cluster) fanOut(msg []byte) {
 	c.mu.Lock()
@@ -199,13 +212,17 @@ func (d *delegate) LocalState(join bool) []byte {
 			}
 		}
 	}
-	b := encodeState(obs, c.incidents)
+	verdicts := make([]*Verdict, 0, len(c.fleet))
+	for _, v := range c.fleet {
+		verdicts = append(verdicts, v)
+	}
+	b := encodeState(obs, c.incidents, verdicts, now)
 	c.mu.Unlock()
 	return b
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	obs, ins, err := decodeState(buf)
+	obs, ins, vs, err := decodeState(buf, d.c.now())
 	if err != nil {
 		d.c.m.badMessages.Inc()
 		return
@@ -217,6 +234,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	}
 	for i := range ins {
 		d.c.mergeIncident(&ins[i])
+	}
+	for i := range vs {
+		d.c.receiveVerdict(&vs[i])
 	}
 	d.c.synced.Store(true)
 }

@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"slices"
 	"sort"
+	"strconv"
 	"time"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
 )
 
 // Incident is one quorum-confirmed outage of one target.
@@ -14,10 +18,13 @@ type Incident struct {
 	QuorumAt   time.Time `json:"quorum_at"`                     // the leader saw enough regions failing
 	DetectedAt time.Time `json:"detected_at"`                   // verdict exported (down)
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`          // verdict back up; zero while open
-	Regions    []string  `json:"regions"`                       // regions that saw it failing
-	Leader     string    `json:"leader"`                        // agent that declared it
-	Reason     string    `json:"reason,omitempty"`              // a failing region's reason
-	Flaps      int       `json:"flaps"`                         // times it came back within the hold window
+	Regions    []string  `json:"regions"`                       // regions that saw it failing at any time during it
+	// QuorumRegions are the regions failing when the quorum was reached:
+	// the ones that made it an incident.
+	QuorumRegions []string `json:"quorum_regions"`
+	Leader        string   `json:"leader"`           // agent that declared it
+	Reason        string   `json:"reason,omitempty"` // a failing region's reason
+	Flaps         int      `json:"flaps"`            // times it came back up and failed again before it resolved
 	// AlertedAt is when a leader first sent the incident's alert to
 	// Alertmanager (zero: never, e.g. no [alerting]): any later leader may
 	// then send its end, and only then.
@@ -29,6 +36,94 @@ func (i *Incident) Open() bool { return i.ResolvedAt.IsZero() }
 
 // TimeToDetect is DetectedAt - StartedAt.
 func (i *Incident) TimeToDetect() time.Duration { return i.DetectedAt.Sub(i.StartedAt) }
+
+// incidentStep is what one evaluation did to a target's incidents.
+type incidentStep struct {
+	events  []Event
+	changed []*Incident // to gossip
+}
+
+// stepIncidentLocked advances target t's incident by verdict v: open one
+// when the quorum calls the target down (not in maintenance, and only
+// once the agent holds a peer's state: a fresh agent must not open
+// incidents from half a picture); count a flap when it goes down again
+// before the resolve hold ends (a flapping target makes one incident, not
+// ten); record regions that join; resolve it once the quorum has seen the
+// target up for a whole hold (its end is when it came back, not when the
+// hold ended).
+func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Verdict, maint bool, now time.Time) incidentStep {
+	var step incidentStep
+	if ls.open == nil {
+		// Another agent that led this target a moment ago (membership views
+		// differ briefly during churn) may already have opened it.
+		ls.open = c.openIncidentLocked(t.Name)
+	}
+	switch {
+	case v.State == quorum.Down && ls.open == nil && !maint && c.synced.Load():
+		started := c.clock.Time(ls.firstFail)
+		if started.IsZero() {
+			started = now
+		}
+		in := &Incident{
+			ID:            t.Name + "@" + strconv.FormatInt(started.UnixMilli(), 10),
+			Target:        t.Name,
+			StartedAt:     started,
+			ConfirmAt:     c.clock.Time(ls.confirmAt),
+			QuorumAt:      now,
+			DetectedAt:    c.now(),
+			Regions:       slices.Clone(v.Failing),
+			QuorumRegions: slices.Clone(v.Failing),
+			Leader:        c.cfg.AgentID,
+			Reason:        c.failingReasonLocked(t.Name),
+		}
+		if !in.ConfirmAt.IsZero() && in.ConfirmAt.Before(in.StartedAt) {
+			// Asked a moment after the first failure, but the two
+			// instants come from different messages' receipt times:
+			// the order is known, the estimate is clamped to it.
+			in.ConfirmAt = in.StartedAt
+		}
+		ls.open, ls.upSince = in, 0
+		ls.incidents++
+		c.addIncidentLocked(in)
+		c.m.incidents.Inc()
+		c.m.detection.Update(in.TimeToDetect().Seconds())
+		step.changed = append(step.changed, in)
+		step.events = append(step.events, Event{At: now, Kind: "incident_open", Target: t.Name,
+			Detail: v.Reason(), Elapsed: in.TimeToDetect()})
+	case v.State == quorum.Down && ls.open != nil:
+		changed := false
+		if ls.upSince != 0 {
+			ls.upSince = 0
+			ls.open.Flaps++
+			changed = true
+		}
+		if merged := mergeRegions(ls.open.Regions, v.Failing); len(merged) != len(ls.open.Regions) {
+			ls.open.Regions = merged
+			changed = true
+		}
+		if ls.open.ConfirmAt.IsZero() && ls.confirmAt != 0 {
+			ls.open.ConfirmAt = c.clock.Time(ls.confirmAt)
+			if ls.open.ConfirmAt.Before(ls.open.StartedAt) {
+				ls.open.ConfirmAt = ls.open.StartedAt
+			}
+			changed = true
+		}
+		if changed {
+			step.changed = append(step.changed, ls.open)
+		}
+	case v.State == quorum.Up && ls.open != nil && ls.upSince == 0:
+		ls.upSince = c.clock.Stamp(now)
+	case v.State == quorum.Up && ls.open != nil && now.Sub(c.clock.Time(ls.upSince)) >= resolveHold(t):
+		ls.open.ResolvedAt = c.clock.Time(ls.upSince)
+		ls.upSince = 0
+		step.changed = append(step.changed, ls.open)
+		step.events = append(step.events, Event{At: now, Kind: "incident_resolved", Target: t.Name,
+			Detail: v.Reason(), Elapsed: ls.open.ResolvedAt.Sub(ls.open.StartedAt)})
+		ls.open = nil
+		ls.flaps++
+	}
+	return step
+}
 
 // maxIncidents bounds the incident history each agent keeps.
 const maxIncidents = 1000
@@ -67,21 +162,15 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			c.dropIncidentLocked(mine.ID)
 			cp := *in
 			c.addIncidentLocked(&cp)
-			if vs := c.verdicts[in.Target]; vs != nil && vs.open == mine {
-				vs.open = &cp
+			if ls := c.leading[in.Target]; ls != nil && ls.open == mine {
+				ls.open = &cp
 			}
 			return
 		}
 	}
 	for _, have := range c.incidents {
 		if have.ID == in.ID {
-			if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
-				have.ResolvedAt = in.ResolvedAt
-			}
-			if !in.AlertedAt.IsZero() && (have.AlertedAt.IsZero() || in.AlertedAt.Before(have.AlertedAt)) {
-				have.AlertedAt = in.AlertedAt
-			}
-			have.Regions = mergeRegions(have.Regions, in.Regions)
+			have.merge(in)
 			return
 		}
 	}
@@ -105,8 +194,7 @@ func (c *Cluster) MarkAlerted(id string, at time.Time) {
 	}
 	c.mu.Unlock()
 	if msg != nil {
-		c.broadcast("i/"+id, msg)
-		c.fanOut(msg)
+		c.gossip("i/"+id, msg)
 	}
 }
 
@@ -120,6 +208,30 @@ func (c *Cluster) dropIncidentLocked(id string) {
 	c.incidents = out
 }
 
+// merge takes what in knows that have does not: the resolution, the
+// earliest confirmation and alert, flaps and regions. Records of one
+// incident only ever gain facts, so merging in any order converges.
+func (have *Incident) merge(in *Incident) {
+	if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
+		have.ResolvedAt = in.ResolvedAt
+	}
+	have.AlertedAt = earliest(have.AlertedAt, in.AlertedAt)
+	have.ConfirmAt = earliest(have.ConfirmAt, in.ConfirmAt)
+	have.Flaps = max(have.Flaps, in.Flaps)
+	have.Regions = mergeRegions(have.Regions, in.Regions)
+	if len(have.QuorumRegions) == 0 {
+		have.QuorumRegions = slices.Clone(in.QuorumRegions)
+	}
+}
+
+// earliest of two instants, the zero one meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // Incidents returns the incidents this agent knows, newest first.
 func (c *Cluster) Incidents() []Incident {
 	c.mu.Lock()
@@ -127,21 +239,15 @@ func (c *Cluster) Incidents() []Incident {
 	out := make([]Incident, 0, len(c.incidents))
 	for i := len(c.incidents) - 1; i >= 0; i-- {
 		in := *c.incidents[i]
-		in.Regions = append([]string(nil), in.Regions...)
+		in.Regions = slices.Clone(in.Regions)
+		in.QuorumRegions = slices.Clone(in.QuorumRegions)
 		out = append(out, in)
 	}
 	return out
 }
 
 func mergeRegions(a, b []string) []string {
-	seen := map[string]bool{}
-	out := []string{}
-	for _, s := range append(append([]string{}, a...), b...) {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

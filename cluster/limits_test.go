@@ -165,7 +165,7 @@ func TestStringFieldsOverMaxStringRejected(t *testing.T) {
 		}, func(b []byte) error { _, err := decodeMeta(b); return err }},
 		{"state", 4, func(ss []string) []byte {
 			return u(obs(u([]byte{msgState, wireVersion}, 1), ss), 0)
-		}, func(b []byte) error { _, _, err := decodeState(b); return err }},
+		}, func(b []byte) error { _, _, _, err := decodeState(b, time.Now()); return err }},
 	}
 	for _, m := range msgs {
 		for i := range m.fields {
@@ -189,14 +189,14 @@ func TestStringFieldsOverMaxStringRejected(t *testing.T) {
 // them, and what is allocated follows the bytes received.
 func TestDecodeStateCountLimits(t *testing.T) {
 	head := []byte{msgState, wireVersion}
-	if _, _, err := decodeState(binary.AppendUvarint(head, maxStateObservations+1)); !errors.Is(err, errTooLarge) {
+	if _, _, _, err := decodeState(binary.AppendUvarint(head, maxStateObservations+1), time.Now()); !errors.Is(err, errTooLarge) {
 		t.Fatalf("observations over the limit: %v, want errTooLarge", err)
 	}
-	if _, _, err := decodeState(binary.AppendUvarint(append(head, 0), maxStateIncidents+1)); !errors.Is(err, errTooLarge) {
+	if _, _, _, err := decodeState(binary.AppendUvarint(append(head, 0), maxStateIncidents+1), time.Now()); !errors.Is(err, errTooLarge) {
 		t.Fatalf("incidents over the limit: %v, want errTooLarge", err)
 	}
 	// An incident whose length prefix runs past the end.
-	if _, _, err := decodeState(binary.AppendUvarint(append(head, 0, 1), 1<<40)); !errors.Is(err, errShort) {
+	if _, _, _, err := decodeState(binary.AppendUvarint(append(head, 0, 1), 1<<40), time.Now()); !errors.Is(err, errShort) {
 		t.Fatalf("incident length past the end: %v, want errShort", err)
 	}
 	// Regions of an incident over 16.
@@ -215,7 +215,7 @@ func TestDecodeStateCountLimits(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for range runs {
-		if _, _, err := decodeState(claim); err == nil {
+		if _, _, _, err := decodeState(claim, time.Now()); err == nil {
 			t.Fatal("a truncated state decoded")
 		}
 	}
@@ -234,9 +234,9 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 	bad := map[string][]byte{
 		"one byte":                  {msgResult},
 		"unknown type":              {99, wireVersion, 1, 2, 3},
-		"push/pull state by gossip": encodeState(nil, nil),
+		"push/pull state by gossip": encodeState(nil, nil, nil, time.Now()),
 		"result, wrong version":     append([]byte{msgResult, wireVersion + 1}, valid[2:]...),
-		"result, truncated":         valid[:len(valid)-1],
+		"result, truncated":         valid[:len(valid)-2], // the last byte is optional (ConfirmedFor)
 		"result, long string":       rawStr([]byte{msgResult, wireVersion}, long),
 		"result, varint overflow": append([]byte{msgResult, wireVersion, 1, 'x', 1, 'y', 1, 'z'},
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
@@ -452,29 +452,6 @@ func TestAloneQueuesNoBroadcastsAndAJoinerStillLearns(t *testing.T) {
 		}
 		return true
 	})
-}
-
-// Verdict state keeps its times as 8-byte stamps: they must come back as
-// the same instants, on either side of the agent's start, and the zero
-// time must stay the zero time.
-func TestStampRoundTrip(t *testing.T) {
-	c, _ := single(t, "a")
-	if c.stampOf(time.Time{}) != 0 || !c.timeOf(0).IsZero() {
-		t.Fatalf("the zero time is not stamp 0")
-	}
-	for _, d := range []time.Duration{-90 * time.Minute, -time.Nanosecond, 0, time.Nanosecond, 3 * time.Second, 400 * 24 * time.Hour} {
-		at := c.started.Add(d)
-		s := c.stampOf(at)
-		if s == 0 {
-			t.Errorf("%v after the start: stamp 0 (none)", d)
-		}
-		if got := c.timeOf(s); got.Sub(at).Abs() > time.Nanosecond {
-			t.Errorf("%v after the start: back as %v", d, got.Sub(c.started))
-		}
-	}
-	if a, b := c.stampOf(c.started.Add(time.Second)), c.stampOf(c.started.Add(2*time.Second)); a >= b {
-		t.Errorf("stamps out of order: %d >= %d", a, b)
-	}
 }
 
 // lineCounter counts log lines (thread-safe).

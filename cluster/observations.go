@@ -26,6 +26,11 @@ func (c *Cluster) Report(o Observation) {
 	prev := c.table[o.Target].get(o.AgentID)
 	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated
 	newFailure := !o.OK && (prev == nil || prev.OK)
+	if o.OK {
+		delete(c.firstAsked, o.Target) // the streak is over
+	} else if asked, ok := c.firstAsked[o.Target]; ok {
+		o.ConfirmedFor = max(now.Sub(asked), time.Millisecond)
+	}
 	if changed {
 		o.Seq = c.seq.Add(1)
 	} else {
@@ -35,28 +40,66 @@ func (c *Cluster) Report(o Observation) {
 	if changed {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
-	var leader *memberInfo
-	if l := c.leaderNodeLocked(o.Target); l != nil {
-		cp := *l
-		leader = &cp
-	}
 	c.mu.Unlock()
 
 	if changed {
-		msg := encodeResult(&o)
-		c.broadcast("r/"+o.Target, msg)
-		if c.memberCount() <= fanOutMax {
-			c.fanOut(msg)
-		} else if leader != nil && !leader.Self {
-			if err := c.ml.SendToAddress(leader.addr, msg); err != nil {
-				c.m.sendErrors.Inc()
-			}
-		}
-		c.evaluate(o.Target)
+		c.publish(&o)
 	}
 	if newFailure && c.cfg.ConfirmOnFailure {
 		c.confirm.request(o.Target)
 	}
+}
+
+// publish sends our observation o (new or changed) to the fleet: gossiped,
+// and sent straight to every member (or only to the target's leader in
+// fleets too large to fan out to), then evaluated here in case we lead.
+func (c *Cluster) publish(o *Observation) {
+	msg := encodeResult(o)
+	c.broadcast("r/"+o.Target, msg)
+	if c.memberCount() <= fanOutMax {
+		c.fanOut(msg)
+	} else {
+		c.mu.Lock()
+		var leader *memberInfo
+		if l := c.leaderNodeLocked(o.Target); l != nil {
+			cp := *l
+			leader = &cp
+		}
+		c.mu.Unlock()
+		if leader != nil && !leader.Self {
+			if err := c.ml.SendToAddress(leader.addr, msg); err != nil {
+				c.m.sendErrors.Inc()
+			}
+		}
+	}
+	c.evaluate(o.Target)
+}
+
+// confirmSent records that this agent asked the other regions to confirm
+// its failure of target at at, and publishes its observation again with
+// that (ConfirmedFor), so that the leader, whichever agent it is, dates
+// the incident's confirmation request.
+func (c *Cluster) confirmSent(target string, at time.Time) {
+	now := c.now()
+	c.mu.Lock()
+	first, ok := c.firstAsked[target]
+	if !ok {
+		first = at
+		c.firstAsked[target] = at
+	}
+	own := c.table[target].get(c.cfg.AgentID)
+	if own == nil || own.OK || ok {
+		c.mu.Unlock()
+		return
+	}
+	o := *own
+	o.Seq = c.seq.Add(1)
+	o.Received = now
+	o.ConfirmedFor = max(now.Sub(first), time.Millisecond)
+	c.storeLocked(&o)
+	c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
+	c.mu.Unlock()
+	c.publish(&o)
 }
 
 func (c *Cluster) storeLocked(o *Observation) {

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -39,15 +38,30 @@ type TargetStatus struct {
 	Regions     []RegionView        `json:"results"`
 	Open        *Incident           `json:"open_incident,omitempty"`
 	Since       time.Time           `json:"verdict_since,omitzero"`
+	Updated     time.Time           `json:"verdict_updated,omitzero"` // when this agent evaluated or received the verdict
+	SLO         *SLOStatus          `json:"slo,omitempty"`
 	// Leader-only counters, for metrics.
 	Incidents uint64    `json:"-"`
 	Flaps     uint64    `json:"-"`
 	DownSince time.Time `json:"-"`
 }
 
+// SLOStatus is a target's time-based SLO as this agent knows it: the share
+// of the window the fleet's verdict had it up, from the incident records
+// (every agent keeps the fleet's), so every agent gives the same figure and
+// nothing accrues only when someone looks.
+type SLOStatus struct {
+	Objective       float64       `json:"objective"`
+	Window          time.Duration `json:"window_ns"`
+	Observed        time.Duration `json:"observed_ns"`      // of the window: since this agent knew the target
+	Downtime        time.Duration `json:"downtime_ns"`      // incidents' spans within the window
+	Availability    float64       `json:"availability"`     // 1 - downtime/observed
+	BudgetRemaining float64       `json:"budget_remaining"` // 1 untouched, 0 spent, negative overspent
+}
+
 // Statuses returns every target's status, sorted by name. Every agent can
-// answer for the whole fleet: verdicts are recomputed from the shared table;
-// only the leader's count for metrics (IsLeader).
+// answer for the whole fleet: the verdict is the one its leader published,
+// the results per region come from the shared observation table.
 func (c *Cluster) Statuses() []TargetStatus {
 	now := c.now()
 	c.mu.Lock()
@@ -57,7 +71,7 @@ func (c *Cluster) Statuses() []TargetStatus {
 	for name, t := range c.targets {
 		out = append(out, c.statusLocked(name, t, &lead, now))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -87,16 +101,13 @@ type LeaderVerdict struct {
 	Incidents   uint64
 	Flaps       uint64
 	DownSince   time.Time // start of the open incident; zero when none
+	SLO         SLOStatus
 }
 
 // LeaderVerdicts returns the verdicts this agent holds as leader, sorted by
 // name, for /metrics: the verdicts the leader last evaluated (every
 // EvalEvery and on news) and acts on, so that the metrics agree with the
-// incidents. Re-evaluating every target per scrape, with the per-region
-// views Statuses builds for the API, cost 22 MB of garbage and most of a
-// scrape's time at 10k targets.
-//
-// Leadership is checked again at the read, not only at the last
+// incidents. Leadership is checked again at the read, not only at the last
 // evaluation: an agent that stopped leading a target a moment ago (a
 // newcomer took it) must not export it until its next tick.
 func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
@@ -104,49 +115,55 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	lead := c.leadersLocked(now)
-	out := make([]LeaderVerdict, 0, len(c.verdicts))
-	for name, vs := range c.verdicts {
-		if _, ok := c.targets[name]; !ok || !lead.mine(name) {
+	byTarget := c.incidentsByTargetLocked()
+	out := make([]LeaderVerdict, 0, len(c.leading))
+	for name, ls := range c.leading {
+		t, ok := c.targets[name]
+		v := c.fleet[name]
+		if !ok || v == nil || v.Leader != c.cfg.AgentID || !lead.mine(name) {
 			continue
 		}
-		v := LeaderVerdict{
+		lv := LeaderVerdict{
 			Name:        name,
-			Down:        vs.v.State == quorum.Down,
-			Unknown:     vs.v.State == quorum.Unknown,
-			Maintenance: vs.maintenance,
-			Failing:     len(vs.v.Failing),
-			Reporting:   vs.v.Reporting,
-			Needed:      vs.v.Needed,
-			Incidents:   vs.incidents,
-			Flaps:       vs.flaps,
+			Down:        v.State == quorum.Down,
+			Unknown:     v.State == quorum.Unknown,
+			Maintenance: v.Maintenance,
+			Failing:     len(v.Failing),
+			Reporting:   v.Reporting,
+			Needed:      v.Needed,
+			Incidents:   ls.incidents,
+			Flaps:       ls.flaps,
+			SLO:         c.sloLocked(t, byTarget[name], now),
 		}
-		if vs.open != nil {
-			v.DownSince = vs.open.StartedAt
+		if ls.open != nil {
+			lv.DownSince = ls.open.StartedAt
 		}
-		out = append(out, v)
+		out = append(out, lv)
 	}
 	slices.SortFunc(out, func(a, b LeaderVerdict) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now time.Time) TargetStatus {
-	pol := c.policyLocked(t, now)
-	v := quorum.Evaluate(c.observationsLocked(name), pol, now)
 	st := TargetStatus{
-		Name:        name,
-		Leader:      lead.leader(name),
-		IsLeader:    lead.mine(name),
-		Verdict:     v.State.String(),
-		Reason:      v.Reason(),
-		Needed:      v.Needed,
-		Failing:     v.Failing,
-		Reporting:   v.Reporting,
-		Stale:       v.Stale,
-		Maintenance: c.cfg.InMaintenance(name, now),
-		Assignment:  c.assign.Owners(name),
+		Name:       name,
+		Leader:     lead.leader(name),
+		IsLeader:   lead.mine(name),
+		Verdict:    quorum.Unknown.String(),
+		Reason:     "no verdict from the target's leader yet",
+		Assignment: c.assign.Owners(name),
+	}
+	if v := c.fleet[name]; v != nil {
+		st.Leader = v.Leader
+		st.Verdict = v.State.String()
+		st.Reason = v.Reason()
+		st.Needed, st.Failing, st.Reporting, st.Stale = v.Needed, v.Failing, v.Reporting, v.Stale
+		st.Maintenance = v.Maintenance
+		st.Since = v.Since
+		st.Updated = v.Updated
 	}
 	voters := map[string]bool{}
-	for _, ids := range pol.Assignees {
+	for _, ids := range c.votersLocked(name, now) {
 		for _, id := range ids {
 			voters[id] = true
 		}
@@ -162,32 +179,76 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now tim
 			best[o.Region] = rv
 		}
 	}
-	for _, r := range pol.Regions {
+	for _, r := range effectiveRegions(t.Regions, c.knownRegionsLocked()) {
 		if rv, ok := best[r]; ok {
 			st.Regions = append(st.Regions, rv)
 		} else {
 			st.Regions = append(st.Regions, RegionView{Region: r})
 		}
 	}
-	if vs := c.verdicts[name]; vs != nil {
-		st.Since = c.timeOf(vs.since)
-		st.Incidents = vs.incidents
-		st.Flaps = vs.flaps
-		if vs.open != nil {
-			cp := *vs.open
+	ins := c.incidentsByTargetLocked()[name]
+	if ls := c.leading[name]; ls != nil && st.IsLeader {
+		st.Incidents, st.Flaps = ls.incidents, ls.flaps
+	}
+	for i := len(ins) - 1; i >= 0; i-- {
+		if ins[i].Open() {
+			cp := *ins[i]
 			st.Open = &cp
-			st.DownSince = vs.open.StartedAt
-		}
-	} else {
-		for i := len(c.incidents) - 1; i >= 0; i-- {
-			if in := c.incidents[i]; in.Target == name && in.Open() {
-				cp := *in
-				st.Open = &cp
-				break
-			}
+			st.DownSince = cp.StartedAt
+			break
 		}
 	}
+	slo := c.sloLocked(t, ins, now)
+	st.SLO = &slo
 	return st
+}
+
+// incidentsByTargetLocked groups the incident records by target, oldest
+// first.
+func (c *Cluster) incidentsByTargetLocked() map[string][]*Incident {
+	out := make(map[string][]*Incident)
+	for _, in := range c.incidents {
+		out[in.Target] = append(out[in.Target], in)
+	}
+	return out
+}
+
+// sloLocked computes target t's SLO over the window from its incidents:
+// downtime is the part of each incident (first failed probe to resolution,
+// an open one to now) within the window and within what this agent has
+// observed; availability is 1 - downtime / observed.
+func (c *Cluster) sloLocked(t TargetSpec, ins []*Incident, now time.Time) SLOStatus {
+	s := SLOStatus{Objective: t.SLOObjective, Window: c.cfg.SLOWindow}
+	if s.Objective <= 0 {
+		s.Objective = c.cfg.SLOObjective
+	}
+	from := now.Add(-s.Window)
+	if seen := c.firstSeen[t.Name]; seen.After(from) {
+		from = seen
+	}
+	s.Observed = max(now.Sub(from), 0)
+	for _, in := range ins {
+		start, end := in.StartedAt, in.ResolvedAt
+		if end.IsZero() {
+			end = now
+		}
+		if start.Before(from) {
+			start = from
+		}
+		if end.After(start) {
+			s.Downtime += end.Sub(start)
+		}
+	}
+	s.Downtime = min(s.Downtime, s.Observed)
+	s.Availability = 1
+	if s.Observed > 0 {
+		s.Availability = 1 - float64(s.Downtime)/float64(s.Observed)
+	}
+	s.BudgetRemaining = 1
+	if budget := 1 - s.Objective; budget > 0 {
+		s.BudgetRemaining = 1 - (1-s.Availability)/budget
+	}
+	return s
 }
 
 func rank(rv RegionView) int {
@@ -222,34 +283,29 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.verdicts) == 0 {
+	if len(c.leading) == 0 {
 		return nil
 	}
 	lead := c.leadersLocked(now)
-	latest := make(map[string]*Incident)
-	for _, in := range c.incidents {
-		if _, led := c.verdicts[in.Target]; !led {
-			continue
-		}
-		if cur := latest[in.Target]; cur == nil || !in.StartedAt.Before(cur.StartedAt) {
-			latest[in.Target] = in
-		}
-	}
-	out := make([]LedIncident, 0, len(latest))
-	for name, vs := range c.verdicts {
+	byTarget := c.incidentsByTargetLocked()
+	out := make([]LedIncident, 0, 4)
+	for name, ls := range c.leading {
 		if !lead.mine(name) {
 			continue // no longer ours: the new leader sends it
 		}
-		in := vs.open
-		if in == nil {
-			in = latest[name]
+		in := ls.open
+		if ins := byTarget[name]; in == nil && len(ins) > 0 {
+			in = ins[len(ins)-1]
 		}
 		if in == nil || (!in.Open() && now.Sub(in.ResolvedAt) > resolvedWithin) {
 			continue
 		}
-		li := LedIncident{Incident: *in, Maintenance: vs.maintenance, Failing: append([]string(nil), vs.v.Failing...),
-			Reporting: vs.v.Reporting, Needed: vs.v.Needed}
-		li.Incident.Regions = append([]string(nil), in.Regions...)
+		li := LedIncident{Incident: *in}
+		li.Incident.Regions = slices.Clone(in.Regions)
+		li.Incident.QuorumRegions = slices.Clone(in.QuorumRegions)
+		if v := c.fleet[name]; v != nil {
+			li.Maintenance, li.Failing, li.Reporting, li.Needed = v.Maintenance, slices.Clone(v.Failing), v.Reporting, v.Needed
+		}
 		out = append(out, li)
 	}
 	slices.SortFunc(out, func(a, b LedIncident) int { return strings.Compare(a.Incident.Target, b.Incident.Target) })

@@ -2,47 +2,56 @@ package cluster
 
 import (
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
-// verdictState is the leader's memory of one target's verdict.
-type verdictState struct {
-	v           quorum.Verdict
-	since       stamp // when State last changed
-	open        *Incident
-	incidents   uint64 // opened while this agent led
-	flaps       uint64
-	lastSuppr   map[string]bool      // region -> counted as suppressed in this streak
-	supprSince  map[string]time.Time // region -> failing below quorum since
-	upSince     stamp                // verdict up since (for the resolve hold)
-	maintenance bool
-	firstFail   stamp // earliest failed observation in the current streak
-	confirmAt   stamp
+// The path of a verdict: the target's leader evaluates the observations
+// (evaluate), which feeds the incident step (incident.go) and the
+// suppression step (suppression.go), and records the outcome as the
+// target's Verdict, which it gossips to every agent. Every agent keeps the
+// fleet's verdicts in one table (c.fleet): the API, the status page,
+// /metrics and direct alerting all read that table, and nothing evaluates a
+// quorum anywhere else.
+
+// Verdict is the fleet's verdict on one target, as its leader evaluated it.
+type Verdict struct {
+	Target string
+	Leader string // agent id of the leader that evaluated it
+	quorum.Verdict
+	Maintenance bool
+	Since       time.Time // when State last changed, on this agent's clock
+	Incident    string    // the open incident's ID; "" when none
+	// Updated is when this agent evaluated or received it.
+	Updated time.Time
+
+	boot, seq uint64 // the leader's order of its verdicts: (boot, seq)
 }
 
-// stamp is a time on this agent's clock as the time since the cluster was
-// made (monotonic), 0 for none: 8 bytes where a time.Time is 24, in state
-// held per target (a verdict has four).
-type stamp time.Duration
-
-func (c *Cluster) stampOf(t time.Time) stamp {
-	if t.IsZero() {
-		return 0
-	}
-	if d := t.Sub(c.started); d != 0 {
-		return stamp(d) // before the start (a peer's older failure) is negative
-	}
-	return 1
+// sameAs reports whether v says what w says (order and times aside): a
+// leader publishes a verdict only when this changes.
+func (v *Verdict) sameAs(w *Verdict) bool {
+	return w != nil && v.Leader == w.Leader && v.State == w.State && v.Reporting == w.Reporting &&
+		v.Needed == w.Needed && v.Maintenance == w.Maintenance && v.Incident == w.Incident &&
+		slices.Equal(v.Failing, w.Failing) && slices.Equal(v.Passing, w.Passing) &&
+		slices.Equal(v.Stale, w.Stale) && slices.Equal(v.Isolated, w.Isolated)
 }
 
-func (c *Cluster) timeOf(s stamp) time.Time {
-	if s == 0 {
-		return time.Time{}
-	}
-	return c.started.Add(time.Duration(s))
+// leaderState is what the leader of a target keeps on top of its verdict:
+// the bookkeeping of the incident and suppression steps.
+type leaderState struct {
+	state     quorum.State
+	since     mono.Stamp // when state last changed
+	open      *Incident
+	incidents uint64     // opened while this agent led
+	flaps     uint64     // recoveries while this agent led
+	upSince   mono.Stamp // the quorum sees it up since (the resolve hold)
+	firstFail mono.Stamp // earliest failed observation of the current streak
+	confirmAt mono.Stamp // earliest confirmation request of the streak
+	suppr     suppression
+	seq       uint64 // of the last verdict published
 }
 
 // resolveHold is how long the quorum must see a target up before its
@@ -54,31 +63,10 @@ func resolveHold(t TargetSpec) time.Duration {
 	return t.Interval
 }
 
-// suppressAfter is how long a failure must stay below quorum to count as
-// suppressed: a probe timeout for the confirmations, plus gossip slack.
-func suppressAfter(t TargetSpec) time.Duration {
-	return t.Timeout + 2*time.Second
-}
-
 // policyLocked builds the quorum policy of a target from the current
 // assignment, former owners within their grace, and isolated regions.
 func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
 	regions := effectiveRegions(t.Regions, c.knownRegionsLocked())
-	assignees := make(map[string][]string, len(regions))
-	for region, ids := range c.assign.Owners(t.Name) {
-		assignees[region] = append(assignees[region], ids...)
-	}
-	if po := c.prevOwners[t.Name]; po != nil {
-		for id, until := range po {
-			if now.After(until) {
-				delete(po, id)
-				continue
-			}
-			if m := c.memberByAgentLocked(id); m != nil {
-				assignees[m.Region] = append(assignees[m.Region], id)
-			}
-		}
-	}
 	isolated := map[string]bool{}
 	for _, r := range regions {
 		isolated[r] = c.regionIsolatedLocked(r)
@@ -87,20 +75,37 @@ func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
 	if min <= 0 {
 		min = c.cfg.MinRegions
 	}
-	return quorum.Policy{MinRegions: min, Regions: regions, Assignees: assignees, Isolated: isolated}
+	return quorum.Policy{MinRegions: min, Regions: regions, Assignees: c.votersLocked(t.Name, now), Isolated: isolated}
 }
 
+// votersLocked maps region to the agents whose observations of target vote:
+// its current assignees, and former ones within their grace.
+func (c *Cluster) votersLocked(target string, now time.Time) map[string][]string {
+	voters := make(map[string][]string, 4)
+	for region, ids := range c.assign.Owners(target) {
+		voters[region] = append(voters[region], ids...)
+	}
+	for id, until := range c.prevOwners[target] {
+		if now.After(until) {
+			continue
+		}
+		if m := c.memberByAgentLocked(id); m != nil {
+			voters[m.Region] = append(voters[m.Region], id)
+		}
+	}
+	return voters
+}
+
+// evaluateAll evaluates the targets this agent leads, and those it held a
+// leader's state for (evaluate drops it when it no longer leads), from one
+// look at leadership: a member list per target per tick was most of an
+// idle agent's CPU at 10k targets and 50 agents (cluster/scale).
 func (c *Cluster) evaluateAll() {
-	// Only targets we lead need evaluating, and those we held a verdict for
-	// (evaluate drops it when we no longer lead). Deciding that here from one
-	// snapshot of the members, rather than in evaluate per target, saves a
-	// member list per target per tick: at 10k targets and 50 agents that was
-	// most of an idle agent's CPU (cluster/scale).
 	c.mu.Lock()
 	lead := c.leadersLocked(c.now())
-	names := make([]string, 0, len(c.targets)/max(1, len(lead.cands))+len(c.verdicts))
+	names := make([]string, 0, len(c.targets)/max(1, len(lead.cands))+len(c.leading))
 	for n := range c.targets {
-		if c.verdicts[n] != nil || lead.mine(n) {
+		if c.leading[n] != nil || lead.mine(n) {
 			names = append(names, n)
 		}
 	}
@@ -110,168 +115,164 @@ func (c *Cluster) evaluateAll() {
 	}
 }
 
-// evaluate recomputes one target's verdict if this agent leads it, and
-// opens or resolves its incident.
+// evaluate is one step of a target's verdict, if this agent leads it: the
+// quorum over the fresh observations, then the incident and suppression
+// steps, then the verdict record, published when it changed.
 func (c *Cluster) evaluate(target string) {
 	now := c.now()
-	var events []Event
-	var bcast []*Incident
 	c.mu.Lock()
 	t, ok := c.targets[target]
 	if lead := c.leadersLocked(now); !ok || !lead.mine(target) {
-		if vs := c.verdicts[target]; vs != nil && ok {
-			// No longer the leader: forget the local verdict so the metric
-			// is exported by exactly one agent. Incidents stay shared.
-			delete(c.verdicts, target)
-		}
+		// Not (or no longer) ours: the leader's state goes, so the verdict
+		// is exported and acted on by one agent. Incidents stay shared.
+		delete(c.leading, target)
 		c.mu.Unlock()
 		return
 	}
-	vs := c.verdicts[target]
-	if vs == nil {
-		vs = &verdictState{since: c.stampOf(now)}
-		// A new leader continues an open incident it learnt by gossip.
-		for i := len(c.incidents) - 1; i >= 0; i-- {
-			if in := c.incidents[i]; in.Target == target && in.Open() {
-				vs.open = in
-				break
-			}
-		}
-		c.verdicts[target] = vs
-	}
+	ls := c.leaderStateLocked(target, now)
 	v := quorum.Evaluate(c.observationsLocked(target), c.policyLocked(t, now), now)
-	vs.maintenance = c.cfg.InMaintenance(target, now)
+	maint := c.cfg.InMaintenance(target, now)
+	c.trackStreakLocked(target, ls, now)
+	if v.State != ls.state || ls.since == 0 {
+		ls.state, ls.since = v.State, c.clock.Stamp(now)
+	}
+	step := c.stepIncidentLocked(t, ls, &v, maint, now)
+	step.events = append(step.events, c.stepSuppressionLocked(t, ls, &v, now)...)
+	msg := c.recordVerdictLocked(target, ls, v, maint, now)
+	c.mu.Unlock()
 
-	// The current failure streak: earliest first-failure among fresh
-	// failing or failed observations, on our clock.
-	first := time.Time{}
+	for _, in := range step.changed {
+		c.gossip("i/"+in.ID, encodeIncident(in))
+	}
+	if msg != nil {
+		c.gossip("v/"+target, msg)
+	}
+	for _, ev := range step.events {
+		c.log.Info(ev.Kind, "target", ev.Target, "failing_region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
+		c.emit(ev)
+	}
+}
+
+// leaderStateLocked returns the leader's state of target, making it when
+// this agent has just become its leader: a new leader continues the open
+// incident it learnt by gossip.
+func (c *Cluster) leaderStateLocked(target string, now time.Time) *leaderState {
+	ls := c.leading[target]
+	if ls == nil {
+		ls = &leaderState{open: c.openIncidentLocked(target)}
+		if v := c.fleet[target]; v != nil && !v.Since.IsZero() {
+			// The state and its age as the previous leader published them.
+			ls.state, ls.since = v.State, c.clock.Stamp(v.Since)
+		}
+		c.leading[target] = ls
+	}
+	return ls
+}
+
+// trackStreakLocked keeps the current failure streak's first failed
+// observation (the earliest among fresh failing or failed observations, on
+// our clock) and first confirmation request: an incident's started_at and
+// confirm_requested_at.
+func (c *Cluster) trackStreakLocked(target string, ls *leaderState, now time.Time) {
+	var first, confirm time.Time
 	for _, o := range c.table[target] {
 		if o.OK || !c.freshLocked(o, now) {
 			continue
 		}
-		start := o.Received.Add(-o.FailingFor)
-		if first.IsZero() || start.Before(first) {
+		if start := o.Received.Add(-o.FailingFor); first.IsZero() || start.Before(first) {
 			first = start
+		}
+		if o.ConfirmedFor > 0 {
+			if at := o.Received.Add(-o.ConfirmedFor); confirm.IsZero() || at.Before(confirm) {
+				confirm = at
+			}
 		}
 	}
 	if first.IsZero() {
-		vs.firstFail = 0
-		// nil, not empty maps: most targets are up most of the time, and
-		// this runs every tick for every target led.
-		vs.lastSuppr, vs.supprSince = nil, nil
-	} else if f := c.stampOf(first); vs.firstFail == 0 || f < vs.firstFail {
-		vs.firstFail = f
+		ls.firstFail, ls.confirmAt = 0, 0
+		ls.suppr.reset()
+		return
 	}
+	if f := c.clock.Stamp(first); ls.firstFail == 0 || f < ls.firstFail {
+		ls.firstFail = f
+	}
+	if cf := c.clock.Stamp(confirm); cf != 0 && (ls.confirmAt == 0 || cf < ls.confirmAt) {
+		ls.confirmAt = cf
+	}
+}
 
-	if v.State != vs.v.State {
-		vs.since = c.stampOf(now)
+// recordVerdictLocked stores the leader's verdict in the fleet table and
+// returns its encoding when it changed, to be gossiped; nil otherwise.
+func (c *Cluster) recordVerdictLocked(target string, ls *leaderState, v quorum.Verdict, maint bool, now time.Time) []byte {
+	rec := &Verdict{Target: target, Leader: c.cfg.AgentID, Verdict: v, Maintenance: maint,
+		Since: c.clock.Time(ls.since), Updated: now, boot: c.boot}
+	if ls.open != nil {
+		rec.Incident = ls.open.ID
 	}
-	prev := vs.v.State
-	vs.v = v
+	cur := c.fleet[target]
+	if rec.sameAs(cur) && cur.boot == c.boot {
+		cur.Updated = now
+		return nil
+	}
+	ls.seq = c.verdictSeq.Add(1)
+	rec.seq = ls.seq
+	c.fleet[target] = rec
+	return encodeVerdict(rec, now)
+}
 
-	if vs.open == nil {
-		// Another agent that led this target a moment ago (membership views
-		// differ briefly during churn) may already have opened it.
-		vs.open = c.openIncidentLocked(target)
+// receiveVerdict folds a verdict another agent published into the fleet
+// table. From the agent already on record, a newer one replaces it; from
+// another agent (leadership moved), it replaces the record when its sender
+// is the leader as this agent sees it, or the recorded one no longer is a
+// leader candidate. Our own leadership is not overridden: while we lead the
+// target, our evaluation is its verdict.
+func (c *Cluster) receiveVerdict(v *Verdict) {
+	if v.Leader == c.cfg.AgentID {
+		return
 	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.targets[v.Target]; !ok || c.leading[v.Target] != nil {
+		return
+	}
+	cur := c.fleet[v.Target]
 	switch {
-	case v.State == quorum.Down && vs.open == nil && !vs.maintenance && c.synced.Load():
-		started := c.timeOf(vs.firstFail)
-		if started.IsZero() {
-			started = now
+	case cur == nil:
+	case cur.Leader == v.Leader:
+		if v.boot < cur.boot || (v.boot == cur.boot && v.seq <= cur.seq) {
+			return
 		}
-		in := &Incident{
-			ID:         target + "@" + strconv.FormatInt(started.UnixMilli(), 10),
-			Target:     target,
-			StartedAt:  started,
-			ConfirmAt:  c.timeOf(vs.confirmAt),
-			QuorumAt:   now,
-			DetectedAt: c.now(),
-			Regions:    append([]string(nil), v.Failing...),
-			Leader:     c.cfg.AgentID,
-			Reason:     c.failingReasonLocked(target),
-		}
-		if in.ConfirmAt.Before(in.StartedAt) {
-			in.ConfirmAt = time.Time{}
-		}
-		vs.open = in
-		vs.incidents++
-		c.addIncidentLocked(in)
-		c.m.incidents.Inc()
-		c.m.detection.Update(in.TimeToDetect().Seconds())
-		bcast = append(bcast, in)
-		events = append(events, Event{At: now, Kind: "incident_open", Target: target,
-			Detail: v.Reason(), Elapsed: in.TimeToDetect()})
-	case v.State == quorum.Down && vs.open != nil:
-		if vs.upSince != 0 {
-			// Down again within the resolve hold: the same incident goes
-			// on (a flapping target opens one incident, not ten).
-			vs.upSince = 0
-			vs.open.Flaps++
-			bcast = append(bcast, vs.open)
-		}
-		// Regions joining an open incident are recorded.
-		if merged := mergeRegions(vs.open.Regions, v.Failing); len(merged) != len(vs.open.Regions) {
-			vs.open.Regions = merged
-			bcast = append(bcast, vs.open)
-		}
-	case v.State == quorum.Up && vs.open != nil && vs.upSince == 0:
-		vs.upSince = c.stampOf(now)
-	case v.State == quorum.Up && vs.open != nil && now.Sub(c.timeOf(vs.upSince)) >= resolveHold(t):
-		// Resolved once the quorum has seen it up for a whole hold: the
-		// incident's end is when it came back, not when the hold ended.
-		vs.open.ResolvedAt = c.timeOf(vs.upSince)
-		vs.upSince = 0
-		bcast = append(bcast, vs.open)
-		events = append(events, Event{At: now, Kind: "incident_resolved", Target: target,
-			Detail: v.Reason(), Elapsed: vs.open.ResolvedAt.Sub(vs.open.StartedAt)})
-		vs.open = nil
-		vs.flaps++
-	}
-	// Failures that stay below quorum for longer than a confirmation takes
-	// are suppressed, counted once per region and streak. (The first region
-	// to see an all-region outage is below quorum only until the others
-	// confirm: that is detection, not suppression.)
-	for _, r := range v.Failing {
-		if _, ok := vs.supprSince[r]; !ok {
-			if vs.supprSince == nil {
-				vs.supprSince = map[string]time.Time{}
-			}
-			vs.supprSince[r] = now
+	default:
+		lead := c.leadersLocked(now)
+		if lead.leader(v.Target) != v.Leader && c.candidateLocked(cur.Leader, lead) {
+			return
 		}
 	}
-	for r := range vs.supprSince {
-		if !slices.Contains(v.Failing, r) {
-			delete(vs.supprSince, r)
-		}
-	}
-	if v.State != quorum.Down && vs.open == nil {
-		for _, r := range v.Failing {
-			if now.Sub(vs.supprSince[r]) < suppressAfter(t) {
-				continue
-			}
-			if !vs.lastSuppr[r] {
-				if vs.lastSuppr == nil {
-					vs.lastSuppr = map[string]bool{}
-				}
-				vs.lastSuppr[r] = true
-				c.m.suppressedFor(r).Inc()
-				events = append(events, Event{At: now, Kind: "suppressed", Target: target, Region: r, Detail: v.Reason()})
-			}
-		}
-	}
-	_ = prev
-	c.mu.Unlock()
+	v.Updated = now
+	c.fleet[v.Target] = v
+}
 
-	for _, in := range bcast {
-		msg := encodeIncident(in)
-		c.broadcast("i/"+in.ID, msg)
-		c.fanOut(msg)
+// candidateLocked reports whether agent id is among lead's candidates.
+func (c *Cluster) candidateLocked(id string, lead leaders) bool {
+	for _, m := range lead.cands {
+		if m.ID == id {
+			return true
+		}
 	}
-	for _, ev := range events {
-		c.log.Info(ev.Kind, "target", ev.Target, "failing_region", ev.Region, "detail", ev.Detail, "elapsed", ev.Elapsed)
-		c.emit(ev)
+	return false
+}
+
+// VerdictOf is the fleet's verdict on target as this agent knows it; false
+// when none has reached it yet (a target just added, an agent just started).
+func (c *Cluster) VerdictOf(target string) (Verdict, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.fleet[target]
+	if v == nil {
+		return Verdict{}, false
 	}
+	return *v, true
 }
 
 func (c *Cluster) failingReasonLocked(target string) string {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
 )
 
 // Wire format. Every message starts with a type byte and the wire version;
@@ -24,6 +26,7 @@ const (
 	msgIncident    byte = 5 // the leader's incident record, so a new leader continues it
 	msgState       byte = 6 // push/pull: the full table
 	msgBye         byte = 7 // "I am leaving on purpose"
+	msgVerdict     byte = 8 // a leader's verdict on one target
 
 	// maxMessage bounds any single gossip message we build or accept; the
 	// broadcast queue never sees a larger one.
@@ -125,6 +128,31 @@ func (d *decoder) time() time.Time {
 	return time.UnixMilli(int64(v))
 }
 
+// maxRegions bounds a list of regions on the wire.
+const maxRegions = 16
+
+// regions writes a list of regions, at most maxRegions of it.
+func (e *encoder) regions(rs []string) {
+	n := min(len(rs), maxRegions)
+	e.uvarint(uint64(n))
+	for _, r := range rs[:n] {
+		e.str(r)
+	}
+}
+
+// regions reads a list written by encoder.regions; nil when empty.
+func (d *decoder) regions() []string {
+	n := d.uvarint()
+	if n > maxRegions {
+		d.err = errTooLarge
+	}
+	var out []string
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		out = append(out, d.str())
+	}
+	return out
+}
+
 // header checks the type and version bytes.
 func (d *decoder) header(want byte) {
 	if t := d.byte(); d.err == nil && t != want {
@@ -156,6 +184,11 @@ type Observation struct {
 	FailingFor time.Duration
 	Interval   time.Duration
 	Timeout    time.Duration
+	// ConfirmedFor is how long ago the sender first asked the other regions
+	// to confirm the current failure streak (0: it did not), by its
+	// monotonic clock: the incident's confirm_requested_at. Sent with a
+	// result message only (push/pull state keeps the older layout).
+	ConfirmedFor time.Duration
 
 	// Received is the local receipt time; never sent.
 	Received time.Time
@@ -222,6 +255,7 @@ func encodeResult(o *Observation) []byte {
 	e.byte(msgResult)
 	e.byte(wireVersion)
 	o.encode(&e)
+	e.dur(o.ConfirmedFor)
 	return e.b
 }
 
@@ -230,6 +264,9 @@ func decodeResult(b []byte) (Observation, error) {
 	d.header(msgResult)
 	var o Observation
 	o.decode(&d)
+	if d.err == nil && len(d.b) > 0 { // absent from agents that predate it
+		o.ConfirmedFor = d.dur()
+	}
 	return o, d.err
 }
 
@@ -359,15 +396,12 @@ func encodeIncident(in *Incident) []byte {
 	e.time(in.QuorumAt)
 	e.time(in.DetectedAt)
 	e.time(in.ResolvedAt)
-	n := min(len(in.Regions), 16)
-	e.uvarint(uint64(n))
-	for _, r := range in.Regions[:n] {
-		e.str(r)
-	}
+	e.regions(in.Regions)
 	e.str(in.Leader)
 	e.str(in.Reason)
 	e.uvarint(uint64(in.Flaps))
 	e.time(in.AlertedAt)
+	e.regions(in.QuorumRegions)
 	return e.b
 }
 
@@ -382,18 +416,16 @@ func decodeIncident(b []byte) (Incident, error) {
 	in.QuorumAt = d.time()
 	in.DetectedAt = d.time()
 	in.ResolvedAt = d.time()
-	n := d.uvarint()
-	if n > 16 {
-		d.err = errTooLarge
-	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		in.Regions = append(in.Regions, d.str())
-	}
+	in.Regions = d.regions()
 	in.Leader = d.str()
 	in.Reason = d.str()
 	in.Flaps = int(min(d.uvarint(), 1<<20))
-	if d.err == nil && len(d.b) > 0 { // absent from agents that predate it
+	// Fields added later, absent from agents that predate them.
+	if d.err == nil && len(d.b) > 0 {
 		in.AlertedAt = d.time()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		in.QuorumRegions = d.regions()
 	}
 	return in, d.err
 }
@@ -471,8 +503,8 @@ const (
 	maxStateIncidents    = 10_000
 )
 
-func encodeState(obs []*Observation, incidents []*Incident) []byte {
-	e := encoder{b: make([]byte, 0, 16+len(obs)*64+len(incidents)*96)}
+func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict, now time.Time) []byte {
+	e := encoder{b: make([]byte, 0, 16+len(obs)*64+len(incidents)*96+len(verdicts)*64)}
 	e.byte(msgState)
 	e.byte(wireVersion)
 	e.uvarint(uint64(len(obs)))
@@ -485,15 +517,22 @@ func encodeState(obs []*Observation, incidents []*Incident) []byte {
 		e.uvarint(uint64(len(b)))
 		e.b = append(e.b, b...)
 	}
+	// Verdicts last: agents that predate them stop reading before.
+	e.uvarint(uint64(len(verdicts)))
+	for _, v := range verdicts {
+		b := encodeVerdict(v, now)
+		e.uvarint(uint64(len(b)))
+		e.b = append(e.b, b...)
+	}
 	return e.b
 }
 
-func decodeState(b []byte) ([]Observation, []Incident, error) {
+func decodeState(b []byte, now time.Time) ([]Observation, []Incident, []Verdict, error) {
 	d := decoder{b: b}
 	d.header(msgState)
 	n := d.uvarint()
 	if n > maxStateObservations {
-		return nil, nil, errTooLarge
+		return nil, nil, nil, errTooLarge
 	}
 	obs := make([]Observation, 0, min(n, uint64(len(b)/8)))
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -503,25 +542,107 @@ func decodeState(b []byte) ([]Observation, []Incident, error) {
 	}
 	m := d.uvarint()
 	if m > maxStateIncidents {
-		return nil, nil, errTooLarge
+		return nil, nil, nil, errTooLarge
 	}
 	var ins []Incident
 	for i := uint64(0); i < m && d.err == nil; i++ {
 		l := d.uvarint()
 		if d.err != nil || uint64(len(d.b)) < l {
-			return nil, nil, errShort
+			return nil, nil, nil, errShort
 		}
 		in, err := decodeIncident(d.b[:l])
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		d.b = d.b[l:]
 		ins = append(ins, in)
 	}
 	if d.err != nil {
-		return nil, nil, d.err
+		return nil, nil, nil, d.err
 	}
-	return obs, ins, nil
+	var vs []Verdict
+	if len(d.b) == 0 { // from an agent that predates verdicts
+		return obs, ins, nil, nil
+	}
+	k := d.uvarint()
+	if k > maxStateObservations {
+		return nil, nil, nil, errTooLarge
+	}
+	for i := uint64(0); i < k && d.err == nil; i++ {
+		l := d.uvarint()
+		if d.err != nil || uint64(len(d.b)) < l {
+			return nil, nil, nil, errShort
+		}
+		v, err := decodeVerdict(d.b[:l], now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		d.b = d.b[l:]
+		vs = append(vs, v)
+	}
+	if d.err != nil {
+		return nil, nil, nil, d.err
+	}
+	return obs, ins, vs, nil
+}
+
+// encodeVerdict encodes a leader's verdict. Its Since travels as an age on
+// the sender's clock at now, like every time that crosses the wire between
+// agents whose clocks may differ.
+func encodeVerdict(v *Verdict, now time.Time) []byte {
+	e := encoder{b: make([]byte, 0, 64+len(v.Target)+len(v.Leader)+len(v.Incident))}
+	e.byte(msgVerdict)
+	e.byte(wireVersion)
+	e.str(v.Target)
+	e.str(v.Leader)
+	e.uvarint(v.boot)
+	e.uvarint(v.seq)
+	e.byte(byte(v.State))
+	var f byte
+	if v.Maintenance {
+		f |= 1
+	}
+	e.byte(f)
+	e.uvarint(uint64(v.Needed))
+	e.regions(v.Failing)
+	e.regions(v.Passing)
+	e.regions(v.Stale)
+	e.regions(v.Isolated)
+	var age time.Duration
+	if !v.Since.IsZero() {
+		age = max(now.Sub(v.Since), 0)
+	}
+	e.dur(age)
+	e.str(v.Incident)
+	return e.b
+}
+
+func decodeVerdict(b []byte, now time.Time) (Verdict, error) {
+	d := decoder{b: b}
+	d.header(msgVerdict)
+	var v Verdict
+	v.Target = d.str()
+	v.Leader = d.str()
+	v.boot = d.uvarint()
+	v.seq = d.uvarint()
+	st := quorum.State(d.byte())
+	if st > quorum.Down && d.err == nil {
+		d.err = fmt.Errorf("verdict state %d: %w", st, errTooLarge)
+	}
+	v.State = st
+	v.Maintenance = d.byte()&1 != 0
+	v.Needed = int(min(d.uvarint(), maxRegions))
+	v.Failing = d.regions()
+	v.Passing = d.regions()
+	v.Stale = d.regions()
+	v.Isolated = d.regions()
+	v.Reporting = len(v.Failing) + len(v.Passing)
+	age := d.dur()
+	if d.err == nil {
+		v.Since = now.Add(-age)
+	}
+	v.Incident = d.str()
+	return v, d.err
 }
 
 // messageType peeks at the type byte.

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/vantage-probe/vantage/cluster/quorum"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -34,6 +36,9 @@ func wireSeeds() [][]byte {
 		QuorumAt: at.Add(3 * time.Second), DetectedAt: at.Add(3 * time.Second), Regions: []string{"eu-west", "us-east"},
 		Leader: "us-east-2", Reason: "connect_refused", Flaps: 2,
 	}
+	verdict := Verdict{Target: "checkout-api", Leader: "us-east-2", Verdict: quorum.Verdict{State: quorum.Down,
+		Failing: []string{"eu-west", "us-east"}, Passing: []string{"ap-south"}, Reporting: 3, Needed: 2},
+		Since: at.Add(3 * time.Second), Incident: in.ID, boot: 7, seq: 42}
 	resolved := in
 	resolved.ResolvedAt, resolved.Regions = at.Add(time.Hour), nil
 	long := strings.Repeat("r", maxString)
@@ -47,8 +52,8 @@ func wireSeeds() [][]byte {
 		encodeConfirmResp(&confirmResp{ID: 4, Busy: true}),
 		encodeIncident(&in),
 		encodeIncident(&resolved),
-		encodeState([]*Observation{&obs, &ok}, []*Incident{&in, &resolved}),
-		encodeState(nil, nil),
+		encodeState([]*Observation{&obs, &ok}, []*Incident{&in, &resolved}, []*Verdict{&verdict}, at.Add(time.Hour)),
+		encodeState(nil, nil, nil, time.Now()),
 		encodeMeta(&Meta{Proto: ProtocolVersion, Region: "eu-west", AgentID: "eu-west-1", Version: "v1.2.3", TargetsHash: 0xdeadbeef, Boot: 99}),
 		{msgBye, wireVersion, 5, 'n', 'o', 'd', 'e', '1'},
 		// Refusals worth keeping in the corpus: a string one byte over
@@ -59,6 +64,7 @@ func wireSeeds() [][]byte {
 		{msgHeartbeat, wireVersion, 0xff},
 		binary.AppendUvarint([]byte{msgState, wireVersion}, maxStateObservations),
 		binary.AppendUvarint([]byte{msgState, wireVersion, 0}, maxStateIncidents+1),
+		encodeVerdict(&verdict, at.Add(time.Hour)),
 		{},
 	}
 }
@@ -169,10 +175,11 @@ func FuzzDecodeIncident(f *testing.F) {
 func FuzzDecodeState(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		obs, ins, err := decodeState(b)
+		now := time.Unix(1_800_000_000, 0)
+		obs, ins, vs, err := decodeState(b, now)
 		if err != nil {
-			if obs != nil || ins != nil {
-				t.Fatalf("error %v returned with %d observations and %d incidents", err, len(obs), len(ins))
+			if obs != nil || ins != nil || vs != nil {
+				t.Fatalf("error %v returned with %d observations, %d incidents, %d verdicts", err, len(obs), len(ins), len(vs))
 			}
 			return
 		}
@@ -194,12 +201,22 @@ func FuzzDecodeState(f *testing.F) {
 		for i := range ins {
 			ip[i] = &ins[i]
 		}
-		obs2, ins2, err := decodeState(encodeState(op, ip))
+		vp := make([]*Verdict, len(vs))
+		for i := range vs {
+			checkStrings(t, vs[i].Target, vs[i].Leader, vs[i].Incident)
+			vp[i] = &vs[i]
+		}
+		obs2, ins2, vs2, err := decodeState(encodeState(op, ip, vp, now), now)
 		if err != nil {
 			t.Fatalf("re-encoded state does not decode: %v", err)
 		}
-		if len(obs2) != len(obs) || len(ins2) != len(ins) {
-			t.Fatalf("round trip: %d/%d observations, %d/%d incidents", len(obs2), len(obs), len(ins2), len(ins))
+		if len(obs2) != len(obs) || len(ins2) != len(ins) || len(vs2) != len(vs) {
+			t.Fatalf("round trip: %d/%d observations, %d/%d incidents, %d/%d verdicts", len(obs2), len(obs), len(ins2), len(ins), len(vs2), len(vs))
+		}
+		for i := range vs {
+			if !reflect.DeepEqual(vs[i], vs2[i]) {
+				t.Fatalf("verdict %d changed:\n%+v\n%+v", i, vs[i], vs2[i])
+			}
 		}
 		for i := range obs {
 			if obs[i] != obs2[i] {
@@ -283,7 +300,9 @@ func TestWireSeedsDecode(t *testing.T) {
 		case msgIncident:
 			_, err = decodeIncident(b)
 		case msgState:
-			_, _, err = decodeState(b)
+			_, _, _, err = decodeState(b, time.Now())
+		case msgVerdict:
+			_, err = decodeVerdict(b, time.Now())
 		case 'V':
 			_, err = decodeMeta(b)
 		default:
@@ -293,9 +312,9 @@ func TestWireSeedsDecode(t *testing.T) {
 			valid++
 		}
 	}
-	// 12 valid encodings; the 6 refusals are counted out.
-	if valid != 12 {
-		t.Fatalf("%d seeds decode, want 12", valid)
+	// 13 valid encodings; the 6 refusals are counted out.
+	if valid != 13 {
+		t.Fatalf("%d seeds decode, want 13", valid)
 	}
 	if _, err := decodeResult(seeds[13]); !errors.Is(err, errTooLarge) {
 		t.Fatalf("256-byte string: %v, want errTooLarge", err)
@@ -323,4 +342,23 @@ func TestIncidentWithoutAlertedAt(t *testing.T) {
 	if err != nil || !got.AlertedAt.Equal(in.AlertedAt) {
 		t.Fatalf("decoded %+v, %v", got, err)
 	}
+}
+
+func FuzzDecodeVerdict(f *testing.F) {
+	addSeeds(f)
+	now := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeVerdict(b, now)
+		if err != nil {
+			return
+		}
+		checkStrings(t, v.Target, v.Leader, v.Incident)
+		if len(v.Failing)+len(v.Passing)+len(v.Stale)+len(v.Isolated) > 4*maxRegions || v.State > quorum.Down {
+			t.Fatalf("decoded an impossible verdict: %+v", v)
+		}
+		v2, err := decodeVerdict(encodeVerdict(&v, now), now)
+		if err != nil || !reflect.DeepEqual(v, v2) {
+			t.Fatalf("round trip: %+v -> %+v, %v", v, v2, err)
+		}
+	})
 }

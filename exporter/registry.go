@@ -202,6 +202,7 @@ var Help = map[string]string{
 	"vantage_target_flaps_total":                  "Times the target recovered from an incident while this agent led it.",
 	"vantage_target_maintenance":                  "1 while the target is in a maintenance window.",
 	"vantage_target_slo_objective":                "The target's SLO objective (success ratio): the burn-rate rules compare against it.",
+	"vantage_target_availability":                 "Share of the SLO window ([slo].window, or the time observed when shorter) the fleet's verdict had the target up, from the incident records: the figure the API and the status page show.",
 	"vantage_target_cert_min_days_left":           "Days before its certificate expires that the target warns (VantageCertExpiringSoon); absent for targets without a certificate.",
 	"vantage_detection_seconds":                   "Time from the first failed observation in any region to the quorum verdict.",
 	"vantage_suppressed_failures_total":           "Failures seen by a region that stayed below quorum, by region.",

@@ -87,6 +87,9 @@ type Verdict struct {
 	// Thresholds the rules compare against, per target.
 	Objective float64 // SLO objective
 	CertDays  int     // certificate warning days; 0: none (not written)
+	// Availability is the time-based availability over the SLO window,
+	// from the incident records (what the API and the page show).
+	Availability float64
 }
 
 func header(b *bytes.Buffer, name, typ string) {
@@ -302,6 +305,7 @@ func WriteVerdicts(b *Buf, n int, at func(i int, v *Verdict)) {
 	fam("vantage_target_flaps_total", "counter", func(x *Verdict) float64 { return float64(x.Flaps) })
 	fam("vantage_target_maintenance", "gauge", func(x *Verdict) float64 { return b2f(x.Maintenance) })
 	fam("vantage_target_slo_objective", "gauge", func(x *Verdict) float64 { return x.Objective })
+	fam("vantage_target_availability", "gauge", func(x *Verdict) float64 { return x.Availability })
 	// Only targets shown a certificate: a family whose samples may be
 	// missing writes its header with its first sample.
 	f := family{b: b, name: "vantage_target_cert_min_days_left", typ: "gauge"}

@@ -67,15 +67,6 @@ type LocalView struct {
 	Failure     uint64       `json:"probes_failure"`
 }
 
-// SLOView is the availability this agent has seen over the SLO window.
-type SLOView struct {
-	Objective       float64 `json:"objective"`
-	Window          string  `json:"window"`
-	Availability    float64 `json:"availability"`     // fraction of good minutes of the fleet verdict
-	BudgetRemaining float64 `json:"budget_remaining"` // 1 = untouched, 0 = spent, negative = overspent
-	Observed        string  `json:"observed"`         // how much of the window this agent has seen
-}
-
 // Point is one sample of a target's recent history (this agent's probes).
 type Point struct {
 	At      time.Time     `json:"at"`
@@ -93,7 +84,6 @@ type TargetView struct {
 	Timeout  string            `json:"timeout"`
 	cluster.TargetStatus
 	Local   *LocalView `json:"local,omitempty"`
-	SLO     *SLOView   `json:"slo,omitempty"`
 	History []Point    `json:"history,omitempty"`
 }
 

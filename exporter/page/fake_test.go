@@ -56,9 +56,10 @@ func history(now time.Time, n int, interval, base time.Duration, fail func(i int
 
 func never(int) bool { return false }
 
-func slo(avail, objective float64) *exporter.SLOView {
-	return &exporter.SLOView{Objective: objective, Window: "28d", Availability: avail,
-		BudgetRemaining: 1 - (1-avail)/(1-objective), Observed: "6d2h"}
+func slo(avail, objective float64) *cluster.SLOStatus {
+	window, observed := 28*24*time.Hour, 146*time.Hour
+	return &cluster.SLOStatus{Objective: objective, Window: window, Observed: observed, Availability: avail,
+		Downtime: time.Duration((1 - avail) * float64(observed)), BudgetRemaining: 1 - (1-avail)/(1-objective)}
 }
 
 // demoSource is a realistic fleet: three regions, every target state, an
@@ -98,9 +99,9 @@ func demoSource(now time.Time) *fakeSource {
 				rv("us-east", "agent-us-1", false, true, "connect_refused", 81*time.Millisecond),
 			},
 			Open: open, Since: open.DetectedAt},
-		SLO:     slo(0.99912, 0.999),
 		History: history(now, 60, 15*time.Second, 38*time.Millisecond, func(i int) bool { return i >= 31 }),
 	}
+	checkout.SLO = slo(0.99912, 0.999)
 	search := exporter.TargetView{Name: "search-api", Type: "http", Endpoint: "https://search.example.com/ready",
 		Interval: "30s", Timeout: "10s",
 		TargetStatus: cluster.TargetStatus{Name: "search-api", Leader: "agent-us-1", Verdict: "up",
@@ -112,11 +113,11 @@ func demoSource(now time.Time) *fakeSource {
 				rv("us-east", "agent-us-1", true, false, "", 23*time.Millisecond),
 			},
 			Since: now.Add(-3 * time.Hour)},
-		SLO: slo(0.99985, 0.999),
 		History: history(now, 60, 30*time.Second, 60*time.Millisecond, func(i int) bool {
 			return i == 12 || i == 40 || i == 41
 		}),
 	}
+	search.SLO = slo(0.99985, 0.999)
 	resolver := exporter.TargetView{Name: "resolver", Type: "dns", Endpoint: "10.0.0.53:53 A checkout.example.com.",
 		Interval: "15s", Timeout: "5s",
 		TargetStatus: cluster.TargetStatus{Name: "resolver", Leader: "agent-ap-1", Verdict: "unknown",
@@ -159,9 +160,9 @@ func demoSource(now time.Time) *fakeSource {
 				rv("eu-west", "agent-eu-2", true, false, "", 900*time.Microsecond),
 				rv("us-east", "agent-us-1", false, false, "io_error", 74*time.Millisecond),
 			}, Since: now.Add(-5 * 24 * time.Hour)},
-		SLO:     slo(0.99999, 0.9995),
 		History: history(now, 60, 15*time.Second, time.Millisecond, func(i int) bool { return i == 59 }),
 	}
+	twoRegions.SLO = slo(0.99999, 0.9995)
 	resolvedStart := now.Add(-5*time.Hour - 3*time.Minute)
 	resolved := []cluster.Incident{
 		{ID: "search-api@2", Target: "search-api", StartedAt: resolvedStart, DetectedAt: resolvedStart.Add(7400 * time.Millisecond),
@@ -226,8 +227,8 @@ func bigSource(now time.Time, n int) *fakeSource {
 		src.targets[i] = exporter.TargetView{Name: name, Type: "http", Endpoint: "https://" + name + ".internal.example.com/healthz",
 			Interval: "15s", Timeout: "5s",
 			TargetStatus: cluster.TargetStatus{Name: name, Leader: "agent-eu-1", Verdict: "up", Needed: 2, Reporting: 3,
-				Failing: fl, Reason: "0/3 regions failing < quorum 2, 3 reporting: up", Regions: regs, Since: now.Add(-time.Hour)},
-			SLO:     slo(0.9995, 0.999),
+				Failing: fl, Reason: "0/3 regions failing < quorum 2, 3 reporting: up", Regions: regs, Since: now.Add(-time.Hour),
+				SLO: slo(0.9995, 0.999)},
 			History: history(now, 60, 15*time.Second, 20*time.Millisecond, func(j int) bool { return failing && j > 55 }),
 		}
 	}

@@ -405,7 +405,7 @@ func reasonText(reason, fallback string) string {
 	return reason
 }
 
-func makeSLO(s *exporter.SLOView) *sloData {
+func makeSLO(s *cluster.SLOStatus) *sloData {
 	out := &sloData{
 		Avail:     percent(s.Availability),
 		Objective: percent(s.Objective),
@@ -420,9 +420,9 @@ func makeSLO(s *exporter.SLOView) *sloData {
 		out.Class, out.Budget = "ok", percent(rem)+" left"
 	}
 	out.BarWidth = int(min(max(rem, 0), 1)*sloBarWidth + 0.5)
-	out.Title = "objective " + out.Objective + " over " + s.Window
-	if s.Observed != "" {
-		out.Title += ", observed " + s.Observed
+	out.Title = "objective " + out.Objective + " over " + human(s.Window) + "; down " + human(s.Downtime)
+	if s.Observed < s.Window {
+		out.Title += " of the " + human(s.Observed) + " observed"
 	}
 	return out
 }

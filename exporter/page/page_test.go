@@ -354,7 +354,6 @@ func TestPageEscapesEveryField(t *testing.T) {
 	src.self.Node, src.self.Region, src.self.Version, src.self.ConfigFile, src.self.ConfigError = evil, evil, evil, evil, evil
 	tv := &src.targets[1] // checkout-api: down, with SLO and history
 	tv.Name, tv.Type, tv.Endpoint, tv.Leader, tv.Reason = evil, evil, evil, evil, evil
-	tv.SLO.Window, tv.SLO.Observed = evil, evil
 	for i := range tv.Regions {
 		tv.Regions[i].Region += evil
 		tv.Regions[i].Reason, tv.Regions[i].Agent = evil, evil

@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/quorum"
+)
+
+// suppression tracks a target's failures that stay below quorum: a region
+// failing for longer than a confirmation takes, while the target is not
+// down, is counted (vantage_suppressed_failures_total{region}) once per
+// streak. The first region to see an all-region outage is below quorum
+// only until the others confirm: that is detection, not suppression.
+type suppression struct {
+	since   map[string]time.Time // region -> failing below quorum since
+	counted map[string]bool      // region -> counted in this streak
+}
+
+// reset forgets the streak. nil maps, not empty ones: most targets are up
+// most of the time, and this runs every tick for every target led.
+func (s *suppression) reset() { s.since, s.counted = nil, nil }
+
+// suppressAfter is how long a failure must stay below quorum to count as
+// suppressed: a probe timeout for the confirmations, plus gossip slack.
+func suppressAfter(t TargetSpec) time.Duration {
+	return t.Timeout + 2*time.Second
+}
+
+// stepSuppressionLocked advances target t's suppression by verdict v and
+// returns the "suppressed" events it caused.
+func (c *Cluster) stepSuppressionLocked(t TargetSpec, ls *leaderState, v *quorum.Verdict, now time.Time) []Event {
+	s := &ls.suppr
+	failing := make(map[string]bool, len(v.Failing))
+	for _, r := range v.Failing {
+		failing[r] = true
+		if _, ok := s.since[r]; !ok {
+			if s.since == nil {
+				s.since = map[string]time.Time{}
+			}
+			s.since[r] = now
+		}
+	}
+	for r := range s.since {
+		if !failing[r] {
+			delete(s.since, r)
+		}
+	}
+	if v.State == quorum.Down || ls.open != nil {
+		return nil
+	}
+	var events []Event
+	for _, r := range v.Failing {
+		if now.Sub(s.since[r]) < suppressAfter(t) || s.counted[r] {
+			continue
+		}
+		if s.counted == nil {
+			s.counted = map[string]bool{}
+		}
+		s.counted[r] = true
+		c.m.suppressedFor(r).Inc()
+		events = append(events, Event{At: now, Kind: "suppressed", Target: t.Name, Region: r, Detail: v.Reason()})
+	}
+	return events
+}
