@@ -317,7 +317,9 @@ rule_files:{{RULES}}scrape_configs:
 	// An outage every region sees.
 	f.apiDown.Store(true)
 	wait("api down by quorum", `vantage:target_up:min{target="api"} == 0`)
-	wait("api failing in every region", `count(max by(region) (probe_success{target="api"}) == 0) == 3`)
+	// Held until every region has failed at four one-second points in a
+	// row, so that the range queries' steps (on another grid) see it.
+	wait("api failing in every region for 4s", `count_over_time((count(max by(region) (probe_success{target="api"}) == 0) == 3)[4s:1s]) >= 4`)
 	wait("the detection of the outage", `sum(vantage_detection_seconds_count) >= 1`)
 	wait("the open incident", `max(vantage_target_down_since_timestamp_seconds{target="api"}) > 0`)
 	f.apiDown.Store(false)
