@@ -45,6 +45,7 @@ func commands() []command {
 		{"probe", "run one probe now and print the result", runProbe},
 		{"check-config", "validate config files; print every problem as FILE:LINE:COL", runCheckConfig},
 		{"rules", "print Prometheus alerting and recording rules for a config", runRules},
+		{"dashboards", "write the Grafana dashboards and their provisioning files", runDashboards},
 		{"demo", "run a three-region fleet against a local target farm, with faults", runDemo},
 		{"bench", "benchmark an agent against a bare client and blackbox_exporter", runBench},
 		{"lab", "run the fault lab: scripted outages, partitions and crashes; MTTD/MTTR report", runLab},

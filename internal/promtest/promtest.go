@@ -282,3 +282,69 @@ func (s *Server) Query(ctx context.Context, q string) ([]Sample, error) {
 	}
 	return out, nil
 }
+
+// Point is one value of a range query's series.
+type Point struct {
+	T time.Time
+	V float64 // NaN where the expression had no defined value (0/0, a quantile of nothing)
+}
+
+// Series is one element of a range query's result.
+type Series struct {
+	Metric map[string]string
+	Points []Point
+}
+
+// QueryRange runs a range query from start to end every step, as a
+// dashboard graph does.
+func (s *Server) QueryRange(ctx context.Context, q string, start, end time.Time, step time.Duration) ([]Series, error) {
+	v := url.Values{}
+	v.Set("query", q)
+	v.Set("start", strconv.FormatFloat(float64(start.UnixMilli())/1000, 'f', 3, 64))
+	v.Set("end", strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64))
+	v.Set("step", strconv.FormatFloat(step.Seconds(), 'f', -1, 64))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/api/v1/query_range?"+v.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][2]any          `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("query %q: %w: %s", q, err, body)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("query %q: %s", q, r.Error)
+	}
+	out := make([]Series, 0, len(r.Data.Result))
+	for _, e := range r.Data.Result {
+		ser := Series{Metric: e.Metric, Points: make([]Point, 0, len(e.Values))}
+		for _, pv := range e.Values {
+			ts, _ := pv[0].(float64)
+			str, _ := pv[1].(string)
+			f, err := strconv.ParseFloat(str, 64) // also "NaN", "+Inf"
+			if err != nil {
+				return nil, fmt.Errorf("query %q: value %q: %w", q, str, err)
+			}
+			ser.Points = append(ser.Points, Point{T: time.UnixMilli(int64(ts * 1000)), V: f})
+		}
+		out = append(out, ser)
+	}
+	return out, nil
+}
