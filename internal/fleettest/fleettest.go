@@ -124,7 +124,7 @@ func Start(t testing.TB, o Options) []*agent.Agent {
 		for _, a := range out {
 			alive := 0
 			for _, m := range a.Members() {
-				if m.State == "alive" {
+				if m.State == cluster.Alive {
 					alive++
 				}
 			}
