@@ -45,6 +45,7 @@ const (
 	ReasonExpectMismatch Reason = "expect_mismatch" // TCP expect regex did not match what was read
 	ReasonIOError        Reason = "io_error"        // read/write failed after connect
 	ReasonConfig         Reason = "config_error"    // the prober could not be built or run as configured
+	ReasonJSONMismatch   Reason = "json_mismatch"   // a JSON body condition failed, or the body is not JSON
 )
 
 // Phase names. HTTP uses the blackbox_exporter names so its dashboards work.
