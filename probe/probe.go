@@ -1,7 +1,8 @@
 // Package probe defines what every protocol prober returns: a Result value
 // with success, a machine-readable reason, phase timings and protocol facts.
 //
-// Probers live in sub-packages (httpprobe, tlsprobe, dnsprobe, tcpprobe).
+// Probers live in sub-packages (httpprobe, tlsprobe, dnsprobe, tcpprobe,
+// icmpprobe).
 // This package knows nothing of schedules, clusters or metrics: a Result is
 // a plain value that the agent turns into metrics and the cluster into votes.
 package probe
@@ -46,6 +47,13 @@ const (
 	ReasonIOError        Reason = "io_error"        // read/write failed after connect
 	ReasonConfig         Reason = "config_error"    // the prober could not be built or run as configured
 	ReasonJSONMismatch   Reason = "json_mismatch"   // a JSON body condition failed, or the body is not JSON
+	// ReasonICMPUnreachable: an ICMP error came back for an echo request
+	// (destination unreachable, time exceeded, packet too big, parameter
+	// problem) and too few replies did; the message says which, from whom.
+	ReasonICMPUnreachable Reason = "icmp_unreachable"
+	// ReasonPacketLoss: some echo requests were answered, fewer than
+	// min_replies. No reply at all is a timeout, as in blackbox_exporter.
+	ReasonPacketLoss Reason = "packet_loss"
 )
 
 // Phase names. HTTP uses the blackbox_exporter names so its dashboards work.
@@ -56,6 +64,8 @@ const (
 	PhaseProcessing = "processing" // request written to first response byte
 	PhaseTransfer   = "transfer"   // first byte to last byte of the response
 	PhaseRoundTrip  = "round_trip" // DNS query to answer, TCP send to expect
+	PhaseSetup      = "setup"      // ICMP: opening the socket and building the request
+	PhaseRTT        = "rtt"        // ICMP: echo request to reply, the mean over replies
 )
 
 // Phase is the time spent in one named step of a probe. Phases that repeat
@@ -81,6 +91,7 @@ type Result struct {
 	TLS  *TLSFacts  `json:"tls,omitempty"`
 	DNS  *DNSFacts  `json:"dns,omitempty"`
 	TCP  *TCPFacts  `json:"tcp,omitempty"`
+	ICMP *ICMPFacts `json:"icmp,omitempty"`
 }
 
 // Phase returns the duration recorded for name, or 0.
@@ -184,4 +195,23 @@ type DNSFacts struct {
 type TCPFacts struct {
 	BytesRead int    `json:"bytes_read"`
 	Banner    string `json:"banner,omitempty"` // the first line read, truncated to 128 bytes
+}
+
+// ICMPFacts are what an ICMP echo probe counted. They are filled once a
+// request was sent, whatever the outcome.
+type ICMPFacts struct {
+	PacketsSent     int `json:"packets_sent"`
+	PacketsReceived int `json:"packets_received"` // matching echo replies; duplicates do not count
+	// ReplyHopLimit is the TTL (IPv4) or hop limit (IPv6) of the latest
+	// reply (blackbox's probe_icmp_reply_hop_limit); -1 when no reply came
+	// or the kernel did not report it.
+	ReplyHopLimit int `json:"reply_hop_limit"`
+	// RTT is the mean round trip over the replies, between RTTMin and
+	// RTTMax; all three are zero without a reply.
+	RTT    time.Duration `json:"rtt_ns"`
+	RTTMin time.Duration `json:"rtt_min_ns"`
+	RTTMax time.Duration `json:"rtt_max_ns"`
+	// Socket is the kind of socket used: "datagram" (unprivileged ICMP,
+	// allowed by net.ipv4.ping_group_range) or "raw" (CAP_NET_RAW).
+	Socket string `json:"socket"`
 }
