@@ -2,7 +2,7 @@
 // with success, a machine-readable reason, phase timings and protocol facts.
 //
 // Probers live in sub-packages (httpprobe, tlsprobe, dnsprobe, tcpprobe,
-// icmpprobe).
+// icmpprobe, grpcprobe).
 // This package knows nothing of schedules, clusters or metrics: a Result is
 // a plain value that the agent turns into metrics and the cluster into votes.
 package probe
@@ -54,6 +54,10 @@ const (
 	// ReasonPacketLoss: some echo requests were answered, fewer than
 	// min_replies. No reply at all is a timeout, as in blackbox_exporter.
 	ReasonPacketLoss Reason = "packet_loss"
+	// gRPC health checking (grpc.health.v1.Health/Check).
+	ReasonNotServing     Reason = "not_serving"     // the server answered NOT_SERVING (or UNKNOWN)
+	ReasonServiceUnknown Reason = "service_unknown" // the server does not know the service (NOT_FOUND, SERVICE_UNKNOWN)
+	ReasonGRPCError      Reason = "grpc_error"      // the RPC failed with another gRPC status; the message names the code
 )
 
 // Phase names. HTTP uses the blackbox_exporter names so its dashboards work.
@@ -66,6 +70,7 @@ const (
 	PhaseRoundTrip  = "round_trip" // DNS query to answer, TCP send to expect
 	PhaseSetup      = "setup"      // ICMP: opening the socket and building the request
 	PhaseRTT        = "rtt"        // ICMP: echo request to reply, the mean over replies
+	PhaseCheck      = "check"      // gRPC: the health Check RPC, from the connection ready to the answer
 )
 
 // Phase is the time spent in one named step of a probe. Phases that repeat
@@ -92,6 +97,7 @@ type Result struct {
 	DNS  *DNSFacts  `json:"dns,omitempty"`
 	TCP  *TCPFacts  `json:"tcp,omitempty"`
 	ICMP *ICMPFacts `json:"icmp,omitempty"`
+	GRPC *GRPCFacts `json:"grpc,omitempty"`
 }
 
 // Phase returns the duration recorded for name, or 0.
@@ -214,4 +220,20 @@ type ICMPFacts struct {
 	// Socket is the kind of socket used: "datagram" (unprivileged ICMP,
 	// allowed by net.ipv4.ping_group_range) or "raw" (CAP_NET_RAW).
 	Socket string `json:"socket"`
+}
+
+// GRPCFacts are what a gRPC health check returned. They are filled once the
+// Check RPC was attempted.
+type GRPCFacts struct {
+	// StatusCode is the RPC's gRPC status code (0 OK, 4 DeadlineExceeded,
+	// 5 NotFound, 12 Unimplemented, 14 Unavailable...): blackbox's
+	// probe_grpc_status_code.
+	StatusCode int `json:"status_code"`
+	// ServingStatus is the answer's status name (SERVING, NOT_SERVING,
+	// UNKNOWN, SERVICE_UNKNOWN); "" when the RPC failed
+	// (probe_grpc_healthcheck_response{serving_status}).
+	ServingStatus string `json:"serving_status,omitempty"`
+	// TLS is whether the connection completed a TLS handshake
+	// (probe_grpc_ssl).
+	TLS bool `json:"tls"`
 }
