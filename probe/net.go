@@ -65,11 +65,28 @@ func (n Net) Resolve(ctx context.Context, hostport string) (string, time.Duratio
 	if err != nil {
 		return "", 0, err
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if (n.IPProtocol == IPv4 && !ip.Unmap().Is4()) || (n.IPProtocol == IPv6 && ip.Unmap().Is4()) {
-			return "", 0, fmt.Errorf("address %s is not %s", host, n.IPProtocol)
+	if _, err := netip.ParseAddr(host); err == nil {
+		if _, _, err := n.ResolveIP(ctx, host); err != nil {
+			return "", 0, err
 		}
 		return hostport, 0, nil
+	}
+	ip, d, err := n.ResolveIP(ctx, host)
+	if err != nil {
+		return "", d, err
+	}
+	return net.JoinHostPort(ip.String(), port), d, nil
+}
+
+// ResolveIP turns host, a name or an IP literal, into one address of the
+// family IPProtocol allows (the resolver's first), and returns how long
+// the lookup took. An IP literal returns at once with zero duration.
+func (n Net) ResolveIP(ctx context.Context, host string) (netip.Addr, time.Duration, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if (n.IPProtocol == IPv4 && !ip.Unmap().Is4()) || (n.IPProtocol == IPv6 && ip.Unmap().Is4()) {
+			return netip.Addr{}, 0, fmt.Errorf("address %s is not %s", host, n.IPProtocol)
+		}
+		return ip, 0, nil
 	}
 	r := n.Resolver
 	if r == nil {
@@ -83,12 +100,12 @@ func (n Net) Resolve(ctx context.Context, hostport string) (string, time.Duratio
 	ips, err := r.LookupNetIP(ctx, network, host)
 	d := time.Since(start)
 	if err != nil {
-		return "", d, err
+		return netip.Addr{}, d, err
 	}
 	if len(ips) == 0 {
-		return "", d, fmt.Errorf("no %s address for %s", network, host)
+		return netip.Addr{}, d, fmt.Errorf("no %s address for %s", network, host)
 	}
-	return net.JoinHostPort(ips[0].Unmap().String(), port), d, nil
+	return ips[0].Unmap(), d, nil
 }
 
 // Classify maps a network error to a Reason. ctxErr is the probe context's

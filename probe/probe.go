@@ -1,7 +1,8 @@
 // Package probe defines what every protocol prober returns: a Result value
 // with success, a machine-readable reason, phase timings and protocol facts.
 //
-// Probers live in sub-packages (httpprobe, tlsprobe, dnsprobe, tcpprobe).
+// Probers live in sub-packages (httpprobe, tlsprobe, dnsprobe, tcpprobe,
+// icmpprobe, grpcprobe).
 // This package knows nothing of schedules, clusters or metrics: a Result is
 // a plain value that the agent turns into metrics and the cluster into votes.
 package probe
@@ -45,6 +46,18 @@ const (
 	ReasonExpectMismatch Reason = "expect_mismatch" // TCP expect regex did not match what was read
 	ReasonIOError        Reason = "io_error"        // read/write failed after connect
 	ReasonConfig         Reason = "config_error"    // the prober could not be built or run as configured
+	ReasonJSONMismatch   Reason = "json_mismatch"   // a JSON body condition failed, or the body is not JSON
+	// ReasonICMPUnreachable: an ICMP error came back for an echo request
+	// (destination unreachable, time exceeded, packet too big, parameter
+	// problem) and too few replies did; the message says which, from whom.
+	ReasonICMPUnreachable Reason = "icmp_unreachable"
+	// ReasonPacketLoss: some echo requests were answered, fewer than
+	// min_replies. No reply at all is a timeout, as in blackbox_exporter.
+	ReasonPacketLoss Reason = "packet_loss"
+	// gRPC health checking (grpc.health.v1.Health/Check).
+	ReasonNotServing     Reason = "not_serving"     // the server answered NOT_SERVING (or UNKNOWN)
+	ReasonServiceUnknown Reason = "service_unknown" // the server does not know the service (NOT_FOUND, SERVICE_UNKNOWN)
+	ReasonGRPCError      Reason = "grpc_error"      // the RPC failed with another gRPC status; the message names the code
 )
 
 // Phase names. HTTP uses the blackbox_exporter names so its dashboards work.
@@ -55,6 +68,9 @@ const (
 	PhaseProcessing = "processing" // request written to first response byte
 	PhaseTransfer   = "transfer"   // first byte to last byte of the response
 	PhaseRoundTrip  = "round_trip" // DNS query to answer, TCP send to expect
+	PhaseSetup      = "setup"      // ICMP: opening the socket and building the request
+	PhaseRTT        = "rtt"        // ICMP: echo request to reply, the mean over replies
+	PhaseCheck      = "check"      // gRPC: the health Check RPC, from the connection ready to the answer
 )
 
 // Phase is the time spent in one named step of a probe. Phases that repeat
@@ -83,6 +99,8 @@ type Result struct {
 	TLS  *TLSFacts  `json:"tls,omitempty"`
 	DNS  *DNSFacts  `json:"dns,omitempty"`
 	TCP  *TCPFacts  `json:"tcp,omitempty"`
+	ICMP *ICMPFacts `json:"icmp,omitempty"`
+	GRPC *GRPCFacts `json:"grpc,omitempty"`
 }
 
 // Phase returns the duration recorded for name, or 0.
@@ -186,4 +204,39 @@ type DNSFacts struct {
 type TCPFacts struct {
 	BytesRead int    `json:"bytes_read"`
 	Banner    string `json:"banner,omitempty"` // the first line read, truncated to 128 bytes
+}
+
+// ICMPFacts are what an ICMP echo probe counted. They are filled once a
+// request was sent, whatever the outcome.
+type ICMPFacts struct {
+	PacketsSent     int `json:"packets_sent"`
+	PacketsReceived int `json:"packets_received"` // matching echo replies; duplicates do not count
+	// ReplyHopLimit is the TTL (IPv4) or hop limit (IPv6) of the latest
+	// reply (blackbox's probe_icmp_reply_hop_limit); -1 when no reply came
+	// or the kernel did not report it.
+	ReplyHopLimit int `json:"reply_hop_limit"`
+	// RTT is the mean round trip over the replies, between RTTMin and
+	// RTTMax; all three are zero without a reply.
+	RTT    time.Duration `json:"rtt_ns"`
+	RTTMin time.Duration `json:"rtt_min_ns"`
+	RTTMax time.Duration `json:"rtt_max_ns"`
+	// Socket is the kind of socket used: "datagram" (unprivileged ICMP,
+	// allowed by net.ipv4.ping_group_range) or "raw" (CAP_NET_RAW).
+	Socket string `json:"socket"`
+}
+
+// GRPCFacts are what a gRPC health check returned. They are filled once the
+// Check RPC was attempted.
+type GRPCFacts struct {
+	// StatusCode is the RPC's gRPC status code (0 OK, 4 DeadlineExceeded,
+	// 5 NotFound, 12 Unimplemented, 14 Unavailable...): blackbox's
+	// probe_grpc_status_code.
+	StatusCode int `json:"status_code"`
+	// ServingStatus is the answer's status name (SERVING, NOT_SERVING,
+	// UNKNOWN, SERVICE_UNKNOWN); "" when the RPC failed
+	// (probe_grpc_healthcheck_response{serving_status}).
+	ServingStatus string `json:"serving_status,omitempty"`
+	// TLS is whether the connection completed a TLS handshake
+	// (probe_grpc_ssl).
+	TLS bool `json:"tls"`
 }

@@ -3,8 +3,10 @@ package httpprobe
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +89,46 @@ func BenchmarkProbeHTTP(b *testing.B) {
 	b.Run("body_regex", func(b *testing.B) {
 		benchProbe(b, Options{URL: srv.URL + "/health", FailIfBodyNotMatches: []string{`healthy`}})
 	})
+	js := probetest.NewHTTPServer(b, probetest.HTTPRespond(200, jsonBenchBody(), "Content-Type", "application/json"))
+	b.Run("json_1KB", func(b *testing.B) { benchProbe(b, Options{URL: js.URL + "/health"}) })
+	b.Run("json_1KB_3_conditions", func(b *testing.B) { benchProbe(b, Options{URL: js.URL + "/health", JSON: jsonBenchConditions}) })
+}
+
+// jsonBenchConditions are three typical conditions: a status string, a
+// latency bound deep in the document, an element of an array.
+var jsonBenchConditions = []JSONCondition{
+	{Path: "status", Op: JSONEquals, Value: "UP"},
+	{Path: "components.db.details.latency_ms", Op: JSONLessThan, Value: int64(100)},
+	{Path: "components.disk.details.volumes[1].free_ratio", Op: JSONGreaterThan, Value: 0.1},
+}
+
+// jsonBenchBody is a 1 KB health document in the shape of Spring Boot's
+// actuator/health.
+func jsonBenchBody() string {
+	var b strings.Builder
+	b.WriteString(`{"status":"UP","components":{`)
+	b.WriteString(`"db":{"status":"UP","details":{"database":"PostgreSQL","validationQuery":"isValid()","latency_ms":12}},`)
+	b.WriteString(`"disk":{"status":"UP","details":{"volumes":[{"path":"/","total":107374182400,"free_ratio":0.42},{"path":"/data","total":536870912000,"free_ratio":0.37}],"threshold":10485760}},`)
+	b.WriteString(`"ping":{"status":"UP"},"redis":{"status":"UP","details":{"version":"7.2.4","cluster":false}},`)
+	for i := 0; b.Len() < 1000; i++ {
+		fmt.Fprintf(&b, `"queue%d":{"status":"UP","details":{"depth":%d,"consumers":%d}},`, i, i*7, i%4+1)
+	}
+	b.WriteString(`"livenessState":{"status":"UP"}},"groups":["liveness","readiness"]}`)
+	return b.String()
+}
+
+// BenchmarkJSONConditions is the work the conditions add to a probe that
+// already read the body: decoding 1 KB and checking three conditions.
+func BenchmarkJSONConditions(b *testing.B) {
+	body := []byte(jsonBenchBody())
+	p := mustNew(b, Options{URL: "http://127.0.0.1:1/", JSON: jsonBenchConditions})
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if msg := p.checkJSON(body); msg != "" {
+			b.Fatal(msg)
+		}
+	}
 }
 
 func BenchmarkBareClientHTTP(b *testing.B) {

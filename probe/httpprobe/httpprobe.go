@@ -85,6 +85,7 @@ type settings struct {
 	bodyNoMatch  []*regexp.Regexp
 	headerMatch  []headerCheck // fail_if_header_not_matches
 	headerFail   []headerCheck // fail_if_header_matches
+	jsonChecks   []jsonCheck
 	failIfSSL    bool
 	failIfNotSSL bool
 	follow       bool
@@ -135,6 +136,10 @@ func (st *settings) key() settingsKey {
 	res(st.bodyNoMatch)
 	hcs(st.headerMatch)
 	hcs(st.headerFail)
+	for _, c := range st.jsonChecks {
+		fmt.Fprintf(&b, "%q:%s:%T:%#v,", c.src, c.op, c.value, c.value)
+	}
+	b.WriteByte('|')
 	fmt.Fprintf(&b, "%t|%t|%t|%d|%d|%q|%s|%q|%p|%p|%p|%t|%q|%p",
 		st.failIfSSL, st.failIfNotSSL, st.follow, st.maxRedirects, st.maxBody, st.version,
 		st.net.SourceIP, st.net.IPProtocol, st.net.Resolver, st.dialer, st.roots, st.skipVerify, st.serverName, st.tr)
@@ -291,6 +296,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	}
 	p.headerMatch = compileHeaders("fail_if_header_not_matches", o.FailIfHeaderNotMatches)
 	p.headerFail = compileHeaders("fail_if_header_matches", o.FailIfHeaderMatches)
+	p.jsonChecks = compileJSON(o.JSON, bad)
 
 	// Request headers, built once and shared read-only by every probe.
 	p.header = make(http.Header, len(o.Headers)+2)

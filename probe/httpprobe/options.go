@@ -31,6 +31,9 @@
 //   - The response is decompressed transparently when the probe's own
 //     Accept-Encoding (gzip) was used; content_length counts body bytes
 //     read after decompression, up to max_body_bytes+1.
+//   - JSON conditions decode the body (the bytes read, at most
+//     max_body_bytes) once per probe, and only when conditions are set;
+//     every condition is checked and every failure named in the message.
 package httpprobe
 
 import "github.com/vantage-probe/vantage/probe"
@@ -52,6 +55,9 @@ type Options struct {
 	FailIfHeaderNotMatches  []HeaderMatch
 	FailIfHeaderMatches     []HeaderMatch
 	FailIfSSL, FailIfNotSSL bool
+	// JSON conditions must all hold on the body decoded as JSON; they are
+	// checked after the status, header and body_regex checks pass.
+	JSON []JSONCondition
 
 	FollowRedirects bool  // default true in the config layer
 	MaxRedirects    int   // default 10
@@ -74,3 +80,43 @@ type HeaderMatch struct {
 	Regex        string
 	AllowMissing bool // a missing header passes
 }
+
+// JSONCondition checks one value in a JSON response body (TOML:
+// `json = [{ path = "status", equals = "UP" }]`).
+//
+// Path addresses the value: object keys separated by dots, array indexes in
+// brackets, counted from 0: `checks.db.status`, `items[0].id`, `[2]` (an
+// element of a top-level array), `a.b[1][0]`. A key holding '.', '[' or
+// ']' is quoted in brackets as a JSON string: `labels["app.kubernetes.io/name"]`.
+// A key of digits also indexes an array (`items.0.id` is `items[0].id`).
+//
+// Value depends on Op:
+//   - equals, not_equals: a string, number or boolean (nil: JSON null). The
+//     types must agree: a string never equals a number ("5" is not 5);
+//     numbers compare by value (1, 1.0 and 1e0 are equal). not_equals
+//     passes for a value of another type.
+//   - less_than, greater_than: a number; the body's value must be a number.
+//   - exists: true (the path must lead to a value, null included) or false
+//     (it must not).
+//   - regex: a regular expression (RE2) matched against a string, or the
+//     literal text of a number or boolean.
+//
+// Apart from exists: false, a missing path fails the condition.
+type JSONCondition struct {
+	Path  string
+	Op    JSONOp
+	Value any // string, bool, int, int64, float64 or nil, as Op wants
+}
+
+// JSONOp is the comparison a JSONCondition makes; the names are the TOML keys.
+type JSONOp string
+
+// The JSON comparisons.
+const (
+	JSONEquals      JSONOp = "equals"
+	JSONNotEquals   JSONOp = "not_equals"
+	JSONLessThan    JSONOp = "less_than"
+	JSONGreaterThan JSONOp = "greater_than"
+	JSONExists      JSONOp = "exists"
+	JSONRegex       JSONOp = "regex"
+)

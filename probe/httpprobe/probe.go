@@ -277,10 +277,10 @@ func (p *Prober) connect(ctx context.Context, r *run, scheme, hostport string) (
 
 // readBody reads at most max_body_bytes+1 bytes, so that a larger body is
 // detected without reading it all. The body is buffered only when regexes
-// need to see it; otherwise it is counted and discarded.
+// or JSON conditions need to see it; otherwise it is counted and discarded.
 func (p *Prober) readBody(r *run, body io.Reader) (int64, *bytes.Buffer, error) {
 	r.body = io.LimitedReader{R: body, N: p.maxBody + 1}
-	if len(p.bodyMatch) == 0 && len(p.bodyNoMatch) == 0 {
+	if len(p.bodyMatch) == 0 && len(p.bodyNoMatch) == 0 && len(p.jsonChecks) == 0 {
 		n, err := io.Copy(io.Discard, &r.body)
 		return n, nil, err
 	}
@@ -311,7 +311,7 @@ func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int
 }
 
 // check applies the checks to the final response, in the order a reader of
-// the failure would want them: status, TLS use, headers, size, body.
+// the failure would want them: status, TLS use, headers, size, body, JSON.
 func (r *run) check(resp *http.Response, n int64, buf *bytes.Buffer) {
 	p := r.p
 	if !p.statusOK(resp.StatusCode) {
@@ -349,6 +349,12 @@ func (r *run) check(resp *http.Response, n int64, buf *bytes.Buffer) {
 		for _, re := range p.bodyNoMatch {
 			if re.Match(b) {
 				r.res = r.res.Fail(probe.ReasonBodyMismatch, fmt.Sprintf("fail_if_body_matches %q matched", re.String()))
+				return
+			}
+		}
+		if len(p.jsonChecks) > 0 {
+			if msg := p.checkJSON(b); msg != "" {
+				r.res = r.res.Fail(probe.ReasonJSONMismatch, msg)
 				return
 			}
 		}

@@ -37,8 +37,9 @@ func NewHandshaker(o probe.TLSOptions, host string) (*Handshaker, error) {
 }
 
 // NewHandshakerShared is NewHandshaker with the CA bundle and client key
-// pair shared through s (nil: nothing shared).
-func NewHandshakerShared(o probe.TLSOptions, host string, s *probe.Shared) (*Handshaker, error) {
+// pair shared through s (nil: nothing shared), offering nextProtos over
+// ALPN (gRPC needs h2).
+func NewHandshakerShared(o probe.TLSOptions, host string, s *probe.Shared, nextProtos ...string) (*Handshaker, error) {
 	if o.CAFile != "" {
 		// TLSOptions.Config reads the file too; opening it here first gives
 		// a "not found" or "permission denied" that quotes the path.
@@ -52,7 +53,7 @@ func NewHandshakerShared(o probe.TLSOptions, host string, s *probe.Shared) (*Han
 	if _, err := netip.ParseAddr(host); err == nil {
 		sni = ""
 	}
-	cfg, err := o.ConfigShared(s, sni)
+	cfg, err := o.ConfigShared(s, sni, nextProtos...)
 	if err != nil {
 		return nil, err
 	}
