@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vantage-probe/vantage/bench"
+	"github.com/vantage-probe/vantage/harness/bench"
 )
 
 // defaultBlackbox is where Debian's prometheus-blackbox-exporter package

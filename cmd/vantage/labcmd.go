@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/vantage-probe/vantage/lab"
+	"github.com/vantage-probe/vantage/harness/lab"
 )
 
 // runLab is `vantage lab`: the fault lab (package lab) with its options

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/vantage-probe/vantage/soak"
+	"github.com/vantage-probe/vantage/harness/soak"
 )
 
 func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) int {
