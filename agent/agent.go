@@ -6,13 +6,9 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +19,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Options configure an agent beyond its config file.
@@ -58,9 +55,11 @@ type Agent struct {
 	log     *slog.Logger
 	reg     *exporter.Registry
 	srv     *exporter.Server
-	clp     atomic.Pointer[cluster.Cluster]
+	cl      atomic.Pointer[cluster.Cluster] // nil until New has made it: see Cluster
 	sched   *Scheduler
 	started time.Time
+	clock   mono.Clock // the per-target state's instants, in 8 bytes each
+	region  string     // exporter.RegionLabel of this agent's region, on every observation series
 
 	cfg atomic.Pointer[config.Config]
 
@@ -71,9 +70,6 @@ type Agent struct {
 	// everAssigned is set by the first Assigned call: the targets of the
 	// first assignment start at their phase, later ones at once.
 	everAssigned bool
-	reloadOK     bool
-	reloadErr    string
-	reloadAt     time.Time
 
 	probeCtx    context.Context
 	probeCancel context.CancelFunc
@@ -83,11 +79,22 @@ type Agent struct {
 
 	alerts *alerting
 
-	inFlight  atomic.Int64
-	lateness  *metrics.Summary
-	skipped   map[string]*metrics.Counter
-	reloadOKG atomic.Bool
-	reloadTS  atomic.Int64
+	inFlight atomic.Int64
+	lateness *metrics.Summary
+	skipped  map[string]*metrics.Counter
+	// reload is the last reload's outcome, read by /metrics, the API and
+	// the page; reloadMu serialises reloads (SIGHUP and the file watcher
+	// may ask at once).
+	reload   atomic.Pointer[reloadStatus]
+	reloadMu sync.Mutex
+}
+
+// reloadStatus is the outcome of the last load or reload of the config.
+type reloadStatus struct {
+	ok       bool
+	err      string
+	at       time.Time // the attempt
+	lastGood time.Time // the last successful one
 }
 
 // New builds an agent: it binds the HTTP listener and the gossip port
@@ -110,18 +117,17 @@ func New(opts Options) (*Agent, error) {
 		opts:      opts,
 		log:       opts.Logger.With("node", cfg.Agent.Node, "region", cfg.Agent.Region),
 		reg:       exporter.NewRegistry(),
-		started:   time.Now(),
+		clock:     mono.New(),
+		region:    exporter.RegionLabel(cfg.Agent.Region),
 		states:    map[string]*targetState{},
 		assigned:  map[string]bool{},
 		graceTill: map[string]time.Time{},
-		reloadOK:  true,
-		reloadAt:  time.Now(),
 		alerts:    newAlerting(),
 	}
+	a.started = a.clock.Base()
 	a.probeCtx, a.probeCancel = context.WithCancel(context.Background())
 	a.cfg.Store(cfg)
-	a.reloadOKG.Store(true)
-	a.reloadTS.Store(time.Now().Unix())
+	a.reload.Store(&reloadStatus{ok: true, at: a.started, lastGood: a.started})
 	a.registerMetrics()
 	a.sched = NewScheduler(a.runScheduled, opts.MaxInFlight, a.onSkip)
 	if err := a.applyTargets(cfg); err != nil {
@@ -188,7 +194,7 @@ func New(opts Options) (*Agent, error) {
 		_ = srv.Shutdown(context.Background())
 		return nil, err
 	}
-	a.clp.Store(cl)
+	a.cl.Store(cl)
 	a.reg.AddWriter(a.writeSeries)
 	return a, nil
 }
@@ -196,46 +202,6 @@ func New(opts Options) (*Agent, error) {
 func webConfig(cfg *config.Config) exporter.WebConfig {
 	return exporter.WebConfig{CertFile: cfg.Exporter.TLSCertFile, KeyFile: cfg.Exporter.TLSKeyFile,
 		ClientCAFile: cfg.Exporter.TLSClientCAFile, Users: cfg.Exporter.BasicAuthUsers}
-}
-
-func isLoopbackBind(bind string) bool {
-	host := bind
-	if i := strings.LastIndex(bind, ":"); i >= 0 {
-		host = bind[:i]
-	}
-	host = strings.Trim(host, "[]")
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}
-
-// loadKeys reads a gossip key file: one base64 key per line, the first is
-// used to encrypt, all are accepted to decrypt (key rotation).
-func loadKeys(path string) ([][]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("secret_key_file: %w", err)
-	}
-	var keys [][]byte
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, err := base64.StdEncoding.DecodeString(line)
-		if err != nil {
-			return nil, fmt.Errorf("secret_key_file %s:%d: not base64: %w", path, i+1, err)
-		}
-		if l := len(k); l != 16 && l != 24 && l != 32 {
-			return nil, fmt.Errorf("secret_key_file %s:%d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", path, i+1, l)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("secret_key_file %s: no key in file (make one with `vantage keygen`)", path)
-	}
-	return keys, nil
 }
 
 func clusterTargets(cfg *config.Config) []cluster.TargetSpec {
@@ -247,15 +213,13 @@ func clusterTargets(cfg *config.Config) []cluster.TargetSpec {
 	return out
 }
 
-// clu returns the cluster; nil until New has created it. Atomic because the
-// cluster calls back (Assigned) from its own goroutine while New finishes.
-func (a *Agent) clu() *cluster.Cluster { return a.clp.Load() }
-
 // Config returns the running config.
 func (a *Agent) Config() *config.Config { return a.cfg.Load() }
 
-// Cluster returns the agent's cluster membership.
-func (a *Agent) Cluster() *cluster.Cluster { return a.clu() }
+// Cluster returns the agent's cluster membership; nil until New has made
+// it (the cluster calls back, Assigned, from its own goroutine while New
+// finishes: hence atomic).
+func (a *Agent) Cluster() *cluster.Cluster { return a.cl.Load() }
 
 // HTTPAddr is the exporter's bound address.
 func (a *Agent) HTTPAddr() string { return a.srv.Addr() }
@@ -281,7 +245,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.opts.ConfigPath != "" && a.opts.WatchEvery > 0 {
 		go a.watch(ctx)
 	}
-	a.log.Info("agent started", "listen", a.srv.Addr(), "gossip", a.clu().LocalAddr(),
+	a.log.Info("agent started", "listen", a.srv.Addr(), "gossip", a.Cluster().LocalAddr(),
 		"targets", len(a.cfg.Load().Targets), "version", a.opts.Version)
 
 	var err error
@@ -295,7 +259,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-schedDone // probes in flight finish within their own timeouts
 	a.probeCancel()
 	<-alertsDone // the last alerts flushed before the leader leaves
-	if lerr := a.clu().Leave(3 * time.Second); lerr != nil {
+	if lerr := a.Cluster().Leave(3 * time.Second); lerr != nil {
 		a.log.Debug("leave", "err", lerr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -310,116 +274,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // Kill stops the agent as a crash would: no Leave (tests and the demo).
 func (a *Agent) Kill() {
 	a.probeCancel()
-	a.clu().Kill()
+	a.Cluster().Kill()
 	_ = a.srv.Shutdown(context.Background())
-}
-
-// startBurst is how many targets the first assignment after start probes
-// at once; beyond it, they wait for their phases.
-const startBurst = 100
-
-// Assigned implements cluster.Local: the targets this agent must probe.
-// Targets taken over from another agent (or added by a reload) start at
-// once (make-before-break); dropped ones keep being probed for a grace
-// period while their new owner takes over. The first assignment after
-// start probes at once only if it is small (an operator trying a handful
-// of targets sees results at once); a large one waits for each target's
-// phase: probing all at once is the stampede that phases exist to prevent
-// (at 10k HTTPS targets it took 1,000 concurrent handshakes and left RSS
-// hundreds of MB high), and a restarted agent is at most an interval behind.
-func (a *Agent) Assigned(names []string) {
-	now := time.Now()
-	a.mu.Lock()
-	first := !a.everAssigned
-	a.everAssigned = true
-	want := make(map[string]bool, len(names))
-	var fresh []string
-	for _, n := range names {
-		want[n] = true
-		if !a.assigned[n] && a.graceTill[n].IsZero() {
-			fresh = append(fresh, n)
-		}
-		delete(a.graceTill, n)
-	}
-	for n := range a.assigned {
-		if !want[n] {
-			a.graceTill[n] = now.Add(graceFor(a.states[n]))
-		}
-	}
-	a.assigned = want
-	a.mu.Unlock()
-	a.reschedule()
-	if first && len(fresh) > startBurst {
-		return
-	}
-	for _, n := range fresh {
-		a.sched.RunNow(a.probeCtx, n)
-	}
-}
-
-func graceFor(st *targetState) time.Duration {
-	if st == nil {
-		return 30 * time.Second
-	}
-	return 2*st.target().Interval + st.target().Timeout
-}
-
-// reschedule gives the scheduler the set to probe: assigned targets plus
-// those within their grace, each at its region's phase slot.
-func (a *Agent) reschedule() {
-	now := time.Now()
-	cfg := a.cfg.Load()
-	regions := a.knownRegions()
-	a.mu.Lock()
-	jobs := make([]Job, 0, len(a.assigned)+len(a.graceTill))
-	for n, till := range a.graceTill {
-		if now.After(till) {
-			delete(a.graceTill, n)
-		}
-	}
-	for _, t := range cfg.Targets {
-		if !a.assigned[t.Name] && a.graceTill[t.Name].IsZero() {
-			continue
-		}
-		rs := t.Regions
-		if len(rs) == 0 {
-			rs = regions
-		}
-		slot, slots := regionSlot(rs, cfg.Agent.Region)
-		jobs = append(jobs, Job{Name: t.Name, Interval: t.Interval, Key: t.Fingerprint,
-			Offset: PhaseOffset(t.Name, t.Interval, slot, slots)})
-	}
-	a.mu.Unlock()
-	a.sched.Update(jobs)
-}
-
-func regionSlot(regions []string, mine string) (int, int) {
-	rs := append([]string(nil), regions...)
-	sort.Strings(rs)
-	for i, r := range rs {
-		if r == mine {
-			return i, len(rs)
-		}
-	}
-	return 0, 1
-}
-
-func (a *Agent) knownRegions() []string {
-	if a.clu() == nil {
-		return []string{a.cfg.Load().Agent.Region}
-	}
-	seen := map[string]bool{a.cfg.Load().Agent.Region: true}
-	for _, m := range a.clu().Members() {
-		if m.State != cluster.Left {
-			seen[m.Region] = true
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for r := range seen {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (a *Agent) inMaintenance(target string, now time.Time) bool {

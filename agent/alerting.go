@@ -134,12 +134,12 @@ func (a *Agent) syncAlerts() {
 	al.mu.Lock()
 	n := al.n
 	al.mu.Unlock()
-	if n == nil || a.clu() == nil {
+	if n == nil || a.Cluster() == nil {
 		return
 	}
 	cfg := a.cfg.Load()
 	now := time.Now()
-	led := a.clu().LedIncidents(resolvedRetention)
+	led := a.Cluster().LedIncidents(resolvedRetention)
 	alerts := make([]alertmanager.Alert, 0, len(led))
 	var first []string
 	for _, li := range led {
@@ -159,7 +159,7 @@ func (a *Agent) syncAlerts() {
 		a.log.Warn("alerts left out", "err", err)
 	}
 	for _, id := range first {
-		a.clu().MarkAlerted(id, now)
+		a.Cluster().MarkAlerted(id, now)
 	}
 }
 

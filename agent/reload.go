@@ -14,11 +14,14 @@ type Overrides = config.Overrides
 
 // Reload parses and validates the config file again and swaps it in. On any
 // error the running config stays, the error is logged and exported
-// (vantage_config_last_reload_successful 0), and returned.
+// (vantage_config_last_reload_successful 0), and returned. Reloads are
+// serialised: SIGHUP and the file watcher may ask at the same moment.
 func (a *Agent) Reload(ov Overrides) error {
 	if a.opts.ConfigPath == "" {
 		return nil
 	}
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	cfg, err := config.Load(a.opts.ConfigPath)
 	if err == nil {
 		err = cfg.ApplyOverrides(ov)
@@ -26,26 +29,25 @@ func (a *Agent) Reload(ov Overrides) error {
 	if err == nil {
 		err = a.swap(cfg)
 	}
-	a.mu.Lock()
-	a.reloadOK = err == nil
-	a.reloadAt = time.Now()
-	a.reloadErr = ""
+	now := time.Now()
+	prev := a.reload.Load()
+	st := &reloadStatus{ok: err == nil, at: now, lastGood: prev.lastGood}
 	if err != nil {
-		a.reloadErr = err.Error()
-	}
-	a.mu.Unlock()
-	a.reloadOKG.Store(err == nil)
-	if err != nil {
+		st.err = err.Error()
+		a.reload.Store(st)
 		a.log.Error("config reload failed; still running the last good config", "file", a.opts.ConfigPath, "err", err)
 		return err
 	}
-	a.reloadTS.Store(time.Now().Unix())
+	st.lastGood = now
+	a.reload.Store(st)
 	a.log.Info("config reloaded", "file", a.opts.ConfigPath, "summary", cfg.Summary())
 	return nil
 }
 
 // swap installs a validated config. Identity settings (node, region,
-// listen and bind addresses) need a restart; a change is logged.
+// listen and bind addresses) need a restart; a change is logged. A swap
+// that fails part-way puts back what it had changed: the last good config
+// keeps running whole.
 func (a *Agent) swap(cfg *config.Config) error {
 	old := a.cfg.Load()
 	if cfg.Agent.Node != old.Agent.Node || cfg.Agent.Region != old.Agent.Region ||
@@ -57,24 +59,33 @@ func (a *Agent) swap(cfg *config.Config) error {
 	if err := a.srv.SetWebConfig(webConfig(cfg)); err != nil {
 		return err
 	}
-	if ctx := a.runCtx.Load(); ctx != nil {
-		if err := a.configureAlerting(*ctx, cfg); err != nil {
-			return err
+	undo := func() {
+		if err := a.srv.SetWebConfig(webConfig(old)); err != nil {
+			a.log.Error("restoring the last good web config", "err", err)
 		}
 	}
 	prev := a.cfg.Swap(cfg)
 	if err := a.applyTargets(cfg); err != nil {
 		a.cfg.Store(prev)
+		undo()
 		return err
 	}
+	if ctx := a.runCtx.Load(); ctx != nil {
+		if err := a.configureAlerting(*ctx, cfg); err != nil {
+			a.cfg.Store(prev)
+			_ = a.applyTargets(prev)
+			undo()
+			return err
+		}
+	}
 	if keys, err := loadKeys(cfg.Cluster.SecretKeyFile); err == nil && len(keys) > 0 {
-		if err := a.clu().SetKeys(keys); err != nil {
+		if err := a.Cluster().SetKeys(keys); err != nil {
 			a.log.Error("gossip key rotation failed", "err", err)
 		}
 	} else if err != nil {
 		a.log.Error("gossip key file", "err", err)
 	}
-	a.clu().SetTargets(clusterTargets(cfg))
+	a.Cluster().SetTargets(clusterTargets(cfg))
 	a.reschedule()
 	return nil
 }

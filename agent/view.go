@@ -2,8 +2,6 @@ package agent
 
 import (
 	"errors"
-	"runtime"
-	"sort"
 	"strings"
 
 	"github.com/vantage-probe/vantage/cluster"
@@ -14,10 +12,10 @@ var _ exporter.Source = (*Agent)(nil)
 
 // Ready: config loaded (always, once New returned) and the cluster joined.
 func (a *Agent) Ready() error {
-	if a.clu() == nil {
+	if a.Cluster() == nil {
 		return errors.New("cluster not started")
 	}
-	if !a.clu().Joined() {
+	if !a.Cluster().Joined() {
 		return errors.New("not joined: no other member reachable yet")
 	}
 	return nil
@@ -27,8 +25,8 @@ func (a *Agent) Ready() error {
 func (a *Agent) Targets() []exporter.TargetView {
 	cfg := a.cfg.Load()
 	statuses := map[string]cluster.TargetStatus{}
-	if a.clu() != nil {
-		for _, s := range a.clu().Statuses() {
+	if a.Cluster() != nil {
+		for _, s := range a.Cluster().Statuses() {
 			statuses[s.Name] = s
 		}
 	}
@@ -72,32 +70,30 @@ func redactURL(s string) string {
 
 // Incidents are the incidents this agent knows (the fleet's, by gossip).
 func (a *Agent) Incidents() []cluster.Incident {
-	if a.clu() == nil {
+	if a.Cluster() == nil {
 		return nil
 	}
-	return a.clu().Incidents()
+	return a.Cluster().Incidents()
 }
 
 // Members are the cluster members this agent sees.
 func (a *Agent) Members() []cluster.Member {
-	if a.clu() == nil {
+	if a.Cluster() == nil {
 		return nil
 	}
-	return a.clu().Members()
+	return a.Cluster().Members()
 }
 
 // Self describes this agent.
 func (a *Agent) Self() exporter.SelfView {
 	cfg := a.cfg.Load()
-	a.mu.Lock()
-	ok, errText, at := a.reloadOK, a.reloadErr, a.reloadAt
-	a.mu.Unlock()
+	rl := a.reload.Load()
 	v := exporter.SelfView{Node: cfg.Agent.Node, AgentID: cfg.Agent.Node, Region: cfg.Agent.Region, Version: a.opts.Version,
-		Started: a.started, ConfigFile: a.opts.ConfigPath, ConfigOK: ok, ConfigError: errText, LastReload: at,
+		Started: a.started, ConfigFile: a.opts.ConfigPath, ConfigOK: rl.ok, ConfigError: rl.err, LastReload: rl.at,
 		TargetsProbed: a.sched.Len()}
-	if a.clu() != nil {
-		v.Isolated = a.clu().Isolated()
-		v.GossipAddr = a.clu().LocalAddr()
+	if a.Cluster() != nil {
+		v.Isolated = a.Cluster().Isolated()
+		v.GossipAddr = a.Cluster().LocalAddr()
 	}
 	for _, st := range a.AlertmanagerStatus() {
 		v.Alertmanagers = append(v.Alertmanagers, exporter.AlertmanagerView{URL: st.URL,
@@ -106,19 +102,4 @@ func (a *Agent) Self() exporter.SelfView {
 			LastSuccess: st.LastSuccess, LastError: st.LastError, LastErrorAt: st.LastErrorAt})
 	}
 	return v
-}
-
-func labelValue(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-func goVersion() string { return runtime.Version() }
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

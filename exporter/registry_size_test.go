@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"unsafe"
 )
 
 // countingWriter records the sizes of the writes it gets.
@@ -80,20 +79,22 @@ func TestWritePrometheusKeepsNoLargeBuffer(t *testing.T) {
 	}
 }
 
-// One string holds both label sets: the verdict set (no region) is the
-// observation set without its last label, sharing its bytes.
-func TestLabelsVerdictSetIsAPrefix(t *testing.T) {
-	obs, verdict := Labels("web \"1\"", "http", "eu-west", map[string]string{"team": "sre", "env": "prod"})
-	if want := `target="web \"1\"",type="http",env="prod",team="sre",region="eu-west"`; obs != want {
-		t.Errorf("observation labels %s, want %s", obs, want)
+// A target's label set is written once, shared by its verdict series
+// (no region: the fleet's verdict) and its observation series, which add
+// the agent's region after it.
+func TestLabelsAndRegion(t *testing.T) {
+	labels := Labels("web \"1\"", "http", map[string]string{"team": "sre", "env": "prod"})
+	if want := `target="web \"1\"",type="http",env="prod",team="sre"`; labels != want {
+		t.Errorf("labels %s, want %s", labels, want)
 	}
-	if want := `target="web \"1\"",type="http",env="prod",team="sre"`; verdict != want {
-		t.Errorf("verdict labels %s, want %s", verdict, want)
+	var b Buf
+	WriteObservations(&b, RegionLabel("eu-west"), []Obs{{Labels: labels, Type: "http", Success: 3}})
+	if want := `vantage_probes_total{` + labels + `,region="eu-west",result="success"} 3`; !strings.Contains(b.String(), want) {
+		t.Errorf("observations lack %s:\n%s", want, b.String())
 	}
-	if unsafe.StringData(obs) != unsafe.StringData(verdict) {
-		t.Errorf("the verdict labels are a copy, not a prefix of the observation labels")
-	}
-	if obs, verdict := Labels("db", "tcp", "", nil); obs != `target="db",type="tcp"` || verdict != obs {
-		t.Errorf("no region: %s / %s", obs, verdict)
+	b.Reset()
+	WriteObservations(&b, RegionLabel(""), []Obs{{Labels: Labels("db", "tcp", nil), Type: "tcp", Success: 1}})
+	if strings.Contains(b.String(), "region=") {
+		t.Errorf("an agent without a region wrote a region label:\n%s", b.String())
 	}
 }

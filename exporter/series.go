@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"bytes"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,46 +12,33 @@ import (
 	"github.com/vantage-probe/vantage/probe"
 )
 
-// Labels renders a target's label sets once, at config load: target,
-// type, the target's own labels (sorted) and region last, escaped. Scrapes
-// reuse them. The verdict series carry no region: their set is a prefix of
-// the observation set, one string for both (they were 1.3 MB apart at 10k
-// targets).
-func Labels(target, typ, region string, own map[string]string) (obs, verdict string) {
+// Labels renders a target's label set once, at config load: target, type
+// and the target's own labels, sorted, escaped. The observation series add
+// the agent's region (RegionLabel) when written; the verdict series, the
+// fleet's, carry none.
+func Labels(target, typ string, own map[string]string) string {
 	var b strings.Builder
 	b.WriteString(`target="`)
 	b.WriteString(escape(target))
 	b.WriteString(`",type="`)
 	b.WriteString(escape(typ))
 	b.WriteByte('"')
-	keys := make([]string, 0, len(own))
-	for k := range own {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(own)) {
 		b.WriteByte(',')
 		b.WriteString(k)
 		b.WriteString(`="`)
 		b.WriteString(escape(own[k]))
 		b.WriteByte('"')
 	}
-	n := b.Len()
-	if region != "" {
-		b.WriteString(`,region="`)
-		b.WriteString(escape(region))
-		b.WriteByte('"')
-	}
-	obs = b.String()
-	return obs, obs[:n]
+	return b.String()
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
+// RegionLabel renders the agent's region as a label, once per agent.
+func RegionLabel(region string) string {
+	if region == "" {
+		return ""
 	}
+	return `region="` + escape(region) + `"`
 }
 
 func escape(s string) string {
@@ -63,7 +52,7 @@ func escape(s string) string {
 // Obs is one target's observation state on this agent, as the exporter
 // writes it.
 type Obs struct {
-	Labels      string // from Labels
+	Labels      string // from Labels (no region: WriteObservations adds it)
 	Type        string
 	Result      *probe.Result // latest; nil before the first probe
 	Success     uint64
@@ -104,10 +93,14 @@ func header(b *bytes.Buffer, name, typ string) {
 	b.WriteByte('\n')
 }
 
-func sample(b *bytes.Buffer, name, labels, extra string, v float64) {
+func sample(b *bytes.Buffer, name, labels, region, extra string, v float64) {
 	b.WriteString(name)
 	b.WriteByte('{')
 	b.WriteString(labels)
+	if region != "" {
+		b.WriteByte(',')
+		b.WriteString(region)
+	}
 	if extra != "" {
 		b.WriteByte(',')
 		b.WriteString(extra)
@@ -135,6 +128,7 @@ func appendValue(dst []byte, v float64) []byte {
 type family struct {
 	b         *Buf
 	name, typ string
+	region    string // RegionLabel of the observations' agent; "" for verdicts
 	started   bool
 }
 
@@ -143,7 +137,7 @@ func (f *family) sample(labels, extra string, v float64) {
 		header(&f.b.Buffer, f.name, f.typ)
 		f.started = true
 	}
-	sample(&f.b.Buffer, f.name, labels, extra, v)
+	sample(&f.b.Buffer, f.name, labels, f.region, extra, v)
 }
 
 func b2f(v bool) float64 {
@@ -156,15 +150,16 @@ func b2f(v bool) float64 {
 var httpPhases = []string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer}
 
 // WriteObservations appends the observation families for obs, family by
-// family (the text format wants a family's samples together). A family's
-// HELP and TYPE are written with its first sample, so a family without
-// samples is left out; b spills between samples.
-func WriteObservations(b *Buf, obs []Obs) {
+// family (the text format wants a family's samples together), each series
+// with region (RegionLabel of this agent's region). A family's HELP and
+// TYPE are written with its first sample, so a family without samples is
+// left out; b spills between samples.
+func WriteObservations(b *Buf, region string, obs []Obs) {
 	if len(obs) == 0 {
 		return
 	}
 	each := func(name, typ string, write func(o *Obs, f *family)) {
-		f := family{b: b, name: name, typ: typ}
+		f := family{b: b, name: name, typ: typ, region: region}
 		for i := range obs {
 			write(&obs[i], &f)
 			b.Spill()
@@ -286,7 +281,7 @@ func WriteVerdicts(b *Buf, n int, at func(i int, v *Verdict)) {
 		header(&b.Buffer, name, typ)
 		for i := range n {
 			at(i, &x)
-			sample(&b.Buffer, name, x.Labels, "", v(&x))
+			sample(&b.Buffer, name, x.Labels, "", "", v(&x))
 			b.Spill()
 		}
 	}

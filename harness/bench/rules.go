@@ -211,8 +211,7 @@ type synthAgent struct {
 	ln     net.Listener
 	srv    *http.Server
 	addr   string
-	obs    []string // observation label sets, by target
-	ver    []string // verdict label sets, by target
+	labels []string // each target's label set, by target
 }
 
 func newSynthFleet(cfg *config.Config, o RulesOptions) *synthFleet {
@@ -229,9 +228,7 @@ func (f *synthFleet) start() error {
 		}
 		a := &synthAgent{region: region, index: i}
 		for _, t := range f.cfg.Targets {
-			obs, ver := exporter.Labels(t.Name, t.Type, region, t.Labels)
-			a.obs = append(a.obs, obs)
-			a.ver = append(a.ver, ver)
+			a.labels = append(a.labels, exporter.Labels(t.Name, t.Type, t.Labels))
 		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -285,20 +282,20 @@ func (f *synthFleet) writeTo(b *exporter.Buf, a *synthAgent) {
 	}
 	obs := make([]exporter.Obs, len(f.cfg.Targets))
 	for i := range f.cfg.Targets {
-		o := exporter.Obs{Labels: a.obs[i], Type: config.TypeHTTP, Result: &ok, Success: probes}
+		o := exporter.Obs{Labels: a.labels[i], Type: config.TypeHTTP, Result: &ok, Success: probes}
 		if i < f.o.Down {
 			o.Result, o.Success, o.Failure, o.Failing, o.Consecutive = &bad, 0, probes, true, int(probes)
 		}
 		obs[i] = o
 	}
-	exporter.WriteObservations(b, obs)
+	exporter.WriteObservations(b, exporter.RegionLabel(a.region), obs)
 	var led []int
 	for i := a.index; i < len(f.cfg.Targets); i += f.o.Regions {
 		led = append(led, i)
 	}
 	exporter.WriteVerdicts(b, len(led), func(j int, x *exporter.Verdict) {
 		i := led[j]
-		*x = exporter.Verdict{Labels: a.ver[i], Up: true, Reporting: f.o.Regions, Quorum: 2, Objective: 0.999,
+		*x = exporter.Verdict{Labels: a.labels[i], Up: true, Reporting: f.o.Regions, Quorum: 2, Objective: 0.999,
 			CertDays: config.DefaultCertDays}
 		if i < f.o.Down {
 			x.Up, x.Failing, x.DownSince, x.Incidents = false, f.o.Regions, f.began, 1

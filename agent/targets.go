@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/internal/mono"
+	"github.com/vantage-probe/vantage/probe"
+)
+
+// targetState is one configured target on this agent. It survives reloads
+// as long as the target's fingerprint is unchanged.
+type targetState struct {
+	// tp is the target's config. A reload that leaves the target unchanged
+	// (same fingerprint) swaps in the new config's copy (its position may
+	// differ) while probes read it: hence atomic. Read it with target().
+	tp      atomic.Pointer[config.Target]
+	prober  probe.Prober
+	labels  string                       // exporter.Labels: target, type, own labels
+	latHist *metrics.PrometheusHistogram // nil unless latency_histogram
+
+	mu          sync.Mutex
+	last        *probe.Result
+	success     uint64
+	failure     uint64
+	consecutive int32 // consecutive failures
+	okStreak    int32 // consecutive successes while failing
+	failing     bool
+	// failSince is when the first failed probe of the streak ran; 0: no
+	// streak.
+	failSince mono.Stamp
+	hist      history
+	// waiters is closed on the next result; made only while a confirmation
+	// waits for a probe in flight, which is rare.
+	waiters chan struct{}
+}
+
+// target is the target's current config.
+func (st *targetState) target() *config.Target { return st.tp.Load() }
+
+func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, error) {
+	p, err := t.NewProberShared(shared)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+	}
+	cfg := a.cfg.Load()
+	st := &targetState{prober: p}
+	st.labels = exporter.Labels(t.Name, t.Type, t.Labels)
+	st.tp.Store(t)
+	if cfg.Exporter.LatencyHistogram {
+		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(a.histKey(st.labels))
+	}
+	return st, nil
+}
+
+// applyTargets diffs the configured targets against the running states:
+// unchanged targets (same fingerprint) keep their state and phase, changed
+// ones get a fresh prober but keep their counters, removed ones vanish
+// (their series with them).
+func (a *Agent) applyTargets(cfg *config.Config) error {
+	next := make(map[string]*targetState, len(cfg.Targets))
+	// One Shared per configuration applied: the new probers share CA
+	// bundles and transports, and files are read again on every reload.
+	shared := probe.NewShared()
+	a.mu.Lock()
+	old := a.states
+	a.mu.Unlock()
+	for _, t := range cfg.Targets {
+		if st, ok := old[t.Name]; ok && st.target().Fingerprint == t.Fingerprint {
+			st.tp.Store(t)
+			next[t.Name] = st
+			continue
+		}
+		st, err := a.newState(t, shared)
+		if err != nil {
+			return err
+		}
+		if prev, ok := old[t.Name]; ok {
+			prev.mu.Lock()
+			st.success, st.failure = prev.success, prev.failure
+			prev.mu.Unlock()
+		}
+		next[t.Name] = st
+	}
+	for name, st := range old {
+		if n, ok := next[name]; !ok || n != st {
+			if st.latHist != nil && (!ok || n.latHist == nil || n.labels != st.labels) {
+				a.reg.Set().UnregisterMetric(a.histKey(st.labels))
+			}
+		}
+	}
+	a.mu.Lock()
+	a.states = next
+	for n := range a.assigned {
+		if _, ok := next[n]; !ok {
+			delete(a.assigned, n)
+		}
+	}
+	for n := range a.graceTill {
+		if _, ok := next[n]; !ok {
+			delete(a.graceTill, n)
+		}
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) state(name string) *targetState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[name]
+}
