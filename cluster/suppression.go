@@ -27,12 +27,29 @@ func suppressAfter(t TargetSpec) time.Duration {
 }
 
 // stepSuppressionLocked advances target t's suppression by verdict v and
-// returns the "suppressed" events it caused.
+// returns the "suppressed" events it caused. A region's streak is dated
+// from its observations' own first failed probe (FailingFor), not from
+// when this agent first saw it: a leader that takes over mid-streak (the
+// old one crashed) counts it as the old one would have.
 func (c *Cluster) stepSuppressionLocked(t TargetSpec, ls *leaderState, v *quorum.Verdict, now time.Time) []Event {
 	s := &ls.suppr
 	failing := make(map[string]bool, len(v.Failing))
 	for _, r := range v.Failing {
 		failing[r] = true
+	}
+	for _, o := range c.table[t.Name] {
+		if !failing[o.Region] || o.OK || !c.freshLocked(o, now) {
+			continue
+		}
+		start := o.Received.Add(-o.FailingFor)
+		if at, ok := s.since[o.Region]; !ok || start.Before(at) {
+			if s.since == nil {
+				s.since = map[string]time.Time{}
+			}
+			s.since[o.Region] = start
+		}
+	}
+	for _, r := range v.Failing {
 		if _, ok := s.since[r]; !ok {
 			if s.since == nil {
 				s.since = map[string]time.Time{}
