@@ -40,15 +40,28 @@ func testFleet(t *testing.T, regions []string, targets, extra string) []*Agent {
 	var out []*Agent
 	seed := ""
 	for i, r := range regions {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "vantage.toml")
-		join := ""
-		if seed != "" {
-			join = fmt.Sprintf("join = [%q]\n", seed)
+		a := startFleetAgent(t, seed, fmt.Sprintf("%s-%d", r, i), r, targets, extra)
+		if seed == "" {
+			seed = a.Cluster().LocalAddr()
 		}
-		writeConfig(t, path, fmt.Sprintf(`
+		out = append(out, a)
+	}
+	waitAlive(t, out)
+	return out
+}
+
+// startFleetAgent starts one agent joined to seed ("" for none); it stops
+// at cleanup.
+func startFleetAgent(t *testing.T, seed, node, region, targets, extra string) *Agent {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	join := ""
+	if seed != "" {
+		join = fmt.Sprintf("join = [%q]\n", seed)
+	}
+	writeConfig(t, path, fmt.Sprintf(`
 [agent]
-node = "%s-%d"
+node = %q
 region = %q
 listen = "127.0.0.1:0"
 [cluster]
@@ -60,39 +73,39 @@ min_regions = 2
 interval = "1s"
 timeout = "500ms"
 %s
-%s`, r, i, r, join, extra, targets))
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1, ClusterTuning: fastCluster})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		if seed == "" {
-			seed = a.Cluster().LocalAddr()
-		}
-		out = append(out, a)
+%s`, node, region, join, extra, targets))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	testenv.Poll(t, 20*time.Second, "every agent to see every region", func() bool {
-		for _, a := range out {
+	a, err := New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1, ClusterTuning: fastCluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// waitAlive waits until every agent sees every agent alive.
+func waitAlive(t *testing.T, fleet []*Agent) {
+	t.Helper()
+	testenv.Poll(t, 20*time.Second, "every agent to see every agent alive", func() bool {
+		for _, a := range fleet {
 			alive := 0
 			for _, m := range a.Members() {
 				if m.State == cluster.Alive {
 					alive++
 				}
 			}
-			if alive != len(out) {
+			if alive != len(fleet) {
 				return false
 			}
 		}
 		return true
 	})
-	return out
 }
 
 // TestDirectAlertIsTheRuleAlert: the agents page Alertmanager themselves,

@@ -25,6 +25,11 @@ func (a *Agent) registerMetrics() {
 		"overlap":       s.NewCounter(`vantage_probes_skipped_total{reason="overlap"}`),
 		"max_in_flight": s.NewCounter(`vantage_probes_skipped_total{reason="max_in_flight"}`),
 	}
+	for i, name := range []string{"scheduler", "cluster"} {
+		s.NewGauge(`vantage_loop_tick_age_seconds{loop="`+name+`"}`, func() float64 {
+			return time.Since(a.loops()[i].at).Seconds()
+		})
+	}
 	s.NewGauge("vantage_probes_in_flight", func() float64 { return float64(a.inFlight.Load()) })
 	s.NewGauge("vantage_targets_assigned", func() float64 {
 		if a.sched == nil {

@@ -45,6 +45,9 @@ type Cluster struct {
 	// synced is set once we hold a peer's full state (push/pull) or have no
 	// seeds: a fresh agent must not open incidents from half a picture.
 	synced atomic.Bool
+	// tick is the Unix nanoseconds of tickLoop's last pass, for the
+	// agent's liveness check (read without the lock).
+	tick atomic.Int64
 	// settled and candidateSince: see leadership.go.
 	settled        atomic.Bool
 	candidateSince atomic.Int64 // Unix ns; 0: not a leader candidate
@@ -337,6 +340,7 @@ func (c *Cluster) tickLoop() {
 	defer hb.Stop()
 	defer rejoin.Stop()
 	for {
+		c.tick.Store(time.Now().UnixNano())
 		select {
 		case <-c.stop:
 			return
@@ -358,6 +362,15 @@ func (c *Cluster) tickLoop() {
 			c.rejoin()
 		}
 	}
+}
+
+// LastTick returns when the cluster's tick loop (heartbeats, verdicts,
+// isolation) last passed; zero before it started.
+func (c *Cluster) LastTick() time.Time {
+	if ns := c.tick.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 func (c *Cluster) emit(ev Event) {

@@ -20,6 +20,10 @@ import (
 type Source interface {
 	// Ready returns nil when the config is loaded and the cluster joined.
 	Ready() error
+	// Live returns nil while the agent's loops keep turning; an error
+	// names the loop that stopped (/healthz answers 503 with it, so an
+	// orchestrator restarts a wedged agent).
+	Live() error
 	Targets() []TargetView
 	Incidents() []cluster.Incident
 	Members() []cluster.Member
@@ -128,10 +132,7 @@ func NewServer(addr string, src Source, reg *Registry, log *slog.Logger, web Web
 	}
 	s.ln = ln
 	s.mux.HandleFunc("GET /metrics", s.metrics)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("GET /api/v1/targets", s.targets)
 	s.mux.HandleFunc("GET /api/v1/targets/{name}", s.target)
@@ -203,6 +204,16 @@ func securityHeaders(h http.Handler) http.Handler {
 func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.reg.WritePrometheus(w)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.src.Live(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("unhealthy: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {

@@ -93,6 +93,8 @@ func TestErrorsHavePositions(t *testing.T) {
 		{"bad duration", okTCP + "interval = \"5 minutes\" # ERR\n", ErrDuration, `"5 minutes"`},
 		{"negative duration", okTCP + "timeout = \"-1s\" # ERR\n", ErrDuration, "negative"},
 		{"interval below 1s", okTCP + "interval = \"500ms\" # ERR\n", ErrInvalid, "at least 1s"},
+		{"interval that overflows the schedule", okTCP + "interval = \"100000d\" # ERR\n", ErrInvalid, "at most 24h0m0s"},
+		{"defaults interval above a day", "[defaults]\ninterval = \"2d\" # ERR\n" + okTCP, ErrInvalid, "at most 24h0m0s"},
 		{"timeout not below interval", okTCP + "interval = \"10s\"\ntimeout = \"10s\" # ERR\n", ErrImpossible, "below interval"},
 		{"inherited timeout not below interval", "[defaults]\ntimeout = \"20s\"\n" + okTCP + "interval = \"15s\" # ERR\n", ErrImpossible, "timeout from [defaults] at"},
 		{"defaults timeout not below interval", "[defaults]\ninterval = \"5s\"\ntimeout = \"5s\" # ERR\n" + okTCP, ErrImpossible, "below interval"},

@@ -75,8 +75,7 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	// Schedule, inherited from [defaults].
 	var intervalSet, timeoutSet bool
 	t.Interval, intervalSet = sc.duration("interval", ts.Interval, d.Interval)
-	if intervalSet && t.Interval < minInterval {
-		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", ts.Interval.V, minInterval)
+	if intervalSet && !intervalInRange(sc, t.Interval, ts.Interval.V) {
 		t.Interval = d.Interval
 	}
 	t.Timeout, timeoutSet = sc.duration("timeout", ts.Timeout, 0)

@@ -29,6 +29,10 @@ const (
 	defaultObjective = 0.999
 	defaultWindow    = 28 * 24 * time.Hour // four whole weeks: every weekday equally often
 	minInterval      = time.Second         // below this, probes become load
+	// maxInterval: a target looked at less than daily is not monitored
+	// (its verdict would go stale between looks), and the bound keeps the
+	// scheduler's next-run arithmetic far from overflow.
+	maxInterval = 24 * time.Hour
 	defaultResend    = time.Minute         // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
 	defaultAMTimeout = 10 * time.Second    // Prometheus' Alertmanager timeout
 )
@@ -217,8 +221,7 @@ func (l *loader) build(srcs []*source) *Config {
 	sc = root.sub("defaults")
 	d := defaultsFrom{scope: sc}
 	cfg.Defaults.Interval, d.intervalSet = sc.duration("interval", f.Defaults.Interval, defaultInterval)
-	if d.intervalSet && cfg.Defaults.Interval < minInterval {
-		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", f.Defaults.Interval.V, minInterval)
+	if d.intervalSet && !intervalInRange(sc, cfg.Defaults.Interval, f.Defaults.Interval.V) {
 		cfg.Defaults.Interval, d.intervalSet = defaultInterval, false
 	}
 	cfg.Defaults.Timeout, d.timeoutSet = sc.duration("timeout", f.Defaults.Timeout, 0)
@@ -311,6 +314,20 @@ func (l *loader) build(srcs []*source) *Config {
 }
 
 // timeoutFor is the timeout of a target that sets none, here or in
+// intervalInRange reports whether an interval is within [minInterval,
+// maxInterval], naming the field when it is not.
+func intervalInRange(sc scope, iv time.Duration, raw string) bool {
+	switch {
+	case iv < minInterval:
+		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", raw, minInterval)
+	case iv > maxInterval:
+		sc.errf(ErrInvalid, "interval", "%q: must be at most %v (a target looked at less than daily is not monitored)", raw, maxInterval)
+	default:
+		return true
+	}
+	return false
+}
+
 // [defaults]: 10s, or 4/5 of a shorter interval so a probe always ends
 // before the next one starts.
 func timeoutFor(interval time.Duration) time.Duration {

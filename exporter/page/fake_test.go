@@ -21,6 +21,7 @@ type fakeSource struct {
 }
 
 func (f *fakeSource) Ready() error                   { return nil }
+func (f *fakeSource) Live() error                    { return nil }
 func (f *fakeSource) Targets() []exporter.TargetView { return f.targets }
 func (f *fakeSource) Incidents() []cluster.Incident  { return f.incidents }
 func (f *fakeSource) Members() []cluster.Member      { return f.members }
