@@ -148,12 +148,9 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(keys) == 0 && !cfg.Cluster.Insecure && !isLoopbackBind(cfg.Cluster.Bind) {
-		return nil, fmt.Errorf("cluster bind %q is not a loopback address and no gossip key is configured: "+
-			"gossip would be readable and forgeable by anyone on the network.\n"+
-			"  make a key:   vantage keygen > /etc/vantage/gossip.key\n"+
-			"  and set:      [cluster] secret_key_file = \"/etc/vantage/gossip.key\"\n"+
-			"  (or, on a trusted network only, [cluster] insecure = true)", cfg.Cluster.Bind)
+	// The same check and words as check-config.
+	if err := cfg.CheckStart(); err != nil {
+		return nil, err
 	}
 
 	srv, err := exporter.NewServer(cfg.Agent.Listen, a, a.reg, a.log, webConfig(cfg))

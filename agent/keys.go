@@ -7,15 +7,6 @@ import (
 	"strings"
 )
 
-func isLoopbackBind(bind string) bool {
-	host := bind
-	if i := strings.LastIndex(bind, ":"); i >= 0 {
-		host = bind[:i]
-	}
-	host = strings.Trim(host, "[]")
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}
-
 // loadKeys reads a gossip key file: one base64 key per line, the first is
 // used to encrypt, all are accepted to decrypt (key rotation).
 func loadKeys(path string) ([][]byte, error) {

@@ -147,7 +147,7 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 		c.Agent.Listen = o.Listen
 	}
 	if o.Bind != "" {
-		c.Cluster.Bind = o.Bind
+		c.Cluster.Bind, c.Cluster.BindPos = o.Bind, Pos{File: "command line (-bind)"}
 	}
 	if len(join) > 0 {
 		c.Cluster.Join = join

@@ -49,6 +49,10 @@ type loader struct {
 	// was 300 and 384 bytes of every target (6.6 MB at 10k).
 	labels map[uint64][]map[string]string
 	http   map[uint64][]*httpprobe.Options
+	// files are the outcomes of reading the CA bundles and key pairs
+	// targets name, by path: one read per file per load.
+	files map[string]error
+	later []func() // see afterValid
 }
 
 // source is one parsed file.
@@ -93,6 +97,10 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	srcs := []*source{main}
 	srcs = append(srcs, l.includes(main)...)
 	cfg := l.build(srcs)
+	if err := l.c.err(); err != nil {
+		return nil, err
+	}
+	l.checkFiles(cfg)
 	if err := l.c.err(); err != nil {
 		return nil, err
 	}

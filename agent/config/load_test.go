@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
 func mustLoad(t *testing.T, dir string, opts ...Option) *Config {
@@ -25,6 +26,34 @@ func mustLoad(t *testing.T, dir string, opts ...Option) *Config {
 		t.Fatalf("load: %v", err)
 	}
 	return cfg
+}
+
+// writeTLSFiles writes a real CA bundle and client key pair under each of
+// names into dir (PEM: ".pem" names get the certificate, "k.pem"/"*-key.pem"
+// the key): Load reads them as the probers will.
+func writeTLSFiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ca, err := probetest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(probetest.Days(30), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := probetest.PEM(leaf)
+	for _, n := range names {
+		b := certPEM
+		if base := filepath.Base(n); base == "k.pem" || strings.HasSuffix(base, "-key.pem") {
+			b = keyPEM
+		}
+		if !filepath.IsAbs(n) {
+			n = filepath.Join(dir, n)
+		}
+		if err := os.WriteFile(n, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func readFile(t *testing.T, p string) []byte {
@@ -287,6 +316,7 @@ interval = "1s"
 }
 
 func TestFullSchemaDecodes(t *testing.T) {
+	absCert := filepath.Join(t.TempDir(), "c.pem")
 	dir := writeFiles(t, map[string]string{
 		"token":      "  s3cr3t-token\n",
 		"gossip.key": "# rotation: first encrypts\nAAAAAAAAAAAAAAAAAAAAAA==\n",
@@ -345,7 +375,7 @@ max_body_bytes = 2048
 http_version = "2"
 bearer_token_file = "token"
 ca_file = "ca.pem"
-cert_file = "/abs/c.pem"
+cert_file = "ABS_CERT"
 key_file = "k.pem"
 server_name = "web.internal"
 insecure_skip_verify = true
@@ -380,6 +410,11 @@ recursion = false
 udp_size = 1232
 insecure_skip_verify = true
 `})
+	main := filepath.Join(dir, "main.toml")
+	if err := os.WriteFile(main, []byte(strings.ReplaceAll(string(readFile(t, main)), "ABS_CERT", absCert)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTLSFiles(t, dir, "ca.pem", absCert, "k.pem")
 	cfg := mustLoad(t, dir)
 	if cfg.Cluster.SecretKeyFile != filepath.Join(dir, "gossip.key") {
 		t.Errorf("secret_key_file not resolved against the config's directory: %q", cfg.Cluster.SecretKeyFile)
@@ -406,7 +441,7 @@ insecure_skip_verify = true
 	if h.FollowRedirects || h.MaxRedirects != 3 || h.MaxBodyBytes != 2048 || h.HTTPVersion != "2" || h.Method != "POST" || h.Headers["Host"] != "web" {
 		t.Errorf("http: %+v", h)
 	}
-	if h.TLS.CAFile != filepath.Join(dir, "ca.pem") || h.TLS.CertFile != "/abs/c.pem" || !h.TLS.InsecureSkipVerify || h.TLS.ServerName != "web.internal" {
+	if h.TLS.CAFile != filepath.Join(dir, "ca.pem") || h.TLS.CertFile != absCert || !h.TLS.InsecureSkipVerify || h.TLS.ServerName != "web.internal" {
 		t.Errorf("http tls: %+v", h.TLS)
 	}
 	if h.Net.IPProtocol != probe.IPv6 || h.Net.SourceIP != netip.MustParseAddr("::1") {
@@ -718,6 +753,7 @@ ca_file = "am-ca.pem"
 ` + okTCP,
 		"am.pass": "s3cret\n",
 	})
+	writeTLSFiles(t, dir, "am-ca.pem")
 	cfg, err := Parse(filepath.Join(dir, "main.toml"), []byte(mustRead(t, filepath.Join(dir, "main.toml"))),
 		WithHostname(func() (string, error) { return "probe-eu-1", nil }))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,9 @@ expect = '^220 '
 	}
 }
 
-func TestNewProberErrorNamesTarget(t *testing.T) {
+// A CA bundle that does not exist is refused by Load at its key, as the
+// agent would refuse to build the prober: check-config says the same.
+func TestMissingCAFileIsAConfigError(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.toml": `
 [[target]]
 name = "needs-ca"
@@ -105,10 +108,9 @@ address = "127.0.0.1:443"
 [target.tls]
 ca_file = "missing-ca.pem"
 `})
-	cfg := mustLoad(t, dir)
-	_, err := cfg.Target("needs-ca").NewProber()
-	if err == nil || !strings.Contains(err.Error(), `target "needs-ca"`) || !strings.Contains(err.Error(), "main.toml:2:1") {
-		t.Fatalf("err = %v, want it to name the target and its position", err)
+	_, err := Load(filepath.Join(dir, "main.toml"))
+	if err == nil || !strings.Contains(err.Error(), "main.toml:7:1: target[\"needs-ca\"].tls.ca_file:") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v, want the ca_file key, its line and the reason", err)
 	}
 	if _, err := (&Target{Name: "empty"}).NewProber(); err == nil {
 		t.Error("a target without options built a prober")

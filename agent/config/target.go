@@ -254,6 +254,24 @@ func (sc scope) tlsClient(t *tlsClientSchema) probe.TLSOptions {
 		}
 		sc.errf(ErrConflict, key, "cert_file and key_file must be set together (client certificate)")
 	}
+	// Read them as the prober will, once the rest of the config is valid
+	// (a key that does not apply is reported as such, not also as a
+	// missing file): a missing or malformed file is a config error with
+	// its line, not a refusal at start with none.
+	if o.CAFile != "" {
+		sc.l.afterValid(func() {
+			if err := sc.l.checkFile(o.CAFile, checkCABundle); err != nil {
+				sc.errf(ErrInvalid, "ca_file", "%v", err)
+			}
+		})
+	}
+	if o.CertFile != "" && o.KeyFile != "" {
+		sc.l.afterValid(func() {
+			if err := sc.l.checkFile(o.CertFile+"\x00"+o.KeyFile, checkKeyPair); err != nil {
+				sc.errf(ErrInvalid, "cert_file", "%v", err)
+			}
+		})
+	}
 	return o
 }
 
@@ -293,6 +311,9 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 			u = nil
 		case u.Hostname() == "":
 			sc.errf(ErrInvalid, "url", "%q: no host", redactURL(o.URL))
+			u = nil
+		case checkPort(u) != nil:
+			sc.errf(ErrInvalid, "url", "%q: %v", redactURL(o.URL), checkPort(u))
 			u = nil
 		default:
 			sc.familyCheck("url", u.Hostname(), nt)
@@ -407,13 +428,14 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		o.BearerToken = hs.secretEnv("bearer_token_env", h.BearerTokenEnv)
 	}
 	auth := 0
-	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, hasHeader(o.Headers, "Authorization")} {
+	userinfo := u != nil && u.User != nil
+	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, hasHeader(o.Headers, "Authorization"), userinfo} {
 		if set {
 			auth++
 		}
 	}
 	if auth > 1 {
-		hs.errf(ErrConflict, "", "basic_auth, bearer_token_* and an Authorization header each set Authorization: choose one")
+		hs.errf(ErrConflict, "", "basic_auth, bearer_token_*, an Authorization header and user:password@ in the url each set Authorization: choose one")
 	}
 	o.TLS = hs.tlsClient(&h.tlsClientSchema)
 	return o

@@ -76,6 +76,10 @@ type Cluster struct {
 	SuspicionMult  int
 	TCPTimeout     time.Duration
 	RejoinInterval time.Duration // re-join seeds periodically; default 30s
+
+	// BindPos is where bind (or, when it is the default, [cluster]) is
+	// written, for CheckStart's error; "command line" after -bind.
+	BindPos Pos
 }
 
 // Quorum is the [quorum] table.

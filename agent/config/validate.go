@@ -369,6 +369,10 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 	}
 	out.Label = in.Label.or(defaultLabel)
 	out.Insecure = in.Insecure.or(false)
+	out.BindPos = sc.pos("bind")
+	if !in.Bind.Set {
+		out.BindPos = sc.pos("") // the default bind: the table is where a key belongs
+	}
 	out.ReplicasPerRegion = sc.atLeast("replicas_per_region", in.ReplicasPerRegion, 1, 1)
 	out.GossipInterval = sc.positive("gossip_interval", in.GossipInterval)
 	out.ProbeInterval = sc.positive("probe_interval", in.ProbeInterval)
@@ -382,6 +386,44 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 	if out.RejoinInterval == 0 {
 		out.RejoinInterval = defaultRejoin
 	}
+}
+
+// CheckStart reports what the agent refuses at start beyond what Load
+// checks: plaintext gossip on an address others can reach. The agent and
+// check-config both call it, so they refuse the same configs with the
+// same words. It is not part of Load because it is a policy on where a
+// file is deployed, not on the file: tests, the demo and libraries load
+// configs with the default bind and never gossip off loopback.
+func (c *Config) CheckStart() error {
+	if err := CheckGossipSecurity(&c.Cluster); err != nil {
+		return Errors{{Pos: c.Cluster.BindPos, Field: "cluster.bind", Msg: err.Error(), Err: ErrInvalid}}
+	}
+	return nil
+}
+
+// CheckGossipSecurity refuses plaintext gossip on an address others can
+// reach: without a key, gossip is readable and forgeable by anyone on the
+// network.
+func CheckGossipSecurity(c *Cluster) error {
+	if c.SecretKeyFile != "" || c.Insecure || isLoopbackBind(c.Bind) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a loopback address and no gossip key is configured: "+
+		"gossip would be readable and forgeable by anyone on the network; "+
+		"make a key with `vantage keygen > /etc/vantage/gossip.key` and set [cluster] secret_key_file, "+
+		"or, on a trusted network only, [cluster] insecure = true", c.Bind)
+}
+
+func isLoopbackBind(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		host = bind
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // checkKeyFile validates a gossip key file the way the agent reads it (one
