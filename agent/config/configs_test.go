@@ -107,7 +107,7 @@ func schemaKeys(t reflect.Type) []string {
 		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
-		if t.Kind() != reflect.Struct || seen[t] || reflect.PointerTo(t).Implements(reflect.TypeFor[typeChecked]()) {
+		if t.Kind() != reflect.Struct || seen[t] || reflect.PointerTo(t).Implements(reflect.TypeFor[leaf]()) {
 			return
 		}
 		seen[t] = true
@@ -122,7 +122,7 @@ func schemaKeys(t reflect.Type) []string {
 				ft = ft.Elem()
 			}
 			// Tables are written as [name] headers, not "name =".
-			if ft.Kind() != reflect.Struct || reflect.PointerTo(ft).Implements(reflect.TypeFor[typeChecked]()) || f.Tag.Get("toml") == "basic_auth" ||
+			if ft.Kind() != reflect.Struct || reflect.PointerTo(ft).Implements(reflect.TypeFor[leaf]()) || f.Tag.Get("toml") == "basic_auth" ||
 				f.Tag.Get("toml") == "fail_if_header_matches" || f.Tag.Get("toml") == "fail_if_header_not_matches" {
 				out = append(out, f.Tag.Get("toml"))
 			}

@@ -256,6 +256,9 @@ func (l *loader) build(srcs []*source) *Config {
 			sc.errf(ErrInvalid, "basic_auth_users", "user name %q: must be non-empty and contain no ':'", user)
 			continue
 		}
+		if hash.bad {
+			continue // reported as a type error
+		}
 		if !strings.HasPrefix(hash.V, "$2") {
 			sc.errf(ErrInvalid, "basic_auth_users", "user %q: the value must be a bcrypt hash ($2y$...), never a password; make one with `htpasswd -nBC 10 %s`", user, user)
 			continue
@@ -263,7 +266,8 @@ func (l *loader) build(srcs []*source) *Config {
 		if cfg.Exporter.BasicAuthUsers == nil {
 			cfg.Exporter.BasicAuthUsers = map[string]string{}
 		}
-		cfg.Exporter.BasicAuthUsers[user] = hash.V
+		// The table's keys are decoded by toml itself, not through opt.
+		cfg.Exporter.BasicAuthUsers[l.intern(user)] = hash.V
 	}
 
 	// [slo]

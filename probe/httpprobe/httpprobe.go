@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +56,7 @@ var ErrInvalidOption = errors.New("invalid http probe option")
 //
 // It holds only what is the target's own (its URL and the TLS config for
 // its host); the rest, the same for every target configured alike, is one
-// shared *settings (see NewShared): 48 bytes per target instead of 576,
-// 5.3 MB less at 10,000 targets.
+// shared *settings (see NewShared).
 type Prober struct {
 	urlString string // the URL, userinfo removed (turned into basic auth)
 	hostport  string // url host with the scheme's default port made explicit
@@ -112,38 +113,108 @@ type settings struct {
 	shared *probe.Shared // certificate chains' descriptions (nil: not shared)
 }
 
-// settingsKey names shared settings in probe.Shared: every field that
-// tells two settings apart, rendered (regexes by their source, shared
-// maps and objects by identity, as they are themselves shared).
-type settingsKey struct{ s string }
+// settingsKey names shared settings in probe.Shared: every option they
+// are built from, as comparable values. Lists and maps are rendered
+// canonically (see canon); the TLS and network options are compared
+// whole, so a custom resolver by identity, as it is itself shared.
+// TestSettingsKeyConsidersEveryOption fails when Options, probe.TLSOptions
+// or probe.Net gains a field that the key does not see.
+type settingsKey struct {
+	method, body, httpVersion       string
+	headers                         string
+	validStatus                     string
+	bodyNotMatches, bodyMatches     string
+	headerNotMatches, headerMatches string
+	json                            string
+	failIfSSL, failIfNotSSL         bool
+	follow                          bool
+	maxRedirects                    int
+	maxBody                         int64
+	// Credentials, which go into the request headers; the URL's count
+	// when basic_auth is not set (see NewShared).
+	basicAuthUser, basicAuthPassword string
+	bearerToken                      string
+	urlUser, urlPassword             string
 
-func (st *settings) key() settingsKey {
-	var b strings.Builder
-	res := func(rs []*regexp.Regexp) {
-		for _, re := range rs {
-			fmt.Fprintf(&b, "%q,", re.String())
-		}
-		b.WriteByte('|')
+	tls probe.TLSOptions
+	net probe.Net
+}
+
+// settingsKeyOf is the key of the settings built from o, whose URL holds
+// userinfo (nil: none). The URL itself is the prober's own.
+func settingsKeyOf(o *Options, userinfo *url.Userinfo) settingsKey {
+	k := settingsKey{
+		method:            o.Method,
+		body:              o.Body,
+		httpVersion:       o.HTTPVersion,
+		headers:           canonMap(o.Headers),
+		validStatus:       fmt.Sprint(o.ValidStatus),
+		bodyNotMatches:    canonStrings(o.FailIfBodyNotMatches),
+		bodyMatches:       canonStrings(o.FailIfBodyMatches),
+		headerNotMatches:  canonHeaderMatches(o.FailIfHeaderNotMatches),
+		headerMatches:     canonHeaderMatches(o.FailIfHeaderMatches),
+		json:              canonJSON(o.JSON),
+		failIfSSL:         o.FailIfSSL,
+		failIfNotSSL:      o.FailIfNotSSL,
+		follow:            o.FollowRedirects,
+		maxRedirects:      o.MaxRedirects,
+		maxBody:           o.MaxBodyBytes,
+		basicAuthUser:     o.BasicAuthUser,
+		basicAuthPassword: o.BasicAuthPassword,
+		bearerToken:       o.BearerToken,
+		tls:               o.TLS,
+		net:               o.Net,
 	}
-	hcs := func(hs []headerCheck) {
-		for _, h := range hs {
-			fmt.Fprintf(&b, "%q:%q:%t,", h.name, h.re.String(), h.allowMissing)
-		}
-		b.WriteByte('|')
+	if userinfo != nil {
+		k.urlUser = userinfo.Username()
+		k.urlPassword, _ = userinfo.Password()
 	}
-	fmt.Fprintf(&b, "%q|%q|%q|%p|%p|%v|", st.hostHeader, st.method, st.body, st.header, st.headerNoCreds, st.validStatus)
-	res(st.bodyMatch)
-	res(st.bodyNoMatch)
-	hcs(st.headerMatch)
-	hcs(st.headerFail)
-	for _, c := range st.jsonChecks {
-		fmt.Fprintf(&b, "%q:%s:%T:%#v,", c.src, c.op, c.value, c.value)
+	return k
+}
+
+// canon renders a list for a settingsKey, each item length-prefixed, so
+// that no two different lists render alike.
+type canon []byte
+
+func (c canon) str(s string) canon {
+	c = strconv.AppendInt(c, int64(len(s)), 10)
+	c = append(c, ':')
+	return append(c, s...)
+}
+
+func canonStrings(ss []string) string {
+	var c canon
+	for _, s := range ss {
+		c = c.str(s)
 	}
-	b.WriteByte('|')
-	fmt.Fprintf(&b, "%t|%t|%t|%d|%d|%q|%s|%q|%p|%p|%p|%t|%q|%p",
-		st.failIfSSL, st.failIfNotSSL, st.follow, st.maxRedirects, st.maxBody, st.version,
-		st.net.SourceIP, st.net.IPProtocol, st.net.Resolver, st.dialer, st.roots, st.skipVerify, st.serverName, st.tr)
-	return settingsKey{b.String()}
+	return string(c)
+}
+
+// canonMap renders m in key order.
+func canonMap(m map[string]string) string {
+	var c canon
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		c = c.str(k).str(m[k])
+	}
+	return string(c)
+}
+
+func canonHeaderMatches(hs []HeaderMatch) string {
+	var c canon
+	for _, h := range hs {
+		c = c.str(h.Header).str(h.Regex).str(strconv.FormatBool(h.AllowMissing))
+	}
+	return string(c)
+}
+
+// canonJSON renders conditions with their operands' types: a string "1"
+// and a number 1 are different conditions.
+func canonJSON(conds []JSONCondition) string {
+	var c canon
+	for _, j := range conds {
+		c = c.str(j.Path).str(string(j.Op)).str(fmt.Sprintf("%T", j.Value)).str(fmt.Sprint(j.Value))
+	}
+	return string(c)
 }
 
 type headerCheck struct {
@@ -183,8 +254,8 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		errs = append(errs, fmt.Errorf(format+": %w", append(args, ErrInvalidOption)...))
 	}
 
-	// URL. Kept as its string: a url.URL is 144 bytes per target, parsing
-	// the string again costs each probe well under a microsecond.
+	// URL. Kept as its string, which is smaller than a url.URL: parsing it
+	// again costs each probe well under a microsecond.
 	var pu url.URL
 	u, err := url.Parse(o.URL)
 	switch {
@@ -199,6 +270,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	default:
 		pu = *u
 	}
+	userinfo := pu.User
 	var urlUser, urlPass string
 	if pu.User != nil {
 		// Credentials in the URL work as in net/http (basic auth), but are
@@ -405,17 +477,17 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		}
 	}
 	if s != nil {
-		// The headers, dialer, CA pool and transport above come from s, so
-		// targets configured alike render the same key.
+		// The headers, dialer, CA pool and transport above come from s
+		// too, so probers configured alike share every one of them.
 		built := p.settings
-		p.settings = s.Value(built.key(), func() any { return built }).(*settings)
+		p.settings = s.Value(settingsKeyOf(&o, userinfo), func() any { return built }).(*settings)
 	}
 	return p, nil
 }
 
 // idleConnTimeout bounds how long net/http keeps a closed HTTP/2
-// connection reachable (see transportFor): 100 ms of probes' connections,
-// 0.5 MB at 250 HTTPS probes/s.
+// connection reachable (see transportFor), and so how many probes'
+// connections the heap holds at a time.
 const idleConnTimeout = 100 * time.Millisecond
 
 // transportKey names a shared transport in probe.Shared.
@@ -441,12 +513,11 @@ func transportFor(s *probe.Shared, h2 bool) *http.Transport {
 			// stays reachable for min(5 s, IdleConnTimeout) after it
 			// closes: the pool's "unused connection" timer holds it
 			// (net/http's bundled http2, ClientConn.readLoop cleanup),
-			// though NewClientConn never pools. At 20 KB a connection
-			// that was 100 MB of heap at 1,000 HTTPS probes/s (20 MB
-			// with 1 s). The idle timer this also arms when the
-			// connection is made cannot close it under a probe: connect
-			// reserves the connection's one request slot at once (see
-			// connect).
+			// though NewClientConn never pools: with the default, the
+			// heap held every connection of the last 5 s of probes. The
+			// idle timer this also arms when the connection is made
+			// cannot close it under a probe: connect reserves the
+			// connection's one request slot at once (see connect).
 			IdleConnTimeout: idleConnTimeout,
 		}
 	}).(*http.Transport)
@@ -463,8 +534,7 @@ type tlsKey struct {
 // dialTLSConfig builds the dial-side TLS config: verification off in the
 // handshake (verifyTLS verifies after it, so that a bad certificate still
 // yields its facts), TLS 1.3 for QUIC. Probers of targets on one host with
-// the same TLS options share one (a tls.Config is 400 bytes, and crypto/tls
-// only reads it).
+// the same TLS options share one (crypto/tls only reads it).
 func dialTLSConfig(s *probe.Shared, o probe.TLSOptions, serverName string, h3 bool, alpn []string) (*tls.Config, error) {
 	type built struct {
 		conf *tls.Config

@@ -52,7 +52,7 @@ type run struct {
 }
 
 // runKey finds the run from the context the transport hands to the dial
-// functions, which are shared by all probes of a Prober.
+// functions, which are shared by all probes of a Prober (see runOf).
 type runKey struct{}
 
 // since is measured from start, not res.At: the first-byte hook may fire on
@@ -426,13 +426,14 @@ func (r *run) fail(ctx context.Context, err error) {
 }
 
 // classify maps a probe error to a reason. A reason decided at the source
-// (verification, version mismatch) stands; otherwise an expired context
-// makes it a timeout, whatever the error chain says.
+// (verification, version mismatch, a dial without its probe's run) stands;
+// otherwise an expired context makes it a timeout, whatever the error
+// chain says.
 func classify(ctx context.Context, err error) probe.Reason {
 	var re *reasonError
 	if errors.As(err, &re) {
 		switch re.reason {
-		case probe.ReasonCertExpired, probe.ReasonCertInvalid, probe.ReasonHTTPError:
+		case probe.ReasonCertExpired, probe.ReasonCertInvalid, probe.ReasonHTTPError, probe.ReasonConfig:
 			return re.reason
 		}
 		if ctx.Err() != nil {
