@@ -3,6 +3,8 @@ package page
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
@@ -20,12 +22,58 @@ type fakeSource struct {
 	members   []cluster.Member
 }
 
-func (f *fakeSource) Ready() error                   { return nil }
-func (f *fakeSource) Live() error                    { return nil }
-func (f *fakeSource) Targets() []exporter.TargetView { return f.targets }
-func (f *fakeSource) Incidents() []cluster.Incident  { return f.incidents }
-func (f *fakeSource) Members() []cluster.Member      { return f.members }
-func (f *fakeSource) Self() exporter.SelfView        { return f.self }
+func (f *fakeSource) Ready() error { return nil }
+func (f *fakeSource) Live() error  { return nil }
+
+// Targets selects, orders and counts as the agent does, from the fake
+// views' verdict fields when they carry no category.
+func (f *fakeSource) Targets(q exporter.TargetQuery) exporter.TargetPage {
+	views := slices.Clone(f.targets)
+	for i := range views {
+		if views[i].Category == cluster.CatUnknown {
+			views[i].Category = fakeCategory(&views[i])
+		}
+	}
+	slices.SortStableFunc(views, func(a, b exporter.TargetView) int {
+		if c := a.Category.Rank() - b.Category.Rank(); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var p exporter.TargetPage
+	for _, v := range views {
+		p.Counts[v.Category]++
+		if !q.Match(v.Name, v.Category) {
+			continue
+		}
+		if p.Total >= q.Offset && (q.Limit == 0 || len(p.Views) < q.Limit) {
+			p.Views = append(p.Views, v)
+		}
+		p.Total++
+	}
+	return p
+}
+
+func fakeCategory(v *exporter.TargetView) cluster.Category {
+	fresh := false
+	for _, rv := range v.Regions {
+		fresh = fresh || rv.Failing && rv.Fresh && !rv.Isolated
+	}
+	switch {
+	case v.Maintenance:
+		return cluster.CatMaintenance
+	case v.Verdict == "down":
+		return cluster.CatDown
+	case v.Verdict == "up" && (len(v.Failing) > 0 || fresh):
+		return cluster.CatFailing
+	case v.Verdict == "up":
+		return cluster.CatUp
+	}
+	return cluster.CatUnknown
+}
+func (f *fakeSource) Incidents() []cluster.Incident { return f.incidents }
+func (f *fakeSource) Members() []cluster.Member     { return f.members }
+func (f *fakeSource) Self() exporter.SelfView       { return f.self }
 
 var _ exporter.Source = (*fakeSource)(nil)
 
