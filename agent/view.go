@@ -67,6 +67,7 @@ func (a *Agent) Targets(q exporter.TargetQuery) exporter.TargetPage {
 		v := exporter.TargetView{
 			Name: t.Name, Type: t.Type, Endpoint: redactURL(t.Endpoint()), Labels: t.Labels,
 			Interval: t.Interval.String(), Timeout: t.Timeout.String(), TargetStatus: status,
+			CertWarnDays: t.CertWarnDays(),
 		}
 		if st := a.state(t.Name); st != nil {
 			st.mu.Lock()

@@ -236,7 +236,7 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 		"unknown type":              {99, wireVersion, 1, 2, 3},
 		"push/pull state by gossip": encodeState(nil, nil, nil, time.Now()),
 		"result, wrong version":     append([]byte{msgResult, wireVersion + 1}, valid[2:]...),
-		"result, truncated":         valid[:len(valid)-2], // the last byte is optional (ConfirmedFor)
+		"result, truncated":         valid[:len(valid)-3], // the last two bytes are optional (ConfirmedFor, CertExpiry)
 		"result, long string":       rawStr([]byte{msgResult, wireVersion}, long),
 		"result, varint overflow": append([]byte{msgResult, wireVersion, 1, 'x', 1, 'y', 1, 'z'},
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),

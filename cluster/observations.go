@@ -24,7 +24,8 @@ func (c *Cluster) Report(o Observation) {
 		return
 	}
 	prev := c.table[o.Target].get(o.AgentID)
-	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated
+	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated ||
+		!prev.CertExpiry.Truncate(time.Second).Equal(o.CertExpiry.Truncate(time.Second)) // a renewal (or a first look)
 	newFailure := !o.OK && (prev == nil || prev.OK)
 	if o.OK {
 		delete(c.firstAsked, o.Target) // the streak is over

@@ -21,6 +21,9 @@ type RegionView struct {
 	Fresh    bool          `json:"fresh"`
 	Assignee bool          `json:"assignee"` // from a current assignee (it votes)
 	Isolated bool          `json:"isolated,omitempty"`
+	// CertExpiry is the earliest NotAfter of the certificates the target
+	// presented to this region (TLS probes; zero otherwise).
+	CertExpiry time.Time `json:"cert_expiry,omitzero"`
 }
 
 // TargetStatus is the fleet's view of one target as this agent sees it.
@@ -314,7 +317,7 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now
 	for _, o := range c.table[name] {
 		rv := RegionView{Region: o.Region, Agent: o.AgentID, OK: o.OK, Failing: o.Failing, Reason: o.Reason,
 			Latency: o.Latency, Age: now.Sub(o.Received), Fresh: c.freshLocked(o, now),
-			Assignee: voters[o.AgentID], Isolated: o.Isolated}
+			Assignee: voters[o.AgentID], Isolated: o.Isolated, CertExpiry: o.CertExpiry}
 		cur, ok := best[o.Region]
 		// Prefer a voting, fresh, then most recent observation per region.
 		if !ok || rank(rv) > rank(cur) || (rank(rv) == rank(cur) && rv.Age < cur.Age) {

@@ -189,6 +189,11 @@ type Observation struct {
 	// monotonic clock: the incident's confirm_requested_at. Sent with a
 	// result message only (push/pull state keeps the older layout).
 	ConfirmedFor time.Duration
+	// CertExpiry is the earliest NotAfter of the certificates the target
+	// presented to the sender (zero: none, or not a TLS probe), so every
+	// agent's page shows each certificate's days left. Sent with a result
+	// message only, second to the nearest; a renewal is a change.
+	CertExpiry time.Time
 
 	// Received is the local receipt time; never sent.
 	Received time.Time
@@ -256,6 +261,11 @@ func encodeResult(o *Observation) []byte {
 	e.byte(wireVersion)
 	o.encode(&e)
 	e.dur(o.ConfirmedFor)
+	var exp uint64
+	if !o.CertExpiry.IsZero() && o.CertExpiry.Unix() > 0 {
+		exp = uint64(o.CertExpiry.Unix())
+	}
+	e.uvarint(exp)
 	return e.b
 }
 
@@ -266,6 +276,11 @@ func decodeResult(b []byte) (Observation, error) {
 	o.decode(&d)
 	if d.err == nil && len(d.b) > 0 { // absent from agents that predate it
 		o.ConfirmedFor = d.dur()
+	}
+	if d.err == nil && len(d.b) > 0 { // likewise
+		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
+			o.CertExpiry = time.Unix(int64(exp), 0)
+		}
 	}
 	return o, d.err
 }

@@ -95,6 +95,9 @@ type TargetView struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	Interval string            `json:"interval"`
 	Timeout  string            `json:"timeout"`
+	// CertWarnDays is how many days before a certificate's expiry the
+	// target warns (min_days_left); 0 for targets that see none.
+	CertWarnDays int `json:"cert_min_days_left,omitempty"`
 	cluster.TargetStatus
 	Local   *LocalView `json:"local,omitempty"`
 	History []Point    `json:"history,omitempty"`

@@ -134,8 +134,8 @@ func demoSource(now time.Time) *fakeSource {
 	started := now.Add(-7*time.Minute - 12*time.Second)
 	open := &cluster.Incident{ID: "checkout-api@1", Target: "checkout-api", StartedAt: started,
 		ConfirmAt: started.Add(400 * time.Millisecond), QuorumAt: started.Add(5200 * time.Millisecond),
-		DetectedAt: started.Add(5300 * time.Millisecond), Regions: []string{"eu-west", "us-east"},
-		Leader: "agent-eu-1", Reason: "connect_refused"}
+		DetectedAt: started.Add(5300 * time.Millisecond), Regions: []string{"ap-south", "eu-west", "us-east"},
+		QuorumRegions: []string{"eu-west", "us-east"}, Leader: "agent-eu-1", Reason: "connect_refused"}
 
 	checkout := exporter.TargetView{Name: "checkout-api", Type: "http", Endpoint: "https://checkout.example.com/healthz",
 		Labels: map[string]string{"team": "payments"}, Interval: "15s", Timeout: "5s",
@@ -183,7 +183,7 @@ func demoSource(now time.Time) *fakeSource {
 		History: history(now, 40, 15*time.Second, 2*time.Millisecond, never),
 	}
 	edgeCert := exporter.TargetView{Name: "edge-cert", Type: "tls", Endpoint: "edge.example.com:443",
-		Interval: "1m0s", Timeout: "10s",
+		Interval: "1m0s", Timeout: "10s", CertWarnDays: 14,
 		TargetStatus: cluster.TargetStatus{Name: "edge-cert", Leader: "agent-us-1", Verdict: "down",
 			Reason: "3/3 regions failing (ap-south, eu-west, us-east) >= quorum 2", Needed: 2,
 			Failing: regions3, Reporting: 3, Maintenance: true, Assignment: owners("agent-ap-1", "agent-eu-1", "agent-us-1"),
@@ -194,6 +194,15 @@ func demoSource(now time.Time) *fakeSource {
 			},
 			Since: now.Add(-40 * time.Minute)},
 		History: history(now, 30, time.Minute, 50*time.Millisecond, func(int) bool { return true }),
+	}
+	// Its certificate is 5 days from expiry (under min_days_left 14) in
+	// one region, further in the others; the checkout API's is 60 days off.
+	for i := range edgeCert.Regions {
+		edgeCert.Regions[i].CertExpiry = now.Add(time.Duration(5+i) * 24 * time.Hour).Add(time.Hour)
+	}
+	checkout.CertWarnDays = 14
+	for i := range checkout.Regions {
+		checkout.Regions[i].CertExpiry = now.Add(60*24*time.Hour + time.Hour)
 	}
 	// A new target nobody has probed yet, and one probed only from two
 	// regions (regions = ["eu-west", "us-east"]), whose last probe in

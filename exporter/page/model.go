@@ -105,8 +105,12 @@ type row struct {
 	Leader     string
 	LeaderSelf bool
 	Cells      []cell
-	Spark      spark
-	SLO        *sloData
+	// Cert is the earliest certificate's days left over the regions
+	// ("cert 9d"); CertClass colours it (ok, warn under min_days_left,
+	// err expired); "" when the target showed no certificate.
+	Cert, CertClass, CertTitle string
+	Spark                      spark
+	SLO                        *sloData
 }
 
 type cell struct {
@@ -141,7 +145,8 @@ type incidentRow struct {
 	TTD         string
 	Duration    string
 	Ongoing     bool
-	Regions     string
+	Regions     string // failing when the quorum was reached
+	Also        string // failing at another time during the incident
 	Reason      string
 	Flaps       int
 }
@@ -348,11 +353,39 @@ func makeRow(t *exporter.TargetView, regions []string, selfID string, now time.T
 		}
 		r.Cells[i].Region = region
 	}
+	r.Cert, r.CertClass, r.CertTitle = certDays(t, now)
 	r.Spark = sparkline(t.History)
 	if t.SLO != nil {
 		r.SLO = makeSLO(t.SLO)
 	}
 	return r
+}
+
+// certDays describes the earliest certificate expiry any region saw.
+func certDays(t *exporter.TargetView, now time.Time) (text, class, title string) {
+	var exp time.Time
+	var region string
+	for _, rv := range t.Regions {
+		if !rv.CertExpiry.IsZero() && (exp.IsZero() || rv.CertExpiry.Before(exp)) {
+			exp, region = rv.CertExpiry, rv.Region
+		}
+	}
+	if exp.IsZero() {
+		return "", "", ""
+	}
+	left := exp.Sub(now)
+	days := int(math.Floor(left.Hours() / 24))
+	title = "earliest certificate expires " + exp.UTC().Format("2006-01-02 15:04 UTC") + " (seen from " + region + ")"
+	if t.CertWarnDays > 0 {
+		title += "; warns under " + count(t.CertWarnDays, "day", "days")
+	}
+	switch {
+	case left <= 0:
+		return "cert expired", "err", title
+	case t.CertWarnDays > 0 && days < t.CertWarnDays:
+		return "cert " + strconv.Itoa(days) + "d", "warn", title
+	}
+	return "cert " + strconv.Itoa(days) + "d", "ok", title
 }
 
 // underlying describes a maintenance target's verdict, which opens no
@@ -475,6 +508,18 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 			hidden++
 			continue
 		}
+		// The regions whose failures made the quorum, apart from any that
+		// failed at some other time during the incident.
+		quorum := in.QuorumRegions
+		if len(quorum) == 0 {
+			quorum = in.Regions // a record from an agent that predates QuorumRegions
+		}
+		var also []string
+		for _, r := range in.Regions {
+			if !slices.Contains(quorum, r) {
+				also = append(also, r)
+			}
+		}
 		ir := incidentRow{
 			Target:      in.Target,
 			Started:     clock(in.StartedAt, now),
@@ -482,7 +527,8 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 			Detected:    clock(in.DetectedAt, now),
 			DetectedISO: iso(in.DetectedAt),
 			TTD:         "–",
-			Regions:     strings.Join(in.Regions, ", "),
+			Regions:     strings.Join(quorum, ", "),
+			Also:        strings.Join(also, ", "),
 			Reason:      in.Reason,
 			Flaps:       in.Flaps,
 		}

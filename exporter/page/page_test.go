@@ -495,3 +495,32 @@ func TestPageIsBoundedAndFilters(t *testing.T) {
 		t.Errorf("?state=sideways: status %d, want 400", code)
 	}
 }
+
+// Every certificate's days left, from whichever region saw the earliest,
+// in the warning colour under min_days_left.
+func TestPageShowsCertificateDaysLeft(t *testing.T) {
+	body := demoPage(t)
+	if row := rowOf(t, body, "edge-cert"); !strings.Contains(row, `<span class="cert warn" title="earliest certificate expires`) ||
+		!strings.Contains(row, ">cert 5d</span>") || !strings.Contains(row, "warns under 14 days") {
+		t.Errorf("edge-cert row lacks a warning 5 days left: %s", row)
+	}
+	if row := rowOf(t, body, "checkout-api"); !strings.Contains(row, `<span class="cert ok"`) || !strings.Contains(row, ">cert 60d</span>") {
+		t.Errorf("checkout-api row lacks 60 days left: %s", row)
+	}
+	if row := rowOf(t, body, "ledger"); strings.Contains(row, `class="cert`) {
+		t.Errorf("a target without a certificate shows one: %s", row)
+	}
+}
+
+// An incident shows the regions that made the quorum apart from those
+// that failed at another time, and says time to detect is counted from
+// the first failed probe.
+func TestPageIncidentRegionsAsTheQuorumSawThem(t *testing.T) {
+	open := section(t, demoPage(t), "h-open")
+	if !strings.Contains(open, `<td>eu-west, us-east <span class="muted">(also ap-south)</span></td>`) {
+		t.Errorf("open incident does not show quorum regions eu-west, us-east and also ap-south:\n%s", open)
+	}
+	if !strings.Contains(open, `Time to detect <span class="sub">from first failed probe</span>`) {
+		t.Error("time to detect is not labelled as counted from the first failed probe")
+	}
+}
