@@ -144,9 +144,9 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 
-	keys, err := loadKeys(cfg.Cluster.SecretKeyFile)
+	keys, err := config.ReadGossipKeys(cfg.Cluster.SecretKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster.secret_key_file: %w", err)
 	}
 	// The same check and words as check-config.
 	if err := cfg.CheckStart(); err != nil {

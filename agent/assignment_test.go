@@ -2,12 +2,12 @@ package agent
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vantage-probe/vantage/internal/testenv"
+	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
 // After a second agent joins a region, the first hands over half its
@@ -17,24 +17,15 @@ import (
 // "both report vantage_targets_assigned 30"), doubling the probe traffic
 // and the SLI's probe counts.
 func TestHandedOverTargetsStopAfterTheirGrace(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := probetest.StartTCP(probetest.TCPClose, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	defer srv.Close()
 	var targets strings.Builder
 	const n = 20
 	for i := range n {
-		fmt.Fprintf(&targets, "[[target]]\nname = \"t%02d\"\ntype = \"tcp\"\naddress = %q\n", i, ln.Addr().String())
+		fmt.Fprintf(&targets, "[[target]]\nname = \"t%02d\"\ntype = \"tcp\"\naddress = %q\n", i, srv.Addr)
 	}
 	first := startFleetAgent(t, "", "eu-0", "eu", targets.String(), "")
 	testenv.Poll(t, 20*time.Second, "the first agent to take every target", func() bool { return first.sched.Len() == n })

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,17 +11,6 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/internal/testenv"
 )
-
-func healthz(t *testing.T, a *Agent) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + a.HTTPAddr() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // /healthz used to answer 200 while the scheduler spun holding its lock
 // (an interval that overflowed): an orchestrator never restarted the
@@ -44,7 +32,7 @@ func TestHealthzFailsWhileALoopIsWedged(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	testenv.Poll(t, 10*time.Second, "/healthz ok", func() bool { code, _ := healthz(t, a); return code == 200 })
+	testenv.Poll(t, 10*time.Second, "/healthz ok", func() bool { code, _ := get(t, a, "/healthz"); return code == 200 })
 
 	// Wedge the scheduler as the overflow did: its lock held, no pass.
 	a.sched.mu.Lock()
@@ -57,7 +45,7 @@ func TestHealthzFailsWhileALoopIsWedged(t *testing.T) {
 	var body string
 	testenv.Poll(t, 10*time.Second, "/healthz to fail", func() bool {
 		var code int
-		code, body = healthz(t, a)
+		code, body = get(t, a, "/healthz")
 		return code == http.StatusServiceUnavailable
 	})
 	if !strings.Contains(body, "scheduler loop has not run for") {
@@ -68,5 +56,5 @@ func TestHealthzFailsWhileALoopIsWedged(t *testing.T) {
 	}
 	a.sched.mu.Unlock()
 	wedged = false
-	testenv.Poll(t, 10*time.Second, "/healthz to recover", func() bool { code, _ := healthz(t, a); return code == 200 })
+	testenv.Poll(t, 10*time.Second, "/healthz to recover", func() bool { code, _ := get(t, a, "/healthz"); return code == 200 })
 }

@@ -2,8 +2,9 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,7 +115,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 		regions[k[0]] = true
 	}
 	b.WriteString("# HELP vantage_cluster_members " + exporter.Help["vantage_cluster_members"] + "\n# TYPE vantage_cluster_members gauge\n")
-	for _, r := range sortedKeys(regions) {
+	for _, r := range slices.Sorted(maps.Keys(regions)) {
 		for _, s := range []string{"alive", "suspect", "dead", "left"} {
 			fmt.Fprintf(b, "vantage_cluster_members{region=%q,state=%q} %d\n", r, s, counts[[2]string{r, s}])
 		}
@@ -153,12 +154,3 @@ func labelValue(s string) string {
 }
 
 func goVersion() string { return runtime.Version() }
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

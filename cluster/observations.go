@@ -121,7 +121,23 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
-			prev.Received = o.Received // the same news again: still fresh
+			// The same news again: still fresh. Its ages stay anchored
+			// where they were (a rebroadcast carries them as of its first
+			// send), and a copy that knows more (push/pull's later
+			// fields) fills in what the first one lacked.
+			d := o.Received.Sub(prev.Received)
+			if prev.FailingFor > 0 {
+				prev.FailingFor += d
+			}
+			if prev.ConfirmedFor > 0 {
+				prev.ConfirmedFor += d
+			} else {
+				prev.ConfirmedFor = o.ConfirmedFor
+			}
+			if prev.CertExpiry.IsZero() {
+				prev.CertExpiry = o.CertExpiry
+			}
+			prev.Received = o.Received
 		}
 		c.mu.Unlock()
 		return

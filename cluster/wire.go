@@ -532,12 +532,35 @@ func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict,
 		e.uvarint(uint64(len(b)))
 		e.b = append(e.b, b...)
 	}
-	// Verdicts last: agents that predate them stop reading before.
+	// Verdicts after: agents that predate them stop reading before.
 	e.uvarint(uint64(len(verdicts)))
 	for _, v := range verdicts {
 		b := encodeVerdict(v, now)
 		e.uvarint(uint64(len(b)))
 		e.b = append(e.b, b...)
+	}
+	// Then each observation's later fields, in the same order: agents
+	// that predate them stop reading before. The streak's and the
+	// confirmation's ages are as of now (they were as of receipt), so a
+	// newcomer dates an incident's start and confirm_requested_at right,
+	// and one that missed the result message learns them at all.
+	e.uvarint(uint64(len(obs)))
+	for _, o := range obs {
+		age := max(now.Sub(o.Received), 0)
+		var failingFor, confirmedFor time.Duration
+		if o.FailingFor > 0 {
+			failingFor = o.FailingFor + age
+		}
+		if o.ConfirmedFor > 0 {
+			confirmedFor = o.ConfirmedFor + age
+		}
+		e.dur(failingFor)
+		e.dur(confirmedFor)
+		var exp uint64
+		if !o.CertExpiry.IsZero() && o.CertExpiry.Unix() > 0 {
+			exp = uint64(o.CertExpiry.Unix())
+		}
+		e.uvarint(exp)
 	}
 	return e.b
 }
@@ -594,6 +617,22 @@ func decodeState(b []byte, now time.Time) ([]Observation, []Incident, []Verdict,
 		}
 		d.b = d.b[l:]
 		vs = append(vs, v)
+	}
+	if d.err != nil {
+		return nil, nil, nil, d.err
+	}
+	if len(d.b) == 0 { // from an agent that predates the later fields
+		return obs, ins, vs, nil
+	}
+	if x := d.uvarint(); d.err != nil || x != uint64(len(obs)) {
+		return nil, nil, nil, errShort
+	}
+	for i := range obs {
+		obs[i].FailingFor = d.dur()
+		obs[i].ConfirmedFor = d.dur()
+		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
+			obs[i].CertExpiry = time.Unix(int64(exp), 0)
+		}
 	}
 	if d.err != nil {
 		return nil, nil, nil, d.err

@@ -3,7 +3,6 @@ package config
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
 func netOf(t *Target) probe.Net {
@@ -41,21 +41,11 @@ func TestNewProberProbesRealServers(t *testing.T) {
 	}))
 	defer hs.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := probetest.StartTCP(probetest.TCPEcho, "220 ready\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "220 ready\r\n")
-			c.Close()
-		}
-	}()
+	defer tcp.Close()
 
 	dir := writeFiles(t, map[string]string{"main.toml": fmt.Sprintf(`
 [[target]]
@@ -80,7 +70,7 @@ type = "tcp"
 address = "%s"
 [target.tcp]
 expect = '^220 '
-`, hs.URL, ln.Addr())})
+`, hs.URL, tcp.Addr)})
 	cfg := mustLoad(t, dir)
 	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone}
 	for _, tg := range cfg.Targets {

@@ -367,7 +367,7 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 	}
 	if p := sc.file(in.SecretKeyFile); p != "" {
 		out.SecretKeyFile = p
-		if err := checkKeyFile(p); err != nil {
+		if _, err := ReadGossipKeys(p); err != nil {
 			sc.errf(ErrSecret, "secret_key_file", "%v", err)
 		}
 	}
@@ -430,14 +430,19 @@ func isLoopbackBind(bind string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// checkKeyFile validates a gossip key file the way the agent reads it (one
-// base64 key per line, '#' comments), without ever printing a key.
-func checkKeyFile(p string) error {
+// ReadGossipKeys reads a gossip key file: one base64 key per line ('#'
+// comments), the first encrypts, all decrypt (key rotation). Errors name
+// the file and line, never a key. Load checks the file with it; the agent
+// reads the keys with it, at start and on reload.
+func ReadGossipKeys(p string) ([][]byte, error) {
+	if p == "" {
+		return nil, nil
+	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return fmt.Errorf("%q: %w", p, unwrapPath(err))
+		return nil, fmt.Errorf("%q: %w", p, unwrapPath(err))
 	}
-	n := 0
+	var keys [][]byte
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -445,17 +450,17 @@ func checkKeyFile(p string) error {
 		}
 		k, err := base64.StdEncoding.DecodeString(line)
 		if err != nil {
-			return fmt.Errorf("%q line %d: not base64 (make a key with `vantage keygen`)", p, i+1)
+			return nil, fmt.Errorf("%q line %d: not base64 (make a key with `vantage keygen`)", p, i+1)
 		}
 		if l := len(k); l != 16 && l != 24 && l != 32 {
-			return fmt.Errorf("%q line %d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", p, i+1, l)
+			return nil, fmt.Errorf("%q line %d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", p, i+1, l)
 		}
-		n++
+		keys = append(keys, k)
 	}
-	if n == 0 {
-		return fmt.Errorf("%q: no key in file (make one with `vantage keygen`)", p)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%q: no key in file (make one with `vantage keygen`)", p)
 	}
-	return nil
+	return keys, nil
 }
 
 // unwrapPath drops the path os errors repeat, since messages quote it already.

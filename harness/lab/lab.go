@@ -30,10 +30,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -678,7 +678,7 @@ func (l *lab) partition(ctx context.Context, rng *rand.Rand) error {
 		flagged = -1
 	}
 	l.mu.Lock()
-	l.isolations = append(l.isolations, Isolation{Region: region, Flagged: flagged, Wrong: sortedKeys(wrong)})
+	l.isolations = append(l.isolations, Isolation{Region: region, Flagged: flagged, Wrong: slices.Sorted(maps.Keys(wrong))})
 	l.mu.Unlock()
 	l.say("healed; waiting for %s to rejoin", region)
 	ok := waitFor(ctx, o.RejoinWait, l.fleet.converged)
@@ -814,13 +814,4 @@ func countIn(xs, set []string) int {
 		}
 	}
 	return n
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
