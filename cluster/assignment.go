@@ -40,7 +40,7 @@ func (c *Cluster) reassign() {
 	// the targets this agent leads, so without this every agent kept, for
 	// every target, each agent that ever owned it: a leak with each restart
 	// under a new name, 4 MB per agent after a cold start of 50 agents with
-	// 10k targets (cluster/scale heap profile).
+	// 10k targets (harness/scale heap profile).
 	for name, po := range c.prevOwners {
 		for id, until := range po {
 			if now.After(until) {

@@ -183,8 +183,8 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 
 // observations are one target's latest observation per agent: a handful
 // (one per region probing it, a few more during hand-overs), so a slice
-// searched in order, not a map (a map per target was 400 bytes of the
-// agent's memory per target at 10k targets, for usually one entry).
+// searched in order, not a map (a map per target costs hundreds of bytes
+// for what is usually one entry).
 type observations []*Observation
 
 // get returns agent's observation, or nil.

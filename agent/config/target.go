@@ -326,7 +326,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 	hs := sc.sub("http")
 
 	o.Method = h.Method.or("GET")
-	if !isToken(o.Method) {
+	if !httpprobe.IsToken(o.Method) {
 		hs.errf(ErrInvalid, "method", "%q is not an HTTP method", o.Method)
 	}
 	if hdrs := h.Headers.or(nil); len(hdrs) > 0 {
@@ -334,7 +334,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		for _, k := range sortedKeys(hdrs) {
 			v := hdrs[k]
 			switch {
-			case !isToken(k):
+			case !httpprobe.IsToken(k):
 				hs.errf(ErrInvalid, "headers."+k, "%q is not a header name", k)
 			case strings.ContainsAny(v, "\r\n"):
 				hs.errf(ErrInvalid, "headers."+k, "value must not contain line breaks")
@@ -458,7 +458,7 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 		if !m.Header.Set {
 			ms.errf(ErrRequired, "", "header is required")
 			ok = false
-		} else if m.Header.ok() && !isToken(m.Header.V) {
+		} else if m.Header.ok() && !httpprobe.IsToken(m.Header.V) {
 			ms.errf(ErrInvalid, "header", "%q is not a header name", m.Header.V)
 			ok = false
 		}
@@ -475,20 +475,6 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 	return out
 }
 
-// isToken reports whether s is an RFC 9110 token (methods, header names).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return true
-}
 
 // unwrapURL drops url.Error's copy of the URL, which would repeat (and,
 // with user:password@, leak) what the message quotes redacted.

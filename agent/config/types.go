@@ -138,8 +138,9 @@ type Target struct {
 	Labels map[string]string
 
 	// http holds the HTTP options but the URL, read-only and shared by
-	// the targets configured alike (a 384-byte copy per target was 3.6 MB
-	// at 10k targets); url is the target's own. HTTP() joins them.
+	// the targets configured alike (a copy per target would be a large
+	// share of a target's memory); url is the target's own. HTTP() joins
+	// them.
 	http *httpprobe.Options
 	url  string
 	TLS  *tlsprobe.Options

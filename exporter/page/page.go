@@ -34,8 +34,9 @@ type Options struct {
 	// screenshots fix it so the page is reproducible.
 	Now func() time.Time
 	// MaxRows bounds the targets listed, problems first; the rest are
-	// counted and linked (the next rows, and the API). Default 500: a
-	// page of 50k targets was 42 MB, and ten readers took 1.2 GB.
+	// counted and linked (the next rows, and the API). Default 500:
+	// every problem of a bad day fits, and a page costs the same whatever
+	// the fleet's size, so a wall of readers cannot exhaust the agent.
 	MaxRows int
 }
 

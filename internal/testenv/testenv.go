@@ -76,15 +76,3 @@ func PollContext(ctx context.Context, d, step time.Duration, cond func() bool) b
 		}
 	}
 }
-
-// Sleep waits d or until ctx ends, and reports whether it waited the whole d.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

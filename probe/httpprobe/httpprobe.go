@@ -287,7 +287,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	// Method.
 	if p.method == "" {
 		p.method = http.MethodGet
-	} else if !isToken(p.method) {
+	} else if !IsToken(p.method) {
 		bad("method %q: not a valid HTTP method", o.Method)
 	}
 
@@ -353,7 +353,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	compileHeaders := func(key string, in []HeaderMatch) []headerCheck {
 		var out []headerCheck
 		for _, m := range in {
-			if !isToken(m.Header) {
+			if !IsToken(m.Header) {
 				bad("%s header %q: not a valid header name", key, m.Header)
 				continue
 			}
@@ -374,7 +374,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	p.header = make(http.Header, len(o.Headers)+2)
 	for k, v := range o.Headers {
 		switch {
-		case !isToken(k):
+		case !IsToken(k):
 			bad("headers %q: not a valid header name", k)
 			continue
 		case !validHeaderValue(v):
@@ -599,8 +599,9 @@ func hostOnly(h string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 }
 
-// isToken reports whether s is an RFC 9110 token (method, header name).
-func isToken(s string) bool {
+// IsToken reports whether s is an RFC 9110 token (a method, a header
+// name): the prober and the config loader check names with it.
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}
