@@ -475,7 +475,6 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 	return out
 }
 
-
 // unwrapURL drops url.Error's copy of the URL, which would repeat (and,
 // with user:password@, leak) what the message quotes redacted.
 func unwrapURL(err error) error {

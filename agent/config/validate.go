@@ -32,9 +32,9 @@ const (
 	// maxInterval: a target looked at less than daily is not monitored
 	// (its verdict would go stale between looks), and the bound keeps the
 	// scheduler's next-run arithmetic far from overflow.
-	maxInterval = 24 * time.Hour
-	defaultResend    = time.Minute         // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
-	defaultAMTimeout = 10 * time.Second    // Prometheus' Alertmanager timeout
+	maxInterval      = 24 * time.Hour
+	defaultResend    = time.Minute      // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
+	defaultAMTimeout = 10 * time.Second // Prometheus' Alertmanager timeout
 )
 
 // scope is a table being validated: where its keys are and how errors name them.
