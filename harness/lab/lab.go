@@ -39,6 +39,7 @@ import (
 
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter/alertmanager/amtest"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Gossip profiles for the fleet's memberlist timings.
@@ -431,38 +432,10 @@ func (l *lab) record(e Episode) {
 // waitFor polls cond every 100ms until it holds (true), limit passes or ctx
 // ends (false).
 func waitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
+	return mono.Poll(ctx, limit, 100*time.Millisecond, cond)
 }
 
-func sleepUntil(ctx context.Context, at time.Time) error {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func sleepUntil(ctx context.Context, at time.Time) error { return mono.Sleep(ctx, time.Until(at)) }
 
 // warmUp waits for the fleet to converge and every target to be up with a
 // fresh result from every region.

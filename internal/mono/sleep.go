@@ -21,3 +21,24 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Poll calls cond every step until it returns true (true), d passes or
+// ctx ends (false): how harnesses wait for a condition.
+func Poll(ctx context.Context, d, step time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(step)
+	defer t.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
