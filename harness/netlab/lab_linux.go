@@ -4,6 +4,7 @@ package netlab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -168,6 +169,17 @@ func (l *lab) prepareDir() error {
 		l.targets = append(l.targets, targetName(i))
 	}
 	return nil
+}
+
+// writeJSON keeps evidence in the output directory.
+func (l *lab) writeJSON(name string, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(l.dir, name), b, 0o644)
+	}
+	if err != nil {
+		l.note("writing %s: %v", name, err)
+	}
 }
 
 func targetName(i int) string { return fmt.Sprintf("t%02d", i) }
@@ -565,9 +577,27 @@ func (l *lab) report(end time.Time) *Report {
 	for _, v := range pc.Violations {
 		l.violation(v)
 	}
-	for _, v := range CheckIncidents(outages, l.mon.allIncidents(), o.Timeout+3*time.Second) {
+	incidents := l.mon.allIncidents()
+	for _, v := range CheckIncidents(outages, incidents, o.Timeout+3*time.Second) {
 		l.violation(v)
 	}
+	byID := map[string]Incident{}
+	for _, in := range incidents {
+		byID[in.ID] = in
+	}
+	for _, o := range outages {
+		// The incident's own start (first failed observation anywhere) is
+		// what vantage_detection_seconds measures from; it cannot precede
+		// the outage by more than the probe that saw it.
+		if in, ok := byID[o.Incident]; ok && in.StartedAt.Before(o.On.Add(-l.opts.Timeout)) {
+			l.note("%s: the incident for the outage of %s at %s says it started at %s, %.0fs before the outage began: "+
+				"the detection time it reports (detected_at - started_at) is %.1fs, the true one %.1fs",
+				o.Scenario, o.Target, o.On.Format("15:04:05"), in.StartedAt.Format("15:04:05"), o.On.Sub(in.StartedAt).Seconds(),
+				in.DetectedAt.Sub(in.StartedAt).Seconds(), o.Detected.Seconds())
+		}
+	}
+	l.writeJSON("incidents.json", incidents)
+	l.writeJSON("outages.json", outages)
 
 	l.mu.Lock()
 	rep.Violations = slices.Clone(l.violations)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sort"
 	"strings"
@@ -124,9 +125,17 @@ func scrapeAgent(ctx context.Context, a *agentProc) (*view, []Incident) {
 	var ins []Incident
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		resp, err := a.get(ctx, "/healthz")
+		// How far the request got, for the evidence when it fails: no
+		// connection (the harness or the agent's listener) or no answer
+		// on one (the agent).
+		start := time.Now()
+		conn := "no connection"
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+			conn = fmt.Sprintf("connected after %dms (reused %t), no answer", time.Since(start).Milliseconds(), i.Reused)
+		}})
+		resp, err := a.get(tctx, "/healthz")
 		if err != nil {
-			v.healthEr = err.Error()
+			v.healthEr = fmt.Sprintf("%v; %s after %dms", err, conn, time.Since(start).Milliseconds())
 			return
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
