@@ -31,7 +31,6 @@ func buildAgent(t *testing.T) string {
 	}
 	bin := filepath.Join(t.TempDir(), "vantage")
 	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/vantage-probe/vantage/cmd/vantage")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the agent: %v\n%s", err, out)
 	}
