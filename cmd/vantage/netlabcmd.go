@@ -37,7 +37,7 @@ func runNetlab(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"keep their last good config), and prints per scenario the violations by invariant and the\n"+
 		"detection times. The kernel's netem is not used (not available here): no delay is injected.\n"+
 		"Needs root, iproute2 and iptables: otherwise it says why and exits 0. Removes every namespace it\n"+
-		"made (named vnl-*), also on Ctrl-C, and an earlier run's leftovers at start. About 18 minutes\n"+
+		"made (named vnl-*), also on Ctrl-C, and an earlier run's leftovers at start. About 15 minutes\n"+
 		"(-quick: under 2). Exit 0 when no invariant was violated, 1 otherwise.", stderr)
 	def, _ := os.Executable()
 	agentBin := fs.String("agent", def, "the vantage binary the agents run (default: this one)")
@@ -75,6 +75,9 @@ func runNetlab(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if err != nil && rep == nil {
 		fmt.Fprintf(stderr, "lab -netns: %v\n", err)
+		if errors.Is(err, netlab.ErrOptions) {
+			return exitUsage
+		}
 		return exitFail
 	}
 	write := rep.WriteText

@@ -64,6 +64,9 @@ func regionCIDR(i int) string { return fmt.Sprintf("10.77.%d.0/24", i+1) }
 // ErrUnavailable is returned by Run when the lab cannot run here.
 var ErrUnavailable = errors.New("netlab unavailable")
 
+// ErrOptions wraps every problem of an Options.
+var ErrOptions = errors.New("netlab options")
+
 // Options configure a run. Full and Short return complete sets.
 type Options struct {
 	// Agent is the vantage binary the agents run (built from this tree).
@@ -161,7 +164,10 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("scenario %q: unknown (known: %v)", s, ScenarioNames()))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrOptions, errors.Join(errs...))
+	}
+	return nil
 }
 
 // grace is how long after a reassignment a former owner may still probe:
