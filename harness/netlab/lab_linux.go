@@ -33,6 +33,7 @@ type lab struct {
 	mon     *monitor
 	start   time.Time
 	vlog    *os.File
+	load    string // the host's load average at the start
 
 	mu         sync.Mutex
 	current    string
@@ -67,7 +68,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if opts.Watch == 0 {
 		opts.Watch = opts.grace() + 4*opts.Interval
 	}
-	l := &lab{opts: opts, start: time.Now()}
+	l := &lab{opts: opts, start: time.Now(), load: loadAverage()}
 	if removed, err := RemoveLeftovers(); err != nil {
 		return nil, fmt.Errorf("removing an earlier run's namespaces: %w", err)
 	} else if len(removed) > 0 {
@@ -169,6 +170,15 @@ func (l *lab) prepareDir() error {
 		l.targets = append(l.targets, targetName(i))
 	}
 	return nil
+}
+
+// loadAverage is the host's 1-minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // writeJSON keeps evidence in the output directory.
@@ -531,6 +541,8 @@ func (l *lab) report(end time.Time) *Report {
 		Timeout: o.Timeout, RejoinInterval: o.RejoinInterval, Grace: o.grace(), Took: time.Since(l.start), Dir: l.dir}
 	l.mon.mu.Lock()
 	rep.Rounds, rep.Gaps, rep.FailedScrapes = l.mon.rounds, l.mon.gaps, l.mon.failed
+	rep.Skewed, rep.Slow, rep.Stalls = l.mon.skewed, l.mon.slow, len(l.mon.stalls)
+	rep.Load = [2]string{l.load, loadAverage()}
 	l.mon.mu.Unlock()
 
 	l.mu.Lock()

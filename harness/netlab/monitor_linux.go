@@ -5,6 +5,7 @@ package netlab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +22,11 @@ type view struct {
 	state    procState
 	healthOK bool
 	healthEr string
-	m        *sample // nil when /metrics failed
+	// healthTimeout: /healthz timed out (as opposed to a refusal or a
+	// status other than 200, which are definite).
+	healthTimeout bool
+	m             *sample   // nil when /metrics failed
+	mAt           time.Time // when /metrics was read
 	// assign is this agent's view of the assignment: target -> region ->
 	// agents (joined); nil when /api/v1/targets failed.
 	assign map[string]map[string]string
@@ -33,6 +38,13 @@ type view struct {
 type selfView struct {
 	ConfigOK    bool   `json:"config_ok"`
 	ConfigError string `json:"config_error"`
+}
+
+// openHealth is a /healthz failure still being seen; timeout while every
+// failure so far was a timeout.
+type openHealth struct {
+	Violation
+	timeout bool
 }
 
 // round is one scrape of every agent, all at once.
@@ -57,22 +69,69 @@ type monitor struct {
 	rounds    int
 	prev      map[string]map[string]map[string]string // node -> its last assignment view
 	incidents map[string]Incident
-	open1     map[string]*Violation // OneExporter violations still being seen, by target
-	open5     map[string]*Violation // failed /healthz still being seen, by node
-	startLate map[string]time.Time  // spawn time already reported as too slow
-	gaps      int                   // (round, target) pairs nobody exported
-	failed    int                   // scrapes of running agents that failed
+	open1     map[string]*Violation  // OneExporter violations still being seen, by target
+	open5     map[string]*openHealth // failed /healthz still being seen, by node
+	startLate map[string]time.Time   // spawn time already reported as too slow
+	gaps      int                    // (round, target) pairs nobody exported
+	failed    int                    // scrapes of running agents that failed
+	skewed    int                    // (round, target) pairs not judged: the exporters' scrapes too far apart
+	slow      int                    // /healthz timeouts not counted (a host stall, or one round only)
+	stalls    []Span                 // when the harness itself was not scheduled
+}
+
+// Limits of what a round proves on a shared host: scrapes of one round
+// that completed further apart than maxSkew do not prove two exporters at
+// once (a clean hand-over seen early on one side and late on the other
+// looks like one); a harness not scheduled for stallMin may have missed an
+// answer that came.
+const (
+	maxSkew    = 250 * time.Millisecond
+	stallTick  = 50 * time.Millisecond
+	stallMin   = 250 * time.Millisecond
+	reqTimeout = 2 * time.Second
+)
+
+// watchdog records the times the harness's process was not scheduled.
+func (m *monitor) watchdog(ctx context.Context) {
+	t := time.NewTicker(stallTick)
+	defer t.Stop()
+	prev := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now()
+			if late := now.Sub(prev) - stallTick; late >= stallMin {
+				m.mu.Lock()
+				m.stalls = append(m.stalls, Span{From: prev, To: now})
+				m.mu.Unlock()
+			}
+			prev = now
+		}
+	}
+}
+
+// stalledLocked reports whether the harness stalled in [from, to].
+func (m *monitor) stalledLocked(from, to time.Time) bool {
+	for _, s := range m.stalls {
+		if s.From.Before(to) && s.To.After(from) {
+			return true
+		}
+	}
+	return false
 }
 
 func newMonitor(f *fleet, record func(Violation), changed func(time.Time, string, string)) *monitor {
-	return &monitor{fleet: f, every: time.Second, timeout: 900 * time.Millisecond, startFor: 15 * time.Second,
+	return &monitor{fleet: f, every: time.Second, timeout: reqTimeout, startFor: 15 * time.Second,
 		record: record, changed: changed, prev: map[string]map[string]map[string]string{},
-		incidents: map[string]Incident{}, open1: map[string]*Violation{}, open5: map[string]*Violation{},
+		incidents: map[string]Incident{}, open1: map[string]*Violation{}, open5: map[string]*openHealth{},
 		startLate: map[string]time.Time{}}
 }
 
 // run scrapes until ctx ends.
 func (m *monitor) run(ctx context.Context) {
+	go m.watchdog(ctx)
 	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
@@ -136,6 +195,7 @@ func scrapeAgent(ctx context.Context, a *agentProc) (*view, []Incident) {
 		resp, err := a.get(tctx, "/healthz")
 		if err != nil {
 			v.healthEr = fmt.Sprintf("%v; %s after %dms", err, conn, time.Since(start).Milliseconds())
+			v.healthTimeout = errors.Is(err, context.DeadlineExceeded)
 			return
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -153,6 +213,7 @@ func scrapeAgent(ctx context.Context, a *agentProc) (*view, []Incident) {
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			v.m, _ = parseMetrics(resp.Body)
+			v.mAt = time.Now()
 		}
 	})
 	wg.Go(func() {
@@ -228,19 +289,30 @@ func (m *monitor) check(r *round, incs map[string][]Incident) {
 				Detail: fmt.Sprintf("/healthz not answering %v after the process started: %s", m.startFor, v.healthEr)})
 		}
 		// A running agent must answer /healthz; one just resumed from
-		// SIGSTOP gets a second to catch up.
+		// SIGSTOP gets two rounds to catch up. A refusal or a status other
+		// than 200 counts at once; a timeout counts when the next round
+		// times out too and the harness was scheduled meanwhile (else it
+		// is counted as slow, in the figures).
 		bad := state == procRunning && !v.healthOK && r.at.Sub(resumed) > 2*m.every
-		if o := m.open5[a.Node]; o != nil && !bad {
-			m.record(*o)
-			delete(m.open5, a.Node)
+		if bad && v.healthTimeout && m.stalledLocked(r.at, time.Now()) {
+			bad = false
+			m.slow++
 		}
-		if bad {
-			if o := m.open5[a.Node]; o != nil {
-				o.Until, o.Rounds = r.at, o.Rounds+1
+		o := m.open5[a.Node]
+		switch {
+		case !bad && o != nil:
+			if o.Rounds > 1 || !o.timeout {
+				m.record(o.Violation)
 			} else {
-				m.open5[a.Node] = &Violation{Inv: HealthyAgents, At: r.at, Until: r.at, Rounds: 1, Agents: []string{a.Node},
-					Detail: "/healthz did not answer 200: " + v.healthEr}
+				m.slow++
 			}
+			delete(m.open5, a.Node)
+		case bad && o != nil:
+			o.Until, o.Rounds = r.at, o.Rounds+1
+			o.timeout = o.timeout && v.healthTimeout
+		case bad:
+			m.open5[a.Node] = &openHealth{Violation: Violation{Inv: HealthyAgents, At: r.at, Until: r.at, Rounds: 1,
+				Agents: []string{a.Node}, Detail: "/healthz did not answer 200: " + v.healthEr}, timeout: v.healthTimeout}
 		}
 		if state == procRunning && v.m == nil {
 			m.failed++
@@ -264,6 +336,20 @@ func (m *monitor) check(r *round, incs map[string][]Incident) {
 	for t := range targets {
 		if len(exporters[t]) == 0 {
 			m.gaps++
+		}
+	}
+	for t, nodes := range exporters {
+		if len(nodes) < 2 {
+			continue
+		}
+		first, last := r.views[nodes[0]].mAt, r.views[nodes[0]].mAt
+		for _, n := range nodes[1:] {
+			at := r.views[n].mAt
+			first, last = minTime(first, at), maxTime(last, at)
+		}
+		if last.Sub(first) > maxSkew {
+			m.skewed++
+			delete(exporters, t)
 		}
 	}
 	for t, o := range m.open1 {
@@ -352,7 +438,9 @@ func (m *monitor) flush() {
 		delete(m.open1, t)
 	}
 	for n, o := range m.open5 {
-		m.record(*o)
+		if o.Rounds > 1 || !o.timeout {
+			m.record(o.Violation)
+		}
 		delete(m.open5, n)
 	}
 }
@@ -373,4 +461,18 @@ func (m *monitor) allIncidents() []Incident {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DetectedAt.Before(out[j].DetectedAt) })
 	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

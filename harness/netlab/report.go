@@ -101,6 +101,13 @@ type Report struct {
 	// target) pairs no agent exported a verdict for; FailedScrapes the
 	// scrapes of a running agent's /metrics that failed.
 	Rounds, Gaps, FailedScrapes int
+	// Skewed is the (round, target) pairs #1 did not judge because the
+	// exporters' scrapes completed over 250ms apart; Slow the /healthz
+	// timeouts not counted (the harness stalled, or one round only);
+	// Stalls the times the harness was not scheduled for 250ms or more.
+	Skewed, Slow, Stalls int
+	// Load is the host's 1-minute load average at the start and the end.
+	Load [2]string
 	// Judged is how many (target, region, interval) windows the
 	// AssigneesOnly check judged, Probes the probes in them.
 	Judged, Probes int
@@ -211,9 +218,11 @@ func (r *Report) figures() string {
 	if r.Judged > 0 {
 		rate = float64(r.Probes) / float64(r.Judged)
 	}
-	return fmt.Sprintf("%d scrape rounds (every agent, once a second); %d (round, target) pairs without a verdict exporter; %d failed scrapes of a running agent. "+
+	return fmt.Sprintf("%d scrape rounds (every agent, once a second); %d (round, target) pairs without a verdict exporter; %d failed scrapes of a running agent; "+
+		"%d (round, target) pairs with two exporters not judged by #1 (their scrapes over %v apart); %d /healthz timeouts not counted by #5 (one round only, or the harness itself stalled); "+
+		"the harness stalled %d times (host load average %s at the start, %s at the end, on 2 cores shared with other work). "+
 		"#2 judged %d (target, region, interval) windows: %.2f probes per window (want 1).",
-		r.Rounds, r.Gaps, r.FailedScrapes, r.Judged, rate)
+		r.Rounds, r.Gaps, r.FailedScrapes, r.Skewed, maxSkew, r.Slow, r.Stalls, r.Load[0], r.Load[1], r.Judged, rate)
 }
 
 const legend = "#1: at most one vantage_target_up series per target in each scrape round. " +
