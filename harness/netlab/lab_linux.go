@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // lab is one run.
@@ -68,6 +69,11 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	if opts.Watch == 0 {
 		opts.Watch = opts.grace() + 4*opts.Interval
 	}
+	unlock, err := lockRun()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	l := &lab{opts: opts, start: time.Now(), load: loadAverage()}
 	if removed, err := RemoveLeftovers(); err != nil {
 		return nil, fmt.Errorf("removing an earlier run's namespaces: %w", err)
@@ -170,6 +176,21 @@ func (l *lab) prepareDir() error {
 		l.targets = append(l.targets, targetName(i))
 	}
 	return nil
+}
+
+// lockRun makes sure one lab runs at a time on this machine: a second run
+// would remove the first one's namespaces as leftovers.
+func lockRun() (func(), error) {
+	path := filepath.Join(os.TempDir(), "vantage-netlab.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another netlab run holds %s (%w): one run at a time, since a run removes the namespaces named %s*", path, err, Prefix)
+	}
+	return func() { _ = f.Close() }, nil
 }
 
 // loadAverage is the host's 1-minute load average.
