@@ -79,17 +79,6 @@ type monitor struct {
 	stalls    []Span                 // when the harness itself was not scheduled
 }
 
-// Limits of what a round proves on a shared host: scrapes of one round
-// that completed further apart than maxSkew do not prove two exporters at
-// once (a clean hand-over seen early on one side and late on the other
-// looks like one); a harness not scheduled for stallMin may have missed an
-// answer that came.
-const (
-	maxSkew    = 250 * time.Millisecond
-	stallTick  = 50 * time.Millisecond
-	stallMin   = 250 * time.Millisecond
-	reqTimeout = 2 * time.Second
-)
 
 // watchdog records the times the harness's process was not scheduled.
 func (m *monitor) watchdog(ctx context.Context) {

@@ -61,6 +61,18 @@ func AgentAddr(i, n int) string { return fmt.Sprintf("10.77.%d.%d", i+1, n) }
 // regionCIDR is region i's block, what iptables rules match.
 func regionCIDR(i int) string { return fmt.Sprintf("10.77.%d.0/24", i+1) }
 
+// Limits of what a round proves on a shared host: scrapes of one round
+// that completed further apart than maxSkew do not prove two exporters at
+// once (a clean hand-over seen early on one side and late on the other
+// looks like one); a harness not scheduled for stallMin may have missed an
+// answer that came.
+const (
+	maxSkew    = 250 * time.Millisecond
+	stallTick  = 50 * time.Millisecond
+	stallMin   = 250 * time.Millisecond
+	reqTimeout = 2 * time.Second
+)
+
 // ErrUnavailable is returned by Run when the lab cannot run here.
 var ErrUnavailable = errors.New("netlab unavailable")
 

@@ -230,7 +230,7 @@ const legend = "#1: at most one vantage_target_up series per target in each scra
 	"#3: no incident that no all-region outage explains (nor a second one for one outage). " +
 	"#4: every all-region outage opens an incident. " +
 	"#5: /healthz 200 from every running agent, no agent exits by itself, a bad config keeps the last good one (reload reported failed, targets still probed). " +
-	"MTTD: the farm's flip to the incident's detected_at. Recovered in: from the end of the fault to every agent seeing every agent alive."
+	"MTTD: the farm's flip to the incident's detected_at. Recovered in: from the end of the scenario's faults (the fault and its outage) until every agent runs and sees all agents alive, and every target has one verdict exporter."
 
 // WriteText prints the report for a terminal.
 func (r *Report) WriteText(w io.Writer) error {
