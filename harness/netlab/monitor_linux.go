@@ -79,7 +79,6 @@ type monitor struct {
 	stalls    []Span                 // when the harness itself was not scheduled
 }
 
-
 // watchdog records the times the harness's process was not scheduled.
 func (m *monitor) watchdog(ctx context.Context) {
 	t := time.NewTicker(stallTick)
