@@ -64,6 +64,12 @@ type Cluster struct {
 	members     map[string]*memberInfo  // by node name
 	leaving     map[string]bool         // nodes that said goodbye before leaving
 	heard       map[string]time.Time    // agent id -> last heartbeat received
+	// peerSettled and doubts are each peer's last heartbeat's word on
+	// leadership (see leadership.go), kept by agent id: a heartbeat may
+	// arrive before memberlist tells us of its sender.
+	peerSettled map[string]bool
+	doubts      map[string]doubtSet
+	lastDoubts  []uint32 // what our last heartbeat said
 	table       map[string]observations // target -> each agent's latest
 	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
@@ -108,6 +114,8 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		members:      make(map[string]*memberInfo),
 		leaving:      make(map[string]bool),
 		heard:        make(map[string]time.Time),
+		peerSettled:  make(map[string]bool),
+		doubts:       make(map[string]doubtSet),
 		table:        make(map[string]observations),
 		agentSeq:     make(map[string][2]uint64),
 		prevOwners:   make(map[string]map[string]time.Time),
@@ -352,6 +360,7 @@ func (c *Cluster) tickLoop() {
 			}
 			c.settle()
 			c.refreshCandidacy()
+			c.refreshDoubts()
 			c.checkIsolation()
 			c.evaluateAll()
 		case <-hb.C:

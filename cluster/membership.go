@@ -69,8 +69,6 @@ type Member struct {
 
 type memberInfo struct {
 	Member
-	// settled: its last heartbeat said it knows the fleet and may lead.
-	settled bool
 	boot    uint64
 	hash    uint64
 	addr    memberlist.Address // copied under memberlist's lock

@@ -161,11 +161,12 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.heard[h.AgentID] = now
+	c.peerSettled[h.AgentID] = h.Settled
+	c.doubts[h.AgentID] = doubtSet{hashes: h.Doubts, overflow: h.DoubtsOverflow}
 	for _, m := range c.members {
 		if m.AgentID == h.AgentID {
 			m.Isolated = h.Isolated
 			m.Targets = int(h.Targets)
-			m.settled = h.Settled
 		}
 	}
 	cur, ok := c.agentSeq[h.AgentID]

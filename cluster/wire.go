@@ -300,6 +300,28 @@ type Heartbeat struct {
 	// Settled: the agent may lead (a leader candidate in its own eyes; see
 	// leadership.go). Agents that predate it send none: read as settled.
 	Settled bool
+	// Doubts are the members the sender does not count as leader
+	// candidates now (not settled, or not heard lately), as AgentHash
+	// values: an agent leads only while no member it hears doubts it.
+	// DoubtsOverflow: more than maxDoubts, only the first sent; read as
+	// doubting everyone. Agents that predate them send none.
+	Doubts         []uint32
+	DoubtsOverflow bool
+}
+
+// maxDoubts bounds a heartbeat's doubts: 4 bytes each, a heartbeat stays
+// well inside one UDP packet.
+const maxDoubts = 128
+
+// AgentHash is an agent id's 32-bit FNV-1a hash, as heartbeats name the
+// members they doubt.
+func AgentHash(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h
 }
 
 func encodeHeartbeat(h *Heartbeat) []byte {
@@ -321,6 +343,14 @@ func encodeHeartbeat(h *Heartbeat) []byte {
 	} else {
 		e.byte(0)
 	}
+	n := uint64(len(h.Doubts))
+	if h.DoubtsOverflow || n > maxDoubts {
+		n = maxDoubts + 1
+	}
+	e.uvarint(n)
+	for i := range min(len(h.Doubts), maxDoubts) {
+		e.b = binary.BigEndian.AppendUint32(e.b, h.Doubts[i])
+	}
 	return e.b
 }
 
@@ -337,6 +367,22 @@ func decodeHeartbeat(b []byte) (Heartbeat, error) {
 	h.Settled = true
 	if d.err == nil && len(d.b) > 0 {
 		h.Settled = d.byte() == 1
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > maxDoubts {
+			h.DoubtsOverflow, n = true, maxDoubts
+		}
+		if d.err == nil && uint64(len(d.b)) < 4*n {
+			return h, errShort
+		}
+		if n > 0 {
+			h.Doubts = make([]uint32, n)
+			for i := range h.Doubts {
+				h.Doubts[i] = binary.BigEndian.Uint32(d.b[4*i:])
+			}
+			d.b = d.b[4*n:]
+		}
 	}
 	return h, d.err
 }
