@@ -242,3 +242,41 @@ func TestStopIsOnce(t *testing.T) {
 		t.Fatal("Leave and Kill did not return")
 	}
 }
+
+// TestOneWayLossLeavesOneLeader: a region whose packets go out no more,
+// though it still hears the others, used to keep leading its targets
+// while the others, no longer hearing it, took them over: two exporters
+// (found by harness/netlab). The others' heartbeats doubt it, and it lets
+// go first. Healed, it leads again, and at no moment are there two.
+func TestOneWayLossLeavesOneLeader(t *testing.T) {
+	targets := testTargets(30)
+	fnet := clustertest.NewNet()
+	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, withFaultNet(t, fnet))
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	probeAll(nodes)
+	once := func(ns []*node) func() bool {
+		return func() bool {
+			probeAll(ns)
+			ex := exporters(ns)
+			for _, tg := range targets {
+				if ex[tg.Name] != 1 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	testenv.Poll(t, 5*time.Second, "every target exported once", once(nodes))
+	stop := watchExporters(t, func() []*node { return nodes })
+	fnet.CutOneWay("us", "eu")
+	fnet.CutOneWay("us", "ap")
+	cut := nodes[1]
+	testenv.Poll(t, 20*time.Second, "the agent nobody hears to lead nothing", func() bool { return len(cut.c.LeaderVerdicts()) == 0 })
+	testenv.Poll(t, 20*time.Second, "the others to export every target", once([]*node{nodes[0], nodes[2]}))
+	fnet.Heal()
+	testenv.Poll(t, 30*time.Second, "the healed agent to lead again", func() bool { return len(cut.c.LeaderVerdicts()) > 0 })
+	testenv.Poll(t, 10*time.Second, "every target exported once after the heal", once(nodes))
+	if double := stop(); len(double) > 0 {
+		t.Errorf("targets exported by two agents at once: %v", double)
+	}
+}
