@@ -70,6 +70,7 @@ type Cluster struct {
 	peerSettled map[string]bool
 	doubts      map[string]doubtSet
 	lastDoubts  []uint32 // what our last heartbeat said
+	wasDoubted  bool     // for vantage_leadership_doubted_total
 	table       map[string]observations // target -> each agent's latest
 	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment

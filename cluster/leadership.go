@@ -196,9 +196,16 @@ func (c *Cluster) doubtedLocked(now time.Time) bool {
 // changed: a member waiting to be counted (a newcomer, one back from a
 // partition) leads as soon as everyone counts it.
 func (c *Cluster) refreshDoubts() {
+	now := c.now()
 	c.mu.Lock()
-	d, _ := c.doubtsLocked(c.now())
+	d, _ := c.doubtsLocked(now)
 	changed := !slices.Equal(d, c.lastDoubts)
+	doubted := c.candidate(now) && c.doubtedLocked(now)
+	if doubted && !c.wasDoubted {
+		c.m.doubted.Inc() // a candidate that some member does not count: it leads nothing meanwhile
+		c.log.Debug("a member doubts this agent: leading no target until it counts it")
+	}
+	c.wasDoubted = doubted
 	c.mu.Unlock()
 	if changed {
 		c.pokeHeartbeat()

@@ -231,8 +231,11 @@ type lab struct {
 	// first read: the report's accounting starts there.
 	scenariosStart time.Time
 
-	groups     map[Scenario][]string
-	targets    []string
+	groups  map[Scenario][]string
+	targets []string
+	// ups counts, per flapping target, the times the farm brought it back
+	// up mid-fault: the most flaps its incident may count.
+	ups        map[string]int
 	pager      *pager // nil without Alertmanager
 	mu         sync.Mutex
 	episodes   []Episode
@@ -603,6 +606,12 @@ func (l *lab) flap(name string, rng *rand.Rand, lo, hi time.Duration, stop <-cha
 				l.farm.Set(name, Down)
 			} else {
 				l.farm.Set(name, Healthy)
+				l.mu.Lock()
+				if l.ups == nil {
+					l.ups = map[string]int{}
+				}
+				l.ups[name]++
+				l.mu.Unlock()
 			}
 			t.Reset(lo + time.Duration(rng.Int64N(int64(hi-lo))))
 		}
