@@ -49,6 +49,10 @@ func (a *Agent) registerMetrics() {
 		return float64(a.reload.Load().lastGood.Unix())
 	})
 	s.NewGauge(`vantage_build_info{version="`+labelValue(a.opts.Version)+`",goversion="`+goVersion()+`"}`, func() float64 { return 1 })
+	// Agent-level series carry only Prometheus' instance and job: joining
+	// on this info series gives dashboards their node and region.
+	cfg := a.cfg.Load()
+	s.NewGauge(`vantage_agent_info{node="`+labelValue(cfg.Agent.Node)+`",region="`+labelValue(cfg.Agent.Region)+`"}`, func() float64 { return 1 })
 	s.NewGauge("vantage_alerting_healthy", func() float64 {
 		if a.alertingHealthy() {
 			return 1

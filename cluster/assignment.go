@@ -30,6 +30,12 @@ func (c *Cluster) reassign() {
 	c.mu.Lock()
 	members := c.liveMembersLocked()
 	regions := c.knownRegionsLocked()
+	for _, r := range regions {
+		// Exported at 0 from the start: a dashboard's "suppressed by
+		// region" and an increase() over it see every region, not only
+		// those that have suppressed something.
+		c.m.suppressedFor(r)
+	}
 	ts := make([]shard.Target, 0, len(c.targets))
 	for _, t := range c.targets {
 		ts = append(ts, shard.Target{Name: t.Name, Regions: effectiveRegions(t.Regions, regions)})
