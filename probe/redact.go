@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -109,4 +111,29 @@ func redactPairs(b *strings.Builder, q string) {
 		b.WriteByte(q[sep])
 		q = q[sep+1:]
 	}
+}
+
+// RedactParseError returns the cause of url.Parse(s)'s error err, fit to
+// show beside RedactURL(s): without url.Error's copy of s, and without a
+// piece of s that the redaction hides. url.Parse quotes what it trips on,
+// such as the "port" of http://user:pa?ss@host/, which is a piece of the
+// password; such a cause is replaced by a description that quotes nothing.
+func RedactParseError(s string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	shown := RedactURL(s)
+	msg := err.Error()
+	for i := strings.IndexByte(msg, '"'); i >= 0; i = strings.IndexByte(msg, '"') {
+		q, qerr := strconv.QuotedPrefix(msg[i:])
+		if qerr != nil {
+			break
+		}
+		if v, _ := strconv.Unquote(q); !strings.Contains(shown, v) {
+			return errors.New("does not parse as a URL (in a password, '?', '#', '/' and '@' must be percent-encoded)")
+		}
+		msg = msg[i+len(q):]
+	}
+	return err
 }

@@ -114,3 +114,23 @@ func FuzzRedactURL(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactParseError(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		// The cause quotes a piece of the password: not shown.
+		{"http://u:s3c?ret@h:80/", "does not parse as a URL (in a password, '?', '#', '/' and '@' must be percent-encoded)"},
+		{"http://u:s3c#ret@h/", "does not parse as a URL (in a password, '?', '#', '/' and '@' must be percent-encoded)"},
+		// The cause quotes what RedactURL shows: kept, without the URL.
+		{"http://h:port/?token=s3cret", `invalid port ":port" after host`},
+		{"http://[bad/?token=s3cret", "missing ']' in host"},
+		{"http://h/%zz?token=s3cret", `invalid URL escape "%zz"`},
+	} {
+		_, err := url.Parse(c.in)
+		if err == nil {
+			t.Fatalf("url.Parse(%q) did not fail", c.in)
+		}
+		if got := RedactParseError(c.in, err).Error(); got != c.want {
+			t.Errorf("RedactParseError(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
