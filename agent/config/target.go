@@ -304,16 +304,16 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		u, err = url.Parse(o.URL)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, "url", "%q: %v", redactURL(o.URL), unwrapURL(err))
+			sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(o.URL), probe.RedactParseError(o.URL, err))
 			u = nil
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", redactURL(o.URL))
+			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", probe.RedactURL(o.URL))
 			u = nil
 		case u.Hostname() == "":
-			sc.errf(ErrInvalid, "url", "%q: no host", redactURL(o.URL))
+			sc.errf(ErrInvalid, "url", "%q: no host", probe.RedactURL(o.URL))
 			u = nil
 		case checkPort(u) != nil:
-			sc.errf(ErrInvalid, "url", "%q: %v", redactURL(o.URL), checkPort(u))
+			sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(o.URL), checkPort(u))
 			u = nil
 		default:
 			sc.familyCheck("url", u.Hostname(), nt)
@@ -475,25 +475,6 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 	return out
 }
 
-// unwrapURL drops url.Error's copy of the URL, which would repeat (and,
-// with user:password@, leak) what the message quotes redacted.
-func unwrapURL(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
-}
-
-var userinfoRe = regexp.MustCompile(`://[^/@]*@`)
-
-// redactURL hides a password in user:password@host, for errors and display.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return userinfoRe.ReplaceAllString(s, "://xxxxx@")
-}
-
 func (sc scope) buildTLS(ts *targetSchema, nt probe.Net) *tlsprobe.Options {
 	o := &tlsprobe.Options{Net: nt, Address: sc.address(ts, nt)}
 	t := ts.TLS
@@ -588,17 +569,18 @@ func checkDNSServer(server, transport string) (string, error) {
 		return "", fmt.Errorf("server is empty")
 	}
 	if strings.Contains(server, "://") {
+		shown := probe.RedactURL(server)
 		if transport != "https" {
-			return "", fmt.Errorf("%q: a URL needs transport \"https\"; use host:port", server)
+			return "", fmt.Errorf("%q: a URL needs transport \"https\"; use host:port", shown)
 		}
 		u, err := url.Parse(server)
 		switch {
 		case err != nil:
-			return "", fmt.Errorf("%q: %v", server, unwrapURL(err))
+			return "", fmt.Errorf("%q: %v", shown, probe.RedactParseError(server, err))
 		case u.Scheme != "https":
-			return "", fmt.Errorf("%q: DoH needs an https:// URL", server)
+			return "", fmt.Errorf("%q: DoH needs an https:// URL", shown)
 		case u.Hostname() == "":
-			return "", fmt.Errorf("%q: no host", server)
+			return "", fmt.Errorf("%q: no host", shown)
 		}
 		return u.Hostname(), nil
 	}
