@@ -262,11 +262,11 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	case o.URL == "":
 		bad("url: missing")
 	case err != nil:
-		bad("url %q: %v", o.URL, err)
+		bad("url %q: %v", probe.RedactURL(o.URL), probe.RedactParseError(o.URL, err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		bad("url %q: scheme must be http or https", o.URL)
+		bad("url %q: scheme must be http or https", probe.RedactURL(o.URL))
 	case u.Hostname() == "":
-		bad("url %q: no host", o.URL)
+		bad("url %q: no host", probe.RedactURL(o.URL))
 	default:
 		pu = *u
 	}

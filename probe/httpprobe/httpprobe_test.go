@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -195,6 +196,44 @@ func TestNewKeepsSecretsOutOfErrors(t *testing.T) {
 	_, err := New(Options{URL: "https://example.com/", BearerToken: "s3cret\n"})
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v: want a rejection that does not quote the token", err)
+	}
+}
+
+// Tokens in URLs (the target's, a Location's) never reach a Result or an
+// error: final_url and messages show them redacted.
+func TestNoURLSecretInResultsOrErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/hop", probetest.HTTPRedirectTo(http.StatusFound, "/final?token=s3cret-loc#s3cret-frag"))
+	mux.Handle("/final", probetest.HTTPRespond(500, "no"))
+	mux.Handle("/badloc", probetest.HTTPRedirectTo(http.StatusFound, "ftp://elsewhere.test/?token=s3cret-badloc"))
+	srv := probetest.NewHTTPServer(t, mux)
+
+	r := probeOnce(t, Options{URL: srv.URL + "/hop?token=s3cret", FollowRedirects: true})
+	wantReason(t, r, probe.ReasonStatusMismatch)
+	if r.HTTP.FinalURL != srv.URL+"/final?token=xxxxx#xxxxx" {
+		t.Errorf("final URL %q, want the Location's redacted", r.HTTP.FinalURL)
+	}
+	r = probeOnce(t, Options{URL: srv.URL + "/badloc?token=s3cret", FollowRedirects: true})
+	wantReason(t, r, probe.ReasonHTTPError)
+	if r.Message != `redirect 1: bad Location "ftp://elsewhere.test/?token=xxxxx"` || r.HTTP.FinalURL != srv.URL+"/badloc?token=xxxxx" {
+		t.Errorf("message %q, final URL %q", r.Message, r.HTTP.FinalURL)
+	}
+	ra, err := probetest.ReserveRefusedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ra.Close() })
+	r = probeOnce(t, Options{URL: "http://u:s3cret@" + ra.Addr + "/?token=s3cret"})
+	wantReason(t, r, probe.ReasonConnectRefused)
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "s3cret") {
+		t.Errorf("result shows a secret: %s", b)
+	}
+
+	for _, u := range []string{"http://[bad/?token=s3cret", "ftp://h/?token=s3cret", "http://u:s3cret@/?token=s3cret"} {
+		_, err := New(Options{URL: u})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "token=xxxxx") {
+			t.Errorf("New(%q): %v; want a refusal quoting the URL redacted", u, err)
+		}
 	}
 }
 
@@ -575,7 +614,7 @@ func TestRedirects(t *testing.T) {
 
 	r := probeOnce(t, Options{URL: srv.URL + "/start", FollowRedirects: true, FailIfBodyNotMatches: []string{"^landed$"}})
 	wantOK(t, r)
-	if r.HTTP.Redirects != 3 || r.HTTP.FinalURL != srv.URL+"/start?hop=3" {
+	if r.HTTP.Redirects != 3 || r.HTTP.FinalURL != srv.URL+"/start?hop=xxxxx" {
 		t.Errorf("facts %+v", r.HTTP)
 	}
 	if r.Phase(probe.PhaseConnect) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {

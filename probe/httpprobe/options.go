@@ -26,8 +26,10 @@
 //     GET without body, 307/308 keep both; credentials (Authorization,
 //     Cookie) are only sent to the original host and its subdomains; a Host
 //     override survives only relative redirects.
-//   - Credentials in the URL act as basic auth and are removed from the URL;
-//     no secret appears in a Result.
+//   - Credentials in the URL act as basic auth and are removed from the URL.
+//     No secret appears in a Result: URLs in it (final_url, a Location in
+//     a message) have their query and fragment values redacted
+//     (probe.RedactURL), and header values are never quoted.
 //   - The response is decompressed transparently when the probe's own
 //     Accept-Encoding (gzip) was used; content_length counts body bytes
 //     read after decompression, up to max_body_bytes+1.

@@ -171,7 +171,7 @@ func (p *Prober) do(ctx context.Context, r *run) {
 			next, err := u.Parse(loc)
 			if err != nil || (next.Scheme != "http" && next.Scheme != "https") || next.Host == "" {
 				r.setHTTP(resp, redirects, finalURL, 0)
-				r.res = r.res.Fail(probe.ReasonHTTPError, fmt.Sprintf("redirect %d: bad Location %q", redirects+1, loc))
+				r.res = r.res.Fail(probe.ReasonHTTPError, fmt.Sprintf("redirect %d: bad Location %q", redirects+1, probe.RedactURL(loc)))
 				return
 			}
 			redirects++
@@ -299,13 +299,16 @@ func (p *Prober) putBuf(b *bytes.Buffer) {
 	}
 }
 
+// setHTTP records the facts of the final response. FinalURL is redacted
+// (probe.RedactURL): a Location may carry a token, and results are shown
+// in the API, logs and `vantage probe`.
 func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int64) {
 	r.res.HTTP = &probe.HTTPFacts{
 		StatusCode:    resp.StatusCode,
 		Version:       protoVersion(resp),
 		Redirects:     redirects,
 		ContentLength: n,
-		FinalURL:      finalURL,
+		FinalURL:      probe.RedactURL(finalURL),
 	}
 	r.res.TLS = r.tls
 }
