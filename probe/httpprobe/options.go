@@ -45,7 +45,12 @@ type Options struct {
 	URL     string
 	Method  string            // default GET
 	Headers map[string]string // sent as is; Host overrides the request host
-	Body    string            // request body
+	// SecretHeaders are sent like Headers, but their values are secrets
+	// (read from files or the environment): never quoted in an error and
+	// never sent to another host on a redirect. A name may not also be
+	// in Headers; Host is not a secret.
+	SecretHeaders map[string]string
+	Body          string // request body
 
 	// ValidStatus lists accepted status codes; empty means any 2xx.
 	ValidStatus []int
