@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -343,6 +344,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 			}
 		}
 	}
+	o.SecretHeaders = hs.secretHeaders(h, o.Headers)
 	o.Body = h.Body.or("")
 	for k, c := range h.ValidStatus.or(nil) {
 		if c < 100 || c > 599 {
@@ -429,7 +431,8 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 	}
 	auth := 0
 	userinfo := u != nil && u.User != nil
-	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, hasHeader(o.Headers, "Authorization"), userinfo} {
+	authHeader := hasHeader(o.Headers, "Authorization") || hasHeader(h.HeadersFile.or(nil), "Authorization") || hasHeader(h.HeadersEnv.or(nil), "Authorization")
+	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, authHeader, userinfo} {
 		if set {
 			auth++
 		}
@@ -439,6 +442,58 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 	}
 	o.TLS = hs.tlsClient(&h.tlsClientSchema)
 	return o
+}
+
+// secretHeaders reads headers_file and headers_env: each value from its
+// file or environment variable, now, so that a missing secret fails the
+// load. Errors name the header and the file or variable, never the value;
+// a header set twice (inline and secret, or in both tables) is a conflict.
+func (hs scope) secretHeaders(h *httpSchema, inline map[string]string) map[string]string {
+	var out map[string]string
+	from := map[string]string{} // canonical name -> the table that set it
+	for _, src := range []struct {
+		table string
+		m     map[string]string
+		env   bool
+	}{{"headers_file", h.HeadersFile.or(nil), false}, {"headers_env", h.HeadersEnv.or(nil), true}} {
+		for _, k := range sortedKeys(src.m) {
+			key := src.table + "." + k
+			ck := textproto.CanonicalMIMEHeaderKey(k)
+			switch {
+			case !httpprobe.IsToken(k):
+				hs.errf(ErrInvalid, key, "%q is not a header name", k)
+				continue
+			case ck == "Host":
+				hs.errf(ErrInvalid, key, "Host is not a secret: set it in headers")
+				continue
+			case hasHeader(inline, k):
+				hs.errf(ErrConflict, key, "%q is also set in headers: set each header once", k)
+				continue
+			case from[ck] != "":
+				hs.errf(ErrConflict, key, "%q is also set in %s: set each header once", k, from[ck])
+				continue
+			}
+			from[ck] = src.table
+			ref := opt[string]{V: src.m[k], Set: true}
+			var v, where string
+			if src.env {
+				v, where = hs.secretEnv(key, ref), fmt.Sprintf("environment variable %q", ref.V)
+			} else {
+				v, where = hs.secretFile(key, ref), fmt.Sprintf("%q", hs.file(ref))
+			}
+			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+				hs.errf(ErrSecret, key, "%s holds a line break or control character, which a header value cannot", where)
+				continue
+			}
+			if v != "" {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[strings.Clone(k)] = v
+			}
+		}
+	}
+	return out
 }
 
 func hasHeader(h map[string]string, name string) bool {
