@@ -489,7 +489,7 @@ func (hs scope) secretHeaders(h *httpSchema, inline map[string]string) map[strin
 				if out == nil {
 					out = map[string]string{}
 				}
-				out[strings.Clone(k)] = v
+				out[k] = v
 			}
 		}
 	}
