@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,10 +40,20 @@ func (s *syncBuffer) String() string {
 
 // secretFarm serves the targets of the secrets tests: /ok answers 200,
 // /hop redirects to /final (500) with a token in the Location, /badloc
-// redirects to a Location no probe can follow, with a token in it.
-func secretFarm(t *testing.T) *probetest.HTTPServer {
+// redirects to a Location no probe can follow, with a token in it, and
+// /key checks the secret headers, then redirects to another host, which
+// records what it is sent (other).
+func secretFarm(t *testing.T, other *probetest.HTTPServer) *probetest.HTTPServer {
 	t.Helper()
+	_, otherPort, _ := net.SplitHostPort(other.Addr)
 	mux := http.NewServeMux()
+	mux.HandleFunc("/key", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Api-Key") != "s3cret-header-file" || r.Header.Get("X-Tenant") != "s3cret-header-env" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "http://localhost:"+otherPort+"/landed", http.StatusFound)
+	})
 	mux.Handle("/ok", probetest.HTTPRespond(200, "ok"))
 	mux.Handle("/hop", probetest.HTTPRedirectTo(http.StatusFound, "/final?token=s3cret-loc"))
 	mux.Handle("/final", probetest.HTTPRespond(500, "no"))
@@ -50,12 +61,26 @@ func secretFarm(t *testing.T) *probetest.HTTPServer {
 	return probetest.NewHTTPServer(t, mux)
 }
 
-// A token in a target's URL is shown nowhere: not in the API, the status
-// page, /metrics, the logs, probe failure messages (a refused connection,
-// a redirect to a URL with a token, a Location no probe can follow), nor
-// what `vantage probe` prints.
+// A token in a target's URL, and a secret header, are shown nowhere: not
+// in the API, the status page, /metrics, the logs, probe failure messages
+// (a refused connection, a redirect to a URL with a token, a Location no
+// probe can follow), nor what `vantage probe` prints; and the secret
+// headers do not follow a redirect to another host.
 func TestSecretsInURLsAreShownNowhere(t *testing.T) {
-	srv := secretFarm(t)
+	var mu sync.Mutex
+	var otherSaw []string // secret headers the other host was sent
+	otherHits := 0
+	other := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		otherHits++
+		for _, h := range []string{"X-Api-Key", "X-Tenant"} {
+			if v := r.Header.Get(h); v != "" {
+				otherSaw = append(otherSaw, h+": "+v)
+			}
+		}
+	}))
+	srv := secretFarm(t, other)
 	refused, err := probetest.ReserveRefusedAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +88,10 @@ func TestSecretsInURLsAreShownNowhere(t *testing.T) {
 	t.Cleanup(func() { _ = refused.Close() })
 
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "api.key"), []byte("s3cret-header-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VANTAGE_TEST_TENANT", "s3cret-header-env")
 	path := filepath.Join(dir, "vantage.toml")
 	body := fmt.Sprintf(`
 [agent]
@@ -86,6 +115,16 @@ url = "%[1]s/ok?token=s3cret-ok&region=eu#frag=s3cret-frag"
 name = "userinfo"
 type = "http"
 url = "http://probe:s3cret-pass@%[2]s/ok?key=s3cret-ui"
+
+[[target]]
+name = "apikey"
+type = "http"
+url = "%[1]s/key?token=s3cret-key"
+ip_protocol = "ip4"
+[target.http]
+headers = { "X-Probe" = "vantage" }
+headers_file = { "X-Api-Key" = "api.key" }
+headers_env = { "X-Tenant" = "VANTAGE_TEST_TENANT" }
 
 [[target]]
 name = "refused"
@@ -113,7 +152,7 @@ query = "example.com."
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"ok", "userinfo", "refused", "hop", "badloc", "doh"}
+	names := []string{"ok", "userinfo", "apikey", "refused", "hop", "badloc", "doh"}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -161,7 +200,7 @@ query = "example.com."
 		}
 		probed := 0
 		for _, tv := range api.Targets {
-			if tv.Local != nil && (tv.Local.Result.OK == (tv.Name == "ok" || tv.Name == "userinfo")) {
+			if tv.Local != nil && (tv.Local.Result.OK == (tv.Name == "ok" || tv.Name == "userinfo" || tv.Name == "apikey")) {
 				probed++
 			}
 		}
@@ -189,6 +228,13 @@ query = "example.com."
 	if !strings.Contains(surfaces["/"], "token=xxxxx") || !strings.Contains(surfaces["the agent's log"], `"target failing"`) {
 		t.Error("the page does not show the endpoint, or the log has no failure: the test proves nothing")
 	}
+	// The secret headers reached their host (apikey is up) but not the
+	// host it redirects to.
+	mu.Lock()
+	if otherHits == 0 || len(otherSaw) > 0 {
+		t.Errorf("the other host had %d requests and was sent %q; want requests without secret headers", otherHits, otherSaw)
+	}
+	mu.Unlock()
 	for where, text := range surfaces {
 		if i := strings.Index(text, "s3cret"); i >= 0 {
 			t.Errorf("%s shows a secret: ...%s...", where, text[max(0, i-120):min(len(text), i+40)])
@@ -213,6 +259,12 @@ query = "example.com."
 		}
 		if strings.Contains(out+errOut, "s3cret") {
 			t.Errorf("%q shows a secret:\n%s%s", args, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"probe", "-config", path, "-target", "apikey"}, {"probe", "-json", "-config", path, "-target", "apikey"}} {
+		code, out, errOut := runCLI(args...)
+		if code != exitOK || strings.Contains(out+errOut, "s3cret") {
+			t.Errorf("%q: exit %d, want %d without a secret:\n%s%s", args, code, exitOK, out, errOut)
 		}
 	}
 }
