@@ -23,9 +23,12 @@
 //   - A Host header probes a virtual host: it is sent as the request's host
 //     and, unless tls server_name is set, used as the TLS server name.
 //   - Redirects follow net/http's rules: 301/302/303 turn other methods into
-//     GET without body, 307/308 keep both; credentials (Authorization,
-//     Cookie) are only sent to the original host and its subdomains; a Host
-//     override survives only relative redirects.
+//     GET without body, 307/308 keep both; a Host override survives only
+//     relative redirects. Credentials are stricter: Authorization, the
+//     SecretHeaders and every header named like a credential (Cookie,
+//     X-Api-Key, X-Auth-Token...: see credentialWords) are sent only to the
+//     original host name, any port, and never from https down to http
+//     (net/http also sends them to subdomains).
 //   - Credentials in the URL act as basic auth and are removed from the URL.
 //     No secret appears in a Result: URLs in it (final_url, a Location in
 //     a message) have their query and fragment values redacted
