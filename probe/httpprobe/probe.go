@@ -130,7 +130,6 @@ func (p *Prober) do(ctx context.Context, r *run) {
 		return
 	}
 	u := *pu
-	orig := *pu
 	finalURL := p.urlString
 	hostport := p.hostport
 	method, body, host := p.method, p.body, p.hostHeader
@@ -186,7 +185,7 @@ func (p *Prober) do(ctx context.Context, r *run) {
 				method, body = http.MethodGet, ""
 			}
 			next.User = nil
-			if keepCredentials(next, &orig) {
+			if keepCredentials(next, pu) {
 				header = p.header
 			} else {
 				header = p.headerNoCreds
