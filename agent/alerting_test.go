@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -242,5 +243,33 @@ scrape_configs:
 	// and the burn it causes neither fired before it nor after.
 	if firing != 1 {
 		t.Errorf("%d firing notifications for one outage, want 1: %+v", firing, notes)
+	}
+}
+
+// The alert the leader sends names the target's endpoint redacted: a
+// token in the URL reaches neither Alertmanager nor its receivers.
+func TestDirectAlertRedactsTheEndpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	writeConfig(t, path, baseConfig(`
+[[target]]
+name = "api"
+type = "http"
+url = "https://probe:s3cret-pass@api.example.com/health?token=s3cret"
+`))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	al := targetDownAlert(cfg, cfg.Target("api"), &cluster.LedIncident{
+		Incident: cluster.Incident{Target: "api", Reason: "status_mismatch", StartedAt: now, DetectedAt: now, Regions: []string{"eu-west"}},
+		Failing:  []string{"eu-west"}, Reporting: 1, Needed: 1,
+	})
+	b, err := json.Marshal(al)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), "probe:xxxxx@api.example.com/health?token=xxxxx") {
+		t.Errorf("alert %s: want the endpoint, redacted", b)
 	}
 }

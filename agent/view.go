@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
@@ -65,7 +64,7 @@ func (a *Agent) Targets(q exporter.TargetQuery) exporter.TargetPage {
 			continue // removed by a reload in between
 		}
 		v := exporter.TargetView{
-			Name: t.Name, Type: t.Type, Endpoint: redactURL(t.Endpoint()), Labels: t.Labels,
+			Name: t.Name, Type: t.Type, Endpoint: t.Endpoint(), Labels: t.Labels,
 			Interval: t.Interval.String(), Timeout: t.Timeout.String(), TargetStatus: status,
 			CertWarnDays: t.CertWarnDays(),
 		}
@@ -87,17 +86,6 @@ func (a *Agent) probing(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.assigned[name] || !a.graceTill[name].IsZero()
-}
-
-// redactURL drops userinfo from a URL: credentials never reach the API.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		rest := s[i+3:]
-		if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/?#") {
-			return s[:i+3] + "REDACTED@" + rest[at+1:]
-		}
-	}
-	return s
 }
 
 // Incidents are the incidents this agent knows (the fleet's, by gossip).

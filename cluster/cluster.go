@@ -61,16 +61,16 @@ type Cluster struct {
 	mu          sync.Mutex
 	targets     map[string]TargetSpec
 	targetsHash uint64
-	members     map[string]*memberInfo  // by node name
-	leaving     map[string]bool         // nodes that said goodbye before leaving
-	heard       map[string]time.Time    // agent id -> last heartbeat received
+	members     map[string]*memberInfo // by node name
+	leaving     map[string]bool        // nodes that said goodbye before leaving
+	heard       map[string]time.Time   // agent id -> last heartbeat received
 	// peerSettled and doubts are each peer's last heartbeat's word on
 	// leadership (see leadership.go), kept by agent id: a heartbeat may
 	// arrive before memberlist tells us of its sender.
 	peerSettled map[string]bool
 	doubts      map[string]doubtSet
-	lastDoubts  []uint32 // what our last heartbeat said
-	wasDoubted  bool     // for vantage_leadership_doubted_total
+	lastDoubts  []uint32                // what our last heartbeat said
+	wasDoubted  bool                    // for vantage_leadership_doubted_total
 	table       map[string]observations // target -> each agent's latest
 	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment

@@ -69,11 +69,11 @@ type Member struct {
 
 type memberInfo struct {
 	Member
-	boot    uint64
-	hash    uint64
-	addr    memberlist.Address // copied under memberlist's lock
-	ip      net.IP
-	port    uint16
+	boot uint64
+	hash uint64
+	addr memberlist.Address // copied under memberlist's lock
+	ip   net.IP
+	port uint16
 }
 
 // Members returns every member this agent knows, itself included, sorted by

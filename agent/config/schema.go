@@ -143,6 +143,8 @@ type tlsClientSchema struct {
 type httpSchema struct {
 	Method                 opt[string]            `toml:"method"`                     // default GET
 	Headers                opt[map[string]string] `toml:"headers"`                    // request headers; "Host" sets the request host
+	HeadersFile            opt[map[string]string] `toml:"headers_file"`               // secret request headers: name -> file holding the value (read at load, trimmed)
+	HeadersEnv             opt[map[string]string] `toml:"headers_env"`                // secret request headers: name -> environment variable holding the value
 	Body                   opt[string]            `toml:"body"`                       // request body
 	ValidStatus            opt[[]int]             `toml:"valid_status"`               // accepted status codes; default: any 2xx
 	BodyRegex              opt[string]            `toml:"body_regex"`                 // shorthand for one fail_if_body_not_matches entry

@@ -80,6 +80,8 @@ labels = { team = "pay", tier = "1" }
 [target.http]
 method = "POST"
 headers = { X-Team = "pay", Host = "pay.internal" }
+headers_file = { X-Api-Key = "password" }
+headers_env = { X-Tenant = "AM_PASSWORD" }
 body = "{\"ping\": true}"
 valid_status = [200]
 body_regex = "ok"

@@ -202,16 +202,16 @@ func (t *Target) CertWarnDays() int {
 	return 0
 }
 
-// Endpoint is what the target points at, for display: URL (with any
-// password in it redacted) or address or "server query".
+// Endpoint is what the target points at, for display: URL or address or
+// "server query", URLs redacted (probe.RedactURL).
 func (t *Target) Endpoint() string {
 	switch {
 	case t.http != nil:
-		return redactURL(t.url)
+		return probe.RedactURL(t.url)
 	case t.TLS != nil:
 		return t.TLS.Address
 	case t.DNS != nil:
-		return t.DNS.Server + " " + t.DNS.Query
+		return probe.RedactURL(t.DNS.Server) + " " + t.DNS.Query
 	case t.TCP != nil:
 		return t.TCP.Address
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/probe"
 )
 
 // Defaults, each with why.
@@ -518,20 +520,20 @@ func (l *loader) buildAlerting(sc scope, in *alertingSchema, out *Alerting) {
 		u, err := url.Parse(raw)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, key, "%q: %v", redactURL(raw), unwrapURL(err))
+			sc.errf(ErrInvalid, key, "%q: %v", probe.RedactURL(raw), probe.RedactParseError(raw, err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, key, "%q: scheme must be http or https", redactURL(raw))
+			sc.errf(ErrInvalid, key, "%q: scheme must be http or https", probe.RedactURL(raw))
 		case u.Host == "":
-			sc.errf(ErrInvalid, key, "%q: no host", redactURL(raw))
+			sc.errf(ErrInvalid, key, "%q: no host", probe.RedactURL(raw))
 		case u.User != nil:
-			sc.errf(ErrSecret, key, "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", redactURL(raw))
+			sc.errf(ErrSecret, key, "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", probe.RedactURL(raw))
 		case u.RawQuery != "" || u.Fragment != "":
-			sc.errf(ErrInvalid, key, "%q: want a base URL without query or fragment (the agent posts to <url>/api/v2/alerts)", raw)
+			sc.errf(ErrInvalid, key, "%q: want a base URL without query or fragment (the agent posts to <url>/api/v2/alerts)", probe.RedactURL(raw))
 		case seen[strings.TrimRight(raw, "/")]:
-			sc.errf(ErrDuplicate, key, "%q is listed twice: every alert would go to it twice", raw)
+			sc.errf(ErrDuplicate, key, "%q is listed twice: every alert would go to it twice", probe.RedactURL(raw))
 		default:
 			if err := checkPort(u); err != nil {
-				sc.errf(ErrInvalid, key, "%q: %v", raw, err)
+				sc.errf(ErrInvalid, key, "%q: %v", probe.RedactURL(raw), err)
 				continue
 			}
 			seen[strings.TrimRight(raw, "/")] = true
@@ -622,11 +624,11 @@ func (l *loader) externalURL(sc scope, o opt[string], cfg *Config) string {
 		u, err := url.Parse(o.V)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, "external_url", "%q: %v", o.V, unwrapURL(err))
+			sc.errf(ErrInvalid, "external_url", "%q: %v", probe.RedactURL(o.V), probe.RedactParseError(o.V, err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, "external_url", "%q: scheme must be http or https", o.V)
+			sc.errf(ErrInvalid, "external_url", "%q: scheme must be http or https", probe.RedactURL(o.V))
 		case u.Host == "":
-			sc.errf(ErrInvalid, "external_url", "%q: no host", o.V)
+			sc.errf(ErrInvalid, "external_url", "%q: no host", probe.RedactURL(o.V))
 		default:
 			return strings.TrimRight(o.V, "/")
 		}

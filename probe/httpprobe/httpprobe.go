@@ -76,9 +76,11 @@ type settings struct {
 	method     string
 	body       string
 	header     http.Header // every request header, credentials included
-	// headerNoCreds is header without credentials and cookies, sent when a
-	// redirect leaves the original host (net/http's rule, so a token meant
-	// for one host is not handed to another).
+	// headerNoCreds is header without credentials: Authorization, the
+	// secret headers and every header named like a credential
+	// (credentialName). It is sent when a redirect leaves the original
+	// host (see keepCredentials), so that a token meant for one host is
+	// not handed to another.
 	headerNoCreds http.Header
 
 	validStatus  []int // nil: any 2xx
@@ -121,7 +123,7 @@ type settings struct {
 // or probe.Net gains a field that the key does not see.
 type settingsKey struct {
 	method, body, httpVersion       string
-	headers                         string
+	headers, secretHeaders          string
 	validStatus                     string
 	bodyNotMatches, bodyMatches     string
 	headerNotMatches, headerMatches string
@@ -148,6 +150,7 @@ func settingsKeyOf(o *Options, userinfo *url.Userinfo) settingsKey {
 		body:              o.Body,
 		httpVersion:       o.HTTPVersion,
 		headers:           canonMap(o.Headers),
+		secretHeaders:     canonMap(o.SecretHeaders),
 		validStatus:       fmt.Sprint(o.ValidStatus),
 		bodyNotMatches:    canonStrings(o.FailIfBodyNotMatches),
 		bodyMatches:       canonStrings(o.FailIfBodyMatches),
@@ -262,11 +265,11 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	case o.URL == "":
 		bad("url: missing")
 	case err != nil:
-		bad("url %q: %v", o.URL, err)
+		bad("url %q: %v", probe.RedactURL(o.URL), probe.RedactParseError(o.URL, err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		bad("url %q: scheme must be http or https", o.URL)
+		bad("url %q: scheme must be http or https", probe.RedactURL(o.URL))
 	case u.Hostname() == "":
-		bad("url %q: no host", o.URL)
+		bad("url %q: no host", probe.RedactURL(o.URL))
 	default:
 		pu = *u
 	}
@@ -371,7 +374,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	p.jsonChecks = compileJSON(o.JSON, bad)
 
 	// Request headers, built once and shared read-only by every probe.
-	p.header = make(http.Header, len(o.Headers)+2)
+	p.header = make(http.Header, len(o.Headers)+len(o.SecretHeaders)+2)
 	for k, v := range o.Headers {
 		switch {
 		case !IsToken(k):
@@ -387,6 +390,28 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 			continue
 		}
 		p.header[ck] = []string{v}
+	}
+	// Secret headers: the same, but no value is ever quoted, and each is
+	// left out of headerNoCreds. Sorted, so that an error names the same
+	// one of two spellings each time.
+	var secret []string
+	for _, k := range slices.Sorted(maps.Keys(o.SecretHeaders)) {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		switch {
+		case !IsToken(k):
+			bad("secret header %q: not a valid header name", k)
+		case ck == "Host":
+			bad("secret header %q: Host is not a secret; set it in Headers", k)
+		case !validHeaderValue(o.SecretHeaders[k]):
+			bad("secret header %q: value contains a control character", k)
+		case slices.Contains(secret, ck):
+			bad("secret header %q: set twice", k)
+		case len(p.header[ck]) > 0:
+			bad("secret header %q: also set in Headers", k)
+		default:
+			p.header[ck] = []string{o.SecretHeaders[k]}
+			secret = append(secret, ck)
+		}
 	}
 	if p.header.Get("User-Agent") == "" {
 		p.header.Set("User-Agent", UserAgent)
@@ -409,8 +434,10 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		p.header.Set("Authorization", "Bearer "+o.BearerToken)
 	}
 	p.headerNoCreds = p.header.Clone()
-	for _, k := range []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization"} {
-		delete(p.headerNoCreds, k)
+	for k := range p.headerNoCreds {
+		if slices.Contains(secret, k) || credentialName(k) {
+			delete(p.headerNoCreds, k)
+		}
 	}
 	// Most targets send the same headers (often just the User-Agent):
 	// they share one read-only map.
@@ -577,6 +604,24 @@ func internHeader(s *probe.Shared, h http.Header) http.Header {
 		b.WriteByte('\n')
 	}
 	return s.Value(headerKey{b.String()}, func() any { return h }).(http.Header)
+}
+
+// credentialWords make a header a credential, whatever its value's
+// source: a header whose name holds one (case-insensitively) is not sent
+// to another host on a redirect. They cover Authorization,
+// Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token, X-Session-Id and
+// the like; a harmless header they also catch is only left out of the
+// request to another host.
+var credentialWords = []string{"auth", "cookie", "credential", "key", "pass", "secret", "session", "signature", "token"}
+
+func credentialName(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPort returns u's host with the scheme's default port made explicit.
