@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -39,8 +40,9 @@ type Options struct {
 	Args []string
 }
 
-// Server is a running VictoriaMetrics.
+// Server is a running VictoriaMetrics or vmalert.
 type Server struct {
+	name   string
 	cmd    *exec.Cmd
 	addr   string
 	client *http.Client
@@ -58,18 +60,50 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(ctx, "victoria-metrics", bin, o.Addr, func(addr string) []string {
+		return append([]string{"-httpListenAddr=" + addr, "-storageDataPath=" + filepath.Join(dir, "data"),
+			"-loggerLevel=WARN"}, o.Args...)
+	})
+}
+
+// AlertOptions configure a vmalert.
+type AlertOptions struct {
+	Rules       []byte // the rule file
+	Datasource  string // VictoriaMetrics' base URL: http://host:port
+	RemoteWrite string // where recording rules and alert state go; usually Datasource
+	Notifier    string // Alertmanager's base URL
+	Args        []string
+}
+
+// StartVMAlert runs vmalert with its rule file in dir and waits until it
+// answers /health.
+func StartVMAlert(ctx context.Context, dir string, o AlertOptions) (*Server, error) {
+	bin, err := testenv.Binary(Package, "vmalert")
+	if err != nil {
+		return nil, err
+	}
+	rules := filepath.Join(dir, "rules.yml")
+	if err := os.WriteFile(rules, o.Rules, 0o644); err != nil {
+		return nil, err
+	}
+	return start(ctx, "vmalert", bin, "", func(addr string) []string {
+		return append([]string{"-httpListenAddr=" + addr, "-rule=" + rules, "-datasource.url=" + o.Datasource,
+			"-remoteWrite.url=" + o.RemoteWrite, "-notifier.url=" + o.Notifier, "-loggerLevel=WARN"}, o.Args...)
+	})
+}
+
+func start(ctx context.Context, name, bin, fixed string, args func(addr string) []string) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		addr := o.Addr
+		addr := fixed
 		if addr == "" {
+			var err error
 			if addr, err = freePort(); err != nil {
 				return nil, err
 			}
 		}
-		s := &Server{addr: addr, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
-		args := append([]string{"-httpListenAddr=" + addr, "-storageDataPath=" + filepath.Join(dir, "data"),
-			"-loggerLevel=WARN"}, o.Args...)
-		s.cmd = exec.Command(bin, args...)
+		s := &Server{name: name, addr: addr, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+		s.cmd = exec.Command(bin, args(addr)...)
 		s.cmd.Stdout, s.cmd.Stderr = (*lockedWriter)(s), (*lockedWriter)(s)
 		if err := s.cmd.Start(); err != nil {
 			return nil, err
@@ -78,14 +112,14 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 		if err := s.waitReady(ctx); err != nil {
 			lastErr = err
 			s.Close()
-			if o.Addr != "" {
+			if fixed != "" {
 				break
 			}
 			continue
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("victoria-metrics did not start: %w", lastErr)
+	return nil, fmt.Errorf("%s did not start: %w", name, lastErr)
 }
 
 type lockedWriter Server
@@ -128,13 +162,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("victoria-metrics exited: %s", s.Log())
+			return fmt.Errorf("%s exited: %s", s.name, s.Log())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return errors.New("victoria-metrics not ready after 60s: " + s.Log())
+	return errors.New(s.name + " not ready after 60s: " + s.Log())
 }
 
 // Addr is host:port of the server.
@@ -280,4 +314,26 @@ func (s *Server) Query(ctx context.Context, q string) ([]Sample, error) {
 		out = append(out, Sample{Metric: e.Metric, Value: v})
 	}
 	return out, nil
+}
+
+// Alert is one alert of vmalert's /api/v1/alerts.
+type Alert struct {
+	Name   string            `json:"name"`
+	State  string            `json:"state"` // pending, firing
+	Labels map[string]string `json:"labels"`
+	Value  string            `json:"value"`
+}
+
+// Alerts are vmalert's active alerts.
+func (s *Server) Alerts(ctx context.Context) ([]Alert, error) {
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			Alerts []Alert `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := s.get(ctx, "/api/v1/alerts", url.Values{}, &r); err != nil {
+		return nil, err
+	}
+	return r.Data.Alerts, nil
 }
