@@ -233,11 +233,12 @@ func TestRunPushesAtOnceThenEveryInterval(t *testing.T) {
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Errorf("first push after %v: not at once", d)
 	}
-	testenv.Poll(t, 5*time.Second, "the second push", func() bool { return len(r.received()) >= 2 })
+	testenv.Poll(t, 5*time.Second, "the second push counted", func() bool { return p.Status().Success >= 2 })
 	cancel()
 	<-done
-	if st := p.Status(); st.Success != uint64(len(r.received())) || st.Errors != 0 {
-		t.Errorf("status %+v for %d requests", st, len(r.received()))
+	// Every push was counted but one that the cancel may have cut short.
+	if st, n := p.Status(), uint64(len(r.received())); st.Errors != 0 || st.Success > n || st.Success+1 < n {
+		t.Errorf("status %+v for %d requests", st, n)
 	}
 
 	arrived := make(chan struct{}, 1)
