@@ -55,7 +55,7 @@ func (a *Agent) configureAlerting(ctx context.Context, cfg *config.Config) error
 	al := a.alerts
 	al.mu.Lock()
 	same := al.n != nil && alertingEqual(al.cfg, cfg.Alerting)
-	off := al.n == nil && !cfg.Alerting.Enabled() // read under mu: alertLoop clears al.n when Run ends
+	off := al.n == nil && !cfg.Alerting.Enabled()
 	al.mu.Unlock()
 	if same || off {
 		return nil

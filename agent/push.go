@@ -10,6 +10,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/exporter/push"
+	"github.com/vantage-probe/vantage/probe"
 )
 
 // pushing is the agent's [exporter.push]: a Pusher sending what /metrics
@@ -89,7 +90,7 @@ func (a *Agent) pushView() *exporter.PushView {
 		return nil
 	}
 	st := p.Status()
-	return &exporter.PushView{URL: redactURL(st.URL), Interval: st.Interval.String(), OK: st.OK(),
+	return &exporter.PushView{URL: probe.RedactURL(st.URL), Interval: st.Interval.String(), OK: st.OK(),
 		Success: st.Success, Errors: st.Errors, LastSuccess: st.LastSuccess,
 		LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastDuration: st.LastDuration, LastBytes: st.LastBytes}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/exporter/page"
 	"github.com/vantage-probe/vantage/exporter/rules"
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/internal/vmtest"
 	"github.com/vantage-probe/vantage/probe/probetest"
@@ -184,7 +185,7 @@ func TestPushedSeriesEqualAScrape(t *testing.T) {
 	// histogram observations), none disappears: so every series pushed so
 	// far is in the scrape, and the scrape's are pushed within a push or two.
 	var want, got map[string]bool
-	if !testenv.PollContext(context.Background(), 10*time.Second, 50*time.Millisecond, func() bool {
+	if !mono.Poll(context.Background(), 10*time.Second, 50*time.Millisecond, func() bool {
 		want = scrapedSeries(t, scrape(t, a), add)
 		got = vmSeries(t, vm, `{instance="t1"}`, start)
 		return len(diff(want, got)) == 0 && len(diff(got, want)) == 0
@@ -503,7 +504,7 @@ interval = %q
 				lat[v].query = now.Sub(time.UnixMilli(int64(v * 1000)))
 			}
 		}
-		testenv.Sleep(ctx, 50*time.Millisecond)
+		_ = mono.Sleep(ctx, 50*time.Millisecond)
 	}
 	if !done() {
 		t.Fatalf("saw %d of %d probes in VictoriaMetrics", len(lat), probes)

@@ -13,6 +13,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/configs"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Options configure a demo run.
@@ -262,20 +263,9 @@ func (d *Demo) waitEvent(ctx context.Context, kind, target string, limit time.Du
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // script plays the faults once.
 func (d *Demo) script(ctx context.Context) error {
-	if err := sleep(ctx, 6*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 6*time.Second); err != nil {
 		return err
 	}
 	// 1. An outage every region sees.
@@ -284,7 +274,7 @@ func (d *Demo) script(ctx context.Context) error {
 	if !d.waitEvent(ctx, "incident_open", "api", 60*time.Second) && ctx.Err() == nil {
 		d.say("demo", "api outage not detected within 60s (unexpected)")
 	}
-	if err := sleep(ctx, 10*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 10*time.Second); err != nil {
 		return err
 	}
 	d.say("fault", "api fixed")
@@ -294,7 +284,7 @@ func (d *Demo) script(ctx context.Context) error {
 	// 2. A failure only one region sees.
 	d.say("fault", "web fails only for ap-south (a bad route in that region)")
 	d.farm.BlockFrom("web", "127.0.3.")
-	if err := sleep(ctx, 20*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 20*time.Second); err != nil {
 		return err
 	}
 	d.say("fault", "ap-south's route to web repaired")
@@ -304,12 +294,12 @@ func (d *Demo) script(ctx context.Context) error {
 	d.say("fault", "db starts flapping (down 4s, up 4s, five times)")
 	for i := 0; i < 5; i++ {
 		d.farm.SetDBUp(false)
-		if err := sleep(ctx, 4*time.Second); err != nil {
+		if err := mono.Sleep(ctx, 4*time.Second); err != nil {
 			d.farm.SetDBUp(true)
 			return err
 		}
 		d.farm.SetDBUp(true)
-		if err := sleep(ctx, 4*time.Second); err != nil {
+		if err := mono.Sleep(ctx, 4*time.Second); err != nil {
 			return err
 		}
 	}
@@ -325,7 +315,7 @@ func (d *Demo) script(ctx context.Context) error {
 	ra.a.Kill()
 	ra.cancel()
 	<-ra.done
-	if err := sleep(ctx, 15*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 15*time.Second); err != nil {
 		return err
 	}
 	seed := d.agents[d.order[0]].a.Cluster().LocalAddr()
@@ -333,5 +323,5 @@ func (d *Demo) script(ctx context.Context) error {
 		return err
 	}
 	d.say("fault", "agent %s restarted; it takes its targets back", victim)
-	return sleep(ctx, 10*time.Second)
+	return mono.Sleep(ctx, 10*time.Second)
 }

@@ -3,14 +3,15 @@ package config
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
 func netOf(t *Target) probe.Net {
@@ -40,21 +41,11 @@ func TestNewProberProbesRealServers(t *testing.T) {
 	}))
 	defer hs.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := probetest.StartTCP(probetest.TCPEcho, "220 ready\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "220 ready\r\n")
-			c.Close()
-		}
-	}()
+	defer tcp.Close()
 
 	dir := writeFiles(t, map[string]string{"main.toml": fmt.Sprintf(`
 [[target]]
@@ -79,7 +70,7 @@ type = "tcp"
 address = "%s"
 [target.tcp]
 expect = '^220 '
-`, hs.URL, ln.Addr())})
+`, hs.URL, tcp.Addr)})
 	cfg := mustLoad(t, dir)
 	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone}
 	for _, tg := range cfg.Targets {
@@ -96,7 +87,9 @@ expect = '^220 '
 	}
 }
 
-func TestNewProberErrorNamesTarget(t *testing.T) {
+// A CA bundle that does not exist is refused by Load at its key, as the
+// agent would refuse to build the prober: check-config says the same.
+func TestMissingCAFileIsAConfigError(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.toml": `
 [[target]]
 name = "needs-ca"
@@ -105,10 +98,9 @@ address = "127.0.0.1:443"
 [target.tls]
 ca_file = "missing-ca.pem"
 `})
-	cfg := mustLoad(t, dir)
-	_, err := cfg.Target("needs-ca").NewProber()
-	if err == nil || !strings.Contains(err.Error(), `target "needs-ca"`) || !strings.Contains(err.Error(), "main.toml:2:1") {
-		t.Fatalf("err = %v, want it to name the target and its position", err)
+	_, err := Load(filepath.Join(dir, "main.toml"))
+	if err == nil || !strings.Contains(err.Error(), "main.toml:7:1: target[\"needs-ca\"].tls.ca_file:") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v, want the ca_file key, its line and the reason", err)
 	}
 	if _, err := (&Target{Name: "empty"}).NewProber(); err == nil {
 		t.Error("a target without options built a prober")

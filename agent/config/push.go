@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/probe"
 )
 
 // Push defaults, each with why.
@@ -86,21 +88,21 @@ func pushURL(sc scope, raw string) string {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		sc.errf(ErrInvalid, "url", "%q: %v", redactURL(raw), unwrapURL(err))
+		sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(raw), probe.RedactParseError(raw, err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", redactURL(raw))
+		sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", probe.RedactURL(raw))
 	case u.Host == "":
-		sc.errf(ErrInvalid, "url", "%q: no host", redactURL(raw))
+		sc.errf(ErrInvalid, "url", "%q: no host", probe.RedactURL(raw))
 	case u.User != nil:
-		sc.errf(ErrSecret, "url", "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", redactURL(raw))
+		sc.errf(ErrSecret, "url", "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", probe.RedactURL(raw))
 	case u.Fragment != "":
-		sc.errf(ErrInvalid, "url", "%q: a fragment is never sent", raw)
+		sc.errf(ErrInvalid, "url", "%q: a fragment is never sent", probe.RedactURL(raw))
 	case u.Path == "" || u.Path == "/":
 		sc.errf(ErrInvalid, "url", "%q: no path; want the import endpoint: %s for VictoriaMetrics single-node or vmagent, "+
-			"%s for vminsert (tenant 0)", raw, u.JoinPath("/api/v1/import/prometheus"), u.JoinPath("/insert/0/prometheus/api/v1/import/prometheus"))
+			"%s for vminsert (tenant 0)", probe.RedactURL(raw), u.JoinPath("/api/v1/import/prometheus"), u.JoinPath("/insert/0/prometheus/api/v1/import/prometheus"))
 	default:
 		if err := checkPort(u); err != nil {
-			sc.errf(ErrInvalid, "url", "%q: %v", raw, err)
+			sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(raw), err)
 			return ""
 		}
 		return raw

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // bareClient is the floor: the cheapest fresh-connection probe a Go program
@@ -90,7 +92,7 @@ func (h *harness) runBare(ctx context.Context, s Scenario, ts []target, r *Resul
 			return c.probe(ctx, ts[i])
 		})
 	}()
-	err = sleep(ctx, s.warmup())
+	err = mono.Sleep(ctx, s.warmup())
 	if err == nil {
 		err = h.window(ctx, s, selfCPU, r, p.windowHooks(r))
 	}
