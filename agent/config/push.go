@@ -24,7 +24,7 @@ const (
 // against a real agent's /metrics.
 var pushReserved = []string{
 	"instance", "alertname",
-	"target", "type", "region", "phase", "result", "le", "quantile", "reason", "state", "alertmanager",
+	"target", "type", "region", "phase", "result", "le", "quantile", "reason", "state", "alertmanager", "node", "loop",
 	"version", "goversion", "compiler", "GOARCH", "GOOS", "GOROOT",
 }
 
