@@ -85,6 +85,7 @@ type Agent struct {
 	runCtx atomic.Pointer[context.Context]
 
 	alerts *alerting
+	push   pushing
 
 	inFlight atomic.Int64
 	lateness *metrics.Summary
@@ -244,6 +245,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.configureAlerting(ctx, a.cfg.Load()); err != nil {
 		return err
 	}
+	if err := a.configurePush(ctx, a.cfg.Load()); err != nil {
+		return err
+	}
+	defer a.stopPush()
 	alertsDone := make(chan struct{})
 	go func() { a.alertLoop(ctx); close(alertsDone) }()
 	schedDone := make(chan struct{})

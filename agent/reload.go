@@ -77,6 +77,13 @@ func (a *Agent) swap(cfg *config.Config) error {
 			undo()
 			return err
 		}
+		if err := a.configurePush(*ctx, cfg); err != nil {
+			a.cfg.Store(prev)
+			_ = a.applyTargets(prev)
+			_ = a.configureAlerting(*ctx, prev)
+			undo()
+			return err
+		}
 	}
 	if keys, err := config.ReadGossipKeys(cfg.Cluster.SecretKeyFile); err == nil && len(keys) > 0 {
 		if err := a.Cluster().SetKeys(keys); err != nil {

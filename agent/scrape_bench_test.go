@@ -21,7 +21,24 @@ import (
 // end, without the HTTP round trip. It reports bytes and allocations per
 // scrape; B/op is what a scrape adds to the heap.
 func BenchmarkScrape10k(b *testing.B) {
-	const n = 10000
+	a, size := benchAgent(b, 10000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		a.reg.WritePrometheus(io.Discard)
+	}
+	b.ReportMetric(float64(size), "resp-bytes")
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// benchAgent runs an agent with n HTTPS targets, each with a result (TLS
+// facts included), leading every verdict as a cluster of one does, and
+// returns it with the size of its /metrics response.
+func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
+	b.Helper()
 	dir := b.TempDir()
 	var cfg strings.Builder
 	cfg.WriteString(baseConfig("")) // the agent's own sections
@@ -73,14 +90,5 @@ func BenchmarkScrape10k(b *testing.B) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		a.reg.WritePrometheus(io.Discard)
-	}
-	b.ReportMetric(float64(size), "resp-bytes")
+	return a, size
 }
-
-type countWriter int64
-
-func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }

@@ -115,6 +115,7 @@ func (a *Agent) Self() exporter.SelfView {
 		v.Isolated = a.Cluster().Isolated()
 		v.GossipAddr = a.Cluster().LocalAddr()
 	}
+	v.Push = a.pushView()
 	for _, st := range a.AlertmanagerStatus() {
 		v.Alertmanagers = append(v.Alertmanagers, exporter.AlertmanagerView{URL: st.URL,
 			OK:      !st.LastSuccess.IsZero() && !st.LastSuccess.Before(st.LastErrorAt),

@@ -88,7 +88,11 @@ func (r *Registry) WritePrometheus(w io.Writer) {
 	b.out, b.err = w, nil
 	var tmp bytes.Buffer
 	r.set.WritePrometheus(&tmp)
-	metrics.WriteProcessMetrics(&tmp)
+	// Go and process metrics, but not WriteProcessMetrics' third part: the
+	// library's push metrics live in a package-level set shared by every
+	// agent in the process; vantage_push_* are this agent's own.
+	metrics.WriteGoMetrics(&tmp)
+	metrics.WriteProcMetrics(&tmp)
 	fillHelp(&b.Buffer, tmp.Bytes())
 	r.mu.Lock()
 	writers := make([]func(b *Buf), len(r.writers))
@@ -230,6 +234,8 @@ var Help = map[string]string{
 	"vantage_alerts_pending":                               "Alerts waiting for delivery to each Alertmanager.",
 	"vantage_alert_delivery_seconds":                       "From an alert's change of state (firing, resolved) to an Alertmanager accepting it.",
 	"vantage_alertmanager_last_success_timestamp_seconds":  "When each Alertmanager last accepted alerts, Unix seconds.",
+	"vantage_push_total":                                   "Pushes of this agent's series to [exporter.push].url, by result (success, error); a failed push is not retried, the next interval pushes the state of that moment.",
+	"vantage_push_last_success_timestamp_seconds":          "When a push last succeeded, Unix seconds.",
 }
 
 // goVersion is exported for vantage_build_info.

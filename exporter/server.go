@@ -56,6 +56,24 @@ type SelfView struct {
 	// Alertmanagers is the delivery of this agent's direct alerts, one
 	// entry per Alertmanager; empty without [alerting].
 	Alertmanagers []AlertmanagerView `json:"alertmanagers,omitempty"`
+	// Push is how pushing this agent's series goes; nil without
+	// [exporter.push].
+	Push *PushView `json:"push,omitempty"`
+}
+
+// PushView is the state of [exporter.push].
+type PushView struct {
+	URL         string    `json:"url"`
+	Interval    string    `json:"interval"`
+	OK          bool      `json:"ok"` // the last push succeeded
+	Success     uint64    `json:"success"`
+	Errors      uint64    `json:"errors"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastDuration and LastBytes (uncompressed) describe the last push.
+	LastDuration time.Duration `json:"last_duration_ns,omitempty"`
+	LastBytes    int           `json:"last_bytes,omitempty"`
 }
 
 // AlertmanagerView is how delivery to one Alertmanager goes.

@@ -27,6 +27,7 @@ var (
 	ErrSecret      = errors.New("secret unavailable")
 	ErrUnreachable = errors.New("unreachable glob")
 	ErrTimeZone    = errors.New("unknown time zone")
+	ErrUnsupported = errors.New("unsupported setting")
 )
 
 // Error is one problem in a config file: where, which key, what.

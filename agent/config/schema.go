@@ -84,6 +84,22 @@ type exporterSchema struct {
 	TLSKeyFile     opt[string]            `toml:"tls_key_file"`       // PEM private key
 	TLSClientCA    opt[string]            `toml:"tls_client_ca_file"` // PEM CA: clients must present a certificate it signed (mTLS)
 	BasicAuthUsers map[string]opt[string] `toml:"basic_auth_users"`   // user = bcrypt hash (htpasswd -nBC 10 USER); empty: no auth
+	Push           *pushSchema            `toml:"push"`               // [exporter.push]
+}
+
+// pushSchema is [exporter.push]: the agent pushes the series of its
+// /metrics to VictoriaMetrics (single-node, vminsert or vmagent), for agents
+// nothing can scrape.
+type pushSchema struct {
+	URL             opt[string]            `toml:"url"`               // required: the import endpoint, e.g. http://vm:8428/api/v1/import/prometheus
+	Interval        opt[string]            `toml:"interval"`          // time between pushes; at least 1s; default 15s
+	Labels          opt[map[string]string] `toml:"labels"`            // added to every series; job defaults to "vantage", instance is the node name
+	BasicAuth       *basicAuthSchema       `toml:"basic_auth"`        // { username, password_file | password_env }
+	BearerTokenFile opt[string]            `toml:"bearer_token_file"` // file holding a bearer token
+	BearerTokenEnv  opt[string]            `toml:"bearer_token_env"`  // environment variable holding a bearer token
+	// Client TLS keys are refused: VictoriaMetrics/metrics pushes with Go's
+	// default HTTP client (system roots, no client certificate).
+	tlsClientSchema
 }
 
 // sloSchema is [slo].

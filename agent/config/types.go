@@ -103,7 +103,24 @@ type Exporter struct {
 	TLSKeyFile       string
 	TLSClientCAFile  string            // require client certificates signed by this CA
 	BasicAuthUsers   map[string]string // user -> bcrypt hash
+	Push             Push
 }
+
+// Push is [exporter.push]. URL empty: the agent does not push.
+type Push struct {
+	URL      string        // the import endpoint
+	Interval time.Duration // default 15s
+	// Labels are added to every pushed series: the operator's, and job
+	// ("vantage" unless set). The agent adds instance (its node name), as
+	// a scrape would, when it pushes.
+	Labels map[string]string
+	// Credentials, read at load from files or the environment.
+	BasicAuthUser, BasicAuthPassword string
+	BearerToken                      string
+}
+
+// Enabled reports whether the agent pushes its series.
+func (p *Push) Enabled() bool { return p.URL != "" }
 
 // SLO is the [slo] table.
 type SLO struct {

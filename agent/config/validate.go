@@ -308,6 +308,9 @@ func (l *loader) build(srcs []*source) *Config {
 		}
 	}
 
+	// After the targets: push labels must not collide with theirs.
+	l.buildPush(root.sub("exporter").sub("push"), f.Exporter.Push, &cfg.Exporter.Push, cfg.Targets)
+
 	for _, s := range srcs {
 		for i := range s.schema.Maintenance {
 			if m, ok := l.buildMaintenance(s, i, cfg); ok {
@@ -563,32 +566,7 @@ func (l *loader) buildAlerting(sc scope, in *alertingSchema, out *Alerting) {
 			out.ExternalLabels[k] = v
 		}
 	}
-	if ba := in.BasicAuth; ba != nil {
-		bs := sc.sub("basic_auth")
-		if !ba.Username.ok() || ba.Username.V == "" {
-			bs.errf(ErrRequired, "username", "username is required")
-		}
-		out.BasicAuthUser = ba.Username.or("")
-		switch {
-		case ba.PasswordFile.Set && ba.PasswordEnv.Set:
-			bs.errf(ErrConflict, "password_env", "set password_file or password_env, not both")
-		case ba.PasswordFile.Set:
-			out.BasicAuthPassword = bs.secretFile("password_file", ba.PasswordFile)
-		case ba.PasswordEnv.Set:
-			out.BasicAuthPassword = bs.secretEnv("password_env", ba.PasswordEnv)
-		}
-	}
-	switch {
-	case in.BearerTokenFile.Set && in.BearerTokenEnv.Set:
-		sc.errf(ErrConflict, "bearer_token_env", "set bearer_token_file or bearer_token_env, not both")
-	case in.BearerTokenFile.Set:
-		out.BearerToken = sc.secretFile("bearer_token_file", in.BearerTokenFile)
-	case in.BearerTokenEnv.Set:
-		out.BearerToken = sc.secretEnv("bearer_token_env", in.BearerTokenEnv)
-	}
-	if in.BasicAuth != nil && (in.BearerTokenFile.Set || in.BearerTokenEnv.Set) {
-		sc.errf(ErrConflict, "", "basic_auth and bearer_token_* each set Authorization: choose one")
-	}
+	out.BasicAuthUser, out.BasicAuthPassword, out.BearerToken = sc.clientAuth(in.BasicAuth, in.BearerTokenFile, in.BearerTokenEnv)
 	out.TLS = sc.tlsClient(&in.tlsClientSchema)
 	if !out.Enabled() {
 		keys := tlsKeysSet(&in.tlsClientSchema)
@@ -602,6 +580,39 @@ func (l *loader) buildAlerting(sc scope, in *alertingSchema, out *Alerting) {
 			sc.errf(ErrConflict, "", "%s set but no alertmanagers: nothing would use them", strings.Join(keys, ", "))
 		}
 	}
+}
+
+// clientAuth reads the credentials of a table the agent sends requests
+// with ([alerting], [exporter.push]): basic_auth = { username,
+// password_file | password_env }, or bearer_token_file | bearer_token_env.
+func (sc scope) clientAuth(ba *basicAuthSchema, tokenFile, tokenEnv opt[string]) (user, password, token string) {
+	if ba != nil {
+		bs := sc.sub("basic_auth")
+		if !ba.Username.ok() || ba.Username.V == "" {
+			bs.errf(ErrRequired, "username", "username is required")
+		}
+		user = ba.Username.or("")
+		switch {
+		case ba.PasswordFile.Set && ba.PasswordEnv.Set:
+			bs.errf(ErrConflict, "password_env", "set password_file or password_env, not both")
+		case ba.PasswordFile.Set:
+			password = bs.secretFile("password_file", ba.PasswordFile)
+		case ba.PasswordEnv.Set:
+			password = bs.secretEnv("password_env", ba.PasswordEnv)
+		}
+	}
+	switch {
+	case tokenFile.Set && tokenEnv.Set:
+		sc.errf(ErrConflict, "bearer_token_env", "set bearer_token_file or bearer_token_env, not both")
+	case tokenFile.Set:
+		token = sc.secretFile("bearer_token_file", tokenFile)
+	case tokenEnv.Set:
+		token = sc.secretEnv("bearer_token_env", tokenEnv)
+	}
+	if ba != nil && (tokenFile.Set || tokenEnv.Set) {
+		sc.errf(ErrConflict, "", "basic_auth and bearer_token_* each set Authorization: choose one")
+	}
+	return user, password, token
 }
 
 // checkPort refuses a URL port outside 1-65535 (url.Parse accepts any digits).

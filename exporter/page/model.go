@@ -56,6 +56,36 @@ type selfData struct {
 	AMFailing []amFailure
 	AMTotal   int
 	AMOK      int
+	// Push is the [exporter.push] item of the header; nil without push.
+	Push *pushItem
+}
+
+// pushItem says whether the agent's series reach the push URL: "ok 3s
+// ago", or "failing" with the error as the tooltip.
+type pushItem struct {
+	Text, Title string
+	Bad         bool
+}
+
+func makePushItem(p *exporter.PushView, now time.Time) *pushItem {
+	if p == nil {
+		return nil
+	}
+	it := &pushItem{Title: p.URL + " every " + p.Interval}
+	switch {
+	case p.OK:
+		it.Text = "ok " + human(now.Sub(p.LastSuccess)) + " ago"
+	case p.LastErrorAt.IsZero():
+		it.Text = "starting"
+	default:
+		it.Bad = true
+		it.Text = "failing"
+		if !p.LastSuccess.IsZero() {
+			it.Text += ", last ok " + human(now.Sub(p.LastSuccess)) + " ago"
+		}
+		it.Title = p.LastError
+	}
+	return it
 }
 
 type amFailure struct {
@@ -195,6 +225,7 @@ func build(src exporter.Source, opts Options, now time.Time, q exporter.TargetQu
 	if !self.LastReload.IsZero() {
 		d.Self.LastReload = clock(self.LastReload, now)
 	}
+	d.Self.Push = makePushItem(self.Push, now)
 	d.Self.AMTotal = len(self.Alertmanagers)
 	for _, am := range self.Alertmanagers {
 		if am.OK {

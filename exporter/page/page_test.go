@@ -438,6 +438,34 @@ func TestPageShowsAlertDelivery(t *testing.T) {
 	}
 }
 
+// TestPageShowsPush: with [exporter.push] the header says whether the
+// agent's series reach VictoriaMetrics, and since when they do not.
+func TestPageShowsPush(t *testing.T) {
+	src := &fakeSource{self: exporter.SelfView{Node: "solo", Region: "eu-west", ConfigOK: true}}
+	if _, body := get(t, New(src, Options{Refresh: -1, Now: func() time.Time { return fixedNow }})); strings.Contains(body, "<dt>Push</dt>") {
+		t.Error("a push item without [exporter.push]")
+	}
+	src.self.Push = &exporter.PushView{URL: "http://vm:8428/api/v1/import/prometheus", Interval: "15s", OK: true,
+		Success: 4, LastSuccess: fixedNow.Add(-3 * time.Second)}
+	if _, body := get(t, New(src, Options{Refresh: -1, Now: func() time.Time { return fixedNow }})); !strings.Contains(body, `<dt>Push</dt><dd title="http://vm:8428/api/v1/import/prometheus every 15s">ok 3s ago</dd>`) {
+		t.Errorf("push ok: header lacks the item:\n%s", headerOf(body))
+	}
+	src.self.Push.OK = false
+	src.self.Push.LastError = `cannot push metrics to "http://vm:8428/api/v1/import/prometheus": connection refused`
+	src.self.Push.LastErrorAt = fixedNow.Add(-time.Second)
+	if _, body := get(t, New(src, Options{Refresh: -1, Now: func() time.Time { return fixedNow }})); !strings.Contains(body, `<dd class="bad" title="cannot push metrics to &#34;http://vm:8428/api/v1/import/prometheus&#34;: connection refused">failing, last ok 3s ago</dd>`) {
+		t.Errorf("push failing: header lacks the item:\n%s", headerOf(body))
+	}
+}
+
+func headerOf(body string) string {
+	i, j := strings.Index(body, "<header"), strings.Index(body, "</header>")
+	if i < 0 || j < i {
+		return body
+	}
+	return body[i:j]
+}
+
 func getURL(t *testing.T, h http.Handler, target string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
