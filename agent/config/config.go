@@ -16,7 +16,9 @@ import (
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
@@ -44,7 +46,7 @@ func (c *Config) Target(name string) *Target {
 }
 
 // Summary is one line for logs and check-config: "7 targets: 3 http, 2 tls,
-// 1 dns, 1 tcp". Types without targets are left out.
+// 1 dns, 1 icmp". Types without targets are left out.
 func (c *Config) Summary() string {
 	counts := map[string]int{}
 	for _, t := range c.Targets {
@@ -55,7 +57,7 @@ func (c *Config) Summary() string {
 		noun = "target"
 	}
 	var parts []string
-	for _, typ := range []string{TypeHTTP, TypeTLS, TypeDNS, TypeTCP} {
+	for _, typ := range Types {
 		if n := counts[typ]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, typ))
 		}
@@ -187,6 +189,10 @@ func (t *Target) setSourceIP(ip netip.Addr, shared map[*httpprobe.Options]*httpp
 		t.DNS.Net.SourceIP = ip
 	case t.TCP != nil:
 		t.TCP.Net.SourceIP = ip
+	case t.ICMP != nil:
+		t.ICMP.Net.SourceIP = ip
+	case t.GRPC != nil:
+		t.GRPC.Net.SourceIP = ip
 	}
 }
 
@@ -224,6 +230,16 @@ func (t *Target) NewProberShared(s *probe.Shared) (probe.Prober, error) {
 		if cp, err = tcpprobe.NewShared(*t.TCP, s); err == nil {
 			p = cp
 		}
+	case t.ICMP != nil:
+		var ip *icmpprobe.Prober
+		if ip, err = icmpprobe.NewShared(*t.ICMP, s); err == nil {
+			p = ip
+		}
+	case t.GRPC != nil:
+		var gp *grpcprobe.Prober
+		if gp, err = grpcprobe.NewShared(*t.GRPC, s); err == nil {
+			p = gp
+		}
 	default:
 		return nil, fmt.Errorf("target %q: type %q has no options", t.Name, t.Type)
 	}
@@ -260,6 +276,15 @@ func (t *Target) fingerprint() uint64 {
 	e.value("tls", reflect.ValueOf(t.TLS))
 	e.value("dns", reflect.ValueOf(t.DNS))
 	e.value("tcp", reflect.ValueOf(t.TCP))
+	// Hashed only when set, so that the fingerprints of the other types
+	// stay what agents of earlier versions compute (the target-set hash
+	// in the node metadata compares them across a rolling upgrade).
+	if t.ICMP != nil {
+		e.value("icmp", reflect.ValueOf(t.ICMP))
+	}
+	if t.GRPC != nil {
+		e.value("grpc", reflect.ValueOf(t.GRPC))
+	}
 	return h.Sum64()
 }
 

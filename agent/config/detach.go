@@ -45,6 +45,11 @@ func (d *detacher) value(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(d.str(v.String()))
+	case reflect.Interface:
+		// A JSON condition's value: a string in it is the file's text too.
+		if !v.IsNil() && v.Elem().Kind() == reflect.String {
+			v.Set(reflect.ValueOf(d.str(v.Elem().String())))
+		}
 	case reflect.Pointer:
 		if v.IsNil() || !strings.HasPrefix(v.Type().Elem().PkgPath(), ownPkgs) {
 			return

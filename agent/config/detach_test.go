@@ -20,7 +20,9 @@ func TestConfigKeepsNoneOfTheFileText(t *testing.T) {
 	b.WriteString("[agent]\nregion = \"eu-west\"\n[exporter]\nbasic_auth_users = { ops = \"$2a$10$abcdefghijklmnopqrstuv\" }\n")
 	for i := range 4 {
 		b.WriteString("# " + strings.Repeat("x", 2<<20) + "\n")
-		b.WriteString("[[target]]\nname = \"t" + string(rune('a'+i)) + "\"\ntype = \"http\"\nurl = \"https://svc.example/health\"\nlabels = { team = \"pay\" }\n[target.http]\nheaders = { X-Team = \"pay\" }\nbody_regex = \"ok\"\n")
+		b.WriteString("[[target]]\nname = \"t" + string(rune('a'+i)) + "\"\ntype = \"http\"\nurl = \"https://svc.example/health\"\nlabels = { team = \"pay\" }\n[target.http]\nheaders = { X-Team = \"pay\" }\nbody_regex = \"ok\"\njson = [{ path = \"status\", equals = \"UP-and-running\" }]\n")
+		b.WriteString("[[target]]\nname = \"g" + string(rune('a'+i)) + "\"\ntype = \"grpc\"\naddress = \"orders.example:50051\"\n[target.grpc]\nservice = \"orders.v1.Orders\"\n")
+		b.WriteString("[[target]]\nname = \"i" + string(rune('a'+i)) + "\"\ntype = \"icmp\"\naddress = \"gw.example\"\n")
 	}
 	text := b.String()
 	b.Reset()
@@ -37,7 +39,8 @@ func TestConfigKeepsNoneOfTheFileText(t *testing.T) {
 	// Still the same values, and equal strings are one copy.
 	ta, tb := cfg.Target("ta"), cfg.Target("tb")
 	if ta == nil || ta.HTTP().URL != "https://svc.example/health" || ta.Labels["team"] != "pay" || ta.HTTP().Headers["X-Team"] != "pay" ||
-		cfg.Agent.Region != "eu-west" || cfg.Exporter.BasicAuthUsers["ops"] == "" {
+		cfg.Agent.Region != "eu-west" || cfg.Exporter.BasicAuthUsers["ops"] == "" || len(ta.HTTP().JSON) != 1 ||
+		ta.HTTP().JSON[0].Value != "UP-and-running" || cfg.Target("gb").GRPC.Service != "orders.v1.Orders" || cfg.Target("ic").ICMP.Address != "gw.example" {
 		t.Fatalf("values lost: %+v", ta)
 	}
 	if unsafe.StringData(ta.url) != unsafe.StringData(tb.url) {
