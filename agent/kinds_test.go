@@ -165,6 +165,27 @@ packet_interval = "10ms"
 		t.Errorf("health: %q, want the failed condition named", got)
 	}
 
+	// ICMP's latency, in the API and on the page, is the round trip, not
+	// the probe's duration (which holds the 10ms between its requests).
+	if icmpOK {
+		for _, tv := range a.Targets() {
+			if tv.Name != "loopback" || tv.Local == nil {
+				continue
+			}
+			if d := tv.Local.Result.Duration; d < 10*time.Millisecond {
+				t.Errorf("loopback: probe duration %v, want at least the 10ms between its two requests", d)
+			}
+			for _, rv := range tv.Regions {
+				if rv.Latency <= 0 || rv.Latency >= 10*time.Millisecond {
+					t.Errorf("loopback: %s latency %v, want the mean round trip (last %v)", rv.Region, rv.Latency, tv.Local.Result.ICMP.RTT)
+				}
+			}
+			if h := tv.History; len(h) == 0 || h[len(h)-1].Latency >= 10*time.Millisecond {
+				t.Errorf("loopback: history %v, want the last point's latency the round trip", h)
+			}
+		}
+	}
+
 	if icmpOK && !strings.Contains(logs.String(), "icmp targets probed with") {
 		t.Errorf("the agent did not say which ICMP socket it uses:\n%s", logs.String())
 	}
