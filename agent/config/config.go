@@ -45,6 +45,21 @@ func (c *Config) Target(name string) *Target {
 	return nil
 }
 
+// RemoveTarget drops the target called name from a config that no agent
+// runs yet, and reports whether there was one. Programs that build their
+// config from a template use it (the demo leaves out its ICMP target where
+// the host allows no ICMP socket); maintenance windows are left as they
+// are, so a glob that named only this target then matches nothing.
+func (c *Config) RemoveTarget(name string) bool {
+	i := slices.IndexFunc(c.Targets, func(t *Target) bool { return t.Name == name })
+	if i < 0 {
+		return false
+	}
+	c.Targets = slices.Delete(c.Targets, i, i+1)
+	c.index()
+	return true
+}
+
 // Summary is one line for logs and check-config: "7 targets: 3 http, 2 tls,
 // 1 dns, 1 icmp". Types without targets are left out.
 func (c *Config) Summary() string {

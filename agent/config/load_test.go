@@ -603,6 +603,16 @@ source_ip = "127.0.0.2"
 	}
 }
 
+func TestRemoveTarget(t *testing.T) {
+	cfg := mustLoad(t, writeFiles(t, map[string]string{"main.toml": okTCP + "[[target]]\nname = \"gw\"\ntype = \"icmp\"\naddress = \"10.0.0.1\"\n"}))
+	if !cfg.RemoveTarget("gw") || cfg.RemoveTarget("gw") || cfg.RemoveTarget("nope") {
+		t.Fatal("RemoveTarget removed something twice, or nothing once")
+	}
+	if cfg.Target("gw") != nil || cfg.Target("db") == nil || len(cfg.Targets) != 1 || cfg.Summary() != "1 target: 1 tcp" {
+		t.Errorf("after removing gw: %s, Target(db) %v", cfg.Summary(), cfg.Target("db"))
+	}
+}
+
 func TestSummaryAndLookups(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.toml": `
 [[target]]
