@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GO      ?= go
 BIN     := bin/vantage
 
-.PHONY: build test test-short bench lint demo image lab soak fuzz clean
+.PHONY: build test test-short bench lint demo image lab lab-netns soak fuzz clean
 
 build: ## build bin/vantage (static, trimmed)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vantage
@@ -42,6 +42,9 @@ deploy/ca-certificates.crt: # the CA bundle baked into the image, from the build
 lab: build ## the fault lab: paging timed to a real Alertmanager (15s interval), then outages, a partition and a crash (30s interval); MTTD/MTTR, false incidents, misses, pages (about ten minutes)
 	$(BIN) lab -paging
 	$(BIN) lab
+
+lab-netns: build ## the fault lab with real processes (root): six agent processes in per-region network namespaces; veth down, iptables cuts and one-way loss, SIGKILL/SIGSTOP, good and bad configs with SIGHUP, outages; five invariants checked every second (about 15 minutes; no netem here, so no delay injection)
+	$(BIN) lab -netns -agent $(BIN)
 
 fuzz: ## every fuzz target for FUZZTIME each (default 10s), one at a time
 	FUZZTIME=$(or $(FUZZTIME),10s) .ci/fuzz.sh

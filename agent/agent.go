@@ -32,6 +32,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// MaxInFlight bounds concurrent probes; default 1000.
 	MaxInFlight int
+	// StallAfter is how long the scheduler or the cluster loop may go
+	// without a pass before /healthz fails; 0 = 30s.
+	StallAfter time.Duration
 	// WatchEvery is how often config files are checked for changes; 0 = 2s,
 	// negative disables watching.
 	WatchEvery time.Duration
@@ -67,6 +70,10 @@ type Agent struct {
 	states    map[string]*targetState // every configured target
 	assigned  map[string]bool
 	graceTill map[string]time.Time // formerly assigned, still probed until
+	// graceTimer reschedules when the earliest grace ends; stopped says the
+	// agent is shutting down and arms no more.
+	graceTimer *time.Timer
+	stopped    bool
 	// everAssigned is set by the first Assigned call: the targets of the
 	// first assignment start at their phase, later ones at once.
 	everAssigned bool
@@ -110,6 +117,9 @@ func New(opts Options) (*Agent, error) {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 1000
 	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = defaultStallAfter
+	}
 	if opts.WatchEvery == 0 {
 		opts.WatchEvery = 2 * time.Second
 	}
@@ -134,16 +144,13 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 
-	keys, err := loadKeys(cfg.Cluster.SecretKeyFile)
+	keys, err := config.ReadGossipKeys(cfg.Cluster.SecretKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster.secret_key_file: %w", err)
 	}
-	if len(keys) == 0 && !cfg.Cluster.Insecure && !isLoopbackBind(cfg.Cluster.Bind) {
-		return nil, fmt.Errorf("cluster bind %q is not a loopback address and no gossip key is configured: "+
-			"gossip would be readable and forgeable by anyone on the network.\n"+
-			"  make a key:   vantage keygen > /etc/vantage/gossip.key\n"+
-			"  and set:      [cluster] secret_key_file = \"/etc/vantage/gossip.key\"\n"+
-			"  (or, on a trusted network only, [cluster] insecure = true)", cfg.Cluster.Bind)
+	// The same check and words as check-config.
+	if err := cfg.CheckStart(); err != nil {
+		return nil, err
 	}
 
 	srv, err := exporter.NewServer(cfg.Agent.Listen, a, a.reg, a.log, webConfig(cfg))
@@ -255,6 +262,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = fmt.Errorf("http server: %w", err)
 	}
 	a.log.Info("shutting down")
+	a.stopTimers()
 	stopSched()
 	<-schedDone // probes in flight finish within their own timeouts
 	a.probeCancel()
@@ -273,9 +281,21 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // Kill stops the agent as a crash would: no Leave (tests and the demo).
 func (a *Agent) Kill() {
+	a.stopTimers()
+	a.sched.Close()
 	a.probeCancel()
 	a.Cluster().Kill()
 	_ = a.srv.Shutdown(context.Background())
+}
+
+// stopTimers stops the grace timer for good.
+func (a *Agent) stopTimers() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	if a.graceTimer != nil {
+		a.graceTimer.Stop()
+	}
 }
 
 func (a *Agent) inMaintenance(target string, now time.Time) bool {

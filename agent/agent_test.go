@@ -54,7 +54,14 @@ func writeConfig(t *testing.T, path, body string) {
 
 func scrape(t *testing.T, a *Agent) string {
 	t.Helper()
-	resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+	_, body := get(t, a, "/metrics")
+	return body
+}
+
+// get fetches path from the agent's HTTP server.
+func get(t *testing.T, a *Agent, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + a.HTTPAddr() + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +70,7 @@ func scrape(t *testing.T, a *Agent) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
 // value returns the sample value of the first line starting with series.
@@ -75,18 +82,6 @@ func value(metrics, series string) (float64, bool) {
 		}
 	}
 	return 0, false
-}
-
-func poll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
 }
 
 func baseConfig(extra string) string {
@@ -132,7 +127,7 @@ address = "%s"
 `, srv.URL, refused.Addr)))
 	a := testAgent(t, path)
 	var m string
-	poll(t, 10*time.Second, "both targets probed", func() bool {
+	testenv.Poll(t, 10*time.Second, "both targets probed", func() bool {
 		m = scrape(t, a)
 		_, web := value(m, `probe_success{target="web",type="http",severity="page",team="sre",region="eu-west"}`)
 		_, db := value(m, `probe_success{target="db",type="tcp",region="eu-west"}`)
@@ -148,7 +143,7 @@ address = "%s"
 		t.Errorf("vantage_region_isolated{region=\"eu-west\"} = %v (present %v), want 0", v, ok)
 	}
 	// A cluster of one decides alone: db is down by "quorum" of its one region.
-	poll(t, 5*time.Second, "verdicts", func() bool {
+	testenv.Poll(t, 5*time.Second, "verdicts", func() bool {
 		m = scrape(t, a)
 		up, ok := value(m, `vantage_target_up{target="db",type="tcp"}`)
 		return ok && up == 0
@@ -194,7 +189,7 @@ url = "%[1]s/b"
 	a := testAgent(t, path)
 	keep := `vantage_probes_total{target="keep",type="http",region="eu-west",result="success"}`
 	var before float64
-	poll(t, 10*time.Second, "a few probes of keep", func() bool {
+	testenv.Poll(t, 10*time.Second, "a few probes of keep", func() bool {
 		before, _ = value(scrape(t, a), keep)
 		return before >= 2
 	})
@@ -265,7 +260,7 @@ func TestFileChangeTriggersReload(t *testing.T) {
 	writeConfig(t, path, baseConfig(fmt.Sprintf("[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"%[1]s\"\n[[target]]\nname = \"b\"\ntype = \"http\"\nurl = \"%[1]s\"\n", srv.URL)))
 	now := time.Now().Add(time.Second)
 	_ = os.Chtimes(path, now, now)
-	poll(t, 10*time.Second, "the watcher to load the second target", func() bool { return len(a.Config().Targets) == 2 })
+	testenv.Poll(t, 10*time.Second, "the watcher to load the second target", func() bool { return len(a.Config().Targets) == 2 })
 }
 
 func TestNonLoopbackBindWithoutKeyIsRefused(t *testing.T) {
@@ -318,7 +313,7 @@ scrape_configs:
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	re := regexp.MustCompile(`"target":"web".*"value":\[[0-9.]+,"1"\]`)
-	poll(t, 60*time.Second, "Prometheus to return probe_success for web", func() bool {
+	testenv.Poll(t, 60*time.Second, "Prometheus to return probe_success for web", func() bool {
 		resp, err := http.Get("http://" + ln + "/api/v1/query?query=probe_success")
 		if err != nil {
 			return false
@@ -388,7 +383,7 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vantage.toml")
 	writeConfig(t, path, body)
 	a := testAgent(t, path)
-	poll(t, 10*time.Second, "the canary probed twice", func() bool { return count("/canary") >= 2 })
+	testenv.Poll(t, 10*time.Second, "the canary probed twice", func() bool { return count("/canary") >= 2 })
 	for _, n := range slow {
 		if c := count("/" + n); c != 0 {
 			t.Errorf("target %s (hourly, not due for ten minutes) was probed %d times on start", n, c)
@@ -400,7 +395,7 @@ func TestStartFollowsPhasesReloadProbesNewTargetsAtOnce(t *testing.T) {
 	if err := a.Reload(Overrides{}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, "the target added by reload probed", func() bool { return count("/"+late) == 1 })
+	testenv.Poll(t, 10*time.Second, "the target added by reload probed", func() bool { return count("/"+late) == 1 })
 }
 
 // A small first assignment (an operator trying a few targets) is probed at
@@ -414,7 +409,7 @@ func TestSmallStartProbesAtOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vantage.toml")
 	writeConfig(t, path, body)
 	testAgent(t, path)
-	poll(t, 10*time.Second, "all three hourly targets probed", func() bool {
+	testenv.Poll(t, 10*time.Second, "all three hourly targets probed", func() bool {
 		return count("/t0") == 1 && count("/t1") == 1 && count("/t2") == 1
 	})
 }
@@ -443,7 +438,7 @@ func TestLatencyHistogramFollowsTheTargets(t *testing.T) {
 		return v
 	}
 	var before float64
-	poll(t, 10*time.Second, "histogram counts for both targets", func() bool {
+	testenv.Poll(t, 10*time.Second, "histogram counts for both targets", func() bool {
 		m := scrape(t, a)
 		before = count(m, "keep")
 		return before >= 1 && count(m, "drop") >= 1

@@ -55,8 +55,9 @@ func (a *Agent) configureAlerting(ctx context.Context, cfg *config.Config) error
 	al := a.alerts
 	al.mu.Lock()
 	same := al.n != nil && alertingEqual(al.cfg, cfg.Alerting)
+	off := al.n == nil && !cfg.Alerting.Enabled()
 	al.mu.Unlock()
-	if same || (al.n == nil && !cfg.Alerting.Enabled()) {
+	if same || off {
 		return nil
 	}
 	var n *alertmanager.Notifier

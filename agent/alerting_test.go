@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -40,15 +41,28 @@ func testFleet(t *testing.T, regions []string, targets, extra string) []*Agent {
 	var out []*Agent
 	seed := ""
 	for i, r := range regions {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "vantage.toml")
-		join := ""
-		if seed != "" {
-			join = fmt.Sprintf("join = [%q]\n", seed)
+		a := startFleetAgent(t, seed, fmt.Sprintf("%s-%d", r, i), r, targets, extra)
+		if seed == "" {
+			seed = a.Cluster().LocalAddr()
 		}
-		writeConfig(t, path, fmt.Sprintf(`
+		out = append(out, a)
+	}
+	waitAlive(t, out)
+	return out
+}
+
+// startFleetAgent starts one agent joined to seed ("" for none); it stops
+// at cleanup.
+func startFleetAgent(t *testing.T, seed, node, region, targets, extra string) *Agent {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	join := ""
+	if seed != "" {
+		join = fmt.Sprintf("join = [%q]\n", seed)
+	}
+	writeConfig(t, path, fmt.Sprintf(`
 [agent]
-node = "%s-%d"
+node = %q
 region = %q
 listen = "127.0.0.1:0"
 [cluster]
@@ -60,39 +74,39 @@ min_regions = 2
 interval = "1s"
 timeout = "500ms"
 %s
-%s`, r, i, r, join, extra, targets))
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1, ClusterTuning: fastCluster})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- a.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		if seed == "" {
-			seed = a.Cluster().LocalAddr()
-		}
-		out = append(out, a)
+%s`, node, region, join, extra, targets))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	testenv.Poll(t, 20*time.Second, "every agent to see every region", func() bool {
-		for _, a := range out {
+	a, err := New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1, ClusterTuning: fastCluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a
+}
+
+// waitAlive waits until every agent sees every agent alive.
+func waitAlive(t *testing.T, fleet []*Agent) {
+	t.Helper()
+	testenv.Poll(t, 20*time.Second, "every agent to see every agent alive", func() bool {
+		for _, a := range fleet {
 			alive := 0
 			for _, m := range a.Members() {
 				if m.State == cluster.Alive {
 					alive++
 				}
 			}
-			if alive != len(out) {
+			if alive != len(fleet) {
 				return false
 			}
 		}
 		return true
 	})
-	return out
 }
 
 // TestDirectAlertIsTheRuleAlert: the agents page Alertmanager themselves,
@@ -229,5 +243,33 @@ scrape_configs:
 	// and the burn it causes neither fired before it nor after.
 	if firing != 1 {
 		t.Errorf("%d firing notifications for one outage, want 1: %+v", firing, notes)
+	}
+}
+
+// The alert the leader sends names the target's endpoint redacted: a
+// token in the URL reaches neither Alertmanager nor its receivers.
+func TestDirectAlertRedactsTheEndpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	writeConfig(t, path, baseConfig(`
+[[target]]
+name = "api"
+type = "http"
+url = "https://probe:s3cret-pass@api.example.com/health?token=s3cret"
+`))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	al := targetDownAlert(cfg, cfg.Target("api"), &cluster.LedIncident{
+		Incident: cluster.Incident{Target: "api", Reason: "status_mismatch", StartedAt: now, DetectedAt: now, Regions: []string{"eu-west"}},
+		Failing:  []string{"eu-west"}, Reporting: 1, Needed: 1,
+	})
+	b, err := json.Marshal(al)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "s3cret") || !strings.Contains(string(b), "probe:xxxxx@api.example.com/health?token=xxxxx") {
+		t.Errorf("alert %s: want the endpoint, redacted", b)
 	}
 }

@@ -1,10 +1,9 @@
 package agent
 
 import (
+	"slices"
 	"sort"
 	"time"
-
-	"github.com/vantage-probe/vantage/cluster"
 )
 
 // startBurst is how many targets the first assignment after start probes
@@ -58,16 +57,23 @@ func graceFor(st *targetState) time.Duration {
 }
 
 // reschedule gives the scheduler the set to probe: assigned targets plus
-// those within their grace, each at its region's phase slot.
+// those within their grace, each at its region's phase slot. It arms a
+// timer for the earliest grace still running, so a dropped target stops
+// being probed when its grace ends, not at the next reassignment (which
+// may never come: a fleet that settles leaves both former and new owners
+// probing it forever, doubling the traffic and the SLI's probe count).
 func (a *Agent) reschedule() {
 	now := time.Now()
 	cfg := a.cfg.Load()
 	regions := a.knownRegions()
 	a.mu.Lock()
 	jobs := make([]Job, 0, len(a.assigned)+len(a.graceTill))
+	var next time.Time
 	for n, till := range a.graceTill {
-		if now.After(till) {
+		if !now.Before(till) {
 			delete(a.graceTill, n)
+		} else if next.IsZero() || till.Before(next) {
+			next = till
 		}
 	}
 	for _, t := range cfg.Targets {
@@ -81,6 +87,13 @@ func (a *Agent) reschedule() {
 		slot, slots := regionSlot(rs, cfg.Agent.Region)
 		jobs = append(jobs, Job{Name: t.Name, Interval: t.Interval, Key: t.Fingerprint,
 			Offset: PhaseOffset(t.Name, t.Interval, slot, slots)})
+	}
+	if a.graceTimer != nil {
+		a.graceTimer.Stop()
+		a.graceTimer = nil
+	}
+	if !next.IsZero() && !a.stopped {
+		a.graceTimer = time.AfterFunc(next.Sub(now), a.reschedule)
 	}
 	a.mu.Unlock()
 	a.sched.Update(jobs)
@@ -101,16 +114,10 @@ func (a *Agent) knownRegions() []string {
 	if a.Cluster() == nil {
 		return []string{a.cfg.Load().Agent.Region}
 	}
-	seen := map[string]bool{a.cfg.Load().Agent.Region: true}
-	for _, m := range a.Cluster().Members() {
-		if m.State != cluster.Left {
-			seen[m.Region] = true
-		}
+	rs := a.Cluster().KnownRegions()
+	if own := a.cfg.Load().Agent.Region; !slices.Contains(rs, own) {
+		rs = append(rs, own) // before this agent's own member record is in
+		slices.Sort(rs)
 	}
-	out := make([]string, 0, len(seen))
-	for r := range seen {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
+	return rs
 }

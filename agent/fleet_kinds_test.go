@@ -14,6 +14,7 @@ import (
 
 	"github.com/vantage-probe/vantage/agent"
 	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/internal/fleettest"
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
@@ -24,7 +25,7 @@ import (
 // regions reporting.
 func verdicts(a *agent.Agent) map[string]string {
 	out := map[string]string{}
-	for _, tv := range a.Targets() {
+	for _, tv := range a.Targets(exporter.TargetQuery{}).Views {
 		out[tv.Name] = fmt.Sprintf("%s/%d", tv.Verdict, tv.Reporting)
 	}
 	return out

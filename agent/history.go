@@ -14,10 +14,10 @@ import (
 const historyLen = 60
 
 // history is a target's last historyLen results, for the sparkline and the
-// API, in 4 bytes a result and no pointers: as exporter.Point (a time.Time
-// with its *Location) it cost 2.4 KB per target, 24 MB and 600k pointers
-// for the GC to scan at 10k targets. A sparkline needs neither sub-second
-// times nor latencies finer than 0.2%.
+// API, in 4 bytes a result and no pointers: an exporter.Point holds a
+// time.Time (24 bytes and a *Location for the collector to scan), sixty
+// of them per target. A sparkline needs neither sub-second times nor
+// latencies finer than 0.2%.
 type history struct {
 	p       [historyLen]point
 	newest  uint32 // Unix seconds of the newest point (until 2106)

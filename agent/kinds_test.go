@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/probetest"
@@ -153,7 +154,7 @@ packet_interval = "10ms"
 
 	// The API carries each kind's reason, with the failed condition named.
 	byName := map[string]string{}
-	for _, tv := range a.Targets() {
+	for _, tv := range a.Targets(exporter.TargetQuery{}).Views {
 		if tv.Local != nil {
 			byName[tv.Name] = string(tv.Local.Result.Reason) + ": " + tv.Local.Result.Message
 		}
@@ -168,7 +169,7 @@ packet_interval = "10ms"
 	// ICMP's latency, in the API and on the page, is the round trip, not
 	// the probe's duration (which holds the 10ms between its requests).
 	if icmpOK {
-		for _, tv := range a.Targets() {
+		for _, tv := range a.Targets(exporter.TargetQuery{}).Views {
 			if tv.Name != "loopback" || tv.Local == nil {
 				continue
 			}

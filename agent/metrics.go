@@ -2,8 +2,9 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,11 @@ func (a *Agent) registerMetrics() {
 		"overlap":       s.NewCounter(`vantage_probes_skipped_total{reason="overlap"}`),
 		"max_in_flight": s.NewCounter(`vantage_probes_skipped_total{reason="max_in_flight"}`),
 	}
+	for i, name := range []string{"scheduler", "cluster"} {
+		s.NewGauge(`vantage_loop_tick_age_seconds{loop="`+name+`"}`, func() float64 {
+			return time.Since(a.loops()[i].at).Seconds()
+		})
+	}
 	s.NewGauge("vantage_probes_in_flight", func() float64 { return float64(a.inFlight.Load()) })
 	s.NewGauge("vantage_targets_assigned", func() float64 {
 		if a.sched == nil {
@@ -43,6 +49,10 @@ func (a *Agent) registerMetrics() {
 		return float64(a.reload.Load().lastGood.Unix())
 	})
 	s.NewGauge(`vantage_build_info{version="`+labelValue(a.opts.Version)+`",goversion="`+goVersion()+`"}`, func() float64 { return 1 })
+	// Agent-level series carry only Prometheus' instance and job: joining
+	// on this info series gives dashboards their node and region.
+	cfg := a.cfg.Load()
+	s.NewGauge(`vantage_agent_info{node="`+labelValue(cfg.Agent.Node)+`",region="`+labelValue(cfg.Agent.Region)+`"}`, func() float64 { return 1 })
 	s.NewGauge("vantage_alerting_healthy", func() float64 {
 		if a.alertingHealthy() {
 			return 1
@@ -109,7 +119,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 		regions[k[0]] = true
 	}
 	b.WriteString("# HELP vantage_cluster_members " + exporter.Help["vantage_cluster_members"] + "\n# TYPE vantage_cluster_members gauge\n")
-	for _, r := range sortedKeys(regions) {
+	for _, r := range slices.Sorted(maps.Keys(regions)) {
 		for _, s := range []string{"alive", "suspect", "dead", "left"} {
 			fmt.Fprintf(b, "vantage_cluster_members{region=%q,state=%q} %d\n", r, s, counts[[2]string{r, s}])
 		}
@@ -148,12 +158,3 @@ func labelValue(s string) string {
 }
 
 func goVersion() string { return runtime.Version() }
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

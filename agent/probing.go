@@ -118,6 +118,9 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		Interval: st.target().Interval,
 		Timeout:  st.target().Timeout,
 	}
+	if r.TLS != nil {
+		obs.CertExpiry = r.TLS.EarliestExpiry
+	}
 	if st.failSince != 0 {
 		obs.FailingFor = time.Duration(now - st.failSince)
 	}
@@ -183,6 +186,9 @@ func (a *Agent) observation(st *targetState) cluster.Observation {
 		o.OK = st.last.OK
 		o.Reason = string(st.last.Reason)
 		o.Latency = st.last.Latency()
+		if st.last.TLS != nil {
+			o.CertExpiry = st.last.TLS.EarliestExpiry
+		}
 	}
 	return o
 }

@@ -78,7 +78,7 @@ func (a *Agent) swap(cfg *config.Config) error {
 			return err
 		}
 	}
-	if keys, err := loadKeys(cfg.Cluster.SecretKeyFile); err == nil && len(keys) > 0 {
+	if keys, err := config.ReadGossipKeys(cfg.Cluster.SecretKeyFile); err == nil && len(keys) > 0 {
 		if err := a.Cluster().SetKeys(keys); err != nil {
 			a.log.Error("gossip key rotation failed", "err", err)
 		}

@@ -4,7 +4,9 @@ import (
 	"container/heap"
 	"context"
 	"hash/fnv"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,14 +55,26 @@ type Scheduler struct {
 	now         func() time.Time
 	onSkip      func(name string, why string)
 
-	mu      sync.Mutex
-	jobs    map[string]*entry
-	queue   entryHeap
-	wake    chan struct{}
-	sem     chan struct{}
-	wg      sync.WaitGroup
-	running bool
+	mu     sync.Mutex
+	jobs   map[string]*entry
+	queue  entryHeap
+	wake   chan struct{}
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	closed bool          // Run returned or Close was called: nothing starts any more
+	done   chan struct{} // closed by Close
+
+	// tick is the Unix nanoseconds of the dispatch loop's last pass, read
+	// by the liveness check without the lock: a loop that stops passing
+	// (wedged, or spinning inside one pass) is seen from outside.
+	tick      atomic.Int64
+	n         atomic.Int64 // len(jobs), for /metrics without the lock
+	closeOnce sync.Once
 }
+
+// tickEvery bounds the dispatch loop's sleep, so its tick shows it alive
+// even when no job is due for an hour.
+const tickEvery = time.Second
 
 type entry struct {
 	job Job
@@ -89,16 +103,46 @@ func NewScheduler(run RunFunc, maxInFlight int, onSkip func(name, why string)) *
 		jobs:        make(map[string]*entry),
 		wake:        make(chan struct{}, 1),
 		sem:         make(chan struct{}, maxInFlight),
+		done:        make(chan struct{}),
 	}
 }
 
+// LastTick returns when the dispatch loop last passed (zero before Run).
+func (s *Scheduler) LastTick() time.Time {
+	if ns := s.tick.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Close stops the scheduler as a crash would: Run returns without waiting
+// for runs in flight, and nothing starts any more (RunNow is refused).
+func (s *Scheduler) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.done)
+	})
+}
+
 // nextAt returns the first time >= after (in Unix nanoseconds) at which
-// t mod interval == offset.
+// t mod interval == offset. It saturates instead of overflowing: an
+// interval so long that the next run is past year 2262 runs never, not
+// (wrapped negative) always. Config refuses such intervals; the scheduler
+// must not spin on one regardless.
 func nextAt(after time.Time, interval, offset time.Duration) int64 {
 	ns := after.UnixNano()
-	iv := int64(interval)
-	base := ns - mod(ns, iv) + int64(offset)
+	iv := int64(max(interval, 1))
+	base := ns - mod(ns, iv)
+	if int64(offset) > math.MaxInt64-base {
+		return math.MaxInt64
+	}
+	base += int64(offset)
 	if base < ns {
+		if iv > math.MaxInt64-base {
+			return math.MaxInt64
+		}
 		base += iv
 	}
 	return base
@@ -118,6 +162,9 @@ func mod(a, b int64) int64 {
 func (s *Scheduler) Update(jobs []Job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
 	want := make(map[string]struct{}, len(jobs))
 	now := s.now()
 	for _, j := range jobs {
@@ -142,15 +189,13 @@ func (s *Scheduler) Update(jobs []Job) {
 			delete(s.jobs, name)
 		}
 	}
+	s.n.Store(int64(len(s.jobs)))
 	s.poke()
 }
 
-// Len returns the number of scheduled jobs.
-func (s *Scheduler) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.jobs)
-}
+// Len returns the number of scheduled jobs. It takes no lock: /metrics
+// and the API read it, and must answer while the scheduler is stuck.
+func (s *Scheduler) Len() int { return int(s.n.Load()) }
 
 // Has reports whether name is scheduled.
 func (s *Scheduler) Has(name string) bool {
@@ -169,18 +214,29 @@ func (s *Scheduler) poke() {
 
 // Run dispatches jobs until ctx is done, then waits for runs in flight
 // (which see the cancelled context only through their own timeouts: a probe
-// in flight at shutdown is allowed to finish).
+// in flight at shutdown is allowed to finish). Close makes it return at
+// once, as a crash would.
 func (s *Scheduler) Run(ctx context.Context, probeCtx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	defer func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+	}()
 	for {
 		s.mu.Lock()
-		var wait time.Duration = time.Hour
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		wait := tickEvery
 		now := s.now()
+		s.tick.Store(now.UnixNano())
 		for len(s.queue) > 0 {
 			e := s.queue[0]
 			if ns := now.UnixNano(); e.next > ns {
-				wait = time.Duration(e.next - ns)
+				wait = min(wait, time.Duration(e.next-ns))
 				break
 			}
 			s.dispatchLocked(probeCtx, e, now)
@@ -194,6 +250,8 @@ func (s *Scheduler) Run(ctx context.Context, probeCtx context.Context) {
 		select {
 		case <-ctx.Done():
 			s.wg.Wait()
+			return
+		case <-s.done:
 			return
 		case <-s.wake:
 			if !timer.Stop() {
@@ -243,7 +301,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.jobs[name]
-	if !ok || e.inFlight {
+	if !ok || e.inFlight || s.closed {
 		return false
 	}
 	select {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 func TestNextAtIsOnTheGrid(t *testing.T) {
@@ -162,4 +164,72 @@ func TestRunNowRefusesOverlap(t *testing.T) {
 		t.Fatal("RunNow ran an unscheduled job")
 	}
 	close(release)
+}
+
+// An interval whose next run overflows int64 nanoseconds (100000d) used to
+// wrap negative: the dispatch loop spun forever holding its lock, and
+// nothing (SIGTERM included) got through. It saturates now: the job is
+// dispatched at most once, the loop keeps ticking and stops when asked.
+func TestNextAtSaturatesInsteadOfOverflowing(t *testing.T) {
+	huge := 100000 * 24 * time.Hour
+	now := time.Now()
+	if got := nextAt(now, huge, huge-1); got < now.UnixNano() {
+		t.Fatalf("nextAt with a %v interval = %d, before now (%d): overflowed", huge, got, now.UnixNano())
+	}
+	var skips, runs atomic.Int64
+	s := NewScheduler(func(context.Context, string, time.Duration, bool) { runs.Add(1) }, 10,
+		func(string, string) { skips.Add(1) })
+	s.Update([]Job{{Name: "x", Interval: huge, Offset: PhaseOffset("x", huge, 0, 1)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, context.Background()); close(done) }()
+	testenv.Poll(t, 5*time.Second, "the dispatch loop to tick", func() bool { return !s.LastTick().IsZero() })
+	first := s.LastTick()
+	testenv.Poll(t, 5*time.Second, "a second tick (the loop is not stuck)", func() bool { return s.LastTick().After(first) })
+	if s.Has("x") != true || skips.Load() > 1 || runs.Load() > 1 {
+		t.Fatalf("runs %d, skips %d: the loop is spinning on the job", runs.Load(), skips.Load())
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// Close is a crash: Run returns, and neither RunNow nor a late Update
+// starts anything afterwards (Agent.Kill used to leave the scheduler
+// probing).
+func TestSchedulerClosedStartsNothing(t *testing.T) {
+	var runs atomic.Int64
+	s := NewScheduler(func(context.Context, string, time.Duration, bool) { runs.Add(1) }, 10, nil)
+	s.Update([]Job{{Name: "x", Interval: time.Hour}})
+	done := make(chan struct{})
+	go func() { s.Run(context.Background(), context.Background()); close(done) }()
+	s.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	if s.RunNow(context.Background(), "x") {
+		t.Fatal("RunNow started a probe after Close")
+	}
+	s.Update([]Job{{Name: "y", Interval: time.Millisecond}})
+	if s.Has("y") {
+		t.Fatal("Update scheduled a job after Close")
+	}
+
+	// Run returning on its own (context done) closes it the same way.
+	s2 := NewScheduler(func(context.Context, string, time.Duration, bool) { runs.Add(1) }, 10, nil)
+	s2.Update([]Job{{Name: "x", Interval: time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s2.Run(ctx, context.Background())
+	if s2.RunNow(context.Background(), "x") {
+		t.Fatal("RunNow started a probe after Run returned")
+	}
+	if n := runs.Load(); n != 0 {
+		t.Fatalf("%d runs after close", n)
+	}
 }

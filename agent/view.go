@@ -2,7 +2,6 @@ package agent
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
@@ -21,21 +20,53 @@ func (a *Agent) Ready() error {
 	return nil
 }
 
-// Targets is the fleet's view of every target, for the API and the page.
-func (a *Agent) Targets() []exporter.TargetView {
+// Targets is the fleet's view of the targets q selects, for the API and
+// the page: problems first, then by name. Ordering and counting the fleet
+// reads each target's brief (a name and a category); only the page
+// returned is built in full.
+func (a *Agent) Targets(q exporter.TargetQuery) exporter.TargetPage {
 	cfg := a.cfg.Load()
-	statuses := map[string]cluster.TargetStatus{}
-	if a.Cluster() != nil {
-		for _, s := range a.Cluster().Statuses() {
-			statuses[s.Name] = s
+	var briefs []cluster.Brief
+	if cl := a.Cluster(); cl != nil {
+		briefs = cl.Briefs()
+	} else {
+		briefs = make([]cluster.Brief, 0, len(cfg.Targets))
+		for _, t := range cfg.Targets {
+			briefs = append(briefs, cluster.Brief{Name: t.Name, Category: cluster.CatUnknown})
 		}
 	}
-	out := make([]exporter.TargetView, 0, len(cfg.Targets))
-	for _, t := range cfg.Targets {
+	var p exporter.TargetPage
+	var names []string
+	for _, b := range briefs {
+		p.Counts[b.Category]++
+		if !q.Match(b.Name, b.Category) {
+			continue
+		}
+		if p.Total >= q.Offset && (q.Limit == 0 || len(names) < q.Limit) {
+			names = append(names, b.Name)
+		}
+		p.Total++
+	}
+	var statuses []cluster.TargetStatus
+	if cl := a.Cluster(); cl != nil {
+		statuses = cl.StatusesOf(names)
+	}
+	p.Views = make([]exporter.TargetView, 0, len(names))
+	j := 0 // statuses are in names' order, less any the cluster does not know
+	for _, name := range names {
+		status := cluster.TargetStatus{Name: name, Verdict: "unknown", Category: cluster.CatUnknown, Failing: []string{}}
+		if j < len(statuses) && statuses[j].Name == name {
+			status = statuses[j]
+			j++
+		}
+		t := cfg.Target(name)
+		if t == nil {
+			continue // removed by a reload in between
+		}
 		v := exporter.TargetView{
-			Name: t.Name, Type: t.Type, Endpoint: redactURL(t.Endpoint()), Labels: t.Labels,
-			Interval: t.Interval.String(), Timeout: t.Timeout.String(),
-			TargetStatus: statuses[t.Name],
+			Name: t.Name, Type: t.Type, Endpoint: t.Endpoint(), Labels: t.Labels,
+			Interval: t.Interval.String(), Timeout: t.Timeout.String(), TargetStatus: status,
+			CertWarnDays: t.CertWarnDays(),
 		}
 		if st := a.state(t.Name); st != nil {
 			st.mu.Lock()
@@ -46,26 +77,15 @@ func (a *Agent) Targets() []exporter.TargetView {
 			v.History = st.hist.points()
 			st.mu.Unlock()
 		}
-		out = append(out, v)
+		p.Views = append(p.Views, v)
 	}
-	return out
+	return p
 }
 
 func (a *Agent) probing(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.assigned[name] || !a.graceTill[name].IsZero()
-}
-
-// redactURL drops userinfo from a URL: credentials never reach the API.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		rest := s[i+3:]
-		if at := strings.Index(rest, "@"); at >= 0 && at < strings.IndexAny(rest+"/", "/?#") {
-			return s[:i+3] + "REDACTED@" + rest[at+1:]
-		}
-	}
-	return s
 }
 
 // Incidents are the incidents this agent knows (the fleet's, by gossip).

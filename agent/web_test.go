@@ -121,7 +121,7 @@ scrape_configs:
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	re := regexp.MustCompile(`"target":"web".*"value":\[[0-9.]+,"1"\]`)
-	poll(t, 60*time.Second, "Prometheus to scrape probe_success over TLS with basic auth", func() bool {
+	testenv.Poll(t, 60*time.Second, "Prometheus to scrape probe_success over TLS with basic auth", func() bool {
 		resp, err := http.Get("http://" + ln + "/api/v1/query?query=probe_success")
 		if err != nil {
 			return false

@@ -30,6 +30,12 @@ func (c *Cluster) reassign() {
 	c.mu.Lock()
 	members := c.liveMembersLocked()
 	regions := c.knownRegionsLocked()
+	for _, r := range regions {
+		// Exported at 0 from the start: a dashboard's "suppressed by
+		// region" and an increase() over it see every region, not only
+		// those that have suppressed something.
+		c.m.suppressedFor(r)
+	}
 	ts := make([]shard.Target, 0, len(c.targets))
 	for _, t := range c.targets {
 		ts = append(ts, shard.Target{Name: t.Name, Regions: effectiveRegions(t.Regions, regions)})
@@ -40,7 +46,7 @@ func (c *Cluster) reassign() {
 	// the targets this agent leads, so without this every agent kept, for
 	// every target, each agent that ever owned it: a leak with each restart
 	// under a new name, 4 MB per agent after a cold start of 50 agents with
-	// 10k targets (cluster/scale heap profile).
+	// 10k targets (harness/scale heap profile).
 	for name, po := range c.prevOwners {
 		for id, until := range po {
 			if now.After(until) {

@@ -45,6 +45,9 @@ type Cluster struct {
 	// synced is set once we hold a peer's full state (push/pull) or have no
 	// seeds: a fresh agent must not open incidents from half a picture.
 	synced atomic.Bool
+	// tick is the Unix nanoseconds of tickLoop's last pass, for the
+	// agent's liveness check (read without the lock).
+	tick atomic.Int64
 	// settled and candidateSince: see leadership.go.
 	settled        atomic.Bool
 	candidateSince atomic.Int64 // Unix ns; 0: not a leader candidate
@@ -58,9 +61,16 @@ type Cluster struct {
 	mu          sync.Mutex
 	targets     map[string]TargetSpec
 	targetsHash uint64
-	members     map[string]*memberInfo  // by node name
-	leaving     map[string]bool         // nodes that said goodbye before leaving
-	heard       map[string]time.Time    // agent id -> last heartbeat received
+	members     map[string]*memberInfo // by node name
+	leaving     map[string]bool        // nodes that said goodbye before leaving
+	heard       map[string]time.Time   // agent id -> last heartbeat received
+	// peerSettled and doubts are each peer's last heartbeat's word on
+	// leadership (see leadership.go), kept by agent id: a heartbeat may
+	// arrive before memberlist tells us of its sender.
+	peerSettled map[string]bool
+	doubts      map[string]doubtSet
+	lastDoubts  []uint32                // what our last heartbeat said
+	wasDoubted  bool                    // for vantage_leadership_doubted_total
 	table       map[string]observations // target -> each agent's latest
 	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
@@ -105,6 +115,8 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		members:      make(map[string]*memberInfo),
 		leaving:      make(map[string]bool),
 		heard:        make(map[string]time.Time),
+		peerSettled:  make(map[string]bool),
+		doubts:       make(map[string]doubtSet),
 		table:        make(map[string]observations),
 		agentSeq:     make(map[string][2]uint64),
 		prevOwners:   make(map[string]map[string]time.Time),
@@ -337,6 +349,7 @@ func (c *Cluster) tickLoop() {
 	defer hb.Stop()
 	defer rejoin.Stop()
 	for {
+		c.tick.Store(time.Now().UnixNano())
 		select {
 		case <-c.stop:
 			return
@@ -348,6 +361,7 @@ func (c *Cluster) tickLoop() {
 			}
 			c.settle()
 			c.refreshCandidacy()
+			c.refreshDoubts()
 			c.checkIsolation()
 			c.evaluateAll()
 		case <-hb.C:
@@ -358,6 +372,15 @@ func (c *Cluster) tickLoop() {
 			c.rejoin()
 		}
 	}
+}
+
+// LastTick returns when the cluster's tick loop (heartbeats, verdicts,
+// isolation) last passed; zero before it started.
+func (c *Cluster) LastTick() time.Time {
+	if ns := c.tick.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 func (c *Cluster) emit(ev Event) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // scripted is a Local whose probe outcomes the test sets per target. It is
@@ -122,18 +124,6 @@ func startFleet(t *testing.T, regions []string, perRegion int, targets []TargetS
 	return nodes
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
-}
-
 // converged: every live agent sees every live agent alive, and each target
 // is assigned to exactly one agent per region.
 func converged(nodes []*node, targets []TargetSpec) bool {
@@ -198,7 +188,7 @@ func leaderOf(nodes []*node, target string) *node {
 func TestFleetSplitsTargetsOnePerRegion(t *testing.T) {
 	targets := testTargets(24)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 2, targets, nil)
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	// Both agents of a region share its targets.
 	for _, n := range nodes {
 		if len(n.local.mine()) == 0 {
@@ -236,13 +226,13 @@ func TestFleetSplitsTargetsOnePerRegion(t *testing.T) {
 func TestOneRegionFailureIsSuppressedAllRegionFailureIsAnIncident(t *testing.T) {
 	targets := testTargets(6)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, nil)
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 
 	// t00 fails from eu only.
 	nodes[0].local.setDown("t00", true)
 	probeAll(nodes)
-	waitFor(t, 5*time.Second, "the suppressed failure to reach the leader", func() bool {
+	testenv.Poll(t, 5*time.Second, "the suppressed failure to reach the leader", func() bool {
 		l := leaderOf(nodes, "t00")
 		if l == nil {
 			return false
@@ -269,7 +259,7 @@ func TestOneRegionFailureIsSuppressedAllRegionFailureIsAnIncident(t *testing.T) 
 		n.local.setDown("t01", true)
 	}
 	probeAll(nodes)
-	waitFor(t, 5*time.Second, "an incident for t01 on every agent", func() bool {
+	testenv.Poll(t, 5*time.Second, "an incident for t01 on every agent", func() bool {
 		for _, n := range nodes {
 			found := false
 			for _, in := range n.c.Incidents() {
@@ -292,7 +282,7 @@ func TestOneRegionFailureIsSuppressedAllRegionFailureIsAnIncident(t *testing.T) 
 		n.local.setDown("t01", false)
 	}
 	probeAll(nodes)
-	waitFor(t, 5*time.Second, "the incident to resolve", func() bool {
+	testenv.Poll(t, 5*time.Second, "the incident to resolve", func() bool {
 		for _, n := range nodes {
 			for _, in := range n.c.Incidents() {
 				if in.Target == "t01" && in.Open() {
@@ -307,7 +297,7 @@ func TestOneRegionFailureIsSuppressedAllRegionFailureIsAnIncident(t *testing.T) 
 func TestConfirmOnFailureDetectsWithoutWaitingForOtherRegionsSchedule(t *testing.T) {
 	targets := testTargets(4)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, nil)
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 	// The target is down for everyone, but only eu's schedule comes round:
 	// the other regions learn of it only through confirmation requests.
@@ -315,7 +305,7 @@ func TestConfirmOnFailureDetectsWithoutWaitingForOtherRegionsSchedule(t *testing
 		n.local.setDown("t02", true)
 	}
 	nodes[0].c.Report(nodes[0].local.obs("t02"))
-	waitFor(t, 5*time.Second, "an incident raised by confirmations", func() bool {
+	testenv.Poll(t, 5*time.Second, "an incident raised by confirmations", func() bool {
 		for _, in := range nodes[0].c.Incidents() {
 			if in.Target == "t02" && in.Open() {
 				return true
@@ -331,7 +321,7 @@ func TestConfirmOnFailureDetectsWithoutWaitingForOtherRegionsSchedule(t *testing
 func TestKilledAgentsTargetsAreReassigned(t *testing.T) {
 	targets := testTargets(20)
 	nodes := startFleet(t, []string{"eu", "us"}, 2, targets, nil)
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	victim := nodes[1]
 	had := victim.local.mine()
 	if len(had) == 0 {
@@ -340,7 +330,7 @@ func TestKilledAgentsTargetsAreReassigned(t *testing.T) {
 	victim.dead = true
 	victim.c.Kill()
 	start := time.Now()
-	waitFor(t, 15*time.Second, "reassignment after a crash", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "reassignment after a crash", func() bool { return converged(nodes, targets) })
 	t.Logf("reassigned %d targets %v after the kill", len(had), time.Since(start).Round(time.Millisecond))
 	survivor := nodes[0]
 	mine := map[string]bool{}
@@ -394,7 +384,7 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 func TestStatusesSorted(t *testing.T) {
 	targets := testTargets(3)
 	nodes := startFleet(t, []string{"eu"}, 1, targets, nil)
-	waitFor(t, 5*time.Second, "self assignment", func() bool { return len(nodes[0].local.mine()) == 3 })
+	testenv.Poll(t, 5*time.Second, "self assignment", func() bool { return len(nodes[0].local.mine()) == 3 })
 	probeAll(nodes)
 	st := nodes[0].c.Statuses()
 	if !sort.SliceIsSorted(st, func(i, j int) bool { return st[i].Name < st[j].Name }) || len(st) != 3 {
@@ -403,7 +393,7 @@ func TestStatusesSorted(t *testing.T) {
 	// A cluster of one: quorum capped at its single region.
 	nodes[0].local.setDown("t00", true)
 	probeAll(nodes)
-	waitFor(t, 3*time.Second, "single-region incident", func() bool {
+	testenv.Poll(t, 3*time.Second, "single-region incident", func() bool {
 		s, _ := nodes[0].c.Status("t00")
 		return s.Verdict == "down"
 	})

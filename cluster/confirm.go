@@ -230,11 +230,11 @@ func (f *confirmer) serve(r confirmReq) {
 // answer accounts for a confirmation response.
 func (f *confirmer) answer(r confirmResp) {
 	f.mu.Lock()
-	p, ok := f.outstanding[r.ID]
+	_, ok := f.outstanding[r.ID]
 	delete(f.outstanding, r.ID)
 	f.mu.Unlock()
 	if !ok {
-		return
+		return // unasked, or answered after its timeout was counted
 	}
 	switch {
 	case r.Busy:
@@ -244,5 +244,4 @@ func (f *confirmer) answer(r confirmResp) {
 	default:
 		f.c.m.confirm["confirmed"].Inc()
 	}
-	_ = p
 }

@@ -70,6 +70,7 @@ func (c *Cluster) handle(b []byte) {
 		c.heartbeat(&h)
 		c.settle() // hearing a peer is what a fresh agent waits for
 		c.refreshCandidacy()
+		c.refreshDoubts()
 	case msgConfirmReq:
 		r, err := decodeConfirmReq(b)
 		if err != nil {
@@ -123,6 +124,8 @@ func (c *Cluster) sendHeartbeat() {
 	cur := c.agentSeq[c.cfg.AgentID]
 	h := Heartbeat{AgentID: c.cfg.AgentID, Region: c.cfg.Region, Boot: c.boot, Seq: cur[1],
 		Isolated: c.isolated.Load(), Targets: uint32(len(c.mine)), Settled: c.candidateSince.Load() != 0}
+	h.Doubts, h.DoubtsOverflow = c.doubtsLocked(c.now())
+	c.lastDoubts = h.Doubts
 	c.mu.Unlock()
 	msg := encodeHeartbeat(&h)
 	c.gossip("h/"+c.cfg.AgentID, msg)

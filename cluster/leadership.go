@@ -31,6 +31,15 @@ import (
 //     leaderSilence) and say it is a candidate (Heartbeat.Settled), whatever
 //     memberlist says of it, until it leaves: memberlist may declare a
 //     cut-off member dead before that member has noticed.
+//   - ... and an agent leads only while no member it hears doubts it: each
+//     heartbeat lists the members its sender does not count now
+//     (Heartbeat.Doubts: not settled in its eyes, or unheard for two
+//     heartbeats). Views that differ (a candidacy heartbeat lost, one a
+//     peer heard before memberlist named its sender, a region whose
+//     packets go out no more though it still hears the others) then leave
+//     a target without a leader for a moment, never with two: of two
+//     agents that hear each other and both lead in their own eyes, each
+//     counts the other, so they agree on the higher.
 
 // leaderSilence is how long an agent may go unheard (no heartbeat) before
 // the others stop counting it as a leader candidate: a leader cut off from
@@ -119,16 +128,88 @@ func (c *Cluster) leaderCandidatesLocked(now time.Time) []shard.Member {
 			continue
 		}
 		if m.Self {
-			if c.candidate(now) {
+			if c.candidate(now) && !c.doubtedLocked(now) {
 				out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
 			}
 			continue
 		}
-		if m.settled && now.Sub(c.heard[m.AgentID]) <= silence {
+		if c.peerSettled[m.AgentID] && now.Sub(c.heard[m.AgentID]) <= silence {
 			out = append(out, shard.Member{ID: m.AgentID, Region: m.Region})
 		}
 	}
 	return out
+}
+
+// doubtSet is one peer's Heartbeat.Doubts.
+type doubtSet struct {
+	hashes   []uint32
+	overflow bool
+}
+
+// doubtAfter is how long a member may go unheard before this agent doubts
+// it: two heartbeats. A doubted agent stops leading when it hears of it
+// (at most a heartbeat and an evaluation later), before the others stop
+// counting it (leaderSilence) and take its targets over.
+func (c *Cluster) doubtAfter() time.Duration { return 2 * c.cfg.HeartbeatEvery }
+
+// doubtsLocked are the members this agent does not count as leader
+// candidates now, for its heartbeat: known (not left), yet not a
+// candidate, or unheard for doubtAfter.
+func (c *Cluster) doubtsLocked(now time.Time) ([]uint32, bool) {
+	cands := c.leaderCandidatesLocked(now)
+	var out []uint32
+	for _, m := range c.members {
+		if m.Self || m.State == Left || m.Proto != int(ProtocolVersion) {
+			continue
+		}
+		counted := slices.ContainsFunc(cands, func(s shard.Member) bool { return s.ID == m.AgentID })
+		if !counted || now.Sub(c.heard[m.AgentID]) > c.doubtAfter() {
+			out = append(out, AgentHash(m.AgentID))
+		}
+	}
+	slices.Sort(out)
+	return out, len(out) > maxDoubts
+}
+
+// doubtedLocked reports whether a member this agent hears (within
+// selfSilence) doubts it.
+func (c *Cluster) doubtedLocked(now time.Time) bool {
+	self := AgentHash(c.cfg.AgentID)
+	for id, d := range c.doubts {
+		if now.Sub(c.heard[id]) > c.selfSilence() {
+			continue
+		}
+		if m := c.memberByAgentLocked(id); m == nil || m.State == Left {
+			continue
+		}
+		if d.overflow {
+			return true
+		}
+		if slices.Contains(d.hashes, self) { // not BinarySearch: a peer need not sort
+			return true
+		}
+	}
+	return false
+}
+
+// refreshDoubts sends a heartbeat at once when this agent's doubts
+// changed: a member waiting to be counted (a newcomer, one back from a
+// partition) leads as soon as everyone counts it.
+func (c *Cluster) refreshDoubts() {
+	now := c.now()
+	c.mu.Lock()
+	d, _ := c.doubtsLocked(now)
+	changed := !slices.Equal(d, c.lastDoubts)
+	doubted := c.candidate(now) && c.doubtedLocked(now)
+	if doubted && !c.wasDoubted {
+		c.m.doubted.Inc() // a candidate that some member does not count: it leads nothing meanwhile
+		c.log.Debug("a member doubts this agent: leading no target until it counts it")
+	}
+	c.wasDoubted = doubted
+	c.mu.Unlock()
+	if changed {
+		c.pokeHeartbeat()
+	}
 }
 
 // leaders is one look at leadership: who leads each target as this agent

@@ -16,6 +16,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // Every limit the cluster enforces on what it sends or accepts, and every
@@ -57,7 +59,7 @@ func TestOversizedMessageNeverEntersTheBroadcastQueue(t *testing.T) {
 	// Two members: an agent alone queues nothing at all (see below).
 	nodes := startFleet(t, []string{"eu"}, 2, testTargets(2), nil)
 	c := nodes[0].c
-	waitFor(t, 10*time.Second, "two members", func() bool { return c.ml.NumMembers() == 2 })
+	testenv.Poll(t, 10*time.Second, "two members", func() bool { return c.ml.NumMembers() == 2 })
 	before := c.queue.NumQueued()
 
 	c.broadcast("x/over", make([]byte, maxMessage+1))
@@ -236,7 +238,7 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 		"unknown type":              {99, wireVersion, 1, 2, 3},
 		"push/pull state by gossip": encodeState(nil, nil, nil, time.Now()),
 		"result, wrong version":     append([]byte{msgResult, wireVersion + 1}, valid[2:]...),
-		"result, truncated":         valid[:len(valid)-2], // the last byte is optional (ConfirmedFor)
+		"result, truncated":         valid[:len(valid)-3], // the last two bytes are optional (ConfirmedFor, CertExpiry)
 		"result, long string":       rawStr([]byte{msgResult, wireVersion}, long),
 		"result, varint overflow": append([]byte{msgResult, wireVersion, 1, 'x', 1, 'y', 1, 'z'},
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
@@ -303,7 +305,7 @@ func TestMalformedMessagesFromAPeer(t *testing.T) {
 	targets := testTargets(2)
 	nodes := startFleet(t, []string{"eu", "us"}, 1, targets, nil)
 	a, b := nodes[0].c, nodes[1].c
-	waitFor(t, 15*time.Second, "the two agents to see each other", func() bool {
+	testenv.Poll(t, 15*time.Second, "the two agents to see each other", func() bool {
 		return a.ml.NumMembers() == 2 && b.ml.NumMembers() == 2
 	})
 	host, port, err := net.SplitHostPort(a.LocalAddr())
@@ -326,7 +328,7 @@ func TestMalformedMessagesFromAPeer(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	waitFor(t, 10*time.Second, "every malformed message to be counted", func() bool {
+	testenv.Poll(t, 10*time.Second, "every malformed message to be counted", func() bool {
 		return a.m.badMessages.Get() >= before+uint64(len(junk))
 	})
 	if got := a.m.badMessages.Get(); got != before+uint64(len(junk)) {
@@ -339,7 +341,7 @@ func TestMalformedMessagesFromAPeer(t *testing.T) {
 	if err := b.ml.SendReliable(to, encodeResult(&o)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the valid result to be stored", func() bool { return hasObservation(a, "t01", b.AgentID()) })
+	testenv.Poll(t, 10*time.Second, "the valid result to be stored", func() bool { return hasObservation(a, "t01", b.AgentID()) })
 	if a.ml.NumMembers() != 2 {
 		t.Fatalf("receiver sees %d members after malformed messages", a.ml.NumMembers())
 	}
@@ -423,7 +425,7 @@ func TestAloneQueuesNoBroadcastsAndAJoinerStillLearns(t *testing.T) {
 	targets := testTargets(50)
 	a, la := single(t, "a")
 	a.SetTargets(targets)
-	waitFor(t, 10*time.Second, "a owning every target", func() bool { return len(la.mine()) == len(targets) })
+	testenv.Poll(t, 10*time.Second, "a owning every target", func() bool { return len(la.mine()) == len(targets) })
 	for _, tg := range targets {
 		a.Report(la.obs(tg.Name))
 	}
@@ -444,7 +446,7 @@ func TestAloneQueuesNoBroadcastsAndAJoinerStillLearns(t *testing.T) {
 	}
 	lb.c = b
 	t.Cleanup(b.Kill)
-	waitFor(t, 10*time.Second, "b learning a's observations", func() bool {
+	testenv.Poll(t, 10*time.Second, "b learning a's observations", func() bool {
 		for _, tg := range targets {
 			if !hasObservation(b, tg.Name, "a") {
 				return false
@@ -509,7 +511,7 @@ func TestGarbageOnTheGossipPortCannotFloodTheLog(t *testing.T) {
 			time.Sleep(time.Millisecond) // let the reader keep up: a dropped datagram is neither logged nor counted
 		}
 	}
-	waitFor(t, 10*time.Second, "most garbage packets counted", func() bool { return errs.Get() >= packets/2 })
+	testenv.Poll(t, 10*time.Second, "most garbage packets counted", func() bool { return errs.Get() >= packets/2 })
 	if n := logs.count("memberlist"); n > 5 {
 		t.Errorf("%d log lines for %d garbage packets (%d counted), want a handful", n, packets, errs.Get())
 	}

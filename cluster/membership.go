@@ -69,13 +69,11 @@ type Member struct {
 
 type memberInfo struct {
 	Member
-	// settled: its last heartbeat said it knows the fleet and may lead.
-	settled bool
-	boot    uint64
-	hash    uint64
-	addr    memberlist.Address // copied under memberlist's lock
-	ip      net.IP
-	port    uint16
+	boot uint64
+	hash uint64
+	addr memberlist.Address // copied under memberlist's lock
+	ip   net.IP
+	port uint16
 }
 
 // Members returns every member this agent knows, itself included, sorted by

@@ -17,6 +17,7 @@ type clusterMetrics struct {
 	oversized     *metrics.Counter
 	sendErrors    *metrics.Counter
 	heartbeatGaps *metrics.Counter
+	doubted       *metrics.Counter
 	incidents     *metrics.Counter
 	detection     *metrics.PrometheusHistogram
 	confirm       map[string]*metrics.Counter
@@ -38,6 +39,7 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		oversized:     s.NewCounter(`vantage_gossip_messages_dropped_total{reason="oversized"}`),
 		sendErrors:    s.NewCounter(`vantage_gossip_send_errors_total`),
 		heartbeatGaps: s.NewCounter(`vantage_gossip_heartbeat_gaps_total`),
+		doubted:       s.NewCounter(`vantage_leadership_doubted_total`),
 		incidents:     s.NewCounter(`vantage_cluster_incidents_opened_total`),
 		detection:     s.NewPrometheusHistogramExt(`vantage_detection_seconds`, detectionBuckets),
 		confirm:       map[string]*metrics.Counter{},

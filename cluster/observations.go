@@ -24,7 +24,8 @@ func (c *Cluster) Report(o Observation) {
 		return
 	}
 	prev := c.table[o.Target].get(o.AgentID)
-	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated
+	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated ||
+		!prev.CertExpiry.Truncate(time.Second).Equal(o.CertExpiry.Truncate(time.Second)) // a renewal (or a first look)
 	newFailure := !o.OK && (prev == nil || prev.OK)
 	if o.OK {
 		delete(c.firstAsked, o.Target) // the streak is over
@@ -120,7 +121,23 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
-			prev.Received = o.Received // the same news again: still fresh
+			// The same news again: still fresh. Its ages stay anchored
+			// where they were (a rebroadcast carries them as of its first
+			// send), and a copy that knows more (push/pull's later
+			// fields) fills in what the first one lacked.
+			d := o.Received.Sub(prev.Received)
+			if prev.FailingFor > 0 {
+				prev.FailingFor += d
+			}
+			if prev.ConfirmedFor > 0 {
+				prev.ConfirmedFor += d
+			} else {
+				prev.ConfirmedFor = o.ConfirmedFor
+			}
+			if prev.CertExpiry.IsZero() {
+				prev.CertExpiry = o.CertExpiry
+			}
+			prev.Received = o.Received
 		}
 		c.mu.Unlock()
 		return
@@ -144,11 +161,12 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.heard[h.AgentID] = now
+	c.peerSettled[h.AgentID] = h.Settled
+	c.doubts[h.AgentID] = doubtSet{hashes: h.Doubts, overflow: h.DoubtsOverflow}
 	for _, m := range c.members {
 		if m.AgentID == h.AgentID {
 			m.Isolated = h.Isolated
 			m.Targets = int(h.Targets)
-			m.settled = h.Settled
 		}
 	}
 	cur, ok := c.agentSeq[h.AgentID]
@@ -166,8 +184,8 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 
 // observations are one target's latest observation per agent: a handful
 // (one per region probing it, a few more during hand-overs), so a slice
-// searched in order, not a map (a map per target was 400 bytes of the
-// agent's memory per target at 10k targets, for usually one entry).
+// searched in order, not a map (a map per target costs hundreds of bytes
+// for what is usually one entry).
 type observations []*Observation
 
 // get returns agent's observation, or nil.

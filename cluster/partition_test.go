@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/clustertest"
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 func withFaultNet(t *testing.T, fnet *clustertest.Net) func(*Config) {
@@ -39,7 +40,7 @@ func TestPartitionedRegionRaisesNoIncidentAndRejoins(t *testing.T) {
 	fnet := clustertest.NewNet()
 	targets := testTargets(9)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, withFaultNet(t, fnet))
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 
 	ap := nodes[2]
@@ -57,7 +58,7 @@ func TestPartitionedRegionRaisesNoIncidentAndRejoins(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The others still cover every target between them.
-	waitFor(t, 10*time.Second, "eu and us to cover every target", func() bool {
+	testenv.Poll(t, 10*time.Second, "eu and us to cover every target", func() bool {
 		for _, tg := range targets {
 			covered := 0
 			for _, n := range nodes[:2] {
@@ -85,7 +86,7 @@ func TestPartitionedRegionRaisesNoIncidentAndRejoins(t *testing.T) {
 	for _, tg := range targets {
 		ap.local.setDown(tg.Name, false)
 	}
-	waitFor(t, 20*time.Second, "ap to rejoin", func() bool {
+	testenv.Poll(t, 20*time.Second, "ap to rejoin", func() bool {
 		probeAll(nodes)
 		return converged(nodes, targets)
 	})
@@ -100,14 +101,14 @@ func TestOutageDetectedWhileOneRegionIsPartitioned(t *testing.T) {
 	fnet := clustertest.NewNet()
 	targets := testTargets(3)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, withFaultNet(t, fnet))
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 	fnet.Isolate("ap")
-	waitFor(t, 10*time.Second, "eu to see ap dead", func() bool { return nodes[0].c.ml.NumMembers() == 2 })
+	testenv.Poll(t, 10*time.Second, "eu to see ap dead", func() bool { return nodes[0].c.ml.NumMembers() == 2 })
 	for _, n := range nodes {
 		n.local.setDown("t01", true)
 	}
-	waitFor(t, 10*time.Second, "the outage to be declared by eu+us", func() bool {
+	testenv.Poll(t, 10*time.Second, "the outage to be declared by eu+us", func() bool {
 		probeAll(nodes)
 		for _, in := range nodes[0].c.Incidents() {
 			if in.Target == "t01" && in.Open() {
@@ -123,9 +124,9 @@ func TestFrozenAgentIsReplaced(t *testing.T) {
 	fnet := clustertest.NewNet()
 	targets := testTargets(10)
 	nodes := startFleet(t, []string{"eu"}, 2, targets, withFaultNet(t, fnet))
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	fnet.Freeze(nodes[1].c.cfg.NodeName, true)
-	waitFor(t, 10*time.Second, "the peer to take every target", func() bool {
+	testenv.Poll(t, 10*time.Second, "the peer to take every target", func() bool {
 		return len(nodes[0].local.mine()) == len(targets)
 	})
 }
@@ -139,9 +140,9 @@ func TestClockSkewChangesNothing(t *testing.T) {
 			c.skew = time.Hour
 		}
 	})
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
-	waitFor(t, 5*time.Second, "every region reporting on every target", func() bool {
+	testenv.Poll(t, 5*time.Second, "every region reporting on every target", func() bool {
 		for _, st := range nodes[0].c.Statuses() {
 			if st.Reporting != 3 {
 				return false
@@ -153,7 +154,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 		n.local.setDown("t00", true)
 	}
 	probeAll(nodes)
-	waitFor(t, 5*time.Second, "the incident", func() bool {
+	testenv.Poll(t, 5*time.Second, "the incident", func() bool {
 		for _, in := range nodes[0].c.Incidents() {
 			if in.Target == "t00" && in.Open() {
 				return in.TimeToDetect() >= 0 && in.TimeToDetect() < time.Minute
@@ -171,7 +172,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	newKey := []byte("ffffffffffffffff0000000000000000")
 	targets := testTargets(2)
 	nodes := startFleet(t, []string{"eu", "us"}, 1, targets, func(c *Config) { c.Keys = [][]byte{oldKey} })
-	waitFor(t, 10*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 10*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	steps := [][][]byte{
 		{oldKey, newKey}, // 1. install as secondary everywhere
 		{newKey, oldKey}, // 2. use the new key
@@ -198,7 +199,7 @@ func TestGossipKeyRotation(t *testing.T) {
 	}
 	l.c = c
 	defer c.Kill()
-	waitFor(t, 10*time.Second, "a newcomer with only the new key to join", func() bool { return nodes[0].c.ml.NumMembers() == 3 })
+	testenv.Poll(t, 10*time.Second, "a newcomer with only the new key to join", func() bool { return nodes[0].c.ml.NumMembers() == 3 })
 }
 
 // When the leader of a target is in the partitioned region, the others stop
@@ -212,7 +213,7 @@ func TestOutageDetectedWhenLeaderIsCutOff(t *testing.T) {
 		// Slow failure detection, so the test shows heartbeats doing the work.
 		c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 2*time.Second, time.Second, 6
 	})
-	waitFor(t, 20*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 20*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 	ap := nodes[2]
 	victim := ""
@@ -230,7 +231,7 @@ func TestOutageDetectedWhenLeaderIsCutOff(t *testing.T) {
 		n.local.setDown(victim, true)
 	}
 	start := time.Now()
-	waitFor(t, 15*time.Second, "eu or us to declare the outage of "+victim, func() bool {
+	testenv.Poll(t, 15*time.Second, "eu or us to declare the outage of "+victim, func() bool {
 		probeAll(nodes[:2])
 		for _, n := range nodes[:2] {
 			for _, in := range n.c.Incidents() {

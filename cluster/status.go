@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ type RegionView struct {
 	Fresh    bool          `json:"fresh"`
 	Assignee bool          `json:"assignee"` // from a current assignee (it votes)
 	Isolated bool          `json:"isolated,omitempty"`
+	// CertExpiry is the earliest NotAfter of the certificates the target
+	// presented to this region (TLS probes; zero otherwise).
+	CertExpiry time.Time `json:"cert_expiry,omitzero"`
 }
 
 // TargetStatus is the fleet's view of one target as this agent sees it.
@@ -40,6 +44,10 @@ type TargetStatus struct {
 	Since       time.Time           `json:"verdict_since,omitzero"`
 	Updated     time.Time           `json:"verdict_updated,omitzero"` // when this agent evaluated or received the verdict
 	SLO         *SLOStatus          `json:"slo,omitempty"`
+	// Category is what the target's state asks of a human (down, failing
+	// below quorum, unknown, maintenance, up): the page's and the API's
+	// one rule.
+	Category Category `json:"category"`
 	// Leader-only counters, for metrics.
 	Incidents uint64    `json:"-"`
 	Flaps     uint64    `json:"-"`
@@ -63,29 +71,153 @@ type SLOStatus struct {
 // answer for the whole fleet: the verdict is the one its leader published,
 // the results per region come from the shared observation table.
 func (c *Cluster) Statuses() []TargetStatus {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.targets))
+	for n := range c.targets {
+		names = append(names, n)
+	}
+	c.mu.Unlock()
+	slices.Sort(names)
+	return c.StatusesOf(names)
+}
+
+// StatusesOf returns the status of each named target, in the order given,
+// skipping unknown names: a page of a large fleet costs its own size, not
+// the fleet's.
+func (c *Cluster) StatusesOf(names []string) []TargetStatus {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lead := c.leadersLocked(now)
-	out := make([]TargetStatus, 0, len(c.targets))
-	for name, t := range c.targets {
-		out = append(out, c.statusLocked(name, t, &lead, now))
+	sc := c.statusContextLocked(now)
+	out := make([]TargetStatus, 0, len(names))
+	for _, name := range names {
+		if t, ok := c.targets[name]; ok {
+			out = append(out, c.statusLocked(name, t, sc, now))
+		}
 	}
-	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Status returns one target's status.
 func (c *Cluster) Status(name string) (TargetStatus, bool) {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.targets[name]
-	if !ok {
+	st := c.StatusesOf([]string{name})
+	if len(st) == 0 {
 		return TargetStatus{}, false
 	}
-	lead := c.leadersLocked(now)
-	return c.statusLocked(name, t, &lead, now), true
+	return st[0], true
+}
+
+// Category is what a target's state asks of a human. Lists show them in
+// Rank order, problems first; the zero value is unknown.
+type Category uint8
+
+const (
+	CatUnknown     Category = iota // no verdict, or too few regions reporting
+	CatDown                        // the quorum says down
+	CatFailing                     // up, but a region fails below quorum
+	CatMaintenance                 // in a maintenance window
+	CatUp
+	NumCategories = iota
+)
+
+var categoryNames = [NumCategories]string{"unknown", "down", "failing", "maintenance", "up"}
+
+// categoryRank orders lists: what needs a human first.
+var categoryRank = [NumCategories]int{CatDown: 0, CatFailing: 1, CatUnknown: 2, CatMaintenance: 3, CatUp: 4}
+
+// Rank is the category's place in lists, 0 first.
+func (k Category) Rank() int {
+	if int(k) < len(categoryRank) {
+		return categoryRank[k]
+	}
+	return categoryRank[CatUnknown]
+}
+
+func (k Category) String() string {
+	if int(k) < len(categoryNames) {
+		return categoryNames[k]
+	}
+	return "unknown"
+}
+
+// MarshalText writes the category's name (JSON: "down", not 0).
+func (k Category) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads a category's name.
+func (k *Category) UnmarshalText(b []byte) error {
+	c, ok := ParseCategory(string(b))
+	if !ok {
+		return fmt.Errorf("unknown target category %q (want one of %s)", b, strings.Join(categoryNames[:], ", "))
+	}
+	*k = c
+	return nil
+}
+
+// ParseCategory is String's inverse.
+func ParseCategory(s string) (Category, bool) {
+	i := slices.Index(categoryNames[:], s)
+	return Category(max(i, 0)), i >= 0
+}
+
+// categorize is the one rule behind the page's rows, the API's state
+// filter and their counts. freshFailing: some region's fresh, non-isolated
+// result is failing (a vote or not).
+func categorize(maint bool, state quorum.State, known bool, failingVotes int, freshFailing bool) Category {
+	switch {
+	case maint:
+		return CatMaintenance
+	case !known:
+		return CatUnknown
+	case state == quorum.Down:
+		return CatDown
+	case state == quorum.Up && (failingVotes > 0 || freshFailing):
+		return CatFailing
+	case state == quorum.Up:
+		return CatUp
+	}
+	return CatUnknown
+}
+
+// Brief is a target's name and category: what a list needs to order and
+// count the whole fleet, in a few dozen bytes.
+type Brief struct {
+	Name     string
+	Category Category
+}
+
+// Briefs returns every target's brief, problems first, then by name.
+func (c *Cluster) Briefs() []Brief {
+	now := c.now()
+	c.mu.Lock()
+	out := make([]Brief, 0, len(c.targets))
+	for name := range c.targets {
+		out = append(out, Brief{Name: name, Category: c.categoryLocked(name, now)})
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b Brief) int {
+		if a.Category != b.Category {
+			return a.Category.Rank() - b.Category.Rank()
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
+func (c *Cluster) categoryLocked(name string, now time.Time) Category {
+	v := c.fleet[name]
+	if v == nil {
+		return categorize(c.cfg.InMaintenance != nil && c.cfg.InMaintenance(name, now), quorum.Unknown, false, 0, false)
+	}
+	return categorize(v.Maintenance, v.State, true, len(v.Failing), c.freshFailingLocked(name, now))
+}
+
+func (c *Cluster) freshFailingLocked(name string, now time.Time) bool {
+	for _, o := range c.table[name] {
+		if o.Failing && !o.Isolated && c.freshLocked(o, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // LeaderVerdict is one verdict this agent exports as the target's leader:
@@ -144,7 +276,20 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	return out
 }
 
-func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now time.Time) TargetStatus {
+// statusContext is what every target's status reads, computed once per
+// call: per target it made a page of a 50k-target fleet quadratic.
+type statusContext struct {
+	lead     leaders
+	regions  []string
+	byTarget map[string][]*Incident
+}
+
+func (c *Cluster) statusContextLocked(now time.Time) *statusContext {
+	return &statusContext{lead: c.leadersLocked(now), regions: c.knownRegionsLocked(), byTarget: c.incidentsByTargetLocked()}
+}
+
+func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now time.Time) TargetStatus {
+	lead := &sc.lead
 	st := TargetStatus{
 		Name:       name,
 		Leader:     lead.leader(name),
@@ -172,21 +317,21 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now tim
 	for _, o := range c.table[name] {
 		rv := RegionView{Region: o.Region, Agent: o.AgentID, OK: o.OK, Failing: o.Failing, Reason: o.Reason,
 			Latency: o.Latency, Age: now.Sub(o.Received), Fresh: c.freshLocked(o, now),
-			Assignee: voters[o.AgentID], Isolated: o.Isolated}
+			Assignee: voters[o.AgentID], Isolated: o.Isolated, CertExpiry: o.CertExpiry}
 		cur, ok := best[o.Region]
 		// Prefer a voting, fresh, then most recent observation per region.
 		if !ok || rank(rv) > rank(cur) || (rank(rv) == rank(cur) && rv.Age < cur.Age) {
 			best[o.Region] = rv
 		}
 	}
-	for _, r := range effectiveRegions(t.Regions, c.knownRegionsLocked()) {
+	for _, r := range effectiveRegions(t.Regions, sc.regions) {
 		if rv, ok := best[r]; ok {
 			st.Regions = append(st.Regions, rv)
 		} else {
 			st.Regions = append(st.Regions, RegionView{Region: r})
 		}
 	}
-	ins := c.incidentsByTargetLocked()[name]
+	ins := sc.byTarget[name]
 	if ls := c.leading[name]; ls != nil && st.IsLeader {
 		st.Incidents, st.Flaps = ls.incidents, ls.flaps
 	}
@@ -198,8 +343,12 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, lead *leaders, now tim
 			break
 		}
 	}
+	if st.Failing == nil {
+		st.Failing = []string{} // JSON: [], not null
+	}
 	slo := c.sloLocked(t, ins, now)
 	st.SLO = &slo
+	st.Category = c.categoryLocked(name, now)
 	return st
 }
 

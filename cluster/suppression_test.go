@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // A leader that takes a target over mid-streak (the old leader crashed)
@@ -44,4 +47,25 @@ func TestSuppressionDatesTheStreakFromTheFirstFailedProbe(t *testing.T) {
 	if ev := c.stepSuppressionLocked(spec, ls, &v, now.Add(suppressAfter(spec))); len(ev) != 1 {
 		t.Fatalf("after suppressAfter: %d events, want 1", len(ev))
 	}
+}
+
+// Every known region's suppressed counter is exported from the start, at
+// 0: dashboards and increase() see every region, not only those that have
+// suppressed something.
+func TestSuppressedCounterExistsForEveryRegion(t *testing.T) {
+	targets := testTargets(2)
+	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, nil)
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 10*time.Second, "a zero counter per region on every agent", func() bool {
+		for _, n := range nodes {
+			var b bytes.Buffer
+			n.c.cfg.Metrics.WritePrometheus(&b)
+			for _, r := range []string{"eu", "us", "ap"} {
+				if !strings.Contains(b.String(), `vantage_suppressed_failures_total{region="`+r+`"} 0`) {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }

@@ -99,7 +99,7 @@ func (c *Cluster) votersLocked(target string, now time.Time) map[string][]string
 // evaluateAll evaluates the targets this agent leads, and those it held a
 // leader's state for (evaluate drops it when it no longer leads), from one
 // look at leadership: a member list per target per tick was most of an
-// idle agent's CPU at 10k targets and 50 agents (cluster/scale).
+// idle agent's CPU at 10k targets and 50 agents (harness/scale).
 func (c *Cluster) evaluateAll() {
 	c.mu.Lock()
 	lead := c.leadersLocked(c.now())

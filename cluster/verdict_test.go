@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // TestEveryAgentShowsTheLeadersVerdict: the API of any agent shows the
@@ -13,7 +15,7 @@ import (
 func TestEveryAgentShowsTheLeadersVerdict(t *testing.T) {
 	targets := testTargets(6)
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, nil)
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	agree := func(want string) func() bool {
 		return func() bool {
 			probeAll(nodes)
@@ -35,17 +37,17 @@ func TestEveryAgentShowsTheLeadersVerdict(t *testing.T) {
 			return true
 		}
 	}
-	waitFor(t, 10*time.Second, "every agent to show every target up, from one leader", agree("up"))
+	testenv.Poll(t, 10*time.Second, "every agent to show every target up, from one leader", agree("up"))
 	for _, n := range nodes {
 		for _, tg := range targets {
 			n.local.setDown(tg.Name, true)
 		}
 	}
-	waitFor(t, 10*time.Second, "every agent to show every target down, from one leader", agree("down"))
+	testenv.Poll(t, 10*time.Second, "every agent to show every target down, from one leader", agree("down"))
 	// The verdict a non-leader shows is the leader's record, not its own
 	// evaluation: it names the leader and says why in the leader's words
 	// (once the leader's last change has arrived).
-	waitFor(t, 5*time.Second, "every agent to hold the leader's latest verdict", func() bool {
+	testenv.Poll(t, 5*time.Second, "every agent to hold the leader's latest verdict", func() bool {
 		for _, tg := range targets {
 			var want Verdict
 			for _, n := range nodes {
@@ -82,10 +84,10 @@ func leadersOf(c *Cluster) leaders {
 func TestIncidentRecordsTheWholeStory(t *testing.T) {
 	targets := []TargetSpec{{Name: "db", Interval: 2 * time.Second, Timeout: 500 * time.Millisecond, MinRegions: 2, SLOObjective: 0.99}}
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, func(c *Config) { c.SLOWindow = time.Hour })
-	waitFor(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
 	var lead *node
-	waitFor(t, 5*time.Second, "a leader", func() bool {
+	testenv.Poll(t, 5*time.Second, "a leader", func() bool {
 		for _, n := range nodes {
 			if n.c.IsLeader("db") {
 				lead = n
@@ -121,12 +123,12 @@ func TestIncidentRecordsTheWholeStory(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 5*time.Second, "the incident", func() bool { return open() != nil })
+	testenv.Poll(t, 5*time.Second, "the incident", func() bool { return open() != nil })
 	in := open()
 	if !slices.Equal(in.QuorumRegions, []string{first.region, second.region}) && !slices.Equal(in.QuorumRegions, []string{second.region, first.region}) {
 		t.Errorf("quorum regions %v, want the two failing regions", in.QuorumRegions)
 	}
-	waitFor(t, 5*time.Second, "the non-leader's confirmation request dated on every agent", func() bool {
+	testenv.Poll(t, 5*time.Second, "the non-leader's confirmation request dated on every agent", func() bool {
 		for _, n := range nodes {
 			ins := n.c.Incidents()
 			if len(ins) != 1 || ins[0].ConfirmAt.IsZero() || ins[0].ConfirmAt.Before(ins[0].StartedAt) {
@@ -137,7 +139,7 @@ func TestIncidentRecordsTheWholeStory(t *testing.T) {
 	})
 	// The leader's region fails too: it joins the incident, not its quorum.
 	report(lead, true)
-	waitFor(t, 5*time.Second, "the third region recorded", func() bool { return len(open().Regions) == 3 })
+	testenv.Poll(t, 5*time.Second, "the third region recorded", func() bool { return len(open().Regions) == 3 })
 	if got := open().QuorumRegions; len(got) != 2 {
 		t.Errorf("quorum regions changed to %v after the quorum", got)
 	}
@@ -149,7 +151,7 @@ func TestIncidentRecordsTheWholeStory(t *testing.T) {
 	for _, n := range nodes {
 		report(n, true)
 	}
-	waitFor(t, 5*time.Second, "one flap on every agent's copy", func() bool {
+	testenv.Poll(t, 5*time.Second, "one flap on every agent's copy", func() bool {
 		for _, n := range nodes {
 			found := false
 			for _, in := range n.c.Incidents() {
@@ -164,7 +166,7 @@ func TestIncidentRecordsTheWholeStory(t *testing.T) {
 	for _, n := range nodes {
 		report(n, false)
 	}
-	waitFor(t, 10*time.Second, "the incident resolved everywhere", func() bool {
+	testenv.Poll(t, 10*time.Second, "the incident resolved everywhere", func() bool {
 		for _, n := range nodes {
 			ins := n.c.Incidents()
 			if len(ins) != 1 || ins[0].Open() {

@@ -189,6 +189,11 @@ type Observation struct {
 	// monotonic clock: the incident's confirm_requested_at. Sent with a
 	// result message only (push/pull state keeps the older layout).
 	ConfirmedFor time.Duration
+	// CertExpiry is the earliest NotAfter of the certificates the target
+	// presented to the sender (zero: none, or not a TLS probe), so every
+	// agent's page shows each certificate's days left. Sent with a result
+	// message only, second to the nearest; a renewal is a change.
+	CertExpiry time.Time
 
 	// Received is the local receipt time; never sent.
 	Received time.Time
@@ -256,6 +261,11 @@ func encodeResult(o *Observation) []byte {
 	e.byte(wireVersion)
 	o.encode(&e)
 	e.dur(o.ConfirmedFor)
+	var exp uint64
+	if !o.CertExpiry.IsZero() && o.CertExpiry.Unix() > 0 {
+		exp = uint64(o.CertExpiry.Unix())
+	}
+	e.uvarint(exp)
 	return e.b
 }
 
@@ -266,6 +276,11 @@ func decodeResult(b []byte) (Observation, error) {
 	o.decode(&d)
 	if d.err == nil && len(d.b) > 0 { // absent from agents that predate it
 		o.ConfirmedFor = d.dur()
+	}
+	if d.err == nil && len(d.b) > 0 { // likewise
+		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
+			o.CertExpiry = time.Unix(int64(exp), 0)
+		}
 	}
 	return o, d.err
 }
@@ -285,6 +300,28 @@ type Heartbeat struct {
 	// Settled: the agent may lead (a leader candidate in its own eyes; see
 	// leadership.go). Agents that predate it send none: read as settled.
 	Settled bool
+	// Doubts are the members the sender does not count as leader
+	// candidates now (not settled, or not heard lately), as AgentHash
+	// values: an agent leads only while no member it hears doubts it.
+	// DoubtsOverflow: more than maxDoubts, only the first sent; read as
+	// doubting everyone. Agents that predate them send none.
+	Doubts         []uint32
+	DoubtsOverflow bool
+}
+
+// maxDoubts bounds a heartbeat's doubts: 4 bytes each, a heartbeat stays
+// well inside one UDP packet.
+const maxDoubts = 128
+
+// AgentHash is an agent id's 32-bit FNV-1a hash, as heartbeats name the
+// members they doubt.
+func AgentHash(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h
 }
 
 func encodeHeartbeat(h *Heartbeat) []byte {
@@ -306,6 +343,14 @@ func encodeHeartbeat(h *Heartbeat) []byte {
 	} else {
 		e.byte(0)
 	}
+	n := uint64(len(h.Doubts))
+	if h.DoubtsOverflow || n > maxDoubts {
+		n = maxDoubts + 1
+	}
+	e.uvarint(n)
+	for i := range min(len(h.Doubts), maxDoubts) {
+		e.b = binary.BigEndian.AppendUint32(e.b, h.Doubts[i])
+	}
 	return e.b
 }
 
@@ -322,6 +367,22 @@ func decodeHeartbeat(b []byte) (Heartbeat, error) {
 	h.Settled = true
 	if d.err == nil && len(d.b) > 0 {
 		h.Settled = d.byte() == 1
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > maxDoubts {
+			h.DoubtsOverflow, n = true, maxDoubts
+		}
+		if d.err == nil && uint64(len(d.b)) < 4*n {
+			return h, errShort
+		}
+		if n > 0 {
+			h.Doubts = make([]uint32, n)
+			for i := range h.Doubts {
+				h.Doubts[i] = binary.BigEndian.Uint32(d.b[4*i:])
+			}
+			d.b = d.b[4*n:]
+		}
 	}
 	return h, d.err
 }
@@ -517,12 +578,35 @@ func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict,
 		e.uvarint(uint64(len(b)))
 		e.b = append(e.b, b...)
 	}
-	// Verdicts last: agents that predate them stop reading before.
+	// Verdicts after: agents that predate them stop reading before.
 	e.uvarint(uint64(len(verdicts)))
 	for _, v := range verdicts {
 		b := encodeVerdict(v, now)
 		e.uvarint(uint64(len(b)))
 		e.b = append(e.b, b...)
+	}
+	// Then each observation's later fields, in the same order: agents
+	// that predate them stop reading before. The streak's and the
+	// confirmation's ages are as of now (they were as of receipt), so a
+	// newcomer dates an incident's start and confirm_requested_at right,
+	// and one that missed the result message learns them at all.
+	e.uvarint(uint64(len(obs)))
+	for _, o := range obs {
+		age := max(now.Sub(o.Received), 0)
+		var failingFor, confirmedFor time.Duration
+		if o.FailingFor > 0 {
+			failingFor = o.FailingFor + age
+		}
+		if o.ConfirmedFor > 0 {
+			confirmedFor = o.ConfirmedFor + age
+		}
+		e.dur(failingFor)
+		e.dur(confirmedFor)
+		var exp uint64
+		if !o.CertExpiry.IsZero() && o.CertExpiry.Unix() > 0 {
+			exp = uint64(o.CertExpiry.Unix())
+		}
+		e.uvarint(exp)
 	}
 	return e.b
 }
@@ -579,6 +663,22 @@ func decodeState(b []byte, now time.Time) ([]Observation, []Incident, []Verdict,
 		}
 		d.b = d.b[l:]
 		vs = append(vs, v)
+	}
+	if d.err != nil {
+		return nil, nil, nil, d.err
+	}
+	if len(d.b) == 0 { // from an agent that predates the later fields
+		return obs, ins, vs, nil
+	}
+	if x := d.uvarint(); d.err != nil || x != uint64(len(obs)) {
+		return nil, nil, nil, errShort
+	}
+	for i := range obs {
+		obs[i].FailingFor = d.dur()
+		obs[i].ConfirmedFor = d.dur()
+		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
+			obs[i].CertExpiry = time.Unix(int64(exp), 0)
+		}
 	}
 	if d.err != nil {
 		return nil, nil, nil, d.err

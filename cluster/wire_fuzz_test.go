@@ -118,7 +118,7 @@ func FuzzDecodeHeartbeat(f *testing.F) {
 		}
 		checkStrings(t, h.AgentID, h.Region)
 		h2, err := decodeHeartbeat(encodeHeartbeat(&h))
-		if err != nil || h2 != h {
+		if err != nil || !reflect.DeepEqual(h2, h) {
 			t.Fatalf("round trip: %+v -> %+v, %v", h, h2, err)
 		}
 	})

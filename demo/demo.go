@@ -13,6 +13,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/configs"
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
 
@@ -292,7 +293,7 @@ func (d *Demo) fault(ctx context.Context, target, what, fixed string, set func(b
 	if !d.waitEvent(ctx, "incident_open", target, 60*time.Second) && ctx.Err() == nil {
 		d.say("demo", "%s outage not detected within 60s (unexpected)", target)
 	}
-	err := sleep(ctx, 5*time.Second)
+	err := mono.Sleep(ctx, 5*time.Second)
 	d.say("fault", "%s", fixed)
 	set(false)
 	if err != nil {
@@ -302,20 +303,9 @@ func (d *Demo) fault(ctx context.Context, target, what, fixed string, set func(b
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // script plays the faults once.
 func (d *Demo) script(ctx context.Context) error {
-	if err := sleep(ctx, 6*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 6*time.Second); err != nil {
 		return err
 	}
 	// 1. An outage every region sees.
@@ -324,7 +314,7 @@ func (d *Demo) script(ctx context.Context) error {
 	if !d.waitEvent(ctx, "incident_open", "api", 60*time.Second) && ctx.Err() == nil {
 		d.say("demo", "api outage not detected within 60s (unexpected)")
 	}
-	if err := sleep(ctx, 10*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 10*time.Second); err != nil {
 		return err
 	}
 	d.say("fault", "api fixed")
@@ -334,7 +324,7 @@ func (d *Demo) script(ctx context.Context) error {
 	// 2. A failure only one region sees.
 	d.say("fault", "web fails only for ap-south (a bad route in that region)")
 	d.farm.BlockFrom("web", "127.0.3.")
-	if err := sleep(ctx, 20*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 20*time.Second); err != nil {
 		return err
 	}
 	d.say("fault", "ap-south's route to web repaired")
@@ -344,12 +334,12 @@ func (d *Demo) script(ctx context.Context) error {
 	d.say("fault", "db starts flapping (down 4s, up 4s, five times)")
 	for i := 0; i < 5; i++ {
 		d.farm.SetDBUp(false)
-		if err := sleep(ctx, 4*time.Second); err != nil {
+		if err := mono.Sleep(ctx, 4*time.Second); err != nil {
 			d.farm.SetDBUp(true)
 			return err
 		}
 		d.farm.SetDBUp(true)
-		if err := sleep(ctx, 4*time.Second); err != nil {
+		if err := mono.Sleep(ctx, 4*time.Second); err != nil {
 			return err
 		}
 	}
@@ -378,7 +368,7 @@ func (d *Demo) script(ctx context.Context) error {
 	ra.a.Kill()
 	ra.cancel()
 	<-ra.done
-	if err := sleep(ctx, 15*time.Second); err != nil {
+	if err := mono.Sleep(ctx, 15*time.Second); err != nil {
 		return err
 	}
 	seed := d.agents[d.order[0]].a.Cluster().LocalAddr()
@@ -386,5 +376,5 @@ func (d *Demo) script(ctx context.Context) error {
 		return err
 	}
 	d.say("fault", "agent %s restarted; it takes its targets back", victim)
-	return sleep(ctx, 10*time.Second)
+	return mono.Sleep(ctx, 10*time.Second)
 }

@@ -7,8 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,7 +25,15 @@ import (
 type Source interface {
 	// Ready returns nil when the config is loaded and the cluster joined.
 	Ready() error
-	Targets() []TargetView
+	// Targets returns the targets q selects, problems first then by name,
+	// with counts over the whole fleet. It costs the page it returns, not
+	// the fleet: the status page and the API of a 50k-target fleet ask for
+	// a few hundred.
+	Targets(q TargetQuery) TargetPage
+	// Live returns nil while the agent's loops keep turning; an error
+	// names the loop that stopped (/healthz answers 503 with it, so an
+	// orchestrator restarts a wedged agent).
+	Live() error
 	Incidents() []cluster.Incident
 	Members() []cluster.Member
 	Self() SelfView
@@ -82,9 +95,38 @@ type TargetView struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	Interval string            `json:"interval"`
 	Timeout  string            `json:"timeout"`
+	// CertWarnDays is how many days before a certificate's expiry the
+	// target warns (min_days_left); 0 for targets that see none.
+	CertWarnDays int `json:"cert_min_days_left,omitempty"`
 	cluster.TargetStatus
 	Local   *LocalView `json:"local,omitempty"`
 	History []Point    `json:"history,omitempty"`
+}
+
+// TargetQuery selects targets for the API and the page.
+type TargetQuery struct {
+	Name string // one target by exact name; "" for any
+	// Categories keeps targets in these categories; empty for any.
+	Categories []cluster.Category
+	Offset     int
+	Limit      int // at most this many views; 0 for no limit
+}
+
+// Match reports whether a target with this name and category is selected
+// (Offset and Limit aside).
+func (q *TargetQuery) Match(name string, c cluster.Category) bool {
+	return (q.Name == "" || q.Name == name) && (len(q.Categories) == 0 || slices.Contains(q.Categories, c))
+}
+
+// TargetPage is one page of targets.
+type TargetPage struct {
+	// Counts is every target of the fleet by category, whatever q selects:
+	// the page's headline and the API's summary.
+	Counts [cluster.NumCategories]int
+	// Total is how many targets q selects; Views holds at most q.Limit of
+	// them from q.Offset.
+	Total int
+	Views []TargetView
 }
 
 // Server is the agent's HTTP server.
@@ -101,9 +143,14 @@ type Server struct {
 	tls  atomic.Pointer[tls.Config]
 }
 
-// maxAPIItems bounds list responses; larger fleets page with ?limit/offset
-// in a later version, today the response says it was truncated.
-const maxAPIItems = 20000
+// API list pages: the default and the largest a client may ask for. A
+// target's view is about 1 KB of JSON and 10 KB of garbage to encode: ten
+// concurrent requests for the largest page stay near 100 MB of garbage
+// whatever the fleet's size.
+const (
+	defaultAPILimit = 500
+	maxAPILimit     = 1000
+)
 
 // NewServer binds addr at once (so a taken port fails start-up, not later)
 // and returns a server ready to Serve.
@@ -128,10 +175,7 @@ func NewServer(addr string, src Source, reg *Registry, log *slog.Logger, web Web
 	}
 	s.ln = ln
 	s.mux.HandleFunc("GET /metrics", s.metrics)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("GET /api/v1/targets", s.targets)
 	s.mux.HandleFunc("GET /api/v1/targets/{name}", s.target)
@@ -205,6 +249,16 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 	s.reg.WritePrometheus(w)
 }
 
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.src.Live(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("unhealthy: " + err.Error() + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := s.src.Ready(); err != nil {
@@ -224,28 +278,79 @@ func (s *Server) writeJSON(w http.ResponseWriter, v any) {
 	}
 }
 
-func (s *Server) targets(w http.ResponseWriter, _ *http.Request) {
-	ts := s.src.Targets()
-	truncated := false
-	if len(ts) > maxAPIItems {
-		ts, truncated = ts[:maxAPIItems], true
+// targets serves /api/v1/targets?name=N&state=down,failing&offset=O&limit=L:
+// problems first, then by name; next_offset says where the next page
+// starts.
+func (s *Server) targets(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseTargetQuery(r.URL.Query(), defaultAPILimit, maxAPILimit)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
-	s.writeJSON(w, struct {
-		Agent     SelfView     `json:"agent"`
-		Targets   []TargetView `json:"targets"`
-		Truncated bool         `json:"truncated,omitempty"`
-	}{s.src.Self(), ts, truncated})
+	p := s.src.Targets(q)
+	views := p.Views
+	if views == nil {
+		views = []TargetView{}
+	}
+	counts := make(map[string]int, cluster.NumCategories)
+	for c, n := range p.Counts {
+		counts[cluster.Category(c).String()] = n
+	}
+	resp := struct {
+		Agent      SelfView       `json:"agent"`
+		Counts     map[string]int `json:"counts"`
+		Total      int            `json:"total"`
+		Offset     int            `json:"offset"`
+		Limit      int            `json:"limit"`
+		NextOffset int            `json:"next_offset,omitempty"`
+		Targets    []TargetView   `json:"targets"`
+	}{Agent: s.src.Self(), Counts: counts, Total: p.Total, Offset: q.Offset, Limit: q.Limit, Targets: views}
+	if next := q.Offset + len(views); next < p.Total {
+		resp.NextOffset = next
+	}
+	s.writeJSON(w, resp)
+}
+
+// ParseTargetQuery reads name, state (comma-separated categories, or
+// "problem" for down, failing and unknown), offset and limit.
+func ParseTargetQuery(v url.Values, defaultLimit, maxLimit int) (TargetQuery, error) {
+	q := TargetQuery{Name: v.Get("name"), Limit: defaultLimit}
+	for _, st := range strings.Split(v.Get("state"), ",") {
+		switch st = strings.TrimSpace(st); st {
+		case "":
+		case "problem":
+			q.Categories = append(q.Categories, cluster.CatDown, cluster.CatFailing, cluster.CatUnknown)
+		default:
+			c, ok := cluster.ParseCategory(st)
+			if !ok {
+				return q, fmt.Errorf("state %q: want down, failing, unknown, maintenance, up or problem", st)
+			}
+			q.Categories = append(q.Categories, c)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		dst *int
+		max int
+	}{{"offset", &q.Offset, math.MaxInt32}, {"limit", &q.Limit, maxLimit}} {
+		if raw := v.Get(f.key); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil || n < 0 || (f.key == "limit" && n == 0) {
+				return q, fmt.Errorf("%s %q: want a positive whole number", f.key, raw)
+			}
+			*f.dst = min(n, f.max)
+		}
+	}
+	return q, nil
 }
 
 func (s *Server) target(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	for _, t := range s.src.Targets() {
-		if t.Name == name {
-			s.writeJSON(w, t)
-			return
-		}
+	p := s.src.Targets(TargetQuery{Name: r.PathValue("name"), Limit: 1})
+	if len(p.Views) == 0 {
+		http.Error(w, "no such target", http.StatusNotFound)
+		return
 	}
-	http.Error(w, "no such target", http.StatusNotFound)
+	s.writeJSON(w, p.Views[0])
 }
 
 func (s *Server) incidents(w http.ResponseWriter, _ *http.Request) {
@@ -274,7 +379,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	for _, t := range s.src.Targets() {
+	for _, t := range s.src.Targets(TargetQuery{Limit: defaultAPILimit}).Views {
 		_, _ = w.Write([]byte(t.Name + "\t" + t.Verdict + "\t" + t.Reason + "\n"))
 	}
 }

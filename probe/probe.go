@@ -148,8 +148,8 @@ type HTTPFacts struct {
 	StatusCode    int    `json:"status_code"`
 	Version       string `json:"version"` // "1.0", "1.1", "2", "3"
 	Redirects     int    `json:"redirects"`
-	ContentLength int64  `json:"content_length"` // bytes of body read (uncompressed)
-	FinalURL      string `json:"final_url,omitempty"`
+	ContentLength int64  `json:"content_length"`      // bytes of body read (uncompressed)
+	FinalURL      string `json:"final_url,omitempty"` // the last hop's URL, redacted (RedactURL)
 }
 
 // VersionNumber maps Version to blackbox_exporter's probe_http_version value.

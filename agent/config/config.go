@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"maps"
 	"math"
 	"net/netip"
 	"reflect"
@@ -164,7 +165,7 @@ func (c *Config) ApplyOverrides(o Overrides) error {
 		c.Agent.Listen = o.Listen
 	}
 	if o.Bind != "" {
-		c.Cluster.Bind = o.Bind
+		c.Cluster.Bind, c.Cluster.BindPos = o.Bind, Pos{File: "command line (-bind)"}
 	}
 	if len(join) > 0 {
 		c.Cluster.Join = join
@@ -265,8 +266,9 @@ func (t *Target) NewProberShared(s *probe.Shared) (probe.Prober, error) {
 }
 
 // secretFields are option fields whose values must not be hashed in the
-// clear: the fingerprint changes when they do, but reveals nothing.
-var secretFields = map[string]bool{"BasicAuthPassword": true, "BearerToken": true}
+// clear: the fingerprint changes when they do, but reveals nothing. A
+// string is hashed whole, a map value by value (its keys in the clear).
+var secretFields = map[string]bool{"BasicAuthPassword": true, "BearerToken": true, "SecretHeaders": true}
 
 // fingerprint hashes everything that defines the target but its position:
 // FNV-64a over a length-prefixed encoding, with labels and regions in
@@ -371,6 +373,17 @@ func (e *fpEncoder) value(name string, v reflect.Value) {
 				sum := sha256.Sum256([]byte(v.Field(i).String()))
 				e.string(f.Name)
 				e.bytes(sum[:])
+				continue
+			}
+			if secretFields[f.Name] && f.Type == reflect.TypeFor[map[string]string]() {
+				m := v.Field(i).Interface().(map[string]string)
+				e.string(f.Name)
+				e.num("len", int64(len(m)))
+				for _, k := range slices.Sorted(maps.Keys(m)) {
+					sum := sha256.Sum256([]byte(m[k]))
+					e.string(k)
+					e.bytes(sum[:])
+				}
 				continue
 			}
 			e.value(f.Name, v.Field(i))

@@ -95,10 +95,16 @@ func TestErrorsHavePositions(t *testing.T) {
 		{"value for an inline table", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"http://h/\"\n[target.http]\nbasic_auth = [\"u\"] # ERR\n", ErrType, "expected a table, got an array"},
 		{"table for a value", okTCP + "interval = { a = 1 } # ERR\n", ErrType, "expected a string, got a table"},
 		{"url password redacted", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"ftp://u:hunter2@h/\" # ERR\n", ErrInvalid, "ftp://u:xxxxx@h/"},
+		{"url query redacted", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"http://h:99999/?token=hunter2#hunter2\" # ERR\n", ErrInvalid, `"http://h:99999/?token=xxxxx#xxxxx": port`},
+		{"unparsable url redacted", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"http://u:hun?ter2@h:port/?token=hunter2\" # ERR\n", ErrInvalid, `"http://u:xxxxx@h:port/?token=xxxxx": does not parse as a URL`},
+		{"unparsable url quotes what it shows", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"http://h:port/?token=hunter2\" # ERR\n", ErrInvalid, `"http://h:port/?token=xxxxx": invalid port ":port" after host`},
+		{"doh url redacted", okTCP + "[[target]]\nname = \"r\"\ntype = \"dns\"\n[target.dns]\nserver = \"http://dns/q?key=hunter2\" # ERR\ntransport = \"https\"\nquery = \"example.com.\"\n", ErrInvalid, `"http://dns/q?key=xxxxx"`},
 		{"wrong type in list", okTCP + "regions = [\"a\", 2] # ERR\n", ErrType, "array of strings"},
 		{"bad duration", okTCP + "interval = \"5 minutes\" # ERR\n", ErrDuration, `"5 minutes"`},
 		{"negative duration", okTCP + "timeout = \"-1s\" # ERR\n", ErrDuration, "negative"},
 		{"interval below 1s", okTCP + "interval = \"500ms\" # ERR\n", ErrInvalid, "at least 1s"},
+		{"interval that overflows the schedule", okTCP + "interval = \"100000d\" # ERR\n", ErrInvalid, "at most 24h0m0s"},
+		{"defaults interval above a day", "[defaults]\ninterval = \"2d\" # ERR\n" + okTCP, ErrInvalid, "at most 24h0m0s"},
 		{"timeout not below interval", okTCP + "interval = \"10s\"\ntimeout = \"10s\" # ERR\n", ErrImpossible, "below interval"},
 		{"inherited timeout not below interval", "[defaults]\ntimeout = \"20s\"\n" + okTCP + "interval = \"15s\" # ERR\n", ErrImpossible, "timeout from [defaults] at"},
 		{"defaults timeout not below interval", "[defaults]\ninterval = \"5s\"\ntimeout = \"5s\" # ERR\n" + okTCP, ErrImpossible, "below interval"},
@@ -146,6 +152,7 @@ func TestErrorsHavePositions(t *testing.T) {
 		{"alertmanager scheme", "[alerting]\nalertmanagers = [\"am:9093\"] # ERR\n" + okTCP, ErrInvalid, "scheme must be http or https"},
 		{"alertmanager port", "[alerting]\nalertmanagers = [\"http://am:99999\"] # ERR\n" + okTCP, ErrInvalid, "1-65535"},
 		{"alertmanager credentials", "[alerting]\nalertmanagers = [\"http://u:hunter2@am:9093\"] # ERR\n" + okTCP, ErrSecret, "password_file"},
+		{"alertmanager query redacted", "[alerting]\nalertmanagers = [\"http://am:9093/?token=hunter2\"] # ERR\n" + okTCP, ErrInvalid, `"http://am:9093/?token=xxxxx"`},
 		{"alertmanager twice", "[alerting]\nalertmanagers = [\"http://am:9093\", \"http://am:9093/\"] # ERR\n" + okTCP, ErrDuplicate, "twice"},
 		{"alertmanager query", "[alerting]\nalertmanagers = [\"http://am:9093/?x=1\"] # ERR\n" + okTCP, ErrInvalid, "base URL"},
 		{"alerting resend", "[alerting]\nalertmanagers = [\"http://am:9093\"]\nresend_interval = \"soon\" # ERR\n" + okTCP, ErrDuration, ""},
@@ -245,6 +252,9 @@ func TestErrorsHavePositions(t *testing.T) {
 			}
 			if !strings.Contains(e.Error(), c.msg) {
 				t.Errorf("message %q does not contain %q", e.Error(), c.msg)
+			}
+			if strings.Contains(e.Error(), "hunter2") {
+				t.Errorf("message %q shows a secret", e.Error())
 			}
 		})
 	}

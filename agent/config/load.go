@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unique"
 
 	"github.com/BurntSushi/toml"
 
@@ -45,10 +46,21 @@ type loader struct {
 	c         collector
 	// labels and http intern (see interned) targets' label maps and HTTP
 	// options without URL: the targets of a team file usually carry the
-	// same few labels and differ in their URL alone, and a copy per target
-	// was 300 and 384 bytes of every target (6.6 MB at 10k).
+	// same few labels and differ in their URL alone, so one copy serves
+	// them all.
 	labels map[uint64][]map[string]string
 	http   map[uint64][]*httpprobe.Options
+	// files are the outcomes of reading the CA bundles and key pairs
+	// targets name, by path: one read per file per load.
+	files map[string]error
+	later []func() // see afterValid
+	// handles keep the strings interned in this parse canonical until it
+	// ends (see intern).
+	handles []unique.Handle[string]
+	// decoded, when set, sees each file's text and its schema as toml
+	// decoded it (from a copy of the text, which toml makes): tests check
+	// that no string of the Config lies in either text.
+	decoded func(text string, schema *fileSchema)
 }
 
 // source is one parsed file.
@@ -96,7 +108,10 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	if err := l.c.err(); err != nil {
 		return nil, err
 	}
-	detach(cfg)
+	l.checkFiles(cfg)
+	if err := l.c.err(); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -104,7 +119,8 @@ func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 // mismatches become Errors. It returns nil when the file did not parse.
 func (l *loader) decode(name, dir string, data []byte) *source {
 	s := &source{name: name, dir: dir}
-	md, err := toml.Decode(string(data), &s.schema)
+	text := string(data)
+	md, err := toml.Decode(text, &s.schema)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
@@ -117,7 +133,7 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 				pos.Line, _ = strconv.Atoi(m[1])
 				field, msg = m[2], tableMismatch(m[3])
 				// The text parsed, so the key index can add the column.
-				ix := indexKeys(name, string(data))
+				ix := indexKeys(name, text)
 				for _, e := range ix.keys {
 					if p := ix.pos[e.path]; e.plain == strings.ReplaceAll(field, ".", "\x00") && p.Line == pos.Line {
 						pos = p
@@ -129,10 +145,29 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 		}
 		return nil
 	}
-	s.ix = indexKeys(name, string(data))
+	if l.decoded != nil {
+		l.decoded(text, &s.schema)
+	}
+	s.ix = indexKeys(name, text)
+	// Values first: errors about unknown keys name targets by their name.
+	l.leaves(s, reflect.ValueOf(&s.schema).Elem(), "")
 	l.unknownKeys(s, md)
-	l.typeErrors(s, reflect.ValueOf(&s.schema).Elem(), "")
 	return s
+}
+
+// intern returns the one copy of s that every string equal to it in this
+// parse shares, in memory of its own: a decoded string is a slice of the
+// file's whole text. unique forgets a value once no handle to it is left,
+// and a parse of many targets spans garbage collections: the loader holds
+// the handles until Parse returns, so that equal strings decoded on either
+// side of a collection are still one copy.
+func (l *loader) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	h := unique.Make(s)
+	l.handles = append(l.handles, h)
+	return h.Value()
 }
 
 var (
@@ -202,7 +237,7 @@ func schemaKnows(t reflect.Type, key toml.Key, fold bool) bool {
 			t = t.Elem()
 			continue
 		}
-		if reflect.PointerTo(t).Implements(reflect.TypeFor[typeChecked]()) {
+		if reflect.PointerTo(t).Implements(reflect.TypeFor[leaf]()) {
 			// An opt leaf: a table of strings takes one more segment.
 			v := reflect.New(t).Elem().Field(0) // opt.V
 			return v.Kind() == reflect.Map && i == len(key)-1
@@ -255,7 +290,7 @@ func suggest(k toml.Key) string {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		t = t.Elem()
 	}
-	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(reflect.TypeFor[typeChecked]()) {
+	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(reflect.TypeFor[leaf]()) {
 		return ""
 	}
 	last := k[len(k)-1]
@@ -301,20 +336,22 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// typeErrors walks the decoded schema and reports every opt whose TOML
-// value had the wrong type, at that value's position.
-func (l *loader) typeErrors(s *source, v reflect.Value, p string) {
+// leaves walks the decoded schema: it converts every opt (see convert) and
+// reports every opt whose TOML value had the wrong type, at that value's
+// position.
+func (l *loader) leaves(s *source, v reflect.Value, p string) {
 	if !v.CanAddr() || !v.Addr().CanInterface() {
 		// An unexported embedded table (tlsClientSchema): walk its fields.
 		if v.Kind() == reflect.Struct {
 			for i := 0; i < v.NumField(); i++ {
-				l.typeErrors(s, v.Field(i), joinPath(p, v.Type().Field(i).Tag.Get("toml")))
+				l.leaves(s, v.Field(i), joinPath(p, v.Type().Field(i).Tag.Get("toml")))
 			}
 		}
 		return
 	}
-	if tc, ok := v.Addr().Interface().(typeChecked); ok {
-		if want, got, bad := tc.typeProblem(); bad {
+	if lf, ok := v.Addr().Interface().(leaf); ok {
+		lf.convert(l)
+		if want, got, bad := lf.typeProblem(); bad {
 			l.c.add(ErrType, s.ix.at(p), displayPath(s, p), "expected %s, got %s", want, got)
 		}
 		return
@@ -322,21 +359,30 @@ func (l *loader) typeErrors(s *source, v reflect.Value, p string) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if !v.IsNil() {
-			l.typeErrors(s, v.Elem(), p)
+			l.leaves(s, v.Elem(), p)
 		}
 	case reflect.Slice:
 		for i := 0; i < v.Len(); i++ {
-			l.typeErrors(s, v.Index(i), fmt.Sprintf("%s[%d]", p, i))
+			l.leaves(s, v.Index(i), fmt.Sprintf("%s[%d]", p, i))
+		}
+	case reflect.Map:
+		// A table of opts (basic_auth_users): its values are copies, so
+		// each is converted in an addressable copy and stored back.
+		for it := v.MapRange(); it.Next(); {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(it.Value())
+			l.leaves(s, e, joinPath(p, it.Key().String()))
+			v.SetMapIndex(it.Key(), e)
 		}
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
 			if f.Anonymous {
-				l.typeErrors(s, v.Field(i), p)
+				l.leaves(s, v.Field(i), p)
 				continue
 			}
-			l.typeErrors(s, v.Field(i), joinPath(p, f.Tag.Get("toml")))
+			l.leaves(s, v.Field(i), joinPath(p, f.Tag.Get("toml")))
 		}
 	}
 }

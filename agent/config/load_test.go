@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
 func mustLoad(t *testing.T, dir string, opts ...Option) *Config {
@@ -26,6 +28,34 @@ func mustLoad(t *testing.T, dir string, opts ...Option) *Config {
 		t.Fatalf("load: %v", err)
 	}
 	return cfg
+}
+
+// writeTLSFiles writes a real CA bundle and client key pair under each of
+// names into dir (PEM: ".pem" names get the certificate, "k.pem"/"*-key.pem"
+// the key): Load reads them as the probers will.
+func writeTLSFiles(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ca, err := probetest.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(probetest.Days(30), "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := probetest.PEM(leaf)
+	for _, n := range names {
+		b := certPEM
+		if base := filepath.Base(n); base == "k.pem" || strings.HasSuffix(base, "-key.pem") {
+			b = keyPEM
+		}
+		if !filepath.IsAbs(n) {
+			n = filepath.Join(dir, n)
+		}
+		if err := os.WriteFile(n, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func readFile(t *testing.T, p string) []byte {
@@ -288,6 +318,7 @@ interval = "1s"
 }
 
 func TestFullSchemaDecodes(t *testing.T) {
+	absCert := filepath.Join(t.TempDir(), "c.pem")
 	dir := writeFiles(t, map[string]string{
 		"token":      "  s3cr3t-token\n",
 		"gossip.key": "# rotation: first encrypts\nAAAAAAAAAAAAAAAAAAAAAA==\n",
@@ -346,7 +377,7 @@ max_body_bytes = 2048
 http_version = "2"
 bearer_token_file = "token"
 ca_file = "ca.pem"
-cert_file = "/abs/c.pem"
+cert_file = "ABS_CERT"
 key_file = "k.pem"
 server_name = "web.internal"
 insecure_skip_verify = true
@@ -405,6 +436,11 @@ recursion = false
 udp_size = 1232
 insecure_skip_verify = true
 `})
+	main := filepath.Join(dir, "main.toml")
+	if err := os.WriteFile(main, []byte(strings.ReplaceAll(string(readFile(t, main)), "ABS_CERT", absCert)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTLSFiles(t, dir, "ca.pem", absCert, "k.pem")
 	cfg := mustLoad(t, dir)
 	if cfg.Cluster.SecretKeyFile != filepath.Join(dir, "gossip.key") {
 		t.Errorf("secret_key_file not resolved against the config's directory: %q", cfg.Cluster.SecretKeyFile)
@@ -431,7 +467,7 @@ insecure_skip_verify = true
 	if h.FollowRedirects || h.MaxRedirects != 3 || h.MaxBodyBytes != 2048 || h.HTTPVersion != "2" || h.Method != "POST" || h.Headers["Host"] != "web" {
 		t.Errorf("http: %+v", h)
 	}
-	if h.TLS.CAFile != filepath.Join(dir, "ca.pem") || h.TLS.CertFile != "/abs/c.pem" || !h.TLS.InsecureSkipVerify || h.TLS.ServerName != "web.internal" {
+	if h.TLS.CAFile != filepath.Join(dir, "ca.pem") || h.TLS.CertFile != absCert || !h.TLS.InsecureSkipVerify || h.TLS.ServerName != "web.internal" {
 		t.Errorf("http tls: %+v", h.TLS)
 	}
 	if h.Net.IPProtocol != probe.IPv6 || h.Net.SourceIP != netip.MustParseAddr("::1") {
@@ -543,6 +579,86 @@ bearer_token_env = "PROBE_TOKEN"
 	}()
 	if len(errs) != 1 || errs[0].Pos.Line != 14 || !errors.Is(errs[0], ErrSecret) || !strings.Contains(errs[0].Msg, `"PROBE_PASS" is empty`) {
 		t.Errorf("got %v, want one ErrSecret at line 14", errs)
+	}
+}
+
+// Secret headers come from files and the environment, read at load like
+// the other secrets: trimmed, each error at its key naming the file or
+// variable and never the value.
+func TestSecretHeaders(t *testing.T) {
+	const key, tok = "k3y-very-secret", "t0ken-very-secret"
+	dir := writeFiles(t, map[string]string{
+		"secrets/api.key": "\n  " + key + "  \n",
+		"secrets/empty":   " \n",
+		"secrets/two":     "line1\nline2-very-secret\n",
+		"main.toml": `
+[[target]]
+name = "api"
+type = "http"
+url = "https://api.example.com/"
+[target.http]
+headers = { "X-Probe" = "vantage" }
+headers_file = { "X-Api-Key" = "secrets/api.key" }
+headers_env = { "X-Tenant-Token" = "TENANT_TOKEN" }
+`})
+	env := map[string]string{"TENANT_TOKEN": " " + tok + "\n", "EMPTY": " "}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	main := filepath.Join(dir, "main.toml")
+	cfg, err := Parse(main, readFile(t, main), WithLookupEnv(lookup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.Target("api").HTTP()
+	if !maps.Equal(h.SecretHeaders, map[string]string{"X-Api-Key": key, "X-Tenant-Token": tok}) || !maps.Equal(h.Headers, map[string]string{"X-Probe": "vantage"}) {
+		t.Errorf("headers %v, secret headers %v", h.Headers, h.SecretHeaders)
+	}
+	before := cfg.Target("api").Fingerprint
+	env["TENANT_TOKEN"] = "rotated"
+	cfg2, err := Parse(main, readFile(t, main), WithLookupEnv(lookup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg2.Target("api").Fingerprint == before {
+		t.Error("a rotated secret header leaves the fingerprint unchanged: the prober would keep the old one")
+	}
+	env["TENANT_TOKEN"] = tok
+
+	for _, c := range []struct {
+		name, http string
+		err        error
+		msg        string // in the one problem, found at the line marked # ERR
+	}{
+		{"missing file", `headers_file = { "X-Api-Key" = "secrets/nope" } # ERR`, ErrSecret, "secrets/nope"},
+		{"empty file", `headers_file = { "X-Api-Key" = "secrets/empty" } # ERR`, ErrSecret, `secrets/empty" is empty`},
+		{"two lines", `headers_file = { "X-Api-Key" = "secrets/two" } # ERR`, ErrSecret, `secrets/two" holds a line break`},
+		{"unset variable", `headers_env = { "X-Api-Key" = "NOPE" } # ERR`, ErrSecret, `"NOPE" is not set`},
+		{"empty variable", `headers_env = { "X-Api-Key" = "EMPTY" } # ERR`, ErrSecret, `"EMPTY" is empty`},
+		{"bad name", `headers_file = { "X Api Key" = "secrets/api.key" } # ERR`, ErrInvalid, "not a header name"},
+		{"inline and file", "headers = { \"x-api-key\" = \"inline\" }\nheaders_file = { \"X-Api-Key\" = \"secrets/api.key\" } # ERR", ErrConflict, `"X-Api-Key" is also set in headers`},
+		{"file and env", "headers_file = { \"X-Api-Key\" = \"secrets/api.key\" }\nheaders_env = { \"x-api-key\" = \"TENANT_TOKEN\" } # ERR", ErrConflict, `"x-api-key" is also set in headers_file`},
+		{"host", `headers_file = { Host = "secrets/api.key" } # ERR`, ErrInvalid, "Host"},
+		{"authorization twice", "bearer_token_env = \"TENANT_TOKEN\"\nheaders_file = { Authorization = \"secrets/api.key\" } # ERR", ErrConflict, "Authorization"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := "[[target]]\nname = \"api\"\ntype = \"http\"\nurl = \"https://api.example.com/\"\n[target.http]\n" + c.http + "\n"
+			_, err := Parse(main, []byte(src), WithLookupEnv(lookup))
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) != 1 {
+				t.Fatalf("err = %v, want one problem", err)
+			}
+			e := errs[0]
+			if want := markedLine(t, src); e.Pos.Line != want && !(c.err == ErrConflict && c.msg == "Authorization") {
+				t.Errorf("problem at line %d, want %d: %v", e.Pos.Line, want, e)
+			}
+			if !errors.Is(e, c.err) || !strings.Contains(e.Error(), c.msg) {
+				t.Errorf("got %v, want %v with %q", e, c.err, c.msg)
+			}
+			for _, v := range []string{key, tok, "very-secret", "inline"} {
+				if strings.Contains(e.Error(), v) {
+					t.Errorf("%v shows a secret", e)
+				}
+			}
+		})
 	}
 }
 
@@ -776,6 +892,7 @@ ca_file = "am-ca.pem"
 ` + okTCP,
 		"am.pass": "s3cret\n",
 	})
+	writeTLSFiles(t, dir, "am-ca.pem")
 	cfg, err := Parse(filepath.Join(dir, "main.toml"), []byte(mustRead(t, filepath.Join(dir, "main.toml"))),
 		WithHostname(func() (string, error) { return "probe-eu-1", nil }))
 	if err != nil {

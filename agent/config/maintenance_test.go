@@ -3,6 +3,7 @@ package config
 import (
 	"testing"
 	"time"
+
 	// The test binary carries its own zone database, so DST tests do not
 	// depend on the machine; the vantage binary uses the system's.
 	_ "time/tzdata"

@@ -3,9 +3,9 @@ package config
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
+	"github.com/vantage-probe/vantage/probe/probetest"
 	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
 
@@ -54,21 +55,11 @@ func TestNewProberProbesRealServers(t *testing.T) {
 	gs := grpctest.NewHealth(t, nil)
 	gs.Health.SetServingStatus("orders.v1.Orders", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := probetest.StartTCP(probetest.TCPEcho, "220 ready\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprint(c, "220 ready\r\n")
-			c.Close()
-		}
-	}()
+	defer tcp.Close()
 
 	dir := writeFiles(t, map[string]string{"main.toml": fmt.Sprintf(`
 [[target]]
@@ -129,7 +120,7 @@ address = "127.0.0.1"
 [target.icmp]
 packets = 2
 packet_interval = "10ms"
-`, hs.URL, ln.Addr(), gs.Addr)})
+`, hs.URL, tcp.Addr, gs.Addr)})
 	cfg := mustLoad(t, dir)
 	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone,
 		"health-json": probe.ReasonNone, "health-json-db-down": probe.ReasonJSONMismatch,
@@ -169,7 +160,9 @@ packet_interval = "10ms"
 	}
 }
 
-func TestNewProberErrorNamesTarget(t *testing.T) {
+// A CA bundle that does not exist is refused by Load at its key, as the
+// agent would refuse to build the prober: check-config says the same.
+func TestMissingCAFileIsAConfigError(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"main.toml": `
 [[target]]
 name = "needs-ca"
@@ -178,10 +171,9 @@ address = "127.0.0.1:443"
 [target.tls]
 ca_file = "missing-ca.pem"
 `})
-	cfg := mustLoad(t, dir)
-	_, err := cfg.Target("needs-ca").NewProber()
-	if err == nil || !strings.Contains(err.Error(), `target "needs-ca"`) || !strings.Contains(err.Error(), "main.toml:2:1") {
-		t.Fatalf("err = %v, want it to name the target and its position", err)
+	_, err := Load(filepath.Join(dir, "main.toml"))
+	if err == nil || !strings.Contains(err.Error(), "main.toml:7:1: target[\"needs-ca\"].tls.ca_file:") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v, want the ca_file key, its line and the reason", err)
 	}
 	if _, err := (&Target{Name: "empty"}).NewProber(); err == nil {
 		t.Error("a target without options built a prober")

@@ -107,6 +107,8 @@ type alertingSchema struct {
 
 // targetSchema is one [[target]].
 type targetSchema struct {
+	// name comes first: converting the values (loader.leaves) reaches it
+	// before the keys whose type errors name the target by it.
 	Name         opt[string]            `toml:"name"`          // required, unique; the `target` label
 	Type         opt[string]            `toml:"type"`          // required: http | tls | dns | tcp | icmp | grpc
 	URL          opt[string]            `toml:"url"`           // http: required, http:// or https://
@@ -143,6 +145,8 @@ type tlsClientSchema struct {
 type httpSchema struct {
 	Method                 opt[string]            `toml:"method"`                     // default GET
 	Headers                opt[map[string]string] `toml:"headers"`                    // request headers; "Host" sets the request host
+	HeadersFile            opt[map[string]string] `toml:"headers_file"`               // secret request headers: name -> file holding the value (read at load, trimmed)
+	HeadersEnv             opt[map[string]string] `toml:"headers_env"`                // secret request headers: name -> environment variable holding the value
 	Body                   opt[string]            `toml:"body"`                       // request body
 	ValidStatus            opt[[]int]             `toml:"valid_status"`               // accepted status codes; default: any 2xx
 	BodyRegex              opt[string]            `toml:"body_regex"`                 // shorthand for one fail_if_body_not_matches entry
@@ -265,32 +269,36 @@ type maintenanceSchema struct {
 }
 
 // opt is a leaf value that remembers whether it was set, so defaults can
-// tell "absent" from "false" or "0". It accepts any TOML type and records a
-// mismatch instead of failing the decode, so type errors are reported with
-// every other problem, each at its own line.
+// tell "absent" from "false" or "0". It accepts any TOML type: toml hands
+// it the decoded value, which the loader converts after the decode (see
+// loader.leaves), recording a mismatch instead of failing, so type errors
+// are reported with every other problem, each at its own line.
 type opt[T any] struct {
 	V   T
 	Set bool
-	bad string // the TOML value when it does not fit T
+	bad bool // raw does not fit T
+	raw any  // the TOML value as decoded
 }
 
-// UnmarshalTOML implements toml.Unmarshaler.
+// UnmarshalTOML implements toml.Unmarshaler. It only keeps the value:
+// converting it interns its strings through the loader (see convert),
+// which toml gives no way to reach from here.
 func (o *opt[T]) UnmarshalTOML(data any) error {
-	o.Set = true
-	v, ok := convert[T](data)
-	if !ok {
-		o.bad = describe(data)
-		if i, isInt := data.(int64); isInt && typeName[T]() == "an integer" {
-			o.bad = fmt.Sprintf("integer %d, which is out of range", i)
-		}
-		return nil
-	}
-	o.V = v
+	o.Set, o.raw = true, data
 	return nil
 }
 
+// convert sets V from the decoded value, its strings interned by l.
+func (o *opt[T]) convert(l *loader) {
+	if o.Set {
+		var ok bool
+		o.V, ok = convert[T](o.raw, l)
+		o.bad = !ok
+	}
+}
+
 // ok reports whether the value was set and has the right type.
-func (o opt[T]) ok() bool { return o.Set && o.bad == "" }
+func (o opt[T]) ok() bool { return o.Set && !o.bad }
 
 // or returns the value when set and well-typed, otherwise def.
 func (o opt[T]) or(def T) T {
@@ -301,25 +309,40 @@ func (o opt[T]) or(def T) T {
 }
 
 func (o opt[T]) typeProblem() (want, got string, bad bool) {
-	return typeName[T](), o.bad, o.bad != ""
+	if !o.bad {
+		return typeName[T](), "", false
+	}
+	got = describe(o.raw)
+	if i, isInt := o.raw.(int64); isInt && typeName[T]() == "an integer" {
+		got = fmt.Sprintf("integer %d, which is out of range", i)
+	}
+	return typeName[T](), got, true
 }
 
 // scalar is a TOML string, integer (int64), float (float64) or boolean,
 // for keys that take any of them (a JSON condition's equals).
 type scalar struct{ V any }
 
-// typeChecked is implemented by opt, so one walk finds every type error.
-type typeChecked interface {
+// leaf is implemented by opt, so that one walk of the decoded schema
+// converts every value and finds every type error (see loader.leaves).
+type leaf interface {
+	convert(l *loader)
 	typeProblem() (want, got string, bad bool)
 }
 
-func convert[T any](data any) (T, bool) {
+// convert turns a decoded TOML value into T. Every string it returns, map
+// keys included, is interned by l (see loader.intern): toml hands out
+// slices of the file's whole text, which a Config kept for months would
+// otherwise keep alive.
+func convert[T any](data any, l *loader) (T, bool) {
 	var zero T
 	var out any
 	ok := true
 	switch any(zero).(type) {
 	case string:
-		out, ok = data.(string)
+		var s string
+		s, ok = data.(string)
+		out = l.intern(s)
 	case bool:
 		out, ok = data.(bool)
 	case int:
@@ -344,7 +367,7 @@ func convert[T any](data any) (T, bool) {
 		for _, e := range arr {
 			v, isStr := e.(string)
 			ok = ok && isStr
-			s = append(s, v)
+			s = append(s, l.intern(v))
 		}
 		out, ok = s, ok && isArr
 	case []int:
@@ -362,15 +385,17 @@ func convert[T any](data any) (T, bool) {
 		for k, e := range m {
 			v, isStr := e.(string)
 			ok = ok && isStr
-			s[k] = v
+			s[l.intern(k)] = l.intern(v)
 		}
 		out, ok = s, ok && isMap
 	case time.Time:
 		out, ok = data.(time.Time)
 	case scalar:
-		switch data.(type) {
-		case string, int64, float64, bool:
-			out = scalar{data}
+		switch v := data.(type) {
+		case string:
+			out = scalar{l.intern(v)}
+		case int64, float64, bool:
+			out = scalar{v}
 		default:
 			ok = false
 		}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -80,8 +81,7 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	// Schedule, inherited from [defaults].
 	var intervalSet, timeoutSet bool
 	t.Interval, intervalSet = sc.duration("interval", ts.Interval, d.Interval)
-	if intervalSet && t.Interval < minInterval {
-		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", ts.Interval.V, minInterval)
+	if intervalSet && !intervalInRange(sc, t.Interval, ts.Interval.V) {
 		t.Interval = d.Interval
 	}
 	t.Timeout, timeoutSet = sc.duration("timeout", ts.Timeout, 0)
@@ -265,6 +265,24 @@ func (sc scope) tlsClient(t *tlsClientSchema) probe.TLSOptions {
 		}
 		sc.errf(ErrConflict, key, "cert_file and key_file must be set together (client certificate)")
 	}
+	// Read them as the prober will, once the rest of the config is valid
+	// (a key that does not apply is reported as such, not also as a
+	// missing file): a missing or malformed file is a config error with
+	// its line, not a refusal at start with none.
+	if o.CAFile != "" {
+		sc.l.afterValid(func() {
+			if err := sc.l.checkFile(o.CAFile, checkCABundle); err != nil {
+				sc.errf(ErrInvalid, "ca_file", "%v", err)
+			}
+		})
+	}
+	if o.CertFile != "" && o.KeyFile != "" {
+		sc.l.afterValid(func() {
+			if err := sc.l.checkFile(o.CertFile+"\x00"+o.KeyFile, checkKeyPair); err != nil {
+				sc.errf(ErrInvalid, "cert_file", "%v", err)
+			}
+		})
+	}
 	return o
 }
 
@@ -297,13 +315,16 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		u, err = url.Parse(o.URL)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, "url", "%q: %v", redactURL(o.URL), unwrapURL(err))
+			sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(o.URL), probe.RedactParseError(o.URL, err))
 			u = nil
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", redactURL(o.URL))
+			sc.errf(ErrInvalid, "url", "%q: scheme must be http or https", probe.RedactURL(o.URL))
 			u = nil
 		case u.Hostname() == "":
-			sc.errf(ErrInvalid, "url", "%q: no host", redactURL(o.URL))
+			sc.errf(ErrInvalid, "url", "%q: no host", probe.RedactURL(o.URL))
+			u = nil
+		case checkPort(u) != nil:
+			sc.errf(ErrInvalid, "url", "%q: %v", probe.RedactURL(o.URL), checkPort(u))
 			u = nil
 		default:
 			sc.familyCheck("url", u.Hostname(), nt)
@@ -316,7 +337,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 	hs := sc.sub("http")
 
 	o.Method = h.Method.or("GET")
-	if !isToken(o.Method) {
+	if !httpprobe.IsToken(o.Method) {
 		hs.errf(ErrInvalid, "method", "%q is not an HTTP method", o.Method)
 	}
 	if hdrs := h.Headers.or(nil); len(hdrs) > 0 {
@@ -324,7 +345,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		for _, k := range sortedKeys(hdrs) {
 			v := hdrs[k]
 			switch {
-			case !isToken(k):
+			case !httpprobe.IsToken(k):
 				hs.errf(ErrInvalid, "headers."+k, "%q is not a header name", k)
 			case strings.ContainsAny(v, "\r\n"):
 				hs.errf(ErrInvalid, "headers."+k, "value must not contain line breaks")
@@ -333,6 +354,7 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 			}
 		}
 	}
+	o.SecretHeaders = hs.secretHeaders(h, o.Headers)
 	o.Body = h.Body.or("")
 	for k, c := range h.ValidStatus.or(nil) {
 		if c < 100 || c > 599 {
@@ -418,13 +440,15 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 		o.BearerToken = hs.secretEnv("bearer_token_env", h.BearerTokenEnv)
 	}
 	auth := 0
-	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, hasHeader(o.Headers, "Authorization")} {
+	userinfo := u != nil && u.User != nil
+	authHeader := hasHeader(o.Headers, "Authorization") || hasHeader(h.HeadersFile.or(nil), "Authorization") || hasHeader(h.HeadersEnv.or(nil), "Authorization")
+	for _, set := range []bool{h.BasicAuth != nil, h.BearerTokenFile.Set || h.BearerTokenEnv.Set, authHeader, userinfo} {
 		if set {
 			auth++
 		}
 	}
 	if auth > 1 {
-		hs.errf(ErrConflict, "", "basic_auth, bearer_token_* and an Authorization header each set Authorization: choose one")
+		hs.errf(ErrConflict, "", "basic_auth, bearer_token_*, an Authorization header and user:password@ in the url each set Authorization: choose one")
 	}
 	o.JSON = hs.jsonConditions(h.JSON)
 	o.TLS = hs.tlsClient(&h.tlsClientSchema)
@@ -504,6 +528,58 @@ func (sc scope) jsonConditions(in []jsonCondSchema) []httpprobe.JSONCondition {
 	return out
 }
 
+// secretHeaders reads headers_file and headers_env: each value from its
+// file or environment variable, now, so that a missing secret fails the
+// load. Errors name the header and the file or variable, never the value;
+// a header set twice (inline and secret, or in both tables) is a conflict.
+func (hs scope) secretHeaders(h *httpSchema, inline map[string]string) map[string]string {
+	var out map[string]string
+	from := map[string]string{} // canonical name -> the table that set it
+	for _, src := range []struct {
+		table string
+		m     map[string]string
+		env   bool
+	}{{"headers_file", h.HeadersFile.or(nil), false}, {"headers_env", h.HeadersEnv.or(nil), true}} {
+		for _, k := range sortedKeys(src.m) {
+			key := src.table + "." + k
+			ck := textproto.CanonicalMIMEHeaderKey(k)
+			switch {
+			case !httpprobe.IsToken(k):
+				hs.errf(ErrInvalid, key, "%q is not a header name", k)
+				continue
+			case ck == "Host":
+				hs.errf(ErrInvalid, key, "Host is not a secret: set it in headers")
+				continue
+			case hasHeader(inline, k):
+				hs.errf(ErrConflict, key, "%q is also set in headers: set each header once", k)
+				continue
+			case from[ck] != "":
+				hs.errf(ErrConflict, key, "%q is also set in %s: set each header once", k, from[ck])
+				continue
+			}
+			from[ck] = src.table
+			ref := opt[string]{V: src.m[k], Set: true}
+			var v, where string
+			if src.env {
+				v, where = hs.secretEnv(key, ref), fmt.Sprintf("environment variable %q", ref.V)
+			} else {
+				v, where = hs.secretFile(key, ref), fmt.Sprintf("%q", hs.file(ref))
+			}
+			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+				hs.errf(ErrSecret, key, "%s holds a line break or control character, which a header value cannot", where)
+				continue
+			}
+			if v != "" {
+				if out == nil {
+					out = map[string]string{}
+				}
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
 // finite reports a float that is NaN or infinite (TOML has nan and inf),
 // which no JSON number can be compared with.
 func (sc scope) finite(key string, v any) bool {
@@ -531,7 +607,7 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 		if !m.Header.Set {
 			ms.errf(ErrRequired, "", "header is required")
 			ok = false
-		} else if m.Header.ok() && !isToken(m.Header.V) {
+		} else if m.Header.ok() && !httpprobe.IsToken(m.Header.V) {
 			ms.errf(ErrInvalid, "header", "%q is not a header name", m.Header.V)
 			ok = false
 		}
@@ -546,40 +622,6 @@ func (sc scope) headerMatches(key string, in []headerMatchSchema) []httpprobe.He
 		}
 	}
 	return out
-}
-
-// isToken reports whether s is an RFC 9110 token (methods, header names).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// unwrapURL drops url.Error's copy of the URL, which would repeat (and,
-// with user:password@, leak) what the message quotes redacted.
-func unwrapURL(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
-	return err
-}
-
-var userinfoRe = regexp.MustCompile(`://[^/@]*@`)
-
-// redactURL hides a password in user:password@host, for errors and display.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return userinfoRe.ReplaceAllString(s, "://xxxxx@")
 }
 
 func (sc scope) buildTLS(ts *targetSchema, nt probe.Net) *tlsprobe.Options {
@@ -676,17 +718,18 @@ func checkDNSServer(server, transport string) (string, error) {
 		return "", fmt.Errorf("server is empty")
 	}
 	if strings.Contains(server, "://") {
+		shown := probe.RedactURL(server)
 		if transport != "https" {
-			return "", fmt.Errorf("%q: a URL needs transport \"https\"; use host:port", server)
+			return "", fmt.Errorf("%q: a URL needs transport \"https\"; use host:port", shown)
 		}
 		u, err := url.Parse(server)
 		switch {
 		case err != nil:
-			return "", fmt.Errorf("%q: %v", server, unwrapURL(err))
+			return "", fmt.Errorf("%q: %v", shown, probe.RedactParseError(server, err))
 		case u.Scheme != "https":
-			return "", fmt.Errorf("%q: DoH needs an https:// URL", server)
+			return "", fmt.Errorf("%q: DoH needs an https:// URL", shown)
 		case u.Hostname() == "":
-			return "", fmt.Errorf("%q: no host", server)
+			return "", fmt.Errorf("%q: no host", shown)
 		}
 		return u.Hostname(), nil
 	}

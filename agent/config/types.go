@@ -78,6 +78,10 @@ type Cluster struct {
 	SuspicionMult  int
 	TCPTimeout     time.Duration
 	RejoinInterval time.Duration // re-join seeds periodically; default 30s
+
+	// BindPos is where bind (or, when it is the default, [cluster]) is
+	// written, for CheckStart's error; "command line" after -bind.
+	BindPos Pos
 }
 
 // Quorum is the [quorum] table.
@@ -142,8 +146,9 @@ type Target struct {
 	Labels map[string]string
 
 	// http holds the HTTP options but the URL, read-only and shared by
-	// the targets configured alike (a 384-byte copy per target was 3.6 MB
-	// at 10k targets); url is the target's own. HTTP() joins them.
+	// the targets configured alike (a copy per target would be a large
+	// share of a target's memory); url is the target's own. HTTP() joins
+	// them.
 	http *httpprobe.Options
 	url  string
 	TLS  *tlsprobe.Options
@@ -212,17 +217,17 @@ func (t *Target) CertWarnDays() int {
 	return 0
 }
 
-// Endpoint is what the target points at, for display: URL (with any
-// password in it redacted) or address or "server query" (DNS) or
-// "address service" (gRPC with a service name).
+// Endpoint is what the target points at, for display: URL or address or
+// "server query" (DNS) or "address service" (gRPC with a service name),
+// URLs redacted (probe.RedactURL).
 func (t *Target) Endpoint() string {
 	switch {
 	case t.http != nil:
-		return redactURL(t.url)
+		return probe.RedactURL(t.url)
 	case t.TLS != nil:
 		return t.TLS.Address
 	case t.DNS != nil:
-		return t.DNS.Server + " " + t.DNS.Query
+		return probe.RedactURL(t.DNS.Server) + " " + t.DNS.Query
 	case t.TCP != nil:
 		return t.TCP.Address
 	case t.ICMP != nil:

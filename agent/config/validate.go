@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/probe"
 )
 
 // Defaults, each with why.
@@ -29,8 +31,12 @@ const (
 	defaultObjective = 0.999
 	defaultWindow    = 28 * 24 * time.Hour // four whole weeks: every weekday equally often
 	minInterval      = time.Second         // below this, probes become load
-	defaultResend    = time.Minute         // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
-	defaultAMTimeout = 10 * time.Second    // Prometheus' Alertmanager timeout
+	// maxInterval: a target looked at less than daily is not monitored
+	// (its verdict would go stale between looks), and the bound keeps the
+	// scheduler's next-run arithmetic far from overflow.
+	maxInterval      = 24 * time.Hour
+	defaultResend    = time.Minute      // Prometheus' resend delay: Alertmanager keeps an alert active for 4 of them
+	defaultAMTimeout = 10 * time.Second // Prometheus' Alertmanager timeout
 )
 
 // scope is a table being validated: where its keys are and how errors name them.
@@ -217,8 +223,7 @@ func (l *loader) build(srcs []*source) *Config {
 	sc = root.sub("defaults")
 	d := defaultsFrom{scope: sc}
 	cfg.Defaults.Interval, d.intervalSet = sc.duration("interval", f.Defaults.Interval, defaultInterval)
-	if d.intervalSet && cfg.Defaults.Interval < minInterval {
-		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", f.Defaults.Interval.V, minInterval)
+	if d.intervalSet && !intervalInRange(sc, cfg.Defaults.Interval, f.Defaults.Interval.V) {
 		cfg.Defaults.Interval, d.intervalSet = defaultInterval, false
 	}
 	cfg.Defaults.Timeout, d.timeoutSet = sc.duration("timeout", f.Defaults.Timeout, 0)
@@ -253,6 +258,9 @@ func (l *loader) build(srcs []*source) *Config {
 			sc.errf(ErrInvalid, "basic_auth_users", "user name %q: must be non-empty and contain no ':'", user)
 			continue
 		}
+		if hash.bad {
+			continue // reported as a type error
+		}
 		if !strings.HasPrefix(hash.V, "$2") {
 			sc.errf(ErrInvalid, "basic_auth_users", "user %q: the value must be a bcrypt hash ($2y$...), never a password; make one with `htpasswd -nBC 10 %s`", user, user)
 			continue
@@ -260,7 +268,8 @@ func (l *loader) build(srcs []*source) *Config {
 		if cfg.Exporter.BasicAuthUsers == nil {
 			cfg.Exporter.BasicAuthUsers = map[string]string{}
 		}
-		cfg.Exporter.BasicAuthUsers[user] = hash.V
+		// The table's keys are decoded by toml itself, not through opt.
+		cfg.Exporter.BasicAuthUsers[l.intern(user)] = hash.V
 	}
 
 	// [slo]
@@ -311,6 +320,20 @@ func (l *loader) build(srcs []*source) *Config {
 }
 
 // timeoutFor is the timeout of a target that sets none, here or in
+// intervalInRange reports whether an interval is within [minInterval,
+// maxInterval], naming the field when it is not.
+func intervalInRange(sc scope, iv time.Duration, raw string) bool {
+	switch {
+	case iv < minInterval:
+		sc.errf(ErrInvalid, "interval", "%q: must be at least %v", raw, minInterval)
+	case iv > maxInterval:
+		sc.errf(ErrInvalid, "interval", "%q: must be at most %v (a target looked at less than daily is not monitored)", raw, maxInterval)
+	default:
+		return true
+	}
+	return false
+}
+
 // [defaults]: 10s, or 4/5 of a shorter interval so a probe always ends
 // before the next one starts.
 func timeoutFor(interval time.Duration) time.Duration {
@@ -346,12 +369,16 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 	}
 	if p := sc.file(in.SecretKeyFile); p != "" {
 		out.SecretKeyFile = p
-		if err := checkKeyFile(p); err != nil {
+		if _, err := ReadGossipKeys(p); err != nil {
 			sc.errf(ErrSecret, "secret_key_file", "%v", err)
 		}
 	}
 	out.Label = in.Label.or(defaultLabel)
 	out.Insecure = in.Insecure.or(false)
+	out.BindPos = sc.pos("bind")
+	if !in.Bind.Set {
+		out.BindPos = sc.pos("") // the default bind: the table is where a key belongs
+	}
 	out.ReplicasPerRegion = sc.atLeast("replicas_per_region", in.ReplicasPerRegion, 1, 1)
 	out.GossipInterval = sc.positive("gossip_interval", in.GossipInterval)
 	out.ProbeInterval = sc.positive("probe_interval", in.ProbeInterval)
@@ -367,14 +394,57 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 	}
 }
 
-// checkKeyFile validates a gossip key file the way the agent reads it (one
-// base64 key per line, '#' comments), without ever printing a key.
-func checkKeyFile(p string) error {
+// CheckStart reports what the agent refuses at start beyond what Load
+// checks: plaintext gossip on an address others can reach. The agent and
+// check-config both call it, so they refuse the same configs with the
+// same words. It is not part of Load because it is a policy on where a
+// file is deployed, not on the file: tests, the demo and libraries load
+// configs with the default bind and never gossip off loopback.
+func (c *Config) CheckStart() error {
+	if err := CheckGossipSecurity(&c.Cluster); err != nil {
+		return Errors{{Pos: c.Cluster.BindPos, Field: "cluster.bind", Msg: err.Error(), Err: ErrInvalid}}
+	}
+	return nil
+}
+
+// CheckGossipSecurity refuses plaintext gossip on an address others can
+// reach: without a key, gossip is readable and forgeable by anyone on the
+// network.
+func CheckGossipSecurity(c *Cluster) error {
+	if c.SecretKeyFile != "" || c.Insecure || isLoopbackBind(c.Bind) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a loopback address and no gossip key is configured: "+
+		"gossip would be readable and forgeable by anyone on the network; "+
+		"make a key with `vantage keygen > /etc/vantage/gossip.key` and set [cluster] secret_key_file, "+
+		"or, on a trusted network only, [cluster] insecure = true", c.Bind)
+}
+
+func isLoopbackBind(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		host = bind
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ReadGossipKeys reads a gossip key file: one base64 key per line ('#'
+// comments), the first encrypts, all decrypt (key rotation). Errors name
+// the file and line, never a key. Load checks the file with it; the agent
+// reads the keys with it, at start and on reload.
+func ReadGossipKeys(p string) ([][]byte, error) {
+	if p == "" {
+		return nil, nil
+	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return fmt.Errorf("%q: %w", p, unwrapPath(err))
+		return nil, fmt.Errorf("%q: %w", p, unwrapPath(err))
 	}
-	n := 0
+	var keys [][]byte
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -382,17 +452,17 @@ func checkKeyFile(p string) error {
 		}
 		k, err := base64.StdEncoding.DecodeString(line)
 		if err != nil {
-			return fmt.Errorf("%q line %d: not base64 (make a key with `vantage keygen`)", p, i+1)
+			return nil, fmt.Errorf("%q line %d: not base64 (make a key with `vantage keygen`)", p, i+1)
 		}
 		if l := len(k); l != 16 && l != 24 && l != 32 {
-			return fmt.Errorf("%q line %d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", p, i+1, l)
+			return nil, fmt.Errorf("%q line %d: key is %d bytes, want 16, 24 or 32 (make one with `vantage keygen`)", p, i+1, l)
 		}
-		n++
+		keys = append(keys, k)
 	}
-	if n == 0 {
-		return fmt.Errorf("%q: no key in file (make one with `vantage keygen`)", p)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%q: no key in file (make one with `vantage keygen`)", p)
 	}
-	return nil
+	return keys, nil
 }
 
 // unwrapPath drops the path os errors repeat, since messages quote it already.
@@ -450,20 +520,20 @@ func (l *loader) buildAlerting(sc scope, in *alertingSchema, out *Alerting) {
 		u, err := url.Parse(raw)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, key, "%q: %v", redactURL(raw), unwrapURL(err))
+			sc.errf(ErrInvalid, key, "%q: %v", probe.RedactURL(raw), probe.RedactParseError(raw, err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, key, "%q: scheme must be http or https", redactURL(raw))
+			sc.errf(ErrInvalid, key, "%q: scheme must be http or https", probe.RedactURL(raw))
 		case u.Host == "":
-			sc.errf(ErrInvalid, key, "%q: no host", redactURL(raw))
+			sc.errf(ErrInvalid, key, "%q: no host", probe.RedactURL(raw))
 		case u.User != nil:
-			sc.errf(ErrSecret, key, "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", redactURL(raw))
+			sc.errf(ErrSecret, key, "%q: credentials in the URL would show in logs and on the status page; use basic_auth with password_file", probe.RedactURL(raw))
 		case u.RawQuery != "" || u.Fragment != "":
-			sc.errf(ErrInvalid, key, "%q: want a base URL without query or fragment (the agent posts to <url>/api/v2/alerts)", raw)
+			sc.errf(ErrInvalid, key, "%q: want a base URL without query or fragment (the agent posts to <url>/api/v2/alerts)", probe.RedactURL(raw))
 		case seen[strings.TrimRight(raw, "/")]:
-			sc.errf(ErrDuplicate, key, "%q is listed twice: every alert would go to it twice", raw)
+			sc.errf(ErrDuplicate, key, "%q is listed twice: every alert would go to it twice", probe.RedactURL(raw))
 		default:
 			if err := checkPort(u); err != nil {
-				sc.errf(ErrInvalid, key, "%q: %v", raw, err)
+				sc.errf(ErrInvalid, key, "%q: %v", probe.RedactURL(raw), err)
 				continue
 			}
 			seen[strings.TrimRight(raw, "/")] = true
@@ -554,11 +624,11 @@ func (l *loader) externalURL(sc scope, o opt[string], cfg *Config) string {
 		u, err := url.Parse(o.V)
 		switch {
 		case err != nil:
-			sc.errf(ErrInvalid, "external_url", "%q: %v", o.V, unwrapURL(err))
+			sc.errf(ErrInvalid, "external_url", "%q: %v", probe.RedactURL(o.V), probe.RedactParseError(o.V, err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			sc.errf(ErrInvalid, "external_url", "%q: scheme must be http or https", o.V)
+			sc.errf(ErrInvalid, "external_url", "%q: scheme must be http or https", probe.RedactURL(o.V))
 		case u.Host == "":
-			sc.errf(ErrInvalid, "external_url", "%q: no host", o.V)
+			sc.errf(ErrInvalid, "external_url", "%q: no host", probe.RedactURL(o.V))
 		default:
 			return strings.TrimRight(o.V, "/")
 		}

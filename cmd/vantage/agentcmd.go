@@ -111,6 +111,9 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	code := exitOK
 	for _, f := range fs.Args() {
 		cfg, err := config.Load(f)
+		if err == nil {
+			err = cfg.CheckStart() // what the agent also refuses at start
+		}
 		if err != nil {
 			fmt.Fprintln(stdout, strings.TrimRight(err.Error(), "\n"))
 			code = exitFail

@@ -14,6 +14,9 @@ import (
 // runLab is `vantage lab`: the fault lab (package lab) with its options
 // from flags; the report goes to stdout, progress to stderr.
 func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if on, rest := netnsFlag(args); on {
+		return runNetlab(ctx, rest, stdout, stderr)
+	}
 	fs := newFlagSet("lab", "Usage: vantage lab [-quick] [-markdown] [flags]\n\n"+
 		"Runs the fault lab: six agents in three regions in this process (each on its own loopback\n"+
 		"address, gossip over fault-injecting transports) against a local target farm, and plays\n"+
@@ -31,6 +34,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	paging := fs.Bool("paging", false, "the paging run: interval 15s, timeout 5s, outages, hangs, one-region failures, flaps and a leader crash, timed to a real Alertmanager")
 	noAM := fs.Bool("no-alertmanager", false, "do not start an Alertmanager (paging is then not measured); by default the agents page a real one (Debian package prometheus-alertmanager) when it is installed")
 	markdown := fs.Bool("markdown", false, "print the report as markdown, ready for the README")
+	_ = fs.Bool("netns", false, "the fault lab with real processes instead: agent processes in network namespaces (root; see vantage lab -netns -h)")
 	full := lab.Full()
 	interval := fs.Duration("interval", full.Interval, "probe interval of every target (5s with -quick)")
 	timeout := fs.Duration("timeout", full.Timeout, "probe timeout of every target (1s with -quick)")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
@@ -167,14 +168,14 @@ func TestCheckConfigPointsAtTheBrokenLine(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	bad := filepath.Join(dir, "bad.toml")
-	os.WriteFile(good, []byte("[agent]\nregion = \"eu\"\n[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\n"), 0o600)
-	os.WriteFile(bad, []byte("[agent]\nregion = \"eu\"\n[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ninterval = \"soon\"\n"), 0o600)
+	os.WriteFile(good, []byte("[agent]\nregion = \"eu\"\n[cluster]\nbind = \"127.0.0.1:7946\"\n[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\n"), 0o600)
+	os.WriteFile(bad, []byte("[agent]\nregion = \"eu\"\n[cluster]\nbind = \"127.0.0.1:7946\"\n[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\ninterval = \"soon\"\n"), 0o600)
 	code, out, _ := runCLI("check-config", good)
 	if code != exitOK || !strings.Contains(out, "1 targets") && !strings.Contains(out, "1 target") {
 		t.Errorf("good config: code %d, %q", code, out)
 	}
 	code, out, _ = runCLI("check-config", bad)
-	if code != exitFail || !strings.Contains(out, bad+":7:") || !strings.Contains(out, "interval") {
+	if code != exitFail || !strings.Contains(out, bad+":9:") || !strings.Contains(out, "interval") {
 		t.Errorf("bad config: code %d, %q; want FILE:7: ... interval", code, out)
 	}
 }
@@ -206,5 +207,43 @@ func TestHealthcheck(t *testing.T) {
 	notReady := probetest.NewHTTPServer(t, probetest.HTTPRespond(http.StatusServiceUnavailable, "no"))
 	if code, _, _ := runCLI("healthcheck", "-url", notReady.URL); code != exitFail {
 		t.Errorf("healthcheck against a 503: %d", code)
+	}
+}
+
+// Whatever the agent refuses at start, check-config refuses with the same
+// message (the list: each used to pass check-config).
+func TestCheckConfigRefusesWhatTheAgentRefuses(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("t0ken\n"), 0o600)
+	head := "[agent]\nlisten = \"127.0.0.1:0\"\n[cluster]\nbind = \"127.0.0.1:0\"\n"
+	for name, body := range map[string]string{
+		"userinfo and bearer": head + "[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://u:p@127.0.0.1:1/\"\n[target.http]\nbearer_token_file = \"token\"\n",
+		"gossip on 0.0.0.0 without a key": "[agent]\nlisten = \"127.0.0.1:0\"\n[cluster]\nbind = \"0.0.0.0:0\"\n" +
+			"[[target]]\nname = \"a\"\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n",
+		"missing ca_file":         head + "[[target]]\nname = \"a\"\ntype = \"tls\"\naddress = \"127.0.0.1:1\"\n[target.tls]\nca_file = \"nope.pem\"\n",
+		"port out of range":       head + "[[target]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:99999/\"\n",
+		"interval that overflows": head + "[[target]]\nname = \"a\"\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\ninterval = \"100000d\"\n",
+		"missing client key":      head + "[[target]]\nname = \"a\"\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n[target.tcp]\ntls = true\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".toml")
+			os.WriteFile(path, []byte(body), 0o600)
+			code, out, _ := runCLI("check-config", path)
+			if code != exitFail || !strings.Contains(out, path+":") {
+				t.Fatalf("check-config: code %d, %q; want a refusal naming the file and line", code, out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var o, e bytes.Buffer
+			if code := run(ctx, []string{"agent", "-config", path, "-log-level", "error"}, &o, &e); code != exitFail {
+				t.Fatalf("agent: code %d (stderr %q), want a refusal", code, e.String())
+			}
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if !strings.Contains(e.String(), line) {
+					t.Errorf("the agent's refusal %q lacks check-config's %q", e.String(), line)
+				}
+			}
+		})
 	}
 }

@@ -126,7 +126,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 				kind = "http"
 			} else {
-				return usageErr("-type is required for %q (http, tls, dns, tcp, icmp or grpc)", target)
+				return usageErr("-type is required for %q (http, tls, dns, tcp, icmp or grpc)", probe.RedactURL(target))
 			}
 		}
 		var netOpts probe.Net
@@ -206,7 +206,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err != nil {
 			return usageErr("%v", err)
 		}
-		name = target
+		name = probe.RedactURL(target) // the summary may be pasted into a ticket
 	}
 
 	pctx, cancel := context.WithTimeout(ctx, to)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // The demo fleet, as deploy/compose/docker-compose.yml defines it.
@@ -290,7 +292,7 @@ func TestFleetSurvivesRegionPartition(t *testing.T) {
 			if t.Failed() {
 				t.FailNow()
 			}
-			sleep(ctx, time.Second)
+			_ = mono.Sleep(ctx, time.Second)
 		}
 		if len(isolated) == 0 {
 			t.Fatalf("no agent of %v called itself isolated within %v", cut, patience)
@@ -629,16 +631,7 @@ func (f *fleet) eventually(ctx context.Context, timeout time.Duration, what stri
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			f.t.Fatalf("%s: not within %v: %s", what, timeout, detail)
 		}
-		sleep(ctx, 500*time.Millisecond)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		_ = mono.Sleep(ctx, 500*time.Millisecond)
 	}
 }
 

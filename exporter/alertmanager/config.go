@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vantage-probe/vantage/probe"
 )
 
 // Config is what New needs. Zero values take the defaults named on each
@@ -84,23 +86,27 @@ func (c *Config) validate() ([]endpoint, error) {
 	seen := map[string]int{}
 	for i, raw := range c.URLs {
 		u, err := url.Parse(raw)
+		// Errors quote the URL redacted (it is a metric label and shown in
+		// logs and on the status page: it should hold no secret, but a
+		// refused one may).
+		shown := probe.RedactURL(raw)
 		switch {
 		case err != nil:
-			bad("URLs[%d] %q: %v", i, raw, err)
+			bad("URLs[%d] %q: %v", i, shown, probe.RedactParseError(raw, err))
 			continue
 		case u.Scheme != "http" && u.Scheme != "https":
-			bad("URLs[%d] %q: scheme must be http or https, not %q", i, raw, u.Scheme)
+			bad("URLs[%d] %q: scheme must be http or https, not %q", i, shown, u.Scheme)
 			continue
 		case u.Host == "":
-			bad("URLs[%d] %q: no host", i, raw)
+			bad("URLs[%d] %q: no host", i, shown)
 			continue
 		case u.User != nil:
 			// The URL is a metric label and appears in logs and on the
 			// status page: credentials do not belong in it.
-			bad("URLs[%d] %q: credentials in the URL; use BasicAuthUser and BasicAuthPassword", i, redact(u))
+			bad("URLs[%d] %q: credentials in the URL; use BasicAuthUser and BasicAuthPassword", i, shown)
 			continue
 		case u.RawQuery != "" || u.Fragment != "":
-			bad("URLs[%d] %q: a base URL takes no query or fragment", i, raw)
+			bad("URLs[%d] %q: a base URL takes no query or fragment", i, shown)
 			continue
 		}
 		key := u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/")
@@ -157,10 +163,4 @@ func (c *Config) validate() ([]endpoint, error) {
 		c.Now = time.Now
 	}
 	return eps, nil
-}
-
-func redact(u *url.URL) string {
-	r := *u
-	r.User = nil
-	return r.String()
 }

@@ -18,8 +18,9 @@ func TestNewRejectsBadConfigNamingEachProblem(t *testing.T) {
 		{"no scheme", Config{URLs: []string{"am:9093"}}, []string{`URLs[0] "am:9093"`, "scheme"}},
 		{"no host", Config{URLs: []string{"http:///api"}}, []string{`URLs[0] "http:///api"`, "no host"}},
 		{"unparsable", Config{URLs: []string{"http://am:port"}}, []string{`URLs[0] "http://am:port"`}},
-		{"credentials", Config{URLs: []string{"http://u:pw@am:9093"}}, []string{"URLs[0]", "credentials", "BasicAuthUser"}},
-		{"query", Config{URLs: []string{"http://am:9093/?x=1"}}, []string{`URLs[0] "http://am:9093/?x=1"`, "no query"}},
+		{"credentials", Config{URLs: []string{"http://u:pw@am:9093"}}, []string{`URLs[0] "http://u:xxxxx@am:9093"`, "credentials", "BasicAuthUser"}},
+		{"query", Config{URLs: []string{"http://am:9093/?x=1"}}, []string{`URLs[0] "http://am:9093/?x=xxxxx"`, "no query"}},
+		{"unparsable with a token", Config{URLs: []string{"http://am:port/?token=s3cret"}}, []string{`URLs[0] "http://am:port/?token=xxxxx"`}},
 		{"duplicate", Config{URLs: []string{"http://am:9093", "http://am:9093/"}}, []string{`URLs[1] "http://am:9093/"`, "same Alertmanager as URLs[0]"}},
 		{"negative", Config{URLs: []string{"http://am"}, Timeout: -time.Second, ResendInterval: -time.Minute, MaxPending: -1}, []string{"Timeout -1s", "ResendInterval -1m0s", "MaxPending -1"}},
 		{"auth", Config{URLs: []string{"http://am"}, BasicAuthUser: "u", BearerToken: "t"}, []string{`basic auth (user "u") and BearerToken`}},
@@ -38,6 +39,9 @@ func TestNewRejectsBadConfigNamingEachProblem(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), ":pw@") {
+				t.Errorf("error %q shows a secret", err)
 			}
 		})
 	}

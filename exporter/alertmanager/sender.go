@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 const (
@@ -223,7 +225,7 @@ func (s *sender) run(ctx context.Context) {
 				// Update. They are in the pending set, and the retry sends
 				// them in their latest state.
 				backoff = min(max(2*backoff, backoffStart), maxBackoff)
-				if !sleep(ctx, backoff) {
+				if mono.Sleep(ctx, backoff) != nil {
 					break batches
 				}
 			default:
@@ -453,18 +455,6 @@ func (l *logLimiter) allow(now time.Time) (bool, int) {
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
 	return true, n
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // escapeLabelValue escapes a Prometheus label value (backslash, quote,

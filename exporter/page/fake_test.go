@@ -3,6 +3,8 @@ package page
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
@@ -20,11 +22,58 @@ type fakeSource struct {
 	members   []cluster.Member
 }
 
-func (f *fakeSource) Ready() error                   { return nil }
-func (f *fakeSource) Targets() []exporter.TargetView { return f.targets }
-func (f *fakeSource) Incidents() []cluster.Incident  { return f.incidents }
-func (f *fakeSource) Members() []cluster.Member      { return f.members }
-func (f *fakeSource) Self() exporter.SelfView        { return f.self }
+func (f *fakeSource) Ready() error { return nil }
+func (f *fakeSource) Live() error  { return nil }
+
+// Targets selects, orders and counts as the agent does, from the fake
+// views' verdict fields when they carry no category.
+func (f *fakeSource) Targets(q exporter.TargetQuery) exporter.TargetPage {
+	views := slices.Clone(f.targets)
+	for i := range views {
+		if views[i].Category == cluster.CatUnknown {
+			views[i].Category = fakeCategory(&views[i])
+		}
+	}
+	slices.SortStableFunc(views, func(a, b exporter.TargetView) int {
+		if c := a.Category.Rank() - b.Category.Rank(); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var p exporter.TargetPage
+	for _, v := range views {
+		p.Counts[v.Category]++
+		if !q.Match(v.Name, v.Category) {
+			continue
+		}
+		if p.Total >= q.Offset && (q.Limit == 0 || len(p.Views) < q.Limit) {
+			p.Views = append(p.Views, v)
+		}
+		p.Total++
+	}
+	return p
+}
+
+func fakeCategory(v *exporter.TargetView) cluster.Category {
+	fresh := false
+	for _, rv := range v.Regions {
+		fresh = fresh || rv.Failing && rv.Fresh && !rv.Isolated
+	}
+	switch {
+	case v.Maintenance:
+		return cluster.CatMaintenance
+	case v.Verdict == "down":
+		return cluster.CatDown
+	case v.Verdict == "up" && (len(v.Failing) > 0 || fresh):
+		return cluster.CatFailing
+	case v.Verdict == "up":
+		return cluster.CatUp
+	}
+	return cluster.CatUnknown
+}
+func (f *fakeSource) Incidents() []cluster.Incident { return f.incidents }
+func (f *fakeSource) Members() []cluster.Member     { return f.members }
+func (f *fakeSource) Self() exporter.SelfView       { return f.self }
 
 var _ exporter.Source = (*fakeSource)(nil)
 
@@ -85,8 +134,8 @@ func demoSource(now time.Time) *fakeSource {
 	started := now.Add(-7*time.Minute - 12*time.Second)
 	open := &cluster.Incident{ID: "checkout-api@1", Target: "checkout-api", StartedAt: started,
 		ConfirmAt: started.Add(400 * time.Millisecond), QuorumAt: started.Add(5200 * time.Millisecond),
-		DetectedAt: started.Add(5300 * time.Millisecond), Regions: []string{"eu-west", "us-east"},
-		Leader: "agent-eu-1", Reason: "connect_refused"}
+		DetectedAt: started.Add(5300 * time.Millisecond), Regions: []string{"ap-south", "eu-west", "us-east"},
+		QuorumRegions: []string{"eu-west", "us-east"}, Leader: "agent-eu-1", Reason: "connect_refused"}
 
 	checkout := exporter.TargetView{Name: "checkout-api", Type: "http", Endpoint: "https://checkout.example.com/healthz",
 		Labels: map[string]string{"team": "payments"}, Interval: "15s", Timeout: "5s",
@@ -134,7 +183,7 @@ func demoSource(now time.Time) *fakeSource {
 		History: history(now, 40, 15*time.Second, 2*time.Millisecond, never),
 	}
 	edgeCert := exporter.TargetView{Name: "edge-cert", Type: "tls", Endpoint: "edge.example.com:443",
-		Interval: "1m0s", Timeout: "10s",
+		Interval: "1m0s", Timeout: "10s", CertWarnDays: 14,
 		TargetStatus: cluster.TargetStatus{Name: "edge-cert", Leader: "agent-us-1", Verdict: "down",
 			Reason: "3/3 regions failing (ap-south, eu-west, us-east) >= quorum 2", Needed: 2,
 			Failing: regions3, Reporting: 3, Maintenance: true, Assignment: owners("agent-ap-1", "agent-eu-1", "agent-us-1"),
@@ -145,6 +194,15 @@ func demoSource(now time.Time) *fakeSource {
 			},
 			Since: now.Add(-40 * time.Minute)},
 		History: history(now, 30, time.Minute, 50*time.Millisecond, func(int) bool { return true }),
+	}
+	// Its certificate is 5 days from expiry (under min_days_left 14) in
+	// one region, further in the others; the checkout API's is 60 days off.
+	for i := range edgeCert.Regions {
+		edgeCert.Regions[i].CertExpiry = now.Add(time.Duration(5+i) * 24 * time.Hour).Add(time.Hour)
+	}
+	checkout.CertWarnDays = 14
+	for i := range checkout.Regions {
+		checkout.Regions[i].CertExpiry = now.Add(60*24*time.Hour + time.Hour)
 	}
 	// A new target nobody has probed yet, and one probed only from two
 	// regions (regions = ["eu-west", "us-east"]), whose last probe in

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"html/template"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +28,11 @@ type pageData struct {
 	Sum     summary
 	Regions []string
 	Rows    []row
-	Open    []incidentRow
-	Recent  []incidentRow
+	// Shown says which part of the fleet the grid lists: a filter, and
+	// the rows beyond the page's bound.
+	Shown  shown
+	Open   []incidentRow
+	Recent []incidentRow
 	// RecentHidden counts resolved incidents beyond maxRecent.
 	RecentHidden int
 	Members      []regionMembers
@@ -57,6 +61,17 @@ type selfData struct {
 type amFailure struct {
 	URL, Error, Since string
 	Pending           int
+}
+
+// shown describes the grid's slice of the fleet.
+type shown struct {
+	Filter   string // "target web", "state down": what the URL asked for; "" for everything
+	From, To int    // 1-based range of the rows listed, of Matching
+	Matching int    // targets the filter selects
+	// More is how many matching targets follow the listed ones; NextURL
+	// and APIURL show them on the page and as JSON.
+	More            int
+	NextURL, APIURL string
 }
 
 type summary struct {
@@ -90,8 +105,12 @@ type row struct {
 	Leader     string
 	LeaderSelf bool
 	Cells      []cell
-	Spark      spark
-	SLO        *sloData
+	// Cert is the earliest certificate's days left over the regions
+	// ("cert 9d"); CertClass colours it (ok, warn under min_days_left,
+	// err expired); "" when the target showed no certificate.
+	Cert, CertClass, CertTitle string
+	Spark                      spark
+	SLO                        *sloData
 }
 
 type cell struct {
@@ -126,7 +145,8 @@ type incidentRow struct {
 	TTD         string
 	Duration    string
 	Ongoing     bool
-	Regions     string
+	Regions     string // failing when the quorum was reached
+	Also        string // failing at another time during the incident
 	Reason      string
 	Flaps       int
 }
@@ -152,7 +172,7 @@ type memberData struct {
 // maxRecent bounds the resolved incidents listed: the API has them all.
 const maxRecent = 20
 
-func build(src exporter.Source, opts Options, now time.Time) *pageData {
+func build(src exporter.Source, opts Options, now time.Time, q exporter.TargetQuery) *pageData {
 	now = now.UTC()
 	d := &pageData{
 		Title:   opts.Title,
@@ -163,6 +183,7 @@ func build(src exporter.Source, opts Options, now time.Time) *pageData {
 		d.Refresh = max(1, int(opts.Refresh.Round(time.Second)/time.Second))
 	}
 	self := src.Self()
+	members := src.Members()
 	d.Self = selfData{
 		Node: self.Node, AgentID: self.AgentID, Region: self.Region, Version: self.Version,
 		Isolated: self.Isolated, ConfigOK: self.ConfigOK, ConfigFile: self.ConfigFile,
@@ -187,57 +208,83 @@ func build(src exporter.Source, opts Options, now time.Time) *pageData {
 		d.Self.AMFailing = append(d.Self.AMFailing, f)
 	}
 
-	targets := src.Targets()
-	d.Regions = regionsOf(targets)
-	d.Rows = make([]row, 0, len(targets))
-	for i := range targets {
-		d.Rows = append(d.Rows, makeRow(&targets[i], d.Regions, self.AgentID, now))
+	p := src.Targets(q)
+	d.Regions = regionsOf(p.Views, members)
+	d.Rows = make([]row, 0, len(p.Views))
+	for i := range p.Views {
+		d.Rows = append(d.Rows, makeRow(&p.Views[i], d.Regions, self.AgentID, now))
 	}
-	slices.SortFunc(d.Rows, func(a, b row) int {
-		if c := cmp.Compare(a.cat, b.cat); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	d.Sum = summarize(d.Rows)
+	d.Sum = summarize(p.Counts)
 	d.Icon = icons[d.Sum.Class]
+	d.Shown = describeShown(q, p, len(d.Rows))
 
 	d.Open, d.Recent, d.RecentHidden = incidents(src.Incidents(), now)
-	members := src.Members()
 	d.MemberCount = len(members)
 	d.Members = groupMembers(members, self.AgentID)
 	return d
 }
 
-// regionsOf is the sorted union of the regions of all targets' results.
-func regionsOf(ts []exporter.TargetView) []string {
+// regionsOf is the sorted union of the regions of the listed targets'
+// results and of the fleet's members: the grid's columns stay the same
+// whichever page of targets is listed.
+func regionsOf(ts []exporter.TargetView, ms []cluster.Member) []string {
 	var out []string
+	add := func(r string) {
+		if r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
 	for i := range ts {
 		for _, rv := range ts[i].Regions {
-			if rv.Region != "" && !slices.Contains(out, rv.Region) {
-				out = append(out, rv.Region)
-			}
+			add(rv.Region)
+		}
+	}
+	for _, m := range ms {
+		if m.State != cluster.Left {
+			add(m.Region)
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-func summarize(rows []row) summary {
-	s := summary{Total: len(rows)}
-	for i := range rows {
-		switch rows[i].cat {
-		case catDown:
-			s.Down++
-		case catSuppressed:
-			s.Suppressed++
-		case catUnknown:
-			s.Unknown++
-		case catMaint:
-			s.Maintenance++
-		case catUp:
-			s.Up++
+// describeShown says what the grid lists of the fleet, and where the rest is.
+func describeShown(q exporter.TargetQuery, p exporter.TargetPage, listed int) shown {
+	sh := shown{Matching: p.Total}
+	var filter []string
+	v := url.Values{}
+	if q.Name != "" {
+		filter = append(filter, "target "+q.Name)
+		v.Set("name", q.Name)
+	}
+	if len(q.Categories) > 0 {
+		names := make([]string, len(q.Categories))
+		for i, c := range q.Categories {
+			names[i] = c.String()
 		}
+		filter = append(filter, "state "+strings.Join(names, ", "))
+		v.Set("state", strings.Join(names, ","))
+	}
+	sh.Filter = strings.Join(filter, ", ")
+	if listed > 0 {
+		sh.From, sh.To = q.Offset+1, q.Offset+listed
+	}
+	if more := p.Total - q.Offset - listed; more > 0 {
+		sh.More = more
+		v.Set("offset", strconv.Itoa(q.Offset+listed))
+		sh.NextURL = "?" + v.Encode()
+		sh.APIURL = "api/v1/targets?" + v.Encode()
+	}
+	return sh
+}
+
+func summarize(counts [cluster.NumCategories]int) summary {
+	s := summary{
+		Down: counts[cluster.CatDown], Suppressed: counts[cluster.CatFailing], Unknown: counts[cluster.CatUnknown],
+		Maintenance: counts[cluster.CatMaintenance], Up: counts[cluster.CatUp],
+	}
+	for _, n := range counts {
+		s.Total += n
 	}
 	switch {
 	case s.Total == 0:
@@ -263,28 +310,22 @@ func makeRow(t *exporter.TargetView, regions []string, selfID string, now time.T
 		Why: t.Reason,
 	}
 	total, failing := len(t.Regions), len(t.Failing)
-	suppressed := failing > 0
-	for _, rv := range t.Regions {
-		if rv.Failing && rv.Fresh && !rv.Isolated {
-			suppressed = true
-		}
-	}
-	switch {
-	case t.Maintenance:
+	switch t.Category {
+	case cluster.CatMaintenance:
 		r.cat, r.Verdict = catMaint, "MAINT"
 		r.Detail = "in maintenance, " + underlying(t, total, failing)
-	case t.Verdict == "down":
+	case cluster.CatDown:
 		r.cat, r.Verdict = catDown, "DOWN"
 		r.Detail = frac(failing, total) + " failing, quorum " + strconv.Itoa(t.Needed)
-	case t.Verdict == "up" && suppressed:
+	case cluster.CatFailing:
 		r.cat, r.Verdict = catSuppressed, "UP"
-		r.Detail = frac(failing, total) + " failing, quorum " + strconv.Itoa(t.Needed)
-	case t.Verdict == "up":
+		r.Detail = frac(max(failing, 1), total) + " failing, quorum " + strconv.Itoa(t.Needed)
+	case cluster.CatUp:
 		r.cat, r.Verdict = catUp, "UP"
 		r.Detail = frac(t.Reporting, total) + " reporting"
 	default:
 		r.cat, r.Verdict = catUnknown, "UNKNOWN"
-		if t.Verdict == "" {
+		if t.Verdict == "" || t.Leader == "" {
 			r.Detail = "no verdict yet"
 		} else {
 			r.Detail = count(t.Reporting, "region", "regions") + " reporting, quorum " + strconv.Itoa(t.Needed)
@@ -312,11 +353,39 @@ func makeRow(t *exporter.TargetView, regions []string, selfID string, now time.T
 		}
 		r.Cells[i].Region = region
 	}
+	r.Cert, r.CertClass, r.CertTitle = certDays(t, now)
 	r.Spark = sparkline(t.History)
 	if t.SLO != nil {
 		r.SLO = makeSLO(t.SLO)
 	}
 	return r
+}
+
+// certDays describes the earliest certificate expiry any region saw.
+func certDays(t *exporter.TargetView, now time.Time) (text, class, title string) {
+	var exp time.Time
+	var region string
+	for _, rv := range t.Regions {
+		if !rv.CertExpiry.IsZero() && (exp.IsZero() || rv.CertExpiry.Before(exp)) {
+			exp, region = rv.CertExpiry, rv.Region
+		}
+	}
+	if exp.IsZero() {
+		return "", "", ""
+	}
+	left := exp.Sub(now)
+	days := int(math.Floor(left.Hours() / 24))
+	title = "earliest certificate expires " + exp.UTC().Format("2006-01-02 15:04 UTC") + " (seen from " + region + ")"
+	if t.CertWarnDays > 0 {
+		title += "; warns under " + count(t.CertWarnDays, "day", "days")
+	}
+	switch {
+	case left <= 0:
+		return "cert expired", "err", title
+	case t.CertWarnDays > 0 && days < t.CertWarnDays:
+		return "cert " + strconv.Itoa(days) + "d", "warn", title
+	}
+	return "cert " + strconv.Itoa(days) + "d", "ok", title
 }
 
 // underlying describes a maintenance target's verdict, which opens no
@@ -439,6 +508,18 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 			hidden++
 			continue
 		}
+		// The regions whose failures made the quorum, apart from any that
+		// failed at some other time during the incident.
+		quorum := in.QuorumRegions
+		if len(quorum) == 0 {
+			quorum = in.Regions // a record from an agent that predates QuorumRegions
+		}
+		var also []string
+		for _, r := range in.Regions {
+			if !slices.Contains(quorum, r) {
+				also = append(also, r)
+			}
+		}
 		ir := incidentRow{
 			Target:      in.Target,
 			Started:     clock(in.StartedAt, now),
@@ -446,7 +527,8 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 			Detected:    clock(in.DetectedAt, now),
 			DetectedISO: iso(in.DetectedAt),
 			TTD:         "–",
-			Regions:     strings.Join(in.Regions, ", "),
+			Regions:     strings.Join(quorum, ", "),
+			Also:        strings.Join(also, ", "),
 			Reason:      in.Reason,
 			Flaps:       in.Flaps,
 		}

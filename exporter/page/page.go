@@ -33,7 +33,14 @@ type Options struct {
 	// Now is the clock for ages and durations; default time.Now. Tests and
 	// screenshots fix it so the page is reproducible.
 	Now func() time.Time
+	// MaxRows bounds the targets listed, problems first; the rest are
+	// counted and linked (the next rows, and the API). Default 500:
+	// every problem of a bad day fits, and a page costs the same whatever
+	// the fleet's size, so a wall of readers cannot exhaust the agent.
+	MaxRows int
 }
+
+const defaultMaxRows = 500
 
 const defaultRefresh = 10 * time.Second
 
@@ -67,6 +74,9 @@ func New(src exporter.Source, opts Options) http.Handler {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxRows <= 0 {
+		opts.MaxRows = defaultMaxRows
 	}
 	h := &handler{
 		src:  src,
@@ -104,7 +114,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.bufs.Put(buf)
 		}
 	}()
-	if err := h.render(buf); err != nil {
+	// ?target= is what alerts link to (Alertmanager's generator URL);
+	// ?name=, ?state= and ?offset= are the API's.
+	v := r.URL.Query()
+	if t := v.Get("target"); t != "" && v.Get("name") == "" {
+		v.Set("name", t)
+	}
+	v.Del("limit")
+	q, err := exporter.ParseTargetQuery(v, h.opts.MaxRows, h.opts.MaxRows)
+	if err != nil {
+		http.Error(w, "status page: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := h.render(buf, q); err != nil {
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -122,8 +144,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // render writes the page for the source's current state to buf: the
 // templates of page.html.tmpl in order, with the grid's rows written
 // directly between "grid-open" and "grid-close".
-func (h *handler) render(buf *bytes.Buffer) error {
-	d := build(h.src, h.opts, h.opts.Now())
+func (h *handler) render(buf *bytes.Buffer, q exporter.TargetQuery) error {
+	d := build(h.src, h.opts, h.opts.Now(), q)
 	d.CSS = h.css
 	if err := h.tmpl.ExecuteTemplate(buf, "top", d); err != nil {
 		return err

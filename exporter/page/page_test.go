@@ -1,6 +1,7 @@
 package page
 
 import (
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -384,27 +385,26 @@ func FuzzEsc(f *testing.F) {
 }
 
 func TestSummaryHeadline(t *testing.T) {
-	rows := func(cats ...int) []row {
-		var rs []row
+	counts := func(cats ...cluster.Category) (n [cluster.NumCategories]int) {
 		for _, c := range cats {
-			rs = append(rs, row{cat: c})
+			n[c]++
 		}
-		return rs
+		return n
 	}
 	for _, c := range []struct {
-		rows        []row
+		counts      [cluster.NumCategories]int
 		class, want string
 	}{
-		{nil, "unknown", "No targets configured"},
-		{rows(catUp, catUp), "up", "All targets up"},
-		{rows(catUp, catMaint), "up", "All targets up or in maintenance"},
-		{rows(catUp, catSuppressed), "supp", "Up, 1 target failing below quorum"},
-		{rows(catUp, catUnknown, catSuppressed), "unknown", "1 target unknown"},
-		{rows(catDown, catDown, catUnknown), "down", "2 targets down"},
+		{counts(), "unknown", "No targets configured"},
+		{counts(cluster.CatUp, cluster.CatUp), "up", "All targets up"},
+		{counts(cluster.CatUp, cluster.CatMaintenance), "up", "All targets up or in maintenance"},
+		{counts(cluster.CatUp, cluster.CatFailing), "supp", "Up, 1 target failing below quorum"},
+		{counts(cluster.CatUp, cluster.CatUnknown, cluster.CatFailing), "unknown", "1 target unknown"},
+		{counts(cluster.CatDown, cluster.CatDown, cluster.CatUnknown), "down", "2 targets down"},
 	} {
-		s := summarize(c.rows)
+		s := summarize(c.counts)
 		if s.Class != c.class || s.Headline != c.want {
-			t.Errorf("summarize(%v) = %q %q, want %q %q", c.rows, s.Class, s.Headline, c.class, c.want)
+			t.Errorf("summarize(%v) = %q %q, want %q %q", c.counts, s.Class, s.Headline, c.class, c.want)
 		}
 		if icons[s.Class] == "" {
 			t.Errorf("no favicon for class %q", s.Class)
@@ -435,5 +435,92 @@ func TestPageShowsAlertDelivery(t *testing.T) {
 	if _, body := get(t, New(src, Options{Refresh: -1})); !strings.Contains(body, "cannot deliver its alerts to any Alertmanager") ||
 		!strings.Contains(body, "the Prometheus rules page for its targets") {
 		t.Error("no Alertmanager reachable: the banner does not say the rules take over")
+	}
+}
+
+func getURL(t *testing.T, h http.Handler, target string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	return rec.Code, rec.Body.String()
+}
+
+// The grid lists at most MaxRows targets, problems first; the rest are
+// counted and linked. ?target= (what alerts link to) shows one target,
+// ?state= a category; the summary tiles always count the whole fleet.
+func TestPageIsBoundedAndFilters(t *testing.T) {
+	src := hostileSource(fixedNow)
+	h := New(src, Options{Now: func() time.Time { return fixedNow }, MaxRows: 3})
+	code, body := getURL(t, h, "/")
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	if n := strings.Count(body, `<span class="name">`); n != 3 {
+		t.Errorf("%d rows listed, want MaxRows 3", n)
+	}
+	// The three most urgent (see TestPageOrdersRowsByUrgency).
+	for _, name := range []string{"checkout-api", "search-api", "billing-db"} {
+		rowOf(t, body, name)
+	}
+	more := len(src.targets) - 3
+	if !strings.Contains(body, fmt.Sprintf("Listed 1–3 of %d, problems first. %d more:", len(src.targets), more)) ||
+		!strings.Contains(body, `href="?offset=3"`) || !strings.Contains(body, `href="api/v1/targets?offset=3"`) {
+		t.Errorf("no count and links for the %d targets not listed", more)
+	}
+	if !strings.Contains(section(t, body, "h-targets"), fmt.Sprintf(`Targets <span class="count">%d</span>`, len(src.targets))) {
+		t.Error("the heading does not count the whole fleet")
+	}
+
+	// The next page starts where the first ended.
+	_, body = getURL(t, h, "/?offset=3")
+	if strings.Contains(body, `<span class="name">checkout-api</span>`) || !strings.Contains(body, "Listed 4–6 of") {
+		t.Error("?offset=3 does not list the fourth to sixth targets")
+	}
+
+	// One target, as an alert's link asks.
+	_, body = getURL(t, h, "/?target=ledger")
+	if n := strings.Count(body, `<span class="name">`); n != 1 || !strings.Contains(body, `<span class="name">ledger</span>`) ||
+		!strings.Contains(body, "1 target with target ledger") {
+		t.Errorf("?target=ledger lists %d rows", n)
+	}
+	_, body = getURL(t, h, "/?target=nope")
+	if !strings.Contains(body, "No target with target nope") {
+		t.Error("an unknown ?target= is not said so")
+	}
+	_, body = getURL(t, h, "/?state=down")
+	if n := strings.Count(body, `<span class="name">`); n != 1 || !strings.Contains(body, `<span class="name">checkout-api</span>`) {
+		t.Errorf("?state=down lists %d rows", n)
+	}
+	if code, _ := getURL(t, h, "/?state=sideways"); code != http.StatusBadRequest {
+		t.Errorf("?state=sideways: status %d, want 400", code)
+	}
+}
+
+// Every certificate's days left, from whichever region saw the earliest,
+// in the warning colour under min_days_left.
+func TestPageShowsCertificateDaysLeft(t *testing.T) {
+	body := demoPage(t)
+	if row := rowOf(t, body, "edge-cert"); !strings.Contains(row, `<span class="cert warn" title="earliest certificate expires`) ||
+		!strings.Contains(row, ">cert 5d</span>") || !strings.Contains(row, "warns under 14 days") {
+		t.Errorf("edge-cert row lacks a warning 5 days left: %s", row)
+	}
+	if row := rowOf(t, body, "checkout-api"); !strings.Contains(row, `<span class="cert ok"`) || !strings.Contains(row, ">cert 60d</span>") {
+		t.Errorf("checkout-api row lacks 60 days left: %s", row)
+	}
+	if row := rowOf(t, body, "ledger"); strings.Contains(row, `class="cert`) {
+		t.Errorf("a target without a certificate shows one: %s", row)
+	}
+}
+
+// An incident shows the regions that made the quorum apart from those
+// that failed at another time, and says time to detect is counted from
+// the first failed probe.
+func TestPageIncidentRegionsAsTheQuorumSawThem(t *testing.T) {
+	open := section(t, demoPage(t), "h-open")
+	if !strings.Contains(open, `<td>eu-west, us-east <span class="muted">(also ap-south)</span></td>`) {
+		t.Errorf("open incident does not show quorum regions eu-west, us-east and also ap-south:\n%s", open)
+	}
+	if !strings.Contains(open, `Time to detect <span class="sub">from first failed probe</span>`) {
+		t.Error("time to detect is not labelled as counted from the first failed probe")
 	}
 }

@@ -30,7 +30,7 @@ func writeRows(buf *bytes.Buffer, rows []row) {
 // rowSize is a generous estimate of a row's HTML: markup and escaping
 // overhead plus its values, so appendRow rarely outgrows buf.
 func rowSize(r *row) int {
-	n := 1000 + 2*(len(r.Name)+len(r.Endpoint)+len(r.Why)+len(r.Detail)+len(r.Leader)) +
+	n := 1000 + 2*(len(r.Name)+len(r.Endpoint)+len(r.Why)+len(r.Detail)+len(r.Leader)+len(r.CertTitle)) +
 		2*len(r.Spark.Label) + len(r.Spark.Line) + len(r.Spark.Fails)
 	for i := range r.Cells {
 		c := &r.Cells[i]
@@ -48,7 +48,17 @@ func appendRow(b []byte, r *row) []byte {
 	b = esc(b, r.Type)
 	b = append(b, `</span>`...)
 	b = esc(b, r.Endpoint)
-	b = append(b, `</span></th><td class="verdict" title="`...)
+	b = append(b, `</span>`...)
+	if r.Cert != "" {
+		b = append(b, `<span class="cert `...)
+		b = esc(b, r.CertClass)
+		b = append(b, `" title="`...)
+		b = esc(b, r.CertTitle)
+		b = append(b, `">`...)
+		b = esc(b, r.Cert)
+		b = append(b, `</span>`...)
+	}
+	b = append(b, `</th><td class="verdict" title="`...)
 	b = esc(b, r.Why)
 	b = append(b, `"><span class="badge">`...)
 	b = esc(b, r.Verdict)

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -155,7 +156,7 @@ func Generate(cfg *config.Config, opts Options) ([]byte, error) {
 		errs = append(errs, fmt.Errorf("rules: job regex %q: a backquote is not supported", opts.Job))
 	}
 	for _, t := range cfg.Targets {
-		for _, k := range sortedKeys(t.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(t.Labels)) {
 			if !labelNameRE.MatchString(k) || strings.HasPrefix(k, "__") {
 				errs = append(errs, fmt.Errorf("rules: target %q: label name %q: not a valid Prometheus label name", t.Name, k))
 			}
@@ -592,13 +593,4 @@ func (g *gen) fleetGroup() group {
 			},
 		},
 	}}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

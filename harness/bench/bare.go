@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
 
@@ -181,7 +182,7 @@ func (h *harness) runBare(ctx context.Context, s Scenario, ts []target, r *Resul
 			return c.probe(ctx, ts[i])
 		})
 	}()
-	err = sleep(ctx, s.warmup())
+	err = mono.Sleep(ctx, s.warmup())
 	if err == nil {
 		err = h.window(ctx, s, selfCPU, r, p.windowHooks(r))
 	}

@@ -37,6 +37,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Drivers: what generates the probes of a scenario.
@@ -440,7 +442,7 @@ func (h *harness) window(ctx context.Context, s Scenario, cpu func() (time.Durat
 		return err
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, s.Duration); err != nil {
+	if err := mono.Sleep(ctx, s.Duration); err != nil {
 		return err
 	}
 	c1, err := cpu()
@@ -498,21 +500,9 @@ func (h *harness) waitForLoad(ctx context.Context) {
 			fmt.Fprintf(h.o.Log, "waiting for the load average (%.2f) to fall to %.2f\n", l, h.o.MaxLoad)
 			said = true
 		}
-		if sleep(ctx, 5*time.Second) != nil {
+		if mono.Sleep(ctx, 5*time.Second) != nil {
 			return
 		}
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

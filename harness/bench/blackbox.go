@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // blackboxModules are the modules the driver uses, one per target kind,
@@ -233,7 +235,7 @@ func (h *harness) runBlackbox(ctx context.Context, s Scenario, ts []target, r *R
 		})
 	}()
 	pid := b.cmd.Process.Pid
-	err = sleep(ctx, s.warmup())
+	err = mono.Sleep(ctx, s.warmup())
 	if err == nil {
 		err = h.window(ctx, s, func() (time.Duration, error) { return pidCPU(pid) }, r, p.windowHooks(r))
 	}

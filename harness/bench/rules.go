@@ -16,8 +16,8 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/exporter/rules"
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/internal/promtest"
-	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
 )
@@ -119,7 +119,7 @@ func RulesEval(ctx context.Context, o RulesOptions) (*RulesResult, error) {
 	res.Ready = time.Since(t0)
 
 	end := time.Now().Add(o.Duration)
-	for testenv.Sleep(ctx, o.Interval) && time.Now().Before(end) {
+	for mono.Sleep(ctx, o.Interval) == nil && time.Now().Before(end) {
 		groups, err := prom.OwnMetrics(ctx, "prometheus_rule_group_last_duration_seconds")
 		if err != nil {
 			return res, err

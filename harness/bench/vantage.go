@@ -20,6 +20,7 @@ import (
 
 	"github.com/vantage-probe/vantage/agent"
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // runVantage measures one agent, in this process, probing ts.
@@ -65,7 +66,7 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 		}
 	}()
 
-	if err := sleep(ctx, s.warmup()); err != nil {
+	if err := mono.Sleep(ctx, s.warmup()); err != nil {
 		return err
 	}
 	run := r.Run

@@ -316,7 +316,8 @@ func (f *fleet) counters() map[string]float64 {
 }
 
 // scrapedFamilies are the metric families the lab reads from /metrics.
-var scrapedFamilies = []string{"vantage_confirmations_total", "vantage_suppressed_failures_total", "vantage_cluster_incidents_opened_total"}
+var scrapedFamilies = []string{"vantage_confirmations_total", "vantage_suppressed_failures_total", "vantage_cluster_incidents_opened_total",
+	"vantage_leadership_doubted_total"}
 
 // scrape reads the lab's counters from one agent's /metrics, as Prometheus
 // would. A failed scrape returns nothing (the agent may be going away).

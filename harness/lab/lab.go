@@ -30,15 +30,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter/alertmanager/amtest"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Gossip profiles for the fleet's memberlist timings.
@@ -230,8 +231,11 @@ type lab struct {
 	// first read: the report's accounting starts there.
 	scenariosStart time.Time
 
-	groups     map[Scenario][]string
-	targets    []string
+	groups  map[Scenario][]string
+	targets []string
+	// ups counts, per flapping target, the times the farm brought it back
+	// up mid-fault: the most flaps its incident may count.
+	ups        map[string]int
 	pager      *pager // nil without Alertmanager
 	mu         sync.Mutex
 	episodes   []Episode
@@ -431,38 +435,10 @@ func (l *lab) record(e Episode) {
 // waitFor polls cond every 100ms until it holds (true), limit passes or ctx
 // ends (false).
 func waitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
+	return mono.Poll(ctx, limit, 100*time.Millisecond, cond)
 }
 
-func sleepUntil(ctx context.Context, at time.Time) error {
-	d := time.Until(at)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func sleepUntil(ctx context.Context, at time.Time) error { return mono.Sleep(ctx, time.Until(at)) }
 
 // warmUp waits for the fleet to converge and every target to be up with a
 // fresh result from every region.
@@ -630,6 +606,12 @@ func (l *lab) flap(name string, rng *rand.Rand, lo, hi time.Duration, stop <-cha
 				l.farm.Set(name, Down)
 			} else {
 				l.farm.Set(name, Healthy)
+				l.mu.Lock()
+				if l.ups == nil {
+					l.ups = map[string]int{}
+				}
+				l.ups[name]++
+				l.mu.Unlock()
 			}
 			t.Reset(lo + time.Duration(rng.Int64N(int64(hi-lo))))
 		}
@@ -678,7 +660,7 @@ func (l *lab) partition(ctx context.Context, rng *rand.Rand) error {
 		flagged = -1
 	}
 	l.mu.Lock()
-	l.isolations = append(l.isolations, Isolation{Region: region, Flagged: flagged, Wrong: sortedKeys(wrong)})
+	l.isolations = append(l.isolations, Isolation{Region: region, Flagged: flagged, Wrong: slices.Sorted(maps.Keys(wrong))})
 	l.mu.Unlock()
 	l.say("healed; waiting for %s to rejoin", region)
 	ok := waitFor(ctx, o.RejoinWait, l.fleet.converged)
@@ -814,13 +796,4 @@ func countIn(xs, set []string) int {
 		}
 	}
 	return n
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -146,6 +146,8 @@ func (l *lab) report(before, after map[string]float64) *Report {
 			rep.CounterIncidents += d
 		case strings.HasPrefix(k, "vantage_suppressed_failures_total"):
 			rep.CounterSuppressed += d
+		case k == "vantage_leadership_doubted_total" && d > 0:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("leadership: agents were doubted by a peer (and led nothing meanwhile) %.0f times", d))
 		}
 	}
 	for _, in := range l.fleet.allIncidents() {
@@ -176,6 +178,7 @@ func (l *lab) report(before, after map[string]float64) *Report {
 		rep.Paging = l.evaluatePaging(episodes)
 	}
 	rep.Goals = append(rep.goals(), rep.pagingGoals()...)
+	rep.Goals = append(rep.Goals, l.numberGoals(truth)...)
 	rep.Notes = append(rep.Notes, rep.membershipNotes()...)
 	rep.Notes = append(rep.Notes, rep.rowNotes(l.start)...)
 	for _, row := range rep.Paging {

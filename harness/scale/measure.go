@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Mode is how an agent dies.
@@ -456,7 +457,7 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 	}
 	f.ReportAll()
 	f.StartProbing()
-	if err := sleep(ctx, settle); err != nil {
+	if err := mono.Sleep(ctx, settle); err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(1, 2)) // the same changes every run
@@ -505,7 +506,7 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 			}
 		}
 	}
-	if err := sleep(ctx, time.Until(end)); err != nil {
+	if err := mono.Sleep(ctx, time.Until(end)); err != nil {
 		return w, err
 	}
 	w.Elapsed = time.Since(start)
@@ -515,22 +516,6 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 	}
 	w.FreshAtLeaders = f.freshAtLeaders()
 	return w, nil
-}
-
-// sleep waits d or until ctx ends. Used for measurement windows, never to
-// wait for a condition (see poll).
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // SimResult is a large fleet in one process.
@@ -618,7 +603,7 @@ func Simulate(ctx context.Context, opts Options, resultsLimit, freshCheck time.D
 		return r, err
 	}
 	cpu0, t0 := processCPU(), time.Now()
-	if err := sleep(ctx, time.Until(reported.Add(freshCheck))); err != nil {
+	if err := mono.Sleep(ctx, time.Until(reported.Add(freshCheck))); err != nil {
 		return r, err
 	}
 	r.FreshAtLeaders = f.freshAtLeaders()

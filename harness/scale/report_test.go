@@ -12,7 +12,7 @@ import (
 // The README's scale figures. They take minutes and most of a 2-core
 // machine, so they run only when asked:
 //
-//	VANTAGE_SCALE=all go test -run Report -v -timeout 60m ./cluster/scale/
+//	VANTAGE_SCALE=all go test -run Report -v -timeout 60m ./harness/scale/
 //
 // or VANTAGE_SCALE=death,movement,gossip,sim for some of them. Each prints
 // a markdown table; VANTAGE_SCALE_OUT=FILE appends the tables to FILE too.

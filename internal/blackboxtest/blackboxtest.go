@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
@@ -85,7 +86,7 @@ func Start(t testing.TB, modules string) *Exporter {
 		}
 	})
 	e := &Exporter{URL: "http://" + addr, client: &http.Client{Timeout: 30 * time.Second}}
-	healthy := testenv.PollContext(context.Background(), 15*time.Second, 50*time.Millisecond, func() bool {
+	healthy := mono.Poll(context.Background(), 15*time.Second, 50*time.Millisecond, func() bool {
 		select {
 		case <-exited:
 			return true

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/internal/fleettest"
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
@@ -48,7 +49,7 @@ url = %q
 	})
 	testenv.Poll(t, 10*time.Second, "every agent to call web up from three regions", func() bool {
 		for _, a := range fleet {
-			ts := a.Targets()
+			ts := a.Targets(exporter.TargetQuery{}).Views
 			if len(ts) != 1 || ts[0].Verdict != "up" || ts[0].Reporting != 3 {
 				return false
 			}

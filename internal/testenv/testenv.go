@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // RequireEnv is the variable that turns a missing neighbour from a skip
@@ -51,40 +53,7 @@ func RequireBinary(t testing.TB, pkg string, names ...string) string {
 // condition, never a bare sleep.
 func Poll(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !PollContext(context.Background(), d, 50*time.Millisecond, cond) {
+	if !mono.Poll(context.Background(), d, 50*time.Millisecond, cond) {
 		t.Fatalf("timed out after %v waiting for %s", d, what)
-	}
-}
-
-// PollContext calls cond every step until it returns true (true), d passes
-// or ctx ends (false). Harnesses (programs, not tests) wait with it.
-func PollContext(ctx context.Context, d, step time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	t := time.NewTicker(step)
-	defer t.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	}
-}
-
-// Sleep waits d or until ctx ends, and reports whether it waited the whole d.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -119,7 +119,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 			// it against ip_protocol here.
 			remote, _, err := o.Net.Resolve(context.Background(), p.hostport)
 			if err != nil {
-				bad("server %q: %w", o.Server, err)
+				bad("server %q: %w", probe.RedactURL(o.Server), err)
 			}
 			p.remote = remote
 		}
@@ -213,31 +213,33 @@ func (p *Prober) parseServer(server string) (string, error) {
 		defaultPort = "443"
 	}
 	if i := strings.Index(server, "://"); i >= 0 {
+		// A DoH URL may carry a token: errors and facts show it redacted.
+		shown := probe.RedactURL(server)
 		if p.transport != TransportHTTPS {
-			return "", fmt.Errorf("server %q: a URL is only valid with transport \"https\"; use host:port", server)
+			return "", fmt.Errorf("server %q: a URL is only valid with transport \"https\"; use host:port", shown)
 		}
 		u, err := url.Parse(server)
 		if err != nil {
-			return "", fmt.Errorf("server %q: %w", server, err)
+			return "", fmt.Errorf("server %q: %w", shown, probe.RedactParseError(server, err))
 		}
 		if u.Scheme != "https" {
-			return "", fmt.Errorf("server %q: DoH needs an https:// URL", server)
+			return "", fmt.Errorf("server %q: DoH needs an https:// URL", shown)
 		}
 		if u.Hostname() == "" {
-			return "", fmt.Errorf("server %q: URL has no host", server)
+			return "", fmt.Errorf("server %q: URL has no host", shown)
 		}
 		port := u.Port()
 		if port == "" {
 			port = defaultPort
 		} else if err := checkPort(port); err != nil {
-			return "", fmt.Errorf("server %q: %w", server, err)
+			return "", fmt.Errorf("server %q: %w", shown, err)
 		}
 		if u.Path == "" {
 			u.Path = "/dns-query"
 		}
 		p.hostport = net.JoinHostPort(u.Hostname(), port)
 		p.dohURL = u.String()
-		p.server = p.dohURL
+		p.server = probe.RedactURL(p.dohURL)
 		return u.Hostname(), nil
 	}
 
@@ -473,5 +475,5 @@ func watch(ctx context.Context, c deadlineConn) (stop func() bool) {
 }
 
 // Server is the server as probed, defaults applied: host:port, or the DoH
-// URL. It is also DNSFacts.Server.
+// URL redacted (probe.RedactURL). It is also DNSFacts.Server.
 func (p *Prober) Server() string { return p.server }

@@ -3,6 +3,7 @@ package dnsprobe_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -576,6 +577,25 @@ func TestProbeDoHVersionsAndStatus(t *testing.T) {
 	r := run(mustNew(t, e.opts("https", url)), okTimeout)
 	if r.Reason != probe.ReasonHTTPError || !strings.Contains(r.Message, "502") {
 		t.Errorf("502 answer: %q %q, want http_error naming 502", r.Reason, r.Message)
+	}
+}
+
+// A token in a DoH URL is sent, and shown in no Result or error.
+func TestProbeDoHURLSecretIsRedacted(t *testing.T) {
+	e := newEnv(t)
+	u, _ := dohTestServer(t, e, true, http.StatusOK)
+	r := run(mustNew(t, e.opts("https", u+"?key=s3cret")), okTimeout)
+	if !r.OK || r.DNS.Server != u+"?key=xxxxx" {
+		t.Fatalf("ok=%v %s %s, server %q; want success and the URL redacted", r.OK, r.Reason, r.Message, r.DNS.Server)
+	}
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "s3cret") {
+		t.Errorf("result shows the token: %s", b)
+	}
+	for _, server := range []string{"http://dns.example/q?key=s3cret", "https://[bad/q?key=s3cret", "https://dns.example:99999/?key=s3cret"} {
+		_, err := dnsprobe.New(e.opts("https", server))
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "key=xxxxx") {
+			t.Errorf("New(server %q): %v; want a refusal quoting it redacted", server, err)
+		}
 	}
 }
 

@@ -93,7 +93,7 @@ func TestNewAccepts(t *testing.T) {
 		{"https", "dns.example.com", "", "https://dns.example.com:443/dns-query"},
 		{"https", "dns.example.com:8443", "", "https://dns.example.com:8443/dns-query"},
 		{"https", "https://dns.example.com", "", "https://dns.example.com/dns-query"},
-		{"https", "https://dns.example.com/resolve?x=1", "", "https://dns.example.com/resolve?x=1"},
+		{"https", "https://dns.example.com/resolve?x=1", "", "https://dns.example.com/resolve?x=xxxxx"}, // shown redacted,
 		{"https", "https://[2001:db8::53]:8443", "", "https://[2001:db8::53]:8443/dns-query"},
 	} {
 		o := dnsprobe.Options{Transport: c.transport, Server: c.server, Query: "example.com.", Record: "txt", ValidRcodes: []string{"NXDOMAIN", "noerror"}}

@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/probetest"
@@ -458,17 +459,8 @@ func TestNoLeaks(t *testing.T) {
 		cancel()
 		probers[0].Probe(ctx)
 	}
-	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
-	waitFor(t, "silent server's connections closed", func() bool { return silent.Active() == 0 })
+	testenv.Poll(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
+	testenv.Poll(t, 10*time.Second, "silent server's connections closed", func() bool { return silent.Active() == 0 })
 }
 
 // waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}

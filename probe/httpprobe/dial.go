@@ -3,6 +3,7 @@ package httpprobe
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,13 +16,30 @@ import (
 	"github.com/vantage-probe/vantage/probe"
 )
 
+// errNoRun is what the shared transport's dial functions return for a
+// context without a probe's run: a request that did not come from Probe.
+var errNoRun = errors.New("no probe run in the dial's context: the shared transport dials only for Probe")
+
+// runOf returns the probe's run that Probe put in ctx for the transport's
+// dial functions, which one transport shares between every prober.
+func runOf(ctx context.Context) (*run, error) {
+	r, ok := ctx.Value(runKey{}).(*run)
+	if !ok || r == nil {
+		return nil, &reasonError{probe.ReasonConfig, errNoRun}
+	}
+	return r, nil
+}
+
 // dialPlain is the transport's DialContext: resolve (timed, honouring
 // ip_protocol), then connect (timed, from source_ip). It runs on the
 // probe's goroutine, inside Transport.NewClientConn. The prober comes from
 // the run in ctx, not from a receiver, so that one transport serves every
 // prober (see transportFor).
 func dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
-	r := ctx.Value(runKey{}).(*run)
+	r, err := runOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := r.p
 	ipport, err := p.resolve(ctx, r, addr)
 	if err != nil {
@@ -51,7 +69,10 @@ func (p *Prober) resolve(ctx context.Context, r *run, addr string) (string, erro
 // that fails verification still reports its chain and expiry. The time of
 // that verification counts in the tls phase, as it would inside crypto/tls.
 func dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	r := ctx.Value(runKey{}).(*run)
+	r, err := runOf(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := r.p
 	raw, err := dialPlain(ctx, network, addr)
 	if err != nil {

@@ -32,7 +32,7 @@ func fuzzProber(t *testing.T, o Options) *Prober {
 		res = append(res, o.FailIfBodyNotMatches...)
 		res = append(res, o.FailIfBodyMatches...)
 		for _, m := range append(o.FailIfHeaderNotMatches, o.FailIfHeaderMatches...) {
-			if !isToken(m.Header) {
+			if !IsToken(m.Header) {
 				return nil // a bad header name, refused for that
 			}
 			res = append(res, m.Regex)

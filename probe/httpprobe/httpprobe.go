@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +56,7 @@ var ErrInvalidOption = errors.New("invalid http probe option")
 //
 // It holds only what is the target's own (its URL and the TLS config for
 // its host); the rest, the same for every target configured alike, is one
-// shared *settings (see NewShared): 48 bytes per target instead of 576,
-// 5.3 MB less at 10,000 targets.
+// shared *settings (see NewShared).
 type Prober struct {
 	urlString string // the URL, userinfo removed (turned into basic auth)
 	hostport  string // url host with the scheme's default port made explicit
@@ -75,9 +76,11 @@ type settings struct {
 	method     string
 	body       string
 	header     http.Header // every request header, credentials included
-	// headerNoCreds is header without credentials and cookies, sent when a
-	// redirect leaves the original host (net/http's rule, so a token meant
-	// for one host is not handed to another).
+	// headerNoCreds is header without credentials: Authorization, the
+	// secret headers and every header named like a credential
+	// (credentialName). It is sent when a redirect leaves the original
+	// host (see keepCredentials), so that a token meant for one host is
+	// not handed to another.
 	headerNoCreds http.Header
 
 	validStatus  []int // nil: any 2xx
@@ -112,38 +115,109 @@ type settings struct {
 	shared *probe.Shared // certificate chains' descriptions (nil: not shared)
 }
 
-// settingsKey names shared settings in probe.Shared: every field that
-// tells two settings apart, rendered (regexes by their source, shared
-// maps and objects by identity, as they are themselves shared).
-type settingsKey struct{ s string }
+// settingsKey names shared settings in probe.Shared: every option they
+// are built from, as comparable values. Lists and maps are rendered
+// canonically (see canon); the TLS and network options are compared
+// whole, so a custom resolver by identity, as it is itself shared.
+// TestSettingsKeyConsidersEveryOption fails when Options, probe.TLSOptions
+// or probe.Net gains a field that the key does not see.
+type settingsKey struct {
+	method, body, httpVersion       string
+	headers, secretHeaders          string
+	validStatus                     string
+	bodyNotMatches, bodyMatches     string
+	headerNotMatches, headerMatches string
+	json                            string
+	failIfSSL, failIfNotSSL         bool
+	follow                          bool
+	maxRedirects                    int
+	maxBody                         int64
+	// Credentials, which go into the request headers; the URL's count
+	// when basic_auth is not set (see NewShared).
+	basicAuthUser, basicAuthPassword string
+	bearerToken                      string
+	urlUser, urlPassword             string
 
-func (st *settings) key() settingsKey {
-	var b strings.Builder
-	res := func(rs []*regexp.Regexp) {
-		for _, re := range rs {
-			fmt.Fprintf(&b, "%q,", re.String())
-		}
-		b.WriteByte('|')
+	tls probe.TLSOptions
+	net probe.Net
+}
+
+// settingsKeyOf is the key of the settings built from o, whose URL holds
+// userinfo (nil: none). The URL itself is the prober's own.
+func settingsKeyOf(o *Options, userinfo *url.Userinfo) settingsKey {
+	k := settingsKey{
+		method:            o.Method,
+		body:              o.Body,
+		httpVersion:       o.HTTPVersion,
+		headers:           canonMap(o.Headers),
+		secretHeaders:     canonMap(o.SecretHeaders),
+		validStatus:       fmt.Sprint(o.ValidStatus),
+		bodyNotMatches:    canonStrings(o.FailIfBodyNotMatches),
+		bodyMatches:       canonStrings(o.FailIfBodyMatches),
+		headerNotMatches:  canonHeaderMatches(o.FailIfHeaderNotMatches),
+		headerMatches:     canonHeaderMatches(o.FailIfHeaderMatches),
+		json:              canonJSON(o.JSON),
+		failIfSSL:         o.FailIfSSL,
+		failIfNotSSL:      o.FailIfNotSSL,
+		follow:            o.FollowRedirects,
+		maxRedirects:      o.MaxRedirects,
+		maxBody:           o.MaxBodyBytes,
+		basicAuthUser:     o.BasicAuthUser,
+		basicAuthPassword: o.BasicAuthPassword,
+		bearerToken:       o.BearerToken,
+		tls:               o.TLS,
+		net:               o.Net,
 	}
-	hcs := func(hs []headerCheck) {
-		for _, h := range hs {
-			fmt.Fprintf(&b, "%q:%q:%t,", h.name, h.re.String(), h.allowMissing)
-		}
-		b.WriteByte('|')
+	if userinfo != nil {
+		k.urlUser = userinfo.Username()
+		k.urlPassword, _ = userinfo.Password()
 	}
-	fmt.Fprintf(&b, "%q|%q|%q|%p|%p|%v|", st.hostHeader, st.method, st.body, st.header, st.headerNoCreds, st.validStatus)
-	res(st.bodyMatch)
-	res(st.bodyNoMatch)
-	hcs(st.headerMatch)
-	hcs(st.headerFail)
-	for _, c := range st.jsonChecks {
-		fmt.Fprintf(&b, "%q:%s:%T:%#v,", c.src, c.op, c.value, c.value)
+	return k
+}
+
+// canon renders a list for a settingsKey, each item length-prefixed, so
+// that no two different lists render alike.
+type canon []byte
+
+func (c canon) str(s string) canon {
+	c = strconv.AppendInt(c, int64(len(s)), 10)
+	c = append(c, ':')
+	return append(c, s...)
+}
+
+func canonStrings(ss []string) string {
+	var c canon
+	for _, s := range ss {
+		c = c.str(s)
 	}
-	b.WriteByte('|')
-	fmt.Fprintf(&b, "%t|%t|%t|%d|%d|%q|%s|%q|%p|%p|%p|%t|%q|%p",
-		st.failIfSSL, st.failIfNotSSL, st.follow, st.maxRedirects, st.maxBody, st.version,
-		st.net.SourceIP, st.net.IPProtocol, st.net.Resolver, st.dialer, st.roots, st.skipVerify, st.serverName, st.tr)
-	return settingsKey{b.String()}
+	return string(c)
+}
+
+// canonMap renders m in key order.
+func canonMap(m map[string]string) string {
+	var c canon
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		c = c.str(k).str(m[k])
+	}
+	return string(c)
+}
+
+func canonHeaderMatches(hs []HeaderMatch) string {
+	var c canon
+	for _, h := range hs {
+		c = c.str(h.Header).str(h.Regex).str(strconv.FormatBool(h.AllowMissing))
+	}
+	return string(c)
+}
+
+// canonJSON renders conditions with their operands' types: a string "1"
+// and a number 1 are different conditions.
+func canonJSON(conds []JSONCondition) string {
+	var c canon
+	for _, j := range conds {
+		c = c.str(j.Path).str(string(j.Op)).str(fmt.Sprintf("%T", j.Value)).str(fmt.Sprint(j.Value))
+	}
+	return string(c)
 }
 
 type headerCheck struct {
@@ -183,22 +257,23 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		errs = append(errs, fmt.Errorf(format+": %w", append(args, ErrInvalidOption)...))
 	}
 
-	// URL. Kept as its string: a url.URL is 144 bytes per target, parsing
-	// the string again costs each probe well under a microsecond.
+	// URL. Kept as its string, which is smaller than a url.URL: parsing it
+	// again costs each probe well under a microsecond.
 	var pu url.URL
 	u, err := url.Parse(o.URL)
 	switch {
 	case o.URL == "":
 		bad("url: missing")
 	case err != nil:
-		bad("url %q: %v", o.URL, err)
+		bad("url %q: %v", probe.RedactURL(o.URL), probe.RedactParseError(o.URL, err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		bad("url %q: scheme must be http or https", o.URL)
+		bad("url %q: scheme must be http or https", probe.RedactURL(o.URL))
 	case u.Hostname() == "":
-		bad("url %q: no host", o.URL)
+		bad("url %q: no host", probe.RedactURL(o.URL))
 	default:
 		pu = *u
 	}
+	userinfo := pu.User
 	var urlUser, urlPass string
 	if pu.User != nil {
 		// Credentials in the URL work as in net/http (basic auth), but are
@@ -215,7 +290,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	// Method.
 	if p.method == "" {
 		p.method = http.MethodGet
-	} else if !isToken(p.method) {
+	} else if !IsToken(p.method) {
 		bad("method %q: not a valid HTTP method", o.Method)
 	}
 
@@ -281,7 +356,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	compileHeaders := func(key string, in []HeaderMatch) []headerCheck {
 		var out []headerCheck
 		for _, m := range in {
-			if !isToken(m.Header) {
+			if !IsToken(m.Header) {
 				bad("%s header %q: not a valid header name", key, m.Header)
 				continue
 			}
@@ -299,10 +374,10 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	p.jsonChecks = compileJSON(o.JSON, bad)
 
 	// Request headers, built once and shared read-only by every probe.
-	p.header = make(http.Header, len(o.Headers)+2)
+	p.header = make(http.Header, len(o.Headers)+len(o.SecretHeaders)+2)
 	for k, v := range o.Headers {
 		switch {
-		case !isToken(k):
+		case !IsToken(k):
 			bad("headers %q: not a valid header name", k)
 			continue
 		case !validHeaderValue(v):
@@ -315,6 +390,28 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 			continue
 		}
 		p.header[ck] = []string{v}
+	}
+	// Secret headers: the same, but no value is ever quoted, and each is
+	// left out of headerNoCreds. Sorted, so that an error names the same
+	// one of two spellings each time.
+	var secret []string
+	for _, k := range slices.Sorted(maps.Keys(o.SecretHeaders)) {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		switch {
+		case !IsToken(k):
+			bad("secret header %q: not a valid header name", k)
+		case ck == "Host":
+			bad("secret header %q: Host is not a secret; set it in Headers", k)
+		case !validHeaderValue(o.SecretHeaders[k]):
+			bad("secret header %q: value contains a control character", k)
+		case slices.Contains(secret, ck):
+			bad("secret header %q: set twice", k)
+		case len(p.header[ck]) > 0:
+			bad("secret header %q: also set in Headers", k)
+		default:
+			p.header[ck] = []string{o.SecretHeaders[k]}
+			secret = append(secret, ck)
+		}
 	}
 	if p.header.Get("User-Agent") == "" {
 		p.header.Set("User-Agent", UserAgent)
@@ -337,8 +434,10 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		p.header.Set("Authorization", "Bearer "+o.BearerToken)
 	}
 	p.headerNoCreds = p.header.Clone()
-	for _, k := range []string{"Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization"} {
-		delete(p.headerNoCreds, k)
+	for k := range p.headerNoCreds {
+		if slices.Contains(secret, k) || credentialName(k) {
+			delete(p.headerNoCreds, k)
+		}
 	}
 	// Most targets send the same headers (often just the User-Agent):
 	// they share one read-only map.
@@ -405,17 +504,17 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		}
 	}
 	if s != nil {
-		// The headers, dialer, CA pool and transport above come from s, so
-		// targets configured alike render the same key.
+		// The headers, dialer, CA pool and transport above come from s
+		// too, so probers configured alike share every one of them.
 		built := p.settings
-		p.settings = s.Value(built.key(), func() any { return built }).(*settings)
+		p.settings = s.Value(settingsKeyOf(&o, userinfo), func() any { return built }).(*settings)
 	}
 	return p, nil
 }
 
 // idleConnTimeout bounds how long net/http keeps a closed HTTP/2
-// connection reachable (see transportFor): 100 ms of probes' connections,
-// 0.5 MB at 250 HTTPS probes/s.
+// connection reachable (see transportFor), and so how many probes'
+// connections the heap holds at a time.
 const idleConnTimeout = 100 * time.Millisecond
 
 // transportKey names a shared transport in probe.Shared.
@@ -441,12 +540,11 @@ func transportFor(s *probe.Shared, h2 bool) *http.Transport {
 			// stays reachable for min(5 s, IdleConnTimeout) after it
 			// closes: the pool's "unused connection" timer holds it
 			// (net/http's bundled http2, ClientConn.readLoop cleanup),
-			// though NewClientConn never pools. At 20 KB a connection
-			// that was 100 MB of heap at 1,000 HTTPS probes/s (20 MB
-			// with 1 s). The idle timer this also arms when the
-			// connection is made cannot close it under a probe: connect
-			// reserves the connection's one request slot at once (see
-			// connect).
+			// though NewClientConn never pools: with the default, the
+			// heap held every connection of the last 5 s of probes. The
+			// idle timer this also arms when the connection is made
+			// cannot close it under a probe: connect reserves the
+			// connection's one request slot at once (see connect).
 			IdleConnTimeout: idleConnTimeout,
 		}
 	}).(*http.Transport)
@@ -463,8 +561,7 @@ type tlsKey struct {
 // dialTLSConfig builds the dial-side TLS config: verification off in the
 // handshake (verifyTLS verifies after it, so that a bad certificate still
 // yields its facts), TLS 1.3 for QUIC. Probers of targets on one host with
-// the same TLS options share one (a tls.Config is 400 bytes, and crypto/tls
-// only reads it).
+// the same TLS options share one (crypto/tls only reads it).
 func dialTLSConfig(s *probe.Shared, o probe.TLSOptions, serverName string, h3 bool, alpn []string) (*tls.Config, error) {
 	type built struct {
 		conf *tls.Config
@@ -509,6 +606,24 @@ func internHeader(s *probe.Shared, h http.Header) http.Header {
 	return s.Value(headerKey{b.String()}, func() any { return h }).(http.Header)
 }
 
+// credentialWords make a header a credential, whatever its value's
+// source: a header whose name holds one (case-insensitively) is not sent
+// to another host on a redirect. They cover Authorization,
+// Proxy-Authorization, Cookie, X-Api-Key, X-Auth-Token, X-Session-Id and
+// the like; a harmless header they also catch is only left out of the
+// request to another host.
+var credentialWords = []string{"auth", "cookie", "credential", "key", "pass", "secret", "session", "signature", "token"}
+
+func credentialName(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // hostPort returns u's host with the scheme's default port made explicit.
 func hostPort(u *url.URL) string {
 	if u.Port() != "" {
@@ -529,8 +644,9 @@ func hostOnly(h string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
 }
 
-// isToken reports whether s is an RFC 9110 token (method, header name).
-func isToken(s string) bool {
+// IsToken reports whether s is an RFC 9110 token (a method, a header
+// name): the prober and the config loader check names with it.
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}

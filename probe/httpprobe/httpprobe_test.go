@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -195,6 +196,44 @@ func TestNewKeepsSecretsOutOfErrors(t *testing.T) {
 	_, err := New(Options{URL: "https://example.com/", BearerToken: "s3cret\n"})
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("error %v: want a rejection that does not quote the token", err)
+	}
+}
+
+// Tokens in URLs (the target's, a Location's) never reach a Result or an
+// error: final_url and messages show them redacted.
+func TestNoURLSecretInResultsOrErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/hop", probetest.HTTPRedirectTo(http.StatusFound, "/final?token=s3cret-loc#s3cret-frag"))
+	mux.Handle("/final", probetest.HTTPRespond(500, "no"))
+	mux.Handle("/badloc", probetest.HTTPRedirectTo(http.StatusFound, "ftp://elsewhere.test/?token=s3cret-badloc"))
+	srv := probetest.NewHTTPServer(t, mux)
+
+	r := probeOnce(t, Options{URL: srv.URL + "/hop?token=s3cret", FollowRedirects: true})
+	wantReason(t, r, probe.ReasonStatusMismatch)
+	if r.HTTP.FinalURL != srv.URL+"/final?token=xxxxx#xxxxx" {
+		t.Errorf("final URL %q, want the Location's redacted", r.HTTP.FinalURL)
+	}
+	r = probeOnce(t, Options{URL: srv.URL + "/badloc?token=s3cret", FollowRedirects: true})
+	wantReason(t, r, probe.ReasonHTTPError)
+	if r.Message != `redirect 1: bad Location "ftp://elsewhere.test/?token=xxxxx"` || r.HTTP.FinalURL != srv.URL+"/badloc?token=xxxxx" {
+		t.Errorf("message %q, final URL %q", r.Message, r.HTTP.FinalURL)
+	}
+	ra, err := probetest.ReserveRefusedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ra.Close() })
+	r = probeOnce(t, Options{URL: "http://u:s3cret@" + ra.Addr + "/?token=s3cret"})
+	wantReason(t, r, probe.ReasonConnectRefused)
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "s3cret") {
+		t.Errorf("result shows a secret: %s", b)
+	}
+
+	for _, u := range []string{"http://[bad/?token=s3cret", "ftp://h/?token=s3cret", "http://u:s3cret@/?token=s3cret"} {
+		_, err := New(Options{URL: u})
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "token=xxxxx") {
+			t.Errorf("New(%q): %v; want a refusal quoting the URL redacted", u, err)
+		}
 	}
 }
 
@@ -575,7 +614,7 @@ func TestRedirects(t *testing.T) {
 
 	r := probeOnce(t, Options{URL: srv.URL + "/start", FollowRedirects: true, FailIfBodyNotMatches: []string{"^landed$"}})
 	wantOK(t, r)
-	if r.HTTP.Redirects != 3 || r.HTTP.FinalURL != srv.URL+"/start?hop=3" {
+	if r.HTTP.Redirects != 3 || r.HTTP.FinalURL != srv.URL+"/start?hop=xxxxx" {
 		t.Errorf("facts %+v", r.HTTP)
 	}
 	if r.Phase(probe.PhaseConnect) <= 0 || r.Phase(probe.PhaseProcessing) <= 0 {
@@ -647,6 +686,154 @@ func TestRedirectMethodsAndCredentials(t *testing.T) {
 	}
 	if r.HTTP.FinalURL != "http://localhost:"+port+"/echo" {
 		t.Errorf("final URL %q", r.HTTP.FinalURL)
+	}
+}
+
+func TestSecretHeaders(t *testing.T) {
+	srv := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Api-Key") != "s3cret" || r.Header.Get("X-Probe") != "vantage" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	wantOK(t, probeOnce(t, Options{URL: srv.URL, Headers: map[string]string{"X-Probe": "vantage"}, SecretHeaders: map[string]string{"x-api-key": "s3cret"}}))
+
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{SecretHeaders: map[string]string{"X Api": "s3cret"}}, `secret header "X Api": not a valid header name`},
+		{Options{SecretHeaders: map[string]string{"X-Api-Key": "s3cret\nX-Evil: 1"}}, `secret header "X-Api-Key": value contains a control character`},
+		{Options{SecretHeaders: map[string]string{"host": "s3cret.example"}}, `secret header "host": Host is not a secret; set it in Headers`},
+		{Options{Headers: map[string]string{"X-API-KEY": "inline"}, SecretHeaders: map[string]string{"x-api-key": "s3cret"}}, `secret header "x-api-key": also set in Headers`},
+		{Options{SecretHeaders: map[string]string{"x-api-key": "s3cret", "X-Api-Key": "s3cret2"}}, `secret header "x-api-key": set twice`},
+		{Options{BearerToken: "s3cret", SecretHeaders: map[string]string{"Authorization": "Token s3cret"}}, "conflicts with basic auth or bearer_token"},
+	} {
+		c.o.URL = "http://127.0.0.1:1/"
+		_, err := New(c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("New(%v): %v; want an error with %q that quotes no value", c.o.SecretHeaders, err, c.want)
+		}
+	}
+}
+
+// headerRecorder answers 200 and remembers the headers of the last request.
+type headerRecorder struct {
+	mu   sync.Mutex
+	last http.Header
+	host string
+}
+
+func (h *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last, h.host = r.Header.Clone(), r.Host
+}
+
+func (h *headerRecorder) get() (http.Header, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, host := h.last, h.host
+	h.last, h.host = nil, ""
+	return last, host
+}
+
+// Credentials (Authorization from basic auth, a bearer token or the URL's
+// userinfo) and secret headers (SecretHeaders, and any header named like
+// a credential) follow a redirect to the same host only: not to another
+// host, not to a subdomain, not from https down to plain http. Other
+// headers follow everywhere.
+func TestRedirectsKeepCredentialsOnTheirHost(t *testing.T) {
+	zone, err := probetest.NewZone("api.probe.test. 60 IN A 127.0.0.1", "sub.api.probe.test. 60 IN A 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsSrv, err := probetest.StartDNS(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dnsSrv.Close() })
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, dnsSrv.Addr())
+	}}
+	nw := probe.Net{Resolver: resolver, IPProtocol: probe.IPv4}
+
+	// Two real servers: the target (plain and TLS) redirects; the other
+	// records what it is sent.
+	other := &headerRecorder{}
+	otherSrv := probetest.NewHTTPServer(t, other)
+	_, otherPort, _ := net.SplitHostPort(otherSrv.Addr)
+	self := &headerRecorder{}
+	mux := http.NewServeMux()
+	mux.Handle("/rec", self)
+	for path, loc := range map[string]string{
+		"/same":      "/rec",
+		"/same-abs":  "http://api.probe.test:PORT/rec",
+		"/port":      "http://api.probe.test:" + otherPort + "/rec",
+		"/other":     "http://localhost:" + otherPort + "/rec",
+		"/ip":        "http://127.0.0.1:" + otherPort + "/rec",
+		"/sub":       "http://sub.api.probe.test:" + otherPort + "/rec",
+		"/downgrade": "http://api.probe.test:" + otherPort + "/rec",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			_, port, _ := net.SplitHostPort(r.Host)
+			http.Redirect(w, r, strings.Replace(loc, "PORT", port, 1), http.StatusFound)
+		})
+	}
+	srv := probetest.NewHTTPServer(t, mux)
+	_, port, _ := net.SplitHostPort(srv.Addr)
+	k := newPKI(t)
+	tlsSrv := probetest.NewHTTPSServer(t, mux, leafFor(t, k.ca, probetest.Days(30), "api.probe.test"))
+	_, tlsPort, _ := net.SplitHostPort(tlsSrv.Addr)
+
+	base := Options{
+		FollowRedirects: true, Net: nw, TLS: probe.TLSOptions{CAFile: k.caFile},
+		Headers: map[string]string{
+			"X-Probe": "vantage", "X-Auth-Token": "s3cret-inline", "Cookie": "session=s3cret", "X-Session-Id": "s3cret",
+			"X-Signature": "s3cret", "Api-Key": "s3cret", "X-Client-Secret": "s3cret", "X-Password": "s3cret", "X-Credential": "s3cret",
+		},
+		SecretHeaders: map[string]string{"X-Tenant": "s3cret-from-file"},
+	}
+	auths := map[string]func(*Options){
+		"bearer":   func(o *Options) { o.BearerToken = "s3cret" },
+		"basic":    func(o *Options) { o.BasicAuthUser, o.BasicAuthPassword = "probe", "s3cret" },
+		"userinfo": func(o *Options) { o.URL = strings.Replace(o.URL, "://", "://probe:s3cret@", 1) },
+	}
+	for _, c := range []struct {
+		name, url string
+		rec       *headerRecorder
+		keep      bool
+	}{
+		{"relative", "http://api.probe.test:" + port + "/same", self, true},
+		{"absolute, same host and port", "http://api.probe.test:" + port + "/same-abs", self, true},
+		{"same host, other port", "http://api.probe.test:" + port + "/port", other, true},
+		{"https to https, same host", "https://api.probe.test:" + tlsPort + "/same", self, true},
+		{"other host name", "http://api.probe.test:" + port + "/other", other, false},
+		{"other host by IP", "http://api.probe.test:" + port + "/ip", other, false},
+		{"subdomain", "http://api.probe.test:" + port + "/sub", other, false},
+		{"https down to http, same host", "https://api.probe.test:" + tlsPort + "/downgrade", other, false},
+	} {
+		for auth, set := range auths {
+			t.Run(c.name+"/"+auth, func(t *testing.T) {
+				o := base
+				o.URL = c.url
+				set(&o)
+				r := probeOnce(t, o)
+				wantOK(t, r)
+				got, host := c.rec.get()
+				if got == nil || r.HTTP.Redirects != 1 {
+					t.Fatalf("the redirect did not reach the recorder (redirects %d)", r.HTTP.Redirects)
+				}
+				if got.Get("X-Probe") != "vantage" {
+					t.Errorf("to %s: X-Probe %q, want it sent everywhere", host, got.Get("X-Probe"))
+				}
+				for _, name := range []string{"Authorization", "X-Tenant", "X-Auth-Token", "Cookie", "X-Session-Id", "X-Signature", "Api-Key", "X-Client-Secret", "X-Password", "X-Credential"} {
+					if sent := got.Get(name) != ""; sent != c.keep {
+						t.Errorf("to %s: %s sent %v, want %v", host, name, sent, c.keep)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -23,7 +23,6 @@ type jsonCheck struct {
 	want   jsonValue // equals, not_equals, less_than, greater_than
 	exists bool      // exists
 	re     *regexp.Regexp
-	value  any // as configured, for the settings key
 }
 
 // pathElem is one step of a path: an object key, or an array index.
@@ -198,7 +197,7 @@ func compileJSON(conds []JSONCondition, bad func(format string, args ...any)) []
 			bad("json[%d].path %q: %v", i, c.Path, err)
 			ok = false
 		}
-		jc := jsonCheck{src: c.Path, path: path, op: c.Op, value: c.Value}
+		jc := jsonCheck{src: c.Path, path: path, op: c.Op}
 		switch c.Op {
 		case JSONEquals, JSONNotEquals:
 			v, err := operand(c.Value)

@@ -23,11 +23,16 @@
 //   - A Host header probes a virtual host: it is sent as the request's host
 //     and, unless tls server_name is set, used as the TLS server name.
 //   - Redirects follow net/http's rules: 301/302/303 turn other methods into
-//     GET without body, 307/308 keep both; credentials (Authorization,
-//     Cookie) are only sent to the original host and its subdomains; a Host
-//     override survives only relative redirects.
-//   - Credentials in the URL act as basic auth and are removed from the URL;
-//     no secret appears in a Result.
+//     GET without body, 307/308 keep both; a Host override survives only
+//     relative redirects. Credentials are stricter: Authorization, the
+//     SecretHeaders and every header named like a credential (Cookie,
+//     X-Api-Key, X-Auth-Token...: see credentialWords) are sent only to the
+//     original host name, any port, and never from https down to http
+//     (net/http also sends them to subdomains).
+//   - Credentials in the URL act as basic auth and are removed from the URL.
+//     No secret appears in a Result: URLs in it (final_url, a Location in
+//     a message) have their query and fragment values redacted
+//     (probe.RedactURL), and header values are never quoted.
 //   - The response is decompressed transparently when the probe's own
 //     Accept-Encoding (gzip) was used; content_length counts body bytes
 //     read after decompression, up to max_body_bytes+1.
@@ -43,7 +48,12 @@ type Options struct {
 	URL     string
 	Method  string            // default GET
 	Headers map[string]string // sent as is; Host overrides the request host
-	Body    string            // request body
+	// SecretHeaders are sent like Headers, but their values are secrets
+	// (read from files or the environment): never quoted in an error and
+	// never sent to another host on a redirect. A name may not also be
+	// in Headers; Host is not a secret.
+	SecretHeaders map[string]string
+	Body          string // request body
 
 	// ValidStatus lists accepted status codes; empty means any 2xx.
 	ValidStatus []int

@@ -52,7 +52,7 @@ type run struct {
 }
 
 // runKey finds the run from the context the transport hands to the dial
-// functions, which are shared by all probes of a Prober.
+// functions, which are shared by all probes of a Prober (see runOf).
 type runKey struct{}
 
 // since is measured from start, not res.At: the first-byte hook may fire on
@@ -130,7 +130,6 @@ func (p *Prober) do(ctx context.Context, r *run) {
 		return
 	}
 	u := *pu
-	origHost := u.Hostname()
 	finalURL := p.urlString
 	hostport := p.hostport
 	method, body, host := p.method, p.body, p.hostHeader
@@ -171,14 +170,14 @@ func (p *Prober) do(ctx context.Context, r *run) {
 			next, err := u.Parse(loc)
 			if err != nil || (next.Scheme != "http" && next.Scheme != "https") || next.Host == "" {
 				r.setHTTP(resp, redirects, finalURL, 0)
-				r.res = r.res.Fail(probe.ReasonHTTPError, fmt.Sprintf("redirect %d: bad Location %q", redirects+1, loc))
+				r.res = r.res.Fail(probe.ReasonHTTPError, fmt.Sprintf("redirect %d: bad Location %q", redirects+1, probe.RedactURL(loc)))
 				return
 			}
 			redirects++
 			// net/http's rules: a Host override survives only a relative
 			// redirect; 301/302/303 turn anything but GET/HEAD into a GET
-			// without body; 307/308 resend method and body; credentials
-			// go only to the original host and its subdomains.
+			// without body; 307/308 resend method and body. Credentials
+			// and secret headers: see keepCredentials.
 			if !isRelative(loc) {
 				host = ""
 			}
@@ -186,7 +185,7 @@ func (p *Prober) do(ctx context.Context, r *run) {
 				method, body = http.MethodGet, ""
 			}
 			next.User = nil
-			if sameOrSubdomain(next.Hostname(), origHost) {
+			if keepCredentials(next, pu) {
 				header = p.header
 			} else {
 				header = p.headerNoCreds
@@ -299,13 +298,16 @@ func (p *Prober) putBuf(b *bytes.Buffer) {
 	}
 }
 
+// setHTTP records the facts of the final response. FinalURL is redacted
+// (probe.RedactURL): a Location may carry a token, and results are shown
+// in the API, logs and `vantage probe`.
 func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int64) {
 	r.res.HTTP = &probe.HTTPFacts{
 		StatusCode:    resp.StatusCode,
 		Version:       protoVersion(resp),
 		Redirects:     redirects,
 		ContentLength: n,
-		FinalURL:      finalURL,
+		FinalURL:      probe.RedactURL(finalURL),
 	}
 	r.res.TLS = r.tls
 }
@@ -426,13 +428,14 @@ func (r *run) fail(ctx context.Context, err error) {
 }
 
 // classify maps a probe error to a reason. A reason decided at the source
-// (verification, version mismatch) stands; otherwise an expired context
-// makes it a timeout, whatever the error chain says.
+// (verification, version mismatch, a dial without its probe's run) stands;
+// otherwise an expired context makes it a timeout, whatever the error
+// chain says.
 func classify(ctx context.Context, err error) probe.Reason {
 	var re *reasonError
 	if errors.As(err, &re) {
 		switch re.reason {
-		case probe.ReasonCertExpired, probe.ReasonCertInvalid, probe.ReasonHTTPError:
+		case probe.ReasonCertExpired, probe.ReasonCertInvalid, probe.ReasonHTTPError, probe.ReasonConfig:
 			return re.reason
 		}
 		if ctx.Err() != nil {
@@ -471,16 +474,15 @@ func isRelative(loc string) bool {
 	return err == nil && !u.IsAbs() && u.Host == ""
 }
 
-// sameOrSubdomain is net/http's rule for forwarding credentials on a
-// redirect: to the same host, or a subdomain of it.
-func sameOrSubdomain(host, orig string) bool {
-	if strings.EqualFold(host, orig) {
-		return true
-	}
-	if net.ParseIP(orig) != nil {
-		return false
-	}
-	return len(host) > len(orig) && host[len(host)-len(orig)-1] == '.' && strings.EqualFold(host[len(host)-len(orig):], orig)
+// keepCredentials says whether a redirect to next keeps the credentials
+// (Authorization, from basic auth, a bearer token or the URL's userinfo)
+// and the secret headers of a probe of orig: only to orig's host name,
+// whatever the port, and not from https down to plain http, where they
+// would cross the network in clear. net/http also sends them to
+// subdomains; a token for api.example.com has no business at
+// uploads.api.example.com, which may be another party's.
+func keepCredentials(next, orig *url.URL) bool {
+	return strings.EqualFold(next.Hostname(), orig.Hostname()) && (orig.Scheme != "https" || next.Scheme == "https")
 }
 
 func protoVersion(resp *http.Response) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
@@ -216,7 +217,7 @@ func TestCancelAndNoLeaks(t *testing.T) {
 		done := make(chan probe.Result, 1)
 		go func() { done <- p.Probe(ctx) }()
 		before := resp.Requests()
-		waitFor(t, "the requests", func() bool { return resp.Requests() >= before+2 })
+		testenv.Poll(t, 10*time.Second, "the requests", func() bool { return resp.Requests() >= before+2 })
 		cancel()
 		select {
 		case r := <-done:
@@ -236,5 +237,5 @@ func TestCancelAndNoLeaks(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
+	testenv.Poll(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
 }

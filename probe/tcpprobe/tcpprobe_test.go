@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/probetest"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
@@ -67,7 +68,7 @@ func TestConnect(t *testing.T) {
 	}), 10*time.Second)
 	wantOK(t, r)
 	// The probe may be done before the server's accept loop runs.
-	waitFor(t, "the server to accept the probe", func() bool { return s.Accepted() == 1 })
+	testenv.Poll(t, 10*time.Second, "the server to accept the probe", func() bool { return s.Accepted() == 1 })
 	if r.RemoteAddr != s.Addr {
 		t.Errorf("RemoteAddr %q, want %q", r.RemoteAddr, s.Addr)
 	}
@@ -188,7 +189,7 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan probe.Result, 1)
 	go func() { done <- p.Probe(ctx) }()
-	waitFor(t, "the probe to connect", func() bool { return s.Accepted() == 1 })
+	testenv.Poll(t, 10*time.Second, "the probe to connect", func() bool { return s.Accepted() == 1 })
 	cancel()
 	select {
 	case r := <-done:
@@ -391,22 +392,13 @@ func TestNoLeaks(t *testing.T) {
 		cancel()
 		probers[3].Probe(ctx)
 	}
-	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
+	testenv.Poll(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
 	for _, s := range []*probetest.TCPServer{echo, silent, closing, ts.TCPServer} {
-		waitFor(t, "server connections closed", func() bool { return s.Active() == 0 })
+		testenv.Poll(t, 10*time.Second, "server connections closed", func() bool { return s.Active() == 0 })
 	}
 }
 
 // waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 // BenchmarkBareDial is the floor BenchmarkProbeTCP is held to: a plain
 // net.Dial and Close against the same server.

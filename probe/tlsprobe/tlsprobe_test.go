@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/probetest"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
@@ -394,7 +395,7 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan probe.Result, 1)
 	go func() { done <- p.Probe(ctx) }()
-	waitFor(t, "the probe to connect", func() bool { return s.Accepted() == 1 })
+	testenv.Poll(t, 10*time.Second, "the probe to connect", func() bool { return s.Accepted() == 1 })
 	cancel()
 	select {
 	case r := <-done:
@@ -511,22 +512,13 @@ func TestNoLeaks(t *testing.T) {
 		cancel()
 		probers[2].Probe(ctx)
 	}
-	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
+	testenv.Poll(t, 10*time.Second, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base })
 	for _, s := range []*probetest.TCPServer{good.TCPServer, expired.TCPServer, silent, plain} {
-		waitFor(t, "server connections closed", func() bool { return s.Active() == 0 })
+		testenv.Poll(t, 10*time.Second, "server connections closed", func() bool { return s.Active() == 0 })
 	}
 }
 
 // waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 func BenchmarkProbeTLS(b *testing.B) {
 	ca, err := probetest.NewCA("bench CA")

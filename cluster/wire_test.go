@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+)
+
+// A result carries the certificate's expiry to every agent; one from an
+// agent that predates the field (no trailing bytes) still decodes.
+func TestResultCarriesCertExpiry(t *testing.T) {
+	exp := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	o := Observation{Target: "web", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 2, OK: true,
+		ConfirmedFor: time.Second, CertExpiry: exp}
+	got, err := decodeResult(encodeResult(&o))
+	if err != nil || !got.CertExpiry.Equal(exp) || got.ConfirmedFor != time.Second {
+		t.Fatalf("round trip: %+v, %v; want cert expiry %v", got, err, exp)
+	}
+	o.CertExpiry = time.Time{}
+	b := encodeResult(&o)
+	if got, err := decodeResult(b[:len(b)-1]); err != nil || !got.CertExpiry.IsZero() || got.ConfirmedFor != time.Second {
+		t.Fatalf("without the trailing field: %+v, %v", got, err)
+	}
+}
+
+// Push/pull carries each observation's streak and confirmation ages as of
+// the push (they were as of receipt) and its certificate expiry, after the
+// sections older agents read; a state from such an agent still decodes.
+func TestStateCarriesAgesAsOfThePush(t *testing.T) {
+	now := time.Now()
+	exp := time.Unix(1_900_000_000, 0)
+	o := &Observation{Target: "web", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 3, Failing: true,
+		FailingFor: 4 * time.Second, ConfirmedFor: 3 * time.Second, CertExpiry: exp, Received: now.Add(-2 * time.Second)}
+	b := encodeState([]*Observation{o}, nil, nil, now)
+	obs, _, _, err := decodeState(b, now)
+	if err != nil || len(obs) != 1 {
+		t.Fatalf("decode: %v, %d observations", err, len(obs))
+	}
+	if got := obs[0]; got.FailingFor != 6*time.Second || got.ConfirmedFor != 5*time.Second || !got.CertExpiry.Equal(exp) {
+		t.Errorf("failing for %v, confirmed for %v, cert %v; want 6s, 5s (2s older at the push), %v", got.FailingFor, got.ConfirmedFor, got.CertExpiry, exp)
+	}
+	// Without the later fields (an older agent's state): the base fields.
+	old := encodeState([]*Observation{o}, nil, nil, now)
+	old = old[:len(old)-len(encodeLater(o, now))]
+	obs, _, _, err = decodeState(old, now)
+	if err != nil || len(obs) != 1 || obs[0].FailingFor != 4*time.Second || obs[0].ConfirmedFor != 0 {
+		t.Fatalf("an older agent's state: %+v, %v", obs, err)
+	}
+}
+
+// encodeLater is the later-fields section encodeState appends for the
+// one observation o: its count, then o's entry.
+func encodeLater(o *Observation, now time.Time) []byte {
+	e := encoder{}
+	e.uvarint(1)
+	age := now.Sub(o.Received)
+	e.dur(o.FailingFor + age)
+	e.dur(o.ConfirmedFor + age)
+	e.uvarint(uint64(o.CertExpiry.Unix()))
+	return e.b
+}
