@@ -10,6 +10,13 @@
 # a single agent with loopback gossip, so the container starts and turns
 # healthy. A mounted config must listen on 0.0.0.0:9115 (or keep port 9115
 # on 127.0.0.1 reachable) for the HEALTHCHECK below. See docs/deploy.md.
+#
+# ICMP targets: the agent runs as nobody without capabilities, so it pings
+# through unprivileged ICMP sockets, which net.ipv4.ping_group_range must
+# allow for group 65534. Docker 20.10+ allows every group in a container's
+# own network namespace; elsewhere add --sysctl
+# net.ipv4.ping_group_range="65534 65534" (with --network host: the host's
+# sysctl). See README.md, "ICMP targets need an ICMP socket".
 FROM scratch
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="vantage" \

@@ -19,7 +19,7 @@ parallel=${FUZZPARALLEL:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)}
 
 pkgs=("$@")
 if [ ${#pkgs[@]} -eq 0 ]; then
-  pkgs=(./cluster ./cluster/shard ./cluster/quorum ./agent/config ./probe ./probe/httpprobe ./probe/dnsprobe ./probe/tcpprobe)
+  pkgs=(./cluster ./cluster/shard ./cluster/quorum ./agent/config ./probe ./probe/httpprobe ./probe/dnsprobe ./probe/tcpprobe ./probe/icmpprobe)
 fi
 
 failed=0

@@ -42,7 +42,7 @@ func (h *history) add(r *probe.Result) {
 	// A clock stepped back gives dt 0: the older points then read as that
 	// much earlier, which a sparkline survives.
 	h.newest = at
-	lat := encodeLatency(r.Duration)
+	lat := encodeLatency(r.Latency())
 	if r.OK {
 		lat |= okBit
 	}

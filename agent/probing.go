@@ -114,7 +114,7 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		OK:       r.OK,
 		Failing:  st.failing,
 		Reason:   string(r.Reason),
-		Latency:  r.Duration,
+		Latency:  r.Latency(),
 		Interval: st.target().Interval,
 		Timeout:  st.target().Timeout,
 	}
@@ -185,7 +185,7 @@ func (a *Agent) observation(st *targetState) cluster.Observation {
 	if st.last != nil {
 		o.OK = st.last.OK
 		o.Reason = string(st.last.Reason)
-		o.Latency = st.last.Duration
+		o.Latency = st.last.Latency()
 		if st.last.TLS != nil {
 			o.CertExpiry = st.last.TLS.EarliestExpiry
 		}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
 
 // targetState is one configured target on this agent. It survives reloads
@@ -94,6 +97,7 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 			}
 		}
 	}
+	a.checkICMP(cfg, shared)
 	a.mu.Lock()
 	a.states = next
 	for n := range a.assigned {
@@ -108,6 +112,39 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	}
 	a.mu.Unlock()
 	return nil
+}
+
+// checkICMP opens an ICMP socket of each family the configuration's icmp
+// targets need, through the probers' shared detector, and logs which kind
+// the probes will use; or, when neither kind may be opened, warns once per
+// load that every probe of those targets will fail with config_error, and
+// how to allow one, rather than leaving it to each failed probe to say.
+func (a *Agent) checkICMP(cfg *config.Config, shared *probe.Shared) {
+	var need [2]int // targets per family: IPv4, IPv6
+	for _, t := range cfg.Targets {
+		if t.ICMP == nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(strings.Trim(t.ICMP.Address, "[]"))
+		if t.ICMP.Net.IPProtocol == probe.IPv6 || err == nil && !ip.Unmap().Is4() {
+			need[1]++
+		} else {
+			need[0]++
+		}
+	}
+	for i, n := range need {
+		if n == 0 {
+			continue
+		}
+		family := [2]string{"IPv4", "IPv6"}[i]
+		kind, err := icmpprobe.Detect(shared, i == 1)
+		if err != nil {
+			a.log.Warn("icmp targets cannot be probed: their probes fail with config_error until an ICMP socket is allowed",
+				"family", family, "targets", n, "err", err)
+			continue
+		}
+		a.log.Info("icmp targets probed with "+string(kind)+" sockets", "family", family, "targets", n)
+	}
 }
 
 func (a *Agent) state(name string) *targetState {

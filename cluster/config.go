@@ -95,6 +95,7 @@ type Event struct {
 	Region  string
 	Detail  string
 	Elapsed time.Duration // time to detect for incident_open; duration for incident_resolved
+	Reason  string        // incident_open: a failing region's probe reason (not_serving, json_mismatch...)
 }
 
 func (c *Config) applyDefaults() {

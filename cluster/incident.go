@@ -89,7 +89,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 		c.m.detection.Update(in.TimeToDetect().Seconds())
 		step.changed = append(step.changed, in)
 		step.events = append(step.events, Event{At: now, Kind: "incident_open", Target: t.Name,
-			Detail: v.Reason(), Elapsed: in.TimeToDetect()})
+			Detail: v.Reason(), Elapsed: in.TimeToDetect(), Reason: in.Reason})
 	case v.State == quorum.Down && ls.open != nil:
 		changed := false
 		if ls.upSince != 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/configs"
 	"github.com/vantage-probe/vantage/internal/mono"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
 
 // Options configure a demo run.
@@ -56,6 +57,9 @@ type Demo struct {
 	outMu  sync.Mutex
 
 	detected chan cluster.Event
+	// noICMP is why no ICMP socket may be opened here; the icmp target is
+	// then left out.
+	noICMP error
 }
 
 type runningAgent struct {
@@ -91,6 +95,11 @@ func Run(ctx context.Context, opts Options) error {
 	d := &Demo{opts: opts, farm: farm, start: time.Now(), raw: strings.NewReplacer(farm.Replacements()...).Replace(string(raw)),
 		agents: map[string]*runningAgent{}, out: opts.Out, detected: make(chan cluster.Event, 16)}
 	defer d.stopAll()
+	// Every agent probes from its own address: what its ICMP socket needs
+	// is the same for all, so one look decides for the fleet.
+	if _, err := icmpprobe.Detect(nil, false); err != nil {
+		d.noICMP = err
+	}
 
 	seed := ""
 	for i, r := range regions {
@@ -119,6 +128,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	d.say("farm", "tls cert of shop expires %s (%.0f days): min_days_left 7, so it warns but stays up",
 		farm.CertExpiry.UTC().Format("2006-01-02"), time.Until(farm.CertExpiry).Hours()/24)
+	if d.noICMP != nil {
+		d.say("demo", "the icmp target gateway is left out: this host allows this user no ICMP socket. "+
+			"Allow one with sudo sysctl -w net.ipv4.ping_group_range=\"0 2147483647\" "+
+			"(or give the binary CAP_NET_RAW: sudo setcap cap_net_raw+ep bin/vantage) and run the demo again")
+	}
 
 	for loop := 1; opts.Loops == 0 || loop <= opts.Loops; loop++ {
 		if err := d.script(ctx); err != nil {
@@ -144,6 +158,9 @@ func (d *Demo) configFor(node, region, ip, listen, seed string) (*config.Config,
 	}
 	if seed != "" {
 		cfg.Cluster.Join = []string{seed}
+	}
+	if d.noICMP != nil {
+		cfg.RemoveTarget("gateway")
 	}
 	return cfg, nil
 }
@@ -217,7 +234,11 @@ func (d *Demo) say(who, format string, args ...any) {
 func (d *Demo) event(ev cluster.Event, observer bool) {
 	switch ev.Kind {
 	case "incident_open":
-		d.say("fleet", "INCIDENT %s is DOWN: %s; detected %.1fs after the first failed probe", ev.Target, ev.Detail, ev.Elapsed.Seconds())
+		why := ""
+		if ev.Reason != "" {
+			why = " (" + ev.Reason + ")"
+		}
+		d.say("fleet", "INCIDENT %s is DOWN%s: %s; detected %.1fs after the first failed probe", ev.Target, why, ev.Detail, ev.Elapsed.Seconds())
 		select {
 		case d.detected <- ev:
 		default:
@@ -263,6 +284,25 @@ func (d *Demo) waitEvent(ctx context.Context, kind, target string, limit time.Du
 	}
 }
 
+// fault sets a failure every region sees (set(true)), waits for its
+// incident, holds it five seconds, repairs it and waits for the
+// resolution.
+func (d *Demo) fault(ctx context.Context, target, what, fixed string, set func(bool)) error {
+	d.say("fault", "%s", what)
+	set(true)
+	if !d.waitEvent(ctx, "incident_open", target, 60*time.Second) && ctx.Err() == nil {
+		d.say("demo", "%s outage not detected within 60s (unexpected)", target)
+	}
+	err := mono.Sleep(ctx, 5*time.Second)
+	d.say("fault", "%s", fixed)
+	set(false)
+	if err != nil {
+		return err
+	}
+	d.waitEvent(ctx, "incident_resolved", target, 60*time.Second)
+	return nil
+}
+
 // script plays the faults once.
 func (d *Demo) script(ctx context.Context) error {
 	if err := mono.Sleep(ctx, 6*time.Second); err != nil {
@@ -305,7 +345,20 @@ func (d *Demo) script(ctx context.Context) error {
 	}
 	d.say("fault", "db stable again")
 
-	// 4. An agent stopped and restarted.
+	// 4. A health document that says the database is slow, with 200 OK:
+	// a JSON condition fails.
+	if err := d.fault(ctx, "api", "api's health check reports its database at 870 ms (JSON condition: checks.db.latency_ms < 300)",
+		"api's database fast again", d.farm.SetAPISlow); err != nil {
+		return err
+	}
+
+	// 5. A gRPC service that stops serving.
+	if err := d.fault(ctx, "orders", "orders' gRPC health check answers NOT_SERVING",
+		"orders serving again", func(down bool) { d.farm.SetOrdersServing(!down) }); err != nil {
+		return err
+	}
+
+	// 6. An agent stopped and restarted.
 	victim := d.order[3] // us-east-2
 	d.mu.Lock()
 	ra := d.agents[victim]

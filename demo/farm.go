@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vantage-probe/vantage/probe/probetest"
+	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
 
 // Farm is the demo's set of targets, each switchable between healthy and
@@ -26,12 +28,15 @@ type Farm struct {
 	Cert           *probetest.TLSServer
 	DB             *probetest.TCPServer
 	DNS            *probetest.DNSServer
-	dnsSwitch      *probetest.Switch
-	zone           dns.Handler
-	CAFile         string
-	CertExpiry     time.Time
+	// Orders is a gRPC server whose health service reports OrdersService.
+	Orders     *grpctest.HealthServer
+	dnsSwitch  *probetest.Switch
+	zone       dns.Handler
+	CAFile     string
+	CertExpiry time.Time
 
 	apiDown atomic.Bool
+	apiSlow atomic.Bool // the api's health document reports a slow database
 	webDown atomic.Bool
 	mu      sync.Mutex
 	blocked map[string]string // target -> source IP prefix that gets errors
@@ -63,7 +68,7 @@ func StartFarm() (_ *Farm, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.API, err = probetest.StartHTTP(f.handler("api", &f.apiDown)); err != nil {
+	if f.API, err = probetest.StartHTTP(f.apiHandler()); err != nil {
 		return nil, err
 	}
 	if f.Web, err = probetest.StartHTTP(f.handler("web", &f.webDown)); err != nil {
@@ -88,7 +93,36 @@ func StartFarm() (_ *Farm, err error) {
 	if f.DNS, err = probetest.StartDNS(f.dnsSwitch); err != nil {
 		return nil, err
 	}
+	if f.Orders, err = grpctest.StartHealth(nil, true); err != nil {
+		return nil, err
+	}
+	f.Orders.Health.SetServingStatus(OrdersService, grpc_health_v1.HealthCheckResponse_SERVING)
 	return f, nil
+}
+
+// OrdersService is the service the demo's gRPC target asks about.
+const OrdersService = "demo.orders.v1.Orders"
+
+// apiHandler serves the api's health document, a JSON body that the demo
+// config checks with JSON conditions: 503 while down, a slow database
+// check while slow.
+func (f *Farm) apiHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.apiDown.Load() {
+			http.Error(w, "outage", http.StatusServiceUnavailable)
+			return
+		}
+		if f.blockedFrom("api", r) {
+			http.Error(w, "bad route from your region", http.StatusBadGateway)
+			return
+		}
+		latency := 12
+		if f.apiSlow.Load() {
+			latency = 870
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"status": "UP", "checks": {"db": {"status": "UP", "latency_ms": %d}, "cache": {"status": "UP"}}}`+"\n", latency)
+	})
 }
 
 // handler answers 200 "ok", or 503 while down, or 503 to a blocked region.
@@ -98,22 +132,39 @@ func (f *Farm) handler(name string, down *atomic.Bool) http.Handler {
 			http.Error(w, "outage", http.StatusServiceUnavailable)
 			return
 		}
-		f.mu.Lock()
-		prefix := f.blocked[name]
-		f.mu.Unlock()
-		if prefix != "" {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			if strings.HasPrefix(host, prefix) {
-				http.Error(w, "bad route from your region", http.StatusBadGateway)
-				return
-			}
+		if f.blockedFrom(name, r) {
+			http.Error(w, "bad route from your region", http.StatusBadGateway)
+			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
 }
 
+// blockedFrom reports whether target fails for r's client (BlockFrom).
+func (f *Farm) blockedFrom(target string, r *http.Request) bool {
+	f.mu.Lock()
+	prefix := f.blocked[target]
+	f.mu.Unlock()
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return prefix != "" && strings.HasPrefix(host, prefix)
+}
+
 // SetAPIDown makes the api fail for everyone.
 func (f *Farm) SetAPIDown(down bool) { f.apiDown.Store(down) }
+
+// SetAPISlow makes the api's health document report a database check of
+// 870 ms, over the 300 ms its JSON condition allows, still with 200 OK.
+func (f *Farm) SetAPISlow(slow bool) { f.apiSlow.Store(slow) }
+
+// SetOrdersServing flips the gRPC health status of OrdersService between
+// SERVING and NOT_SERVING.
+func (f *Farm) SetOrdersServing(serving bool) {
+	st := grpc_health_v1.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = grpc_health_v1.HealthCheckResponse_SERVING
+	}
+	f.Orders.Health.SetServingStatus(OrdersService, st)
+}
 
 // BlockFrom makes target fail only for clients whose address starts with prefix ("" unblocks).
 func (f *Farm) BlockFrom(target, prefix string) {
@@ -148,6 +199,9 @@ func (f *Farm) Close() {
 			_ = c.Close()
 		}
 	}
+	if f.Orders != nil {
+		f.Orders.Close()
+	}
 	if f.dir != "" {
 		_ = os.RemoveAll(f.dir)
 	}
@@ -177,6 +231,7 @@ func (f *Farm) Replacements() []string {
 		"cert.farm.invalid:1", f.Cert.Addr,
 		"db.farm.invalid:1", f.DB.Addr,
 		"dns.farm.invalid:1", f.DNS.Addr(),
+		"orders.farm.invalid:1", f.Orders.Addr,
 		"/farm/ca.pem", filepath.ToSlash(f.CAFile),
 	}
 }

@@ -147,7 +147,20 @@ func b2f(v bool) float64 {
 	return 0
 }
 
-var httpPhases = []string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer}
+// The phases each kind always writes, so that its series never come and
+// go: blackbox_exporter's names where it has them.
+var (
+	httpPhases = []string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer}
+	icmpPhases = []string{probe.PhaseResolve, probe.PhaseSetup, probe.PhaseRTT}
+	// blackbox_exporter's gRPC phases are resolve and check, its check
+	// spanning what the prober times as connect, tls and check.
+	grpcPhases = []string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseCheck}
+)
+
+// servingStatuses are grpc.health.v1's serving statuses, in the enum's
+// order: probe_grpc_healthcheck_response has a series for each, as in
+// blackbox_exporter, 1 for the status of the last answer.
+var servingStatuses = []string{"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"}
 
 // WriteObservations appends the observation families for obs, family by
 // family (the text format wants a family's samples together), each series
@@ -244,6 +257,56 @@ func WriteObservations(b *Buf, region string, obs []Obs) {
 			for _, ph := range r.Phases {
 				f.sample(o.Labels, `phase="`+escape(ph.Name)+`"`, ph.Duration.Seconds())
 			}
+		}
+	})
+	each("probe_icmp_duration_seconds", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && o.Type == "icmp" {
+			for _, ph := range icmpPhases {
+				f.sample(o.Labels, `phase="`+ph+`"`, r.Phase(ph).Seconds())
+			}
+		}
+	})
+	each("probe_icmp_reply_hop_limit", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.ICMP != nil && r.ICMP.ReplyHopLimit >= 0 {
+			f.sample(o.Labels, "", float64(r.ICMP.ReplyHopLimit))
+		}
+	})
+	each("vantage_icmp_packets_sent", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.ICMP != nil {
+			f.sample(o.Labels, "", float64(r.ICMP.PacketsSent))
+		}
+	})
+	each("vantage_icmp_packets_received", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.ICMP != nil {
+			f.sample(o.Labels, "", float64(r.ICMP.PacketsReceived))
+		}
+	})
+	each("probe_grpc_duration_seconds", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && o.Type == "grpc" {
+			for _, ph := range grpcPhases {
+				f.sample(o.Labels, `phase="`+ph+`"`, r.Phase(ph).Seconds())
+			}
+		}
+	})
+	each("probe_grpc_healthcheck_response", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && o.Type == "grpc" {
+			current := ""
+			if r.GRPC != nil {
+				current = r.GRPC.ServingStatus
+			}
+			for _, st := range servingStatuses {
+				f.sample(o.Labels, `serving_status="`+st+`"`, b2f(st == current))
+			}
+		}
+	})
+	each("probe_grpc_status_code", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.GRPC != nil {
+			f.sample(o.Labels, "", float64(r.GRPC.StatusCode))
+		}
+	})
+	each("probe_grpc_ssl", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.GRPC != nil {
+			f.sample(o.Labels, "", b2f(r.GRPC.TLS))
 		}
 	})
 	each("vantage_probes_total", "counter", func(o *Obs, f *family) {

@@ -113,6 +113,17 @@ func (r *Result) Phase(name string) time.Duration {
 	return 0
 }
 
+// Latency is the figure a person reads as the target's latency (the
+// status page, the API, the sparkline): the probe's duration, but for an
+// ICMP probe with replies the mean round trip, because its duration also
+// holds the gaps between its requests.
+func (r *Result) Latency() time.Duration {
+	if r.ICMP != nil && r.ICMP.PacketsReceived > 0 {
+		return r.ICMP.RTT
+	}
+	return r.Duration
+}
+
 // AddPhase adds d to the phase called name, creating it if needed.
 func (r *Result) AddPhase(name string, d time.Duration) {
 	for i := range r.Phases {

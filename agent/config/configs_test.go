@@ -75,7 +75,7 @@ func TestExampleCoversEverything(t *testing.T) {
 			t.Errorf("%s: NewProber: %v", tg.Name, err)
 		}
 	}
-	for _, typ := range []string{TypeHTTP, TypeTLS, TypeDNS, TypeTCP} {
+	for _, typ := range Types {
 		if !types[typ] {
 			t.Errorf("example.toml has no %s target", typ)
 		}
@@ -123,7 +123,7 @@ func schemaKeys(t reflect.Type) []string {
 			}
 			// Tables are written as [name] headers, not "name =".
 			if ft.Kind() != reflect.Struct || reflect.PointerTo(ft).Implements(reflect.TypeFor[leaf]()) || f.Tag.Get("toml") == "basic_auth" ||
-				f.Tag.Get("toml") == "fail_if_header_matches" || f.Tag.Get("toml") == "fail_if_header_not_matches" {
+				f.Tag.Get("toml") == "fail_if_header_matches" || f.Tag.Get("toml") == "fail_if_header_not_matches" || f.Tag.Get("toml") == "json" {
 				out = append(out, f.Tag.Get("toml"))
 			}
 			walk(f.Type)

@@ -71,6 +71,12 @@ type = "tcp"
 address = "127.0.0.1:5432"
 `
 
+const (
+	icmpT = "[[target]]\nname = \"gw\"\ntype = \"icmp\"\naddress = \"10.0.0.1\"\n[target.icmp]\n"
+	grpcT = "[[target]]\nname = \"orders\"\ntype = \"grpc\"\naddress = \"orders:50051\"\n[target.grpc]\n"
+	httpT = "[[target]]\nname = \"api\"\ntype = \"http\"\nurl = \"https://api.example.com/health\"\n[target.http]\n"
+)
+
 func TestErrorsHavePositions(t *testing.T) {
 	cases := []struct {
 		name string
@@ -184,6 +190,46 @@ func TestErrorsHavePositions(t *testing.T) {
 		{"password file missing", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"https://h/\"\n[target.http]\nbasic_auth = { username = \"u\", password_file = \"nope.pass\" } # ERR\n", ErrSecret, "nope.pass"},
 		{"token env unset", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"https://h/\"\n[target.http]\nbearer_token_env = \"VANTAGE_TEST_UNSET\" # ERR\n", ErrSecret, "not set"},
 		{"two authorizations", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"https://h/\"\n[target.http] # ERR\nheaders = { Authorization = \"Basic eA==\" }\nbasic_auth = { username = \"u\" }\n", ErrConflict, "Authorization"},
+		// ICMP
+		{"icmp without address", "[[target]] # ERR\nname = \"x\"\ntype = \"icmp\"\n", ErrRequired, "host name or IP address"},
+		{"icmp address with port", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"10.0.0.1:80\" # ERR\n", ErrInvalid, "without a port"},
+		{"icmp address family", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"::1\" # ERR\nip_protocol = \"ip4\"\n", ErrImpossible, "not an ip4 address"},
+		{"icmp address and source_ip", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"[::1]\" # ERR\nsource_ip = \"127.0.0.1\"\n", ErrImpossible, "address family"},
+		{"icmp packets 0", icmpT + "packets = 0 # ERR\n", ErrInvalid, "1 to 100"},
+		{"icmp packets 500", icmpT + "packets = 500 # ERR\n", ErrInvalid, "1 to 100"},
+		{"icmp packets as a string", icmpT + "packets = \"3\" # ERR\n", ErrType, "expected an integer"},
+		{"icmp min_replies above packets", icmpT + "packets = 2\nmin_replies = 3 # ERR\n", ErrImpossible, "more than the 2 packet(s)"},
+		{"icmp min_replies 0", icmpT + "min_replies = 0 # ERR\n", ErrInvalid, "at least 1"},
+		{"icmp packet_interval", icmpT + "packet_interval = \"fast\" # ERR\n", ErrDuration, `"fast"`},
+		{"icmp packet_interval zero", icmpT + "packet_interval = \"0s\" # ERR\n", ErrInvalid, "above zero"},
+		{"icmp payload_size", icmpT + "payload_size = 70000 # ERR\n", ErrInvalid, "1 to 65507"},
+		{"icmp packets past the timeout", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"h\"\ntimeout = \"1s\"\n[target.icmp]\npacket_interval = \"200ms\"\npackets = 6 # ERR\n", ErrImpossible, "not below timeout 1s"},
+		{"icmp default interval past the timeout", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"h\"\ntimeout = \"2s\"\n[target.icmp]\npackets = 100 # ERR\n", ErrImpossible, "100 packets 25ms apart take 2.475s"},
+		{"icmp unknown key", icmpT + "count = 3 # ERR\n", ErrUnknownKey, "unknown key"},
+		{"icmp table on tcp", okTCP + "[target.icmp] # ERR\npackets = 2\n", ErrConflict, "does not apply"},
+		{"url on icmp", "[[target]]\nname = \"x\"\ntype = \"icmp\"\naddress = \"h\"\nurl = \"http://h/\" # ERR\n", ErrConflict, "http targets only"},
+		// gRPC
+		{"grpc without address", "[[target]] # ERR\nname = \"x\"\ntype = \"grpc\"\n", ErrRequired, "host:port"},
+		{"grpc address without port", "[[target]]\nname = \"x\"\ntype = \"grpc\"\naddress = \"orders\" # ERR\n", ErrInvalid, "host:port"},
+		{"grpc tls keys without tls", grpcT + "server_name = \"orders\" # ERR\n", ErrConflict, "tls = true"},
+		{"grpc cert without key", grpcT + "tls = true\ncert_file = \"c.pem\" # ERR\n", ErrConflict, "together"},
+		{"grpc tls as a string", grpcT + "tls = \"yes\" # ERR\n", ErrType, "boolean"},
+		{"grpc service", grpcT + "service = \"a\\tb\" # ERR\n", ErrInvalid, "control characters"},
+		{"grpc unknown key", grpcT + "servce = \"x\" # ERR\n", ErrUnknownKey, `did you mean "service"`},
+		{"address on dns", "[[target]]\nname = \"x\"\ntype = \"dns\"\naddress = \"h:53\" # ERR\n[target.dns]\nserver = \"127.0.0.1\"\nquery = \"a.\"\n", ErrConflict, "tls, tcp, icmp and grpc targets only"},
+		// JSON body conditions
+		{"json without path", httpT + "json = [{ equals = \"UP\" }] # ERR\n", ErrRequired, "path is required"},
+		{"json bad path", httpT + "json = [{ path = \"a..b\", equals = 1 }] # ERR\n", ErrInvalid, "empty segment at offset 2"},
+		{"json without comparison", httpT + "json = [{ path = \"status\" }] # ERR\n", ErrRequired, "comparison is required"},
+		{"json two comparisons", httpT + "json = [{ path = \"status\", equals = \"UP\", regex = \"U\" }] # ERR\n", ErrConflict, "not both equals and regex"},
+		{"json less_than a string", httpT + "json = [{ path = \"ms\", less_than = \"300\" }] # ERR\n", ErrType, "expected a number"},
+		{"json equals a table", httpT + "json = [{ path = \"s\", equals = { a = 1 } }] # ERR\n", ErrType, "expected a string, number or boolean, got a table"},
+		{"json exists a string", httpT + "json = [{ path = \"s\", exists = \"yes\" }] # ERR\n", ErrType, "boolean"},
+		{"json greater_than nan", httpT + "json = [{ path = \"n\", greater_than = nan }] # ERR\n", ErrInvalid, "finite"},
+		{"json bad regex", httpT + "json = [{ path = \"v\", regex = \"(\" }] # ERR\n", ErrRegex, "missing closing )"},
+		{"json unknown key", httpT + "json = [{ path = \"v\", equals = 1, regx = \"1\" }] # ERR\n", ErrUnknownKey, `did you mean "regex"`},
+		{"json second of several lines", httpT + "json = [\n  { path = \"status\", equals = \"UP\" },\n  { path = \"a[\", exists = true }, # ERR\n]\n", ErrInvalid, "after '[' at offset 1"},
+		{"json array of tables", httpT + "[[target.http.json]]\npath = \"ok\"\nequals = true\n[[target.http.json]]\npath = \"[x]\" # ERR\nequals = 1\n", ErrInvalid, "want an index or a quoted key"},
 		{"multi-line strings before", "[[target]]\nname = \"x\"\ntype = \"http\"\nurl = \"https://h/\"\n[target.http]\nbody = \"\"\"\n[not.a.table]\nkey = \"\\\"\"\"\"\nheaders = { 'A' = '''\nx''' }\nbody_regex = \"(\" # ERR\n", ErrRegex, ""},
 	}
 	for _, c := range cases {

@@ -123,9 +123,17 @@ query = "q."
 name = "c"
 type = "tcp"
 address = "c:1"
+[[target]]
+name = "i"
+type = "icmp"
+address = "i"
+[[target]]
+name = "g"
+type = "grpc"
+address = "g:1"
 `
 	dir := writeFiles(t, map[string]string{"main.toml": src})
-	for _, name := range []string{"h", "s", "d", "c"} {
+	for _, name := range []string{"h", "s", "d", "c", "i", "g"} {
 		opts := optionsOf(mustLoad(t, dir).Target(name))
 		for _, path := range leafPaths(opts.Type(), "") {
 			tg := mustLoad(t, dir).Target(name)
@@ -150,7 +158,8 @@ address = "c:1"
 }
 
 func optionsOf(t *Target) reflect.Value {
-	for _, v := range []reflect.Value{reflect.ValueOf(t.HTTP()), reflect.ValueOf(t.TLS), reflect.ValueOf(t.DNS), reflect.ValueOf(t.TCP)} {
+	for _, v := range []reflect.Value{reflect.ValueOf(t.HTTP()), reflect.ValueOf(t.TLS), reflect.ValueOf(t.DNS), reflect.ValueOf(t.TCP),
+		reflect.ValueOf(t.ICMP), reflect.ValueOf(t.GRPC)} {
 		if !v.IsNil() {
 			return v
 		}

@@ -79,6 +79,12 @@ func FuzzParse(f *testing.F) {
 		"[[target]]\nname = \"c\"\ntype = \"tls\"\naddress = \"[::1]:443\"\nip_protocol = \"ip4\"\n[target.tls]\nmin_days_left = -1\n",
 		"[[target]]\nname = \"p\"\ntype = \"tcp\"\naddress = \"db:5432\"\nlabels = { team = \"x\", \"bad label\" = \"y\", __name__ = \"z\" }\n[target.tcp]\ntls = true\nsend = \"PING\\r\\n\"\nexpect = \"^\\\\+PONG\"\n",
 		okTCP + okTCP,
+		"[[target]]\nname = \"g\"\ntype = \"icmp\"\naddress = \"[::1]\"\nsource_ip = \"127.0.0.1\"\n[target.icmp]\npackets = 3\nmin_replies = 4\npacket_interval = \"5s\"\npayload_size = 0\ndont_fragment = true\n",
+		"[[target]]\nname = \"g\"\ntype = \"icmp\"\naddress = \"gw.example\"\nip_protocol = \"ip6\"\n[target.icmp]\npackets = 100\npacket_interval = \"1ms\"\n",
+		"[[target]]\nname = \"o\"\ntype = \"grpc\"\naddress = \"orders:50051\"\n[target.grpc]\nservice = \"orders.v1.Orders\"\ntls = true\nserver_name = \"orders\"\n",
+		"[[target]]\nname = \"o\"\ntype = \"grpc\"\naddress = \"orders\"\n[target.grpc]\nca_file = \"ca.pem\"\n",
+		"[[target]]\nname = \"j\"\ntype = \"http\"\nurl = \"http://h.example/\"\n[target.http]\njson = [{ path = \"status\", equals = \"UP\" }, { path = \"a[0].b\", less_than = 3.5 }, { path = \"x\", exists = false }, { path = \"v\", regex = \"^2\" }, { path = \"n\", not_equals = 7 }]\n",
+		"[[target]]\nname = \"j\"\ntype = \"http\"\nurl = \"http://h.example/\"\n[[target.http.json]]\npath = \"a..b\"\nequals = 1\nregex = \"(\"\n[[target.http.json]]\ngreater_than = nan\n",
 		okTCP + "[[maintenance]]\ntargets = [\"nomatch-*\"]\nstart = 2026-12-01T02:00:00Z\nend = 2026-12-01T01:00:00Z\n",
 		okTCP + "[[maintenance]]\ntargets = [\"db\"]\nevery = \"sun\"\nat = \"02:00\"\nduration = \"1h\"\ntimezone = \"Mars/Olympus\"\n",
 		"[agent]\nnode = 3\n[cluster]\njoin = \"x\"\n[nope]\nx = 1\n",
@@ -124,7 +130,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Target(%q) does not find it", tg.Name)
 			}
 		}
-		if n := counts[TypeHTTP] + counts[TypeTLS] + counts[TypeDNS] + counts[TypeTCP]; n != len(cfg.Targets) {
+		n := 0
+		for _, typ := range Types {
+			n += counts[typ]
+		}
+		if n != len(cfg.Targets) {
 			t.Fatalf("%d targets of a known type out of %d", n, len(cfg.Targets))
 		}
 
@@ -181,6 +191,8 @@ func namesFiles(tg *Target) bool {
 		o = tg.DNS.TLS
 	case tg.TCP != nil:
 		o = tg.TCP.TLS
+	case tg.GRPC != nil:
+		o = tg.GRPC.TLS
 	}
 	return o.CAFile != "" || o.CertFile != "" || o.KeyFile != ""
 }

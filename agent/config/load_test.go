@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/httpprobe"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
@@ -380,9 +381,33 @@ cert_file = "ABS_CERT"
 key_file = "k.pem"
 server_name = "web.internal"
 insecure_skip_verify = true
+json = [{ path = "status", equals = "UP" }, { path = "checks.db.ms", less_than = 300 }, { path = "n", not_equals = 2.5 },
+  { path = "up", greater_than = -1 }, { path = "legacy", exists = false }, { path = "v", regex = "^2" }]
 [[target.http.fail_if_header_not_matches]]
 header = "Content-Type"
 regex = "json"
+
+[[target]]
+name = "gw"
+type = "icmp"
+address = "gw.example.com"
+ip_protocol = "ip4"
+[target.icmp]
+packets = 5
+min_replies = 3
+packet_interval = "100ms"
+payload_size = 1400
+dont_fragment = true
+
+[[target]]
+name = "orders"
+type = "grpc"
+address = "orders.example.com:50051"
+[target.grpc]
+service = "orders.v1.Orders"
+tls = true
+ca_file = "ca.pem"
+server_name = "orders.internal"
 
 [[target]]
 name = "mail"
@@ -458,6 +483,29 @@ insecure_skip_verify = true
 	d := cfg.Target("doq").DNS
 	if d.Record != "MX" || !slices.Equal(d.ValidRcodes, []string{"NOERROR", "NXDOMAIN"}) || d.Recursion || d.UDPSize != 1232 || d.MinAnswers != 2 || !d.TLS.InsecureSkipVerify {
 		t.Errorf("dns: %+v", d)
+	}
+	wantJSON := []httpprobe.JSONCondition{{Path: "status", Op: httpprobe.JSONEquals, Value: "UP"},
+		{Path: "checks.db.ms", Op: httpprobe.JSONLessThan, Value: 300.0}, {Path: "n", Op: httpprobe.JSONNotEquals, Value: 2.5},
+		{Path: "up", Op: httpprobe.JSONGreaterThan, Value: -1.0}, {Path: "legacy", Op: httpprobe.JSONExists, Value: false},
+		{Path: "v", Op: httpprobe.JSONRegex, Value: "^2"}}
+	if !reflect.DeepEqual(h.JSON, wantJSON) {
+		t.Errorf("json:\n%#v\nwant\n%#v", h.JSON, wantJSON)
+	}
+	i := cfg.Target("gw").ICMP
+	if i.Address != "gw.example.com" || i.Packets != 5 || i.MinReplies != 3 || i.PacketInterval != 100*time.Millisecond ||
+		i.PayloadSize != 1400 || !i.DontFragment || i.Net.IPProtocol != probe.IPv4 || i.Net.SourceIP != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("icmp: %+v", i)
+	}
+	g := cfg.Target("orders").GRPC
+	if g.Address != "orders.example.com:50051" || g.Service != "orders.v1.Orders" || !g.UseTLS || g.TLS.CAFile != filepath.Join(dir, "ca.pem") ||
+		g.TLS.ServerName != "orders.internal" {
+		t.Errorf("grpc: %+v", g)
+	}
+	if got := cfg.Target("orders").Endpoint(); got != "orders.example.com:50051 orders.v1.Orders" {
+		t.Errorf("grpc endpoint %q", got)
+	}
+	if cfg.Target("orders").CertWarnDays() != DefaultCertDays || cfg.Target("gw").CertWarnDays() != 0 {
+		t.Errorf("cert warn days: grpc over TLS %d, icmp %d", cfg.Target("orders").CertWarnDays(), cfg.Target("gw").CertWarnDays())
 	}
 	if got := cfg.Regions(); !slices.Equal(got, []string{"eu-west", "us-east"}) {
 		t.Errorf("Regions = %v", got)
@@ -668,6 +716,16 @@ source_ip = "127.0.0.2"
 	before := *cfg
 	if err := cfg.ApplyOverrides(Overrides{}); err != nil || cfg.Agent != before.Agent || cfg.Cluster.Bind != before.Cluster.Bind {
 		t.Errorf("empty overrides: err %v, agent %+v", err, cfg.Agent)
+	}
+}
+
+func TestRemoveTarget(t *testing.T) {
+	cfg := mustLoad(t, writeFiles(t, map[string]string{"main.toml": okTCP + "[[target]]\nname = \"gw\"\ntype = \"icmp\"\naddress = \"10.0.0.1\"\n"}))
+	if !cfg.RemoveTarget("gw") || cfg.RemoveTarget("gw") || cfg.RemoveTarget("nope") {
+		t.Fatal("RemoveTarget removed something twice, or nothing once")
+	}
+	if cfg.Target("gw") != nil || cfg.Target("db") == nil || len(cfg.Targets) != 1 || cfg.Summary() != "1 target: 1 tcp" {
+		t.Errorf("after removing gw: %s, Target(db) %v", cfg.Summary(), cfg.Target("db"))
 	}
 }
 

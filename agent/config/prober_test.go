@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/vantage-probe/vantage/probe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/probetest"
+	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
 
 func netOf(t *Target) probe.Net {
@@ -24,6 +28,10 @@ func netOf(t *Target) probe.Net {
 		return t.DNS.Net
 	case t.TCP != nil:
 		return t.TCP.Net
+	case t.ICMP != nil:
+		return t.ICMP.Net
+	case t.GRPC != nil:
+		return t.GRPC.Net
 	}
 	return probe.Net{}
 }
@@ -37,9 +45,15 @@ func TestNewProberProbesRealServers(t *testing.T) {
 			http.Error(w, "no header", http.StatusBadRequest)
 			return
 		}
+		if r.URL.Path == "/health.json" {
+			fmt.Fprint(w, `{"status": "UP", "checks": {"db": {"status": "DOWN", "latency_ms": 12}}}`)
+			return
+		}
 		fmt.Fprint(w, "status: ok")
 	}))
 	defer hs.Close()
+	gs := grpctest.NewHealth(t, nil)
+	gs.Health.SetServingStatus("orders.v1.Orders", grpc_health_v1.HealthCheckResponse_NOT_SERVING)
 
 	tcp, err := probetest.StartTCP(probetest.TCPEcho, "220 ready\r\n")
 	if err != nil {
@@ -70,9 +84,51 @@ type = "tcp"
 address = "%s"
 [target.tcp]
 expect = '^220 '
-`, hs.URL, tcp.Addr)})
+
+[[target]]
+name = "health-json"
+type = "http"
+url = "%[1]s/health.json"
+[target.http]
+headers = { X-Probe = "vantage" }
+json = [{ path = "status", equals = "UP" }, { path = "checks.db.latency_ms", less_than = 300 }]
+
+[[target]]
+name = "health-json-db-down"
+type = "http"
+url = "%[1]s/health.json"
+[target.http]
+headers = { X-Probe = "vantage" }
+json = [{ path = "checks.db.status", equals = "UP" }]
+
+[[target]]
+name = "grpc"
+type = "grpc"
+address = "%[3]s"
+
+[[target]]
+name = "grpc-orders"
+type = "grpc"
+address = "%[3]s"
+[target.grpc]
+service = "orders.v1.Orders"
+
+[[target]]
+name = "loopback"
+type = "icmp"
+address = "127.0.0.1"
+[target.icmp]
+packets = 2
+packet_interval = "10ms"
+`, hs.URL, tcp.Addr, gs.Addr)})
 	cfg := mustLoad(t, dir)
-	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone}
+	want := map[string]probe.Reason{"web": probe.ReasonNone, "web-wrong-body": probe.ReasonBodyMismatch, "banner": probe.ReasonNone,
+		"health-json": probe.ReasonNone, "health-json-db-down": probe.ReasonJSONMismatch,
+		"grpc": probe.ReasonNone, "grpc-orders": probe.ReasonNotServing, "loopback": probe.ReasonNone}
+	if _, err := icmpprobe.Detect(nil, false); err != nil {
+		t.Logf("no ICMP socket, the icmp target must fail with config_error: %v", err)
+		want["loopback"] = probe.ReasonConfig
+	}
 	for _, tg := range cfg.Targets {
 		p, err := tg.NewProber()
 		if err != nil {
@@ -84,6 +140,23 @@ expect = '^220 '
 		if r.OK != (want[tg.Name] == probe.ReasonNone) || r.Reason != want[tg.Name] {
 			t.Errorf("%s: ok=%v reason=%q (%s), want reason %q", tg.Name, r.OK, r.Reason, r.Message, want[tg.Name])
 		}
+		switch tg.Name {
+		case "health-json-db-down":
+			if want := `checks.db.status is "DOWN", want "UP"`; !strings.Contains(r.Message, want) {
+				t.Errorf("%s: message %q does not name the failed condition (%s)", tg.Name, r.Message, want)
+			}
+		case "grpc-orders":
+			if r.GRPC == nil || r.GRPC.ServingStatus != "NOT_SERVING" {
+				t.Errorf("%s: grpc facts %+v, want serving status NOT_SERVING", tg.Name, r.GRPC)
+			}
+		case "loopback":
+			if r.OK && (r.ICMP == nil || r.ICMP.PacketsSent != 2 || r.ICMP.PacketsReceived != 2) {
+				t.Errorf("%s: icmp facts %+v, want 2 of 2 packets answered", tg.Name, r.ICMP)
+			}
+		}
+	}
+	if len(cfg.Targets) != len(want) {
+		t.Errorf("%d targets probed, want %d", len(cfg.Targets), len(want))
 	}
 }
 

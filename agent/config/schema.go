@@ -126,9 +126,9 @@ type targetSchema struct {
 	// name comes first: converting the values (loader.leaves) reaches it
 	// before the keys whose type errors name the target by it.
 	Name         opt[string]            `toml:"name"`          // required, unique; the `target` label
-	Type         opt[string]            `toml:"type"`          // required: http | tls | dns | tcp
+	Type         opt[string]            `toml:"type"`          // required: http | tls | dns | tcp | icmp | grpc
 	URL          opt[string]            `toml:"url"`           // http: required, http:// or https://
-	Address      opt[string]            `toml:"address"`       // tls, tcp: required, host:port
+	Address      opt[string]            `toml:"address"`       // tls, tcp, grpc: required, host:port; icmp: required, host or IP (no port)
 	Interval     opt[string]            `toml:"interval"`      // default [defaults].interval
 	Timeout      opt[string]            `toml:"timeout"`       // default [defaults].timeout
 	Failures     opt[int]               `toml:"failures"`      // default [defaults].failures
@@ -143,10 +143,12 @@ type targetSchema struct {
 	TLS  *tlsSchema  `toml:"tls"`  // [target.tls], only for type tls
 	DNS  *dnsSchema  `toml:"dns"`  // [target.dns], only for type dns
 	TCP  *tcpSchema  `toml:"tcp"`  // [target.tcp], only for type tcp
+	ICMP *icmpSchema `toml:"icmp"` // [target.icmp], only for type icmp
+	GRPC *grpcSchema `toml:"grpc"` // [target.grpc], only for type grpc
 }
 
 // tlsClientSchema are the client TLS keys of [target.http], [target.tls],
-// [target.dns] and [target.tcp].
+// [target.dns], [target.tcp] and [target.grpc].
 type tlsClientSchema struct {
 	CAFile             opt[string] `toml:"ca_file"`              // PEM bundle that replaces the system roots
 	CertFile           opt[string] `toml:"cert_file"`            // client certificate (mTLS), with key_file
@@ -177,7 +179,25 @@ type httpSchema struct {
 	BasicAuth              *basicAuthSchema       `toml:"basic_auth"`                 // { username, password_file | password_env }
 	BearerTokenFile        opt[string]            `toml:"bearer_token_file"`          // file holding a bearer token (read at load, trimmed)
 	BearerTokenEnv         opt[string]            `toml:"bearer_token_env"`           // environment variable holding a bearer token
+	// json: conditions on the body decoded as JSON, all of which must hold:
+	// json = [{ path = "status", equals = "UP" }, { path = "checks.db.latency_ms", less_than = 300 }].
+	JSON []jsonCondSchema `toml:"json"`
 	tlsClientSchema
+}
+
+// jsonCondSchema is one entry of [target.http] json: a path into the
+// body and exactly one comparison.
+type jsonCondSchema struct {
+	// path: object keys separated by dots, array indexes in brackets
+	// (checks.db.status, items[0].id); a key holding '.', '[' or ']' is
+	// quoted in brackets (labels["app.kubernetes.io/name"]). Required.
+	Path        opt[string]  `toml:"path"`
+	Equals      opt[scalar]  `toml:"equals"`       // the value equals this string, number or boolean (types must agree: "5" is not 5)
+	NotEquals   opt[scalar]  `toml:"not_equals"`   // the value is anything but this
+	LessThan    opt[float64] `toml:"less_than"`    // the value is a number below this
+	GreaterThan opt[float64] `toml:"greater_than"` // the value is a number above this
+	Exists      opt[bool]    `toml:"exists"`       // true: the path leads to a value (null included); false: it does not
+	Regex       opt[string]  `toml:"regex"`        // the value (a string, or a number's or boolean's text) matches this regex
 }
 
 // headerMatchSchema is one entry of fail_if_header_[not_]matches.
@@ -226,6 +246,22 @@ type tcpSchema struct {
 	Send            opt[string] `toml:"send"`       // written after connect; TOML escapes ("\r\n") work
 	Expect          opt[string] `toml:"expect"`     // regex that must match what is read back
 	ReadLimit       opt[int]    `toml:"read_limit"` // bytes read at most while waiting for expect; default 4096
+	tlsClientSchema             // only with tls = true
+}
+
+// icmpSchema is [target.icmp]: echo requests (ping) to address.
+type icmpSchema struct {
+	Packets        opt[int]    `toml:"packets"`         // echo requests per probe, 1-100; default 1
+	MinReplies     opt[int]    `toml:"min_replies"`     // replies a probe needs to succeed, at most packets; default 1
+	PacketInterval opt[string] `toml:"packet_interval"` // between the requests of one probe; default 25ms
+	PayloadSize    opt[int]    `toml:"payload_size"`    // bytes of data after the ICMP header, 1-65507; default 56 (ping's)
+	DontFragment   opt[bool]   `toml:"dont_fragment"`   // set the IPv4 DF bit (Linux only); default false
+}
+
+// grpcSchema is [target.grpc]: grpc.health.v1.Health/Check at address.
+type grpcSchema struct {
+	Service         opt[string] `toml:"service"` // the service asked about; default "": the server as a whole
+	TLS             opt[bool]   `toml:"tls"`     // connect with TLS; default false (plaintext)
 	tlsClientSchema             // only with tls = true
 }
 
@@ -299,6 +335,10 @@ func (o opt[T]) typeProblem() (want, got string, bad bool) {
 	return typeName[T](), got, true
 }
 
+// scalar is a TOML string, integer (int64), float (float64) or boolean,
+// for keys that take any of them (a JSON condition's equals).
+type scalar struct{ V any }
+
 // leaf is implemented by opt, so that one walk of the decoded schema
 // converts every value and finds every type error (see loader.leaves).
 type leaf interface {
@@ -366,6 +406,15 @@ func convert[T any](data any, l *loader) (T, bool) {
 		out, ok = s, ok && isMap
 	case time.Time:
 		out, ok = data.(time.Time)
+	case scalar:
+		switch v := data.(type) {
+		case string:
+			out = scalar{l.intern(v)}
+		case int64, float64, bool:
+			out = scalar{v}
+		default:
+			ok = false
+		}
 	default:
 		panic(fmt.Sprintf("config: opt of unsupported type %T", zero))
 	}
@@ -396,6 +445,8 @@ func typeName[T any]() string {
 		return "a table of strings"
 	case time.Time:
 		return "a TOML datetime (2026-12-01T02:00:00Z)"
+	case scalar:
+		return "a string, number or boolean"
 	}
 	return reflect.TypeFor[T]().String()
 }

@@ -3,20 +3,26 @@ package config
 import (
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net"
 	"net/netip"
 	"net/textproto"
 	"net/url"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/miekg/dns"
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
@@ -56,18 +62,17 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	}
 
 	t.Type = ts.Type.or("")
-	tables := map[string]bool{TypeHTTP: ts.HTTP != nil, TypeTLS: ts.TLS != nil, TypeDNS: ts.DNS != nil, TypeTCP: ts.TCP != nil}
-	switch t.Type {
-	case TypeHTTP, TypeTLS, TypeDNS, TypeTCP:
-	default:
+	tables := map[string]bool{TypeHTTP: ts.HTTP != nil, TypeTLS: ts.TLS != nil, TypeDNS: ts.DNS != nil, TypeTCP: ts.TCP != nil,
+		TypeICMP: ts.ICMP != nil, TypeGRPC: ts.GRPC != nil}
+	if !validType(t.Type) {
 		switch {
 		case !ts.Type.Set:
-			sc.errf(ErrRequired, "", "type is required: http, tls, dns or tcp")
+			sc.errf(ErrRequired, "", "type is required: %s", typeList)
 		case ts.Type.ok():
-			sc.errf(ErrUnknownType, "type", "unknown type %q: want http, tls, dns or tcp", t.Type)
+			sc.errf(ErrUnknownType, "type", "unknown type %q: want %s", t.Type, typeList)
 		}
 	}
-	for _, k := range []string{TypeHTTP, TypeTLS, TypeDNS, TypeTCP} {
+	for _, k := range Types {
 		if tables[k] && t.Type != k && t.Type != "" && validType(t.Type) {
 			sc.errf(ErrConflict, k, "[target.%s] does not apply to type = %q", k, t.Type)
 		}
@@ -176,8 +181,8 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	if ts.URL.Set && t.Type != TypeHTTP && validType(t.Type) {
 		sc.errf(ErrConflict, "url", "applies to http targets only (use address or [target.dns] server)")
 	}
-	if ts.Address.Set && t.Type != TypeTLS && t.Type != TypeTCP && validType(t.Type) {
-		sc.errf(ErrConflict, "address", "applies to tls and tcp targets only")
+	if ts.Address.Set && (t.Type == TypeHTTP || t.Type == TypeDNS) {
+		sc.errf(ErrConflict, "address", "applies to tls, tcp, icmp and grpc targets only")
 	}
 
 	switch t.Type {
@@ -191,6 +196,10 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 		t.DNS = sc.buildDNS(ts, nt)
 	case TypeTCP:
 		t.TCP = sc.buildTCP(ts, nt)
+	case TypeICMP:
+		t.ICMP = sc.buildICMP(ts, nt, t.Timeout)
+	case TypeGRPC:
+		t.GRPC = sc.buildGRPC(ts, nt)
 	}
 	if name == "" {
 		return nil
@@ -199,9 +208,10 @@ func (l *loader) buildTarget(s *source, i int, cfg *Config, d *defaultsFrom) *Ta
 	return t
 }
 
-func validType(t string) bool {
-	return t == TypeHTTP || t == TypeTLS || t == TypeDNS || t == TypeTCP
-}
+func validType(t string) bool { return slices.Contains(Types, t) }
+
+// typeList names the types in errors.
+const typeList = "http, tls, dns, tcp, icmp or grpc"
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
@@ -212,7 +222,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// address validates a tls/tcp target's host:port.
+// address validates a tls, tcp or grpc target's host:port.
 func (sc scope) address(ts *targetSchema, nt probe.Net) string {
 	if !ts.Address.Set {
 		sc.errf(ErrRequired, "", "address (host:port) is required for a %s target", ts.Type.V)
@@ -440,8 +450,82 @@ func (sc scope) buildHTTP(ts *targetSchema, nt probe.Net) *httpprobe.Options {
 	if auth > 1 {
 		hs.errf(ErrConflict, "", "basic_auth, bearer_token_*, an Authorization header and user:password@ in the url each set Authorization: choose one")
 	}
+	o.JSON = hs.jsonConditions(h.JSON)
 	o.TLS = hs.tlsClient(&h.tlsClientSchema)
 	return o
+}
+
+// jsonOps are the comparison keys of a JSON condition, in the order errors
+// list them.
+var jsonOps = []httpprobe.JSONOp{httpprobe.JSONEquals, httpprobe.JSONNotEquals, httpprobe.JSONLessThan,
+	httpprobe.JSONGreaterThan, httpprobe.JSONExists, httpprobe.JSONRegex}
+
+// jsonConditions validates [target.http] json, each entry at its own
+// position: a path, and exactly one comparison with a value of its type.
+func (sc scope) jsonConditions(in []jsonCondSchema) []httpprobe.JSONCondition {
+	var out []httpprobe.JSONCondition
+	for k, c := range in {
+		cs := sc.sub(fmt.Sprintf("json[%d]", k))
+		ok := true
+		switch {
+		case !c.Path.Set:
+			cs.errf(ErrRequired, "", "path is required (the value to check, like \"status\" or \"checks.db.latency_ms\")")
+			ok = false
+		case !c.Path.ok():
+			ok = false // a type error, reported already
+		default:
+			if err := httpprobe.CheckJSONPath(c.Path.V); err != nil {
+				cs.errf(ErrInvalid, "path", "%q: %v", c.Path.V, err)
+				ok = false
+			}
+		}
+		set := map[httpprobe.JSONOp]bool{
+			httpprobe.JSONEquals: c.Equals.Set, httpprobe.JSONNotEquals: c.NotEquals.Set,
+			httpprobe.JSONLessThan: c.LessThan.Set, httpprobe.JSONGreaterThan: c.GreaterThan.Set,
+			httpprobe.JSONExists: c.Exists.Set, httpprobe.JSONRegex: c.Regex.Set,
+		}
+		var ops []httpprobe.JSONOp
+		for _, op := range jsonOps {
+			if set[op] {
+				ops = append(ops, op)
+			}
+		}
+		if len(ops) != 1 {
+			if len(ops) == 0 {
+				cs.errf(ErrRequired, "", "a comparison is required: equals, not_equals, less_than, greater_than, exists or regex")
+			} else {
+				cs.errf(ErrConflict, string(ops[1]), "one comparison per condition, not both %s and %s (add another condition)", ops[0], ops[1])
+			}
+			continue
+		}
+		cond := httpprobe.JSONCondition{Path: c.Path.V, Op: ops[0]}
+		switch cond.Op {
+		case httpprobe.JSONEquals, httpprobe.JSONNotEquals:
+			v := c.Equals
+			if cond.Op == httpprobe.JSONNotEquals {
+				v = c.NotEquals
+			}
+			ok = ok && v.ok() && cs.finite(string(cond.Op), v.V.V)
+			cond.Value = v.V.V
+		case httpprobe.JSONLessThan, httpprobe.JSONGreaterThan:
+			v := c.LessThan
+			if cond.Op == httpprobe.JSONGreaterThan {
+				v = c.GreaterThan
+			}
+			ok = ok && v.ok() && cs.finite(string(cond.Op), v.V)
+			cond.Value = v.V
+		case httpprobe.JSONExists:
+			ok = ok && c.Exists.ok()
+			cond.Value = c.Exists.V
+		case httpprobe.JSONRegex:
+			ok = ok && c.Regex.ok() && cs.regex("regex", c.Regex.V)
+			cond.Value = c.Regex.V
+		}
+		if ok {
+			out = append(out, cond)
+		}
+	}
+	return out
 }
 
 // secretHeaders reads headers_file and headers_env: each value from its
@@ -494,6 +578,16 @@ func (hs scope) secretHeaders(h *httpSchema, inline map[string]string) map[strin
 		}
 	}
 	return out
+}
+
+// finite reports a float that is NaN or infinite (TOML has nan and inf),
+// which no JSON number can be compared with.
+func (sc scope) finite(key string, v any) bool {
+	if f, isFloat := v.(float64); isFloat && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		sc.errf(ErrInvalid, key, "%v: want a finite number", f)
+		return false
+	}
+	return true
 }
 
 func hasHeader(h map[string]string, name string) bool {
@@ -673,6 +767,91 @@ func (sc scope) buildTCP(ts *targetSchema, nt probe.Net) *tcpprobe.Options {
 		}
 	}
 	o.TLS = s.tlsClient(&t.tlsClientSchema)
+	return o
+}
+
+func (sc scope) buildICMP(ts *targetSchema, nt probe.Net, timeout time.Duration) *icmpprobe.Options {
+	o := &icmpprobe.Options{Net: nt, Packets: 1, MinReplies: 1, PacketInterval: icmpprobe.DefaultPacketInterval,
+		PayloadSize: icmpprobe.DefaultPayloadSize}
+	switch {
+	case !ts.Address.Set:
+		sc.errf(ErrRequired, "", "address (a host name or IP address) is required for an icmp target")
+	case ts.Address.ok():
+		o.Address = ts.Address.V
+		host := strings.TrimSuffix(strings.TrimPrefix(o.Address, "["), "]")
+		ip, err := netip.ParseAddr(host)
+		switch {
+		case host == "":
+			sc.errf(ErrInvalid, "address", "%q: want a host name or IP address", o.Address)
+		case err != nil && (strings.Contains(host, ":") || strings.ContainsAny(host, " /\t")):
+			sc.errf(ErrInvalid, "address", "%q: want a host name or IP address, without a port (ICMP has none)", o.Address)
+		case err == nil && nt.SourceIP.IsValid() && ip.Unmap().Is4() != nt.SourceIP.Unmap().Is4():
+			sc.errf(ErrImpossible, "address", "%s cannot be pinged from source_ip %s: not the same address family", ip, nt.SourceIP)
+		case err == nil:
+			sc.familyCheck("address", host, nt)
+		}
+	}
+	c := ts.ICMP
+	if c == nil {
+		c = &icmpSchema{}
+	}
+	s := sc.sub("icmp")
+	if c.Packets.ok() {
+		if v := c.Packets.V; v < 1 || v > icmpprobe.MaxPackets {
+			s.errf(ErrInvalid, "packets", "%d: want 1 to %d", v, icmpprobe.MaxPackets)
+		} else {
+			o.Packets = v
+		}
+	}
+	if c.MinReplies.ok() {
+		switch v := c.MinReplies.V; {
+		case v < 1:
+			s.errf(ErrInvalid, "min_replies", "%d: must be at least 1", v)
+		case v > o.Packets:
+			s.errf(ErrImpossible, "min_replies", "%d is more than the %d packet(s) sent (packets)", v, o.Packets)
+		default:
+			o.MinReplies = v
+		}
+	}
+	if d := s.positive("packet_interval", c.PacketInterval); d > 0 {
+		o.PacketInterval = d
+	}
+	if c.PayloadSize.ok() {
+		if v := c.PayloadSize.V; v < 1 || v > icmpprobe.MaxPayloadSize {
+			s.errf(ErrInvalid, "payload_size", "%d: want 1 to %d bytes", v, icmpprobe.MaxPayloadSize)
+		} else {
+			o.PayloadSize = v
+		}
+	}
+	o.DontFragment = c.DontFragment.or(false)
+	if o.DontFragment && runtime.GOOS != "linux" {
+		s.errf(ErrInvalid, "dont_fragment", "supported on Linux only")
+	}
+	// The last request must leave its reply time before the deadline.
+	if span := time.Duration(o.Packets-1) * o.PacketInterval; timeout > 0 && span >= timeout {
+		s.errf(ErrImpossible, "packets", "%d packets %v apart take %v to send: not below timeout %v", o.Packets, o.PacketInterval, span, timeout)
+	}
+	return o
+}
+
+func (sc scope) buildGRPC(ts *targetSchema, nt probe.Net) *grpcprobe.Options {
+	o := &grpcprobe.Options{Net: nt, Address: sc.address(ts, nt)}
+	g := ts.GRPC
+	if g == nil {
+		g = &grpcSchema{}
+	}
+	s := sc.sub("grpc")
+	o.Service = g.Service.or("")
+	if strings.ContainsFunc(o.Service, unicode.IsControl) {
+		s.errf(ErrInvalid, "service", "%q: must not contain control characters", o.Service)
+	}
+	o.UseTLS = g.TLS.or(false)
+	if !o.UseTLS {
+		for _, k := range tlsKeysSet(&g.tlsClientSchema) {
+			s.errf(ErrConflict, k, "applies only with tls = true")
+		}
+	}
+	o.TLS = s.tlsClient(&g.tlsClientSchema)
 	return o
 }
 

@@ -90,8 +90,23 @@ fail_if_header_matches = [{ header = "X-Cache", regex = "stale" }]
 fail_if_header_not_matches = [{ header = "Content-Type", regex = "json" }]
 http_version = "2"
 basic_auth = { username = "prober", password_file = "password" }
+json = [{ path = "status", equals = "UP-and-running" }, { path = "build", regex = "^v2[.]" }]
 ca_file = "ca.pem"
 server_name = "pay.example.com"
+
+[[target]]
+name = "orders"
+type = "grpc"
+address = "orders.example.com:50051"
+[target.grpc]
+service = "orders.v1.Orders"
+tls = true
+server_name = "orders.internal"
+
+[[target]]
+name = "gateway"
+type = "icmp"
+address = "gw.example.com"
 
 [[target]]
 name = "pay-cert"
@@ -147,7 +162,8 @@ timezone = "Europe/Berlin"
 	}
 	seen := checkNoText(t, cfg, texts)
 	// The walk reached unexported fields, map keys and the zone's name.
-	for _, want := range []string{"https://pay.example.com/health", "X-Team", "ops", "Europe/Berlin", "search.internal:9200", "EHLO vantage.example.com\r\n"} {
+	for _, want := range []string{"https://pay.example.com/health", "X-Team", "ops", "Europe/Berlin", "search.internal:9200", "EHLO vantage.example.com\r\n",
+		"UP-and-running", "^v2[.]", "orders.v1.Orders", "gw.example.com"} {
 		if !seen[want] {
 			t.Errorf("the walk of the Config never met %q", want)
 		}

@@ -11,7 +11,9 @@ import (
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
@@ -134,10 +136,16 @@ const (
 	TypeTLS  = "tls"
 	TypeDNS  = "dns"
 	TypeTCP  = "tcp"
+	TypeICMP = "icmp"
+	TypeGRPC = "grpc"
 )
 
+// Types lists every target type, in the order summaries name them.
+var Types = []string{TypeHTTP, TypeTLS, TypeDNS, TypeTCP, TypeICMP, TypeGRPC}
+
 // Target is one [[target]] with defaults applied and its prober options
-// built. Exactly one of HTTP(), TLS, DNS, TCP is non-nil, matching Type.
+// built. Exactly one of HTTP(), TLS, DNS, TCP, ICMP, GRPC is non-nil,
+// matching Type.
 type Target struct {
 	Name     string
 	Type     string
@@ -163,6 +171,8 @@ type Target struct {
 	TLS  *tlsprobe.Options
 	DNS  *dnsprobe.Options
 	TCP  *tcpprobe.Options
+	ICMP *icmpprobe.Options
+	GRPC *grpcprobe.Options
 
 	// Pos is where the [[target]] table starts.
 	Pos Pos
@@ -196,8 +206,9 @@ func (t *Target) SetHTTP(o httpprobe.Options) {
 
 // CertWarnDays is how many days before the certificate it is shown
 // expires the target warns: a tls target's min_days_left (0 disables),
-// DefaultCertDays for other targets that speak TLS (https URLs, TCP with
-// tls, DNS over TLS, HTTPS or QUIC), 0 for targets that see no certificate.
+// DefaultCertDays for other targets that speak TLS (https URLs, TCP and
+// gRPC with tls, DNS over TLS, HTTPS or QUIC), 0 for targets that see no
+// certificate.
 func (t *Target) CertWarnDays() int {
 	switch {
 	case t.TLS != nil:
@@ -210,6 +221,10 @@ func (t *Target) CertWarnDays() int {
 		if t.TCP.UseTLS {
 			return DefaultCertDays
 		}
+	case t.GRPC != nil:
+		if t.GRPC.UseTLS {
+			return DefaultCertDays
+		}
 	case t.DNS != nil:
 		switch strings.ToLower(t.DNS.Transport) {
 		case "tls", "https", "quic":
@@ -220,7 +235,8 @@ func (t *Target) CertWarnDays() int {
 }
 
 // Endpoint is what the target points at, for display: URL or address or
-// "server query", URLs redacted (probe.RedactURL).
+// "server query" (DNS) or "address service" (gRPC with a service name),
+// URLs redacted (probe.RedactURL).
 func (t *Target) Endpoint() string {
 	switch {
 	case t.http != nil:
@@ -231,6 +247,13 @@ func (t *Target) Endpoint() string {
 		return probe.RedactURL(t.DNS.Server) + " " + t.DNS.Query
 	case t.TCP != nil:
 		return t.TCP.Address
+	case t.ICMP != nil:
+		return t.ICMP.Address
+	case t.GRPC != nil:
+		if t.GRPC.Service != "" {
+			return t.GRPC.Address + " " + t.GRPC.Service
+		}
+		return t.GRPC.Address
 	}
 	return ""
 }

@@ -36,9 +36,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"its CPU is not counted) at a steady rate, against the floor (a bare Go client making the same\n"+
 		"fresh-connection requests) and Prometheus blackbox_exporter driven by /probe requests at the\n"+
 		"same rate. Prints CPU per probe, RSS per target, schedule lateness and /metrics scrape cost.\n"+
-		"Without -targets it runs the default suite ("+strings.Join(names, ", ")+"; about eight minutes):\n"+
+		"Without -targets it runs the default suite ("+strings.Join(names, ", ")+"; about fourteen minutes):\n"+
 		"10,000 HTTPS targets (memory), 10,000 mixed targets at 1,000 probes/s (lateness, scrape),\n"+
-		"then 1,000 targets of each protocol against the bare client and blackbox_exporter.\n"+
+		"then 1,000 targets of each protocol (HTTP, HTTPS, TCP, ICMP to 127.0.0.1, gRPC health checks\n"+
+		"plaintext and over TLS) against the bare client and blackbox_exporter.\n"+
 		"Measurements are noisy on a shared machine: use -count 2 or more and read the ranges.", stderr)
 	only := fs.String("only", "", "comma-separated default-suite scenarios to run (default: all)")
 	targets := fs.Int("targets", 0, "run one custom scenario with this many targets instead of the suite")

@@ -16,6 +16,18 @@ import (
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
+// cliEnv makes the test binary, run again by a test, run the command line
+// in its arguments instead of the tests: a vantage command in a process of
+// its own (another user namespace).
+const cliEnv = "VANTAGE_TEST_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
 func runCLI(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, &out, &errb)

@@ -10,28 +10,44 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
+	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/httpprobe"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 	"github.com/vantage-probe/vantage/probe/tcpprobe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
 
 const probeSynopsis = `Usage:
-  vantage probe [-type http] [-method M] [-status 200,204] [-body-regex RE] [-http-version auto|1.1|2|3] [-ca-file F] [-insecure] URL
+  vantage probe [-type http] [-method M] [-status 200,204] [-body-regex RE] [-cond 'status == UP'] [-http-version auto|1.1|2|3] [-ca-file F] [-insecure] URL
   vantage probe -type tls [-server-name N] [-min-days-left N] [-ca-file F] HOST:PORT
   vantage probe -type dns -server HOST:PORT [-transport udp|tcp|tls|https|quic] [-record A] [-rcode NOERROR] [-answer-regex RE] NAME
   vantage probe -type tcp [-tls] [-send S] [-expect RE] HOST:PORT
+  vantage probe -type icmp [-packets N] [-min-replies N] [-packet-interval D] [-payload-size N] [-dont-fragment] HOST
+  vantage probe -type grpc [-service NAME] [-tls] [-server-name N] [-ca-file F] HOST:PORT
   vantage probe -config FILE -target NAME
 
 Runs one probe now and prints the result: success or the failure reason, each phase's
-time, certificate expiry, DNS answers. -json prints the Result as JSON.
+time, certificate expiry, DNS answers, ICMP replies, the gRPC serving status.
+-json prints the Result as JSON.
+
+-cond checks the HTTP body as JSON, like [target.http] json in the config; repeat it
+for more conditions, all of which must hold: PATH OP VALUE with OP one of
+==, !=, <, > (numbers), =~ (regex), or PATH exists, PATH !exists. A bare word is a
+string; "quoted", numbers, true, false and null are JSON values:
+  -cond 'status == UP' -cond 'checks.db.latency_ms < 300' -cond 'version =~ ^2\.'
+
+ICMP needs an ICMP socket: an unprivileged one where net.ipv4.ping_group_range holds
+your group, or a raw one with CAP_NET_RAW (root).
 Exit status: 0 success, 1 probe failed, 2 bad usage or config.`
 
 func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("probe", probeSynopsis, stderr)
-	typ := fs.String("type", "", "probe type: http, tls, dns, tcp (default http for an http(s):// URL)")
+	typ := fs.String("type", "", "probe type: http, tls, dns, tcp, icmp, grpc (default http for an http(s):// URL)")
 	timeout := fs.Duration("timeout", 10*time.Second, "probe timeout")
 	asJSON := fs.Bool("json", false, "print the Result as JSON")
 	cfgFile := fs.String("config", "", "config file: probe a configured target (with -target)")
@@ -44,8 +60,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	bodyRegex := fs.String("body-regex", "", "http: regex the body must match")
 	httpVersion := fs.String("http-version", "auto", "http: auto, 1.1, 2 or 3 (HTTP/3 over QUIC)")
 	noFollow := fs.Bool("no-follow", false, "http: do not follow redirects")
-	var headers multiFlag
+	var headers, conds multiFlag
 	fs.Var(&headers, "header", "http: request header 'Name: value' (repeatable)")
+	fs.Var(&conds, "cond", "http: condition on the body as JSON, 'PATH OP VALUE' like 'status == UP' (repeatable; see above)")
 	// TLS (shared)
 	caFile := fs.String("ca-file", "", "PEM CA bundle to verify against instead of the system roots")
 	insecure := fs.Bool("insecure", false, "do not verify the certificate (facts are still reported)")
@@ -58,9 +75,17 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	rcode := fs.String("rcode", "NOERROR", "dns: accepted rcodes, comma-separated")
 	answerRegex := fs.String("answer-regex", "", "dns: regex at least one answer must match")
 	// TCP
-	useTLS := fs.Bool("tls", false, "tcp: wrap the connection in TLS")
+	useTLS := fs.Bool("tls", false, "tcp, grpc: wrap the connection in TLS")
 	send := fs.String("send", "", `tcp: string to send after connecting (\r \n \t escapes allowed)`)
 	expect := fs.String("expect", "", "tcp: regex the response must match")
+	// ICMP
+	packets := fs.Int("packets", 1, "icmp: echo requests to send")
+	minReplies := fs.Int("min-replies", 1, "icmp: replies needed to succeed")
+	packetInterval := fs.Duration("packet-interval", icmpprobe.DefaultPacketInterval, "icmp: time between requests")
+	payloadSize := fs.Int("payload-size", icmpprobe.DefaultPayloadSize, "icmp: data bytes after the ICMP header")
+	dontFragment := fs.Bool("dont-fragment", false, "icmp: set the IPv4 don't-fragment bit (Linux)")
+	// gRPC
+	service := fs.String("service", "", "grpc: service name to ask about (default: the server as a whole)")
 	if c := parse(fs, args); c >= 0 {
 		return c
 	}
@@ -101,7 +126,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 				kind = "http"
 			} else {
-				return usageErr("-type is required for %q (http, tls, dns or tcp)", probe.RedactURL(target))
+				return usageErr("-type is required for %q (http, tls, dns, tcp, icmp or grpc)", probe.RedactURL(target))
 			}
 		}
 		var netOpts probe.Net
@@ -137,6 +162,13 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if *bodyRegex != "" {
 				o.FailIfBodyNotMatches = []string{*bodyRegex}
 			}
+			for _, c := range conds {
+				jc, cerr := httpprobe.ParseJSONCondition(c)
+				if cerr != nil {
+					return usageErr("-cond %v", cerr)
+				}
+				o.JSON = append(o.JSON, jc)
+			}
 			if len(headers) > 0 {
 				o.Headers = map[string]string{}
 				for _, h := range headers {
@@ -163,8 +195,13 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 			prober, err = tcpprobe.New(tcpprobe.Options{Address: target, UseTLS: *useTLS, TLS: tlsOpts, Send: s,
 				Expect: *expect, Net: netOpts})
+		case "icmp":
+			prober, err = icmpprobe.New(icmpprobe.Options{Address: target, Packets: *packets, MinReplies: *minReplies,
+				PacketInterval: *packetInterval, PayloadSize: *payloadSize, DontFragment: *dontFragment, Net: netOpts})
+		case "grpc":
+			prober, err = grpcprobe.New(grpcprobe.Options{Address: target, Service: *service, UseTLS: *useTLS, TLS: tlsOpts, Net: netOpts})
 		default:
-			return usageErr("-type %q: want http, tls, dns or tcp", kind)
+			return usageErr("-type %q: want http, tls, dns, tcp, icmp or grpc", kind)
 		}
 		if err != nil {
 			return usageErr("%v", err)
@@ -245,4 +282,28 @@ func printResult(w io.Writer, kind, name string, r *probe.Result) {
 	if t := r.TCP; t != nil && (t.BytesRead > 0 || t.Banner != "") {
 		fmt.Fprintf(w, "  tcp:      %d bytes read, first line %q\n", t.BytesRead, t.Banner)
 	}
+	if i := r.ICMP; i != nil {
+		fmt.Fprintf(w, "  icmp:     %d of %d replies over a %s socket", i.PacketsReceived, i.PacketsSent, i.Socket)
+		if i.PacketsReceived > 0 {
+			fmt.Fprintf(w, ", rtt min/avg/max %s/%s/%s", msNum(i.RTTMin), msNum(i.RTT), ms(i.RTTMax))
+		}
+		if i.ReplyHopLimit >= 0 {
+			fmt.Fprintf(w, ", reply hop limit %d", i.ReplyHopLimit)
+		}
+		fmt.Fprintln(w)
+	}
+	if g := r.GRPC; g != nil {
+		serving := g.ServingStatus
+		if serving == "" {
+			serving = "none (the RPC failed)"
+		}
+		transport := "plaintext"
+		if g.TLS {
+			transport = "TLS"
+		}
+		fmt.Fprintf(w, "  grpc:     serving status %s, status code %d (%s), %s\n", serving, g.StatusCode, codes.Code(g.StatusCode), transport)
+	}
 }
+
+// msNum is ms without the unit, for a list that names it once.
+func msNum(d time.Duration) string { return strings.TrimSuffix(ms(d), " ms") }

@@ -10,21 +10,38 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/vantage-probe/vantage/internal/mono"
+	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
 
 // bareClient is the floor: the cheapest fresh-connection probe a Go program
 // can make with the standard library. HTTP(S) through one shared
 // http.Transport with keep-alives off (a new TCP connection, and a full TLS
 // handshake with chain verification, per request; HTTP/2 when the server
-// offers it, as the agent's "auto"); TCP as Dial then Close. It times no
-// phase, keeps no result and exports nothing.
+// offers it, as the agent's "auto"); TCP as Dial then Close; ICMP as an
+// ICMP socket (of the kind the agent would use) opened, one echo request
+// of the agent's payload size sent, its reply read, the socket closed;
+// gRPC as grpc-go's client, with its defaults, created for one health
+// Check and closed. It times no phase, keeps no result and exports
+// nothing.
 type bareClient struct {
-	tr      *http.Transport
-	dialer  net.Dialer
-	timeout time.Duration
+	tr       *http.Transport
+	dialer   net.Dialer
+	timeout  time.Duration
+	grpcTLS  credentials.TransportCredentials
+	icmpNet  string // "udp4" (datagram ICMP) or "ip4:icmp" (raw)
+	icmpID   atomic.Uint32
+	icmpData []byte
 }
 
 func newBareClient(caFile string, timeout time.Duration) (*bareClient, error) {
@@ -36,26 +53,99 @@ func newBareClient(caFile string, timeout time.Duration) (*bareClient, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("ca_file %q: no PEM certificate", caFile)
 	}
-	return &bareClient{
+	c := &bareClient{
 		tr: &http.Transport{
 			DisableKeepAlives: true,
 			ForceAttemptHTTP2: true,
 			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		},
-		timeout: timeout,
-	}, nil
+		timeout:  timeout,
+		grpcTLS:  credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		icmpNet:  "ip4:icmp",
+		icmpData: make([]byte, icmpprobe.DefaultPayloadSize),
+	}
+	if kind, err := icmpprobe.Detect(nil, false); err == nil && kind == icmpprobe.SocketDatagram {
+		c.icmpNet = "udp4"
+	}
+	return c, nil
+}
+
+// grpcCheck is one health Check over a client made for it.
+func (c *bareClient) grpcCheck(ctx context.Context, addr string, secure bool) error {
+	creds := insecure.NewCredentials()
+	if secure {
+		creds = c.grpcTLS
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	resp, err := grpc_health_v1.NewHealthClient(cc).Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		return fmt.Errorf("%s: %s", addr, resp.GetStatus())
+	}
+	return nil
+}
+
+// echo sends one echo request to addr and waits for its reply.
+func (c *bareClient) echo(ctx context.Context, addr string) error {
+	pc, err := icmp.ListenPacket(c.icmpNet, "0.0.0.0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = pc.SetDeadline(dl)
+	}
+	// A raw socket's identifier is ours; a datagram socket's, the kernel's.
+	id := int(c.icmpID.Add(1) & 0xffff)
+	m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: 1, Data: c.icmpData}}
+	wb, err := m.Marshal(nil)
+	if err != nil {
+		return err
+	}
+	var dst net.Addr = &net.IPAddr{IP: net.ParseIP(addr)}
+	if c.icmpNet == "udp4" {
+		dst = &net.UDPAddr{IP: net.ParseIP(addr)}
+	}
+	if _, err := pc.WriteTo(wb, dst); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		r, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil || r.Type != ipv4.ICMPTypeEchoReply {
+			continue
+		}
+		if e, ok := r.Body.(*icmp.Echo); ok && e.Seq == 1 && (c.icmpNet == "udp4" || e.ID == id) {
+			return nil
+		}
+	}
 }
 
 // probe probes t once and returns the HTTP version used ("" for tcp).
 func (c *bareClient) probe(ctx context.Context, t target) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if t.kind == KindTCP {
+	switch t.kind {
+	case KindTCP:
 		conn, err := c.dialer.DialContext(ctx, "tcp", t.addr)
 		if err != nil {
 			return "", err
 		}
 		return "", conn.Close()
+	case KindICMP:
+		return "", c.echo(ctx, t.addr)
+	case KindGRPC, KindGRPCS:
+		return "", c.grpcCheck(ctx, t.addr, t.kind == KindGRPCS)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {

@@ -53,7 +53,7 @@ const (
 // in turn.
 type Scenario struct {
 	Name     string
-	Kind     string // KindHTTP, KindHTTPS, KindTCP or KindMixed
+	Kind     string // one of Kinds
 	Targets  int
 	Rate     float64 // probes per second, all targets together
 	Warmup   time.Duration
@@ -106,7 +106,7 @@ func (s Scenario) Validate() error {
 // AllDrivers is every driver, in the order a scenario runs them.
 var AllDrivers = []string{DriverVantage, DriverBare, DriverBlackbox}
 
-// DefaultSuite is what `vantage bench` runs without flags (about eight
+// DefaultSuite is what `vantage bench` runs without flags (about fourteen
 // minutes on two cores):
 //
 //   - rss-https: 10,000 HTTPS targets configured and exported (every one
@@ -115,10 +115,11 @@ var AllDrivers = []string{DriverVantage, DriverBare, DriverBlackbox}
 //     the same machine;
 //   - scale-mixed: 10,000 targets (a third each HTTP, HTTPS, TCP) at 1,000
 //     probes/s, for CPU, schedule lateness and the scrape under load;
-//   - http, https, tcp: 1,000 targets of one protocol, the agent against
-//     the bare client and blackbox_exporter: 500 probes/s, HTTPS 200 (a
-//     TLS probe costs both ends a millisecond or more of CPU, and all three
-//     drivers must keep up on two cores with the farm beside them).
+//   - http, https, tcp, icmp, grpc, grpcs: 1,000 targets of one protocol,
+//     the agent against the bare client and blackbox_exporter: 500
+//     probes/s, HTTPS 200, gRPC 250 and gRPC over TLS 100 (a TLS probe
+//     costs both ends a millisecond or more of CPU, and all three drivers
+//     must keep up on two cores with the farm beside them).
 //
 // The memory scenario runs first, in a fresh process, so that earlier runs
 // do not inflate its figures.
@@ -130,6 +131,9 @@ func DefaultSuite() []Scenario {
 		{Name: "http", Kind: KindHTTP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
 		{Name: "https", Kind: KindHTTPS, Targets: 1000, Rate: 200, Duration: window, Drivers: AllDrivers},
 		{Name: "tcp", Kind: KindTCP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
+		{Name: "icmp", Kind: KindICMP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
+		{Name: "grpc", Kind: KindGRPC, Targets: 1000, Rate: 250, Duration: window, Drivers: AllDrivers},
+		{Name: "grpcs", Kind: KindGRPCS, Targets: 1000, Rate: 100, Duration: window, Drivers: AllDrivers},
 	}
 }
 

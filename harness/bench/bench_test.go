@@ -145,6 +145,72 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
+// TestSmokeGRPC runs the harness for gRPC, plaintext and over TLS: each
+// driver checks the farm's health servers, the farm counts every check,
+// and nothing fails.
+func TestSmokeGRPC(t *testing.T) { smokeKinds(t, KindGRPC, KindGRPCS) }
+
+// TestSmokeICMP runs the harness for ICMP in a network namespace of its
+// own: the farm counts the echo requests its namespace receives, which on
+// the host would include everyone else's pings.
+func TestSmokeICMP(t *testing.T) {
+	if !probetest.InNetNS(t) {
+		return
+	}
+	smokeKinds(t, KindICMP)
+}
+
+func smokeKinds(t *testing.T, kinds ...string) {
+	t.Helper()
+	if err := supported(); err != nil {
+		t.Skip(err)
+	}
+	drivers := []string{DriverVantage, DriverBare}
+	bb := ""
+	if _, err := os.Stat(debianBlackbox); err == nil {
+		bb = debianBlackbox
+		drivers = append(drivers, DriverBlackbox)
+	}
+	var scenarios []Scenario
+	for _, k := range kinds {
+		// A 2 s interval and 1.6 s timeout, as TestSmoke's: a TLS
+		// handshake under the race detector on a loaded machine takes
+		// hundreds of milliseconds.
+		scenarios = append(scenarios, Scenario{Name: k, Kind: k, Targets: 20, Rate: 10,
+			Warmup: 500 * time.Millisecond, Duration: 2 * time.Second, Drivers: drivers})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	rep, err := Run(ctx, Options{Scenarios: scenarios, FarmCommand: []string{os.Args[0]}, FarmEnv: []string{farmEnv + "=1"},
+		FarmListeners: 1, Blackbox: bb, Scrapes: 1, MinAchieved: 0.3, Log: &progress})
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if len(rep.Results) != len(kinds)*len(drivers) {
+		t.Fatalf("%d results, want %d:\n%s", len(rep.Results), len(kinds)*len(drivers), progress.String())
+	}
+	for _, r := range rep.Results {
+		if r.Err != "" {
+			t.Errorf("%s %s: %s", r.Scenario, r.Driver, r.Err)
+			continue
+		}
+		if got := r.Achieved(); got < 10.0/3 || got > 20 {
+			t.Errorf("%s %s: %.1f probes/s counted by the farm, want about 10", r.Scenario, r.Driver, got)
+		}
+		if r.Failures != 0 || r.PerProbe() <= 0 {
+			t.Errorf("%s %s: %d failures, %v per probe", r.Scenario, r.Driver, r.Failures, r.PerProbe())
+		}
+	}
+	var md bytes.Buffer
+	rep.Write(&md, true)
+	for _, k := range kinds {
+		if bb != "" && !strings.Contains(md.String(), k+": agent CPU per "+k+" probe ≤ 1.00× blackbox_exporter's") {
+			t.Errorf("report lacks the %s goal line:\n%s", k, md.String())
+		}
+	}
+}
+
 func sizeOf(fi os.FileInfo) int64 {
 	if fi == nil {
 		return 0
@@ -156,7 +222,7 @@ func sizeOf(fi os.FileInfo) int64 {
 // every kind must load, with the interval, timeout and targets wanted.
 func TestAgentTOMLParses(t *testing.T) {
 	fi := FarmInfo{HTTP: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}, HTTPS: []string{"https://127.0.0.1:3"},
-		TCP: []string{"127.0.0.1:4"}, CAFile: writeCA(t)}
+		TCP: []string{"127.0.0.1:4"}, GRPC: []string{"127.0.0.1:5"}, GRPCS: []string{"127.0.0.1:6", "127.0.0.1:7"}, CAFile: writeCA(t)}
 	for _, kind := range Kinds {
 		t.Run(kind, func(t *testing.T) {
 			ts, err := makeTargets(kind, 7, fi)
@@ -180,6 +246,12 @@ func TestAgentTOMLParses(t *testing.T) {
 				}
 				if ts[i].kind == KindHTTPS && ct.HTTP().TLS.CAFile != fi.CAFile {
 					t.Errorf("%s: ca_file %q, want %q", ct.Name, ct.HTTP().TLS.CAFile, fi.CAFile)
+				}
+				if ts[i].kind == KindGRPCS && (ct.GRPC == nil || !ct.GRPC.UseTLS || ct.GRPC.TLS.CAFile != fi.CAFile) {
+					t.Errorf("%s: grpc options %+v, want TLS with ca_file %q", ct.Name, ct.GRPC, fi.CAFile)
+				}
+				if want := map[string]string{KindICMP: config.TypeICMP, KindGRPC: config.TypeGRPC, KindGRPCS: config.TypeGRPC}[ts[i].kind]; want != "" && ct.Type != want {
+					t.Errorf("%s: type %q, want %q", ct.Name, ct.Type, want)
 				}
 			}
 		})
@@ -297,6 +369,11 @@ func TestGoals(t *testing.T) {
 		mk("https", DriverVantage, KindHTTPS, 1000, 500, 110*time.Millisecond),
 		mk("https", DriverBare, KindHTTPS, 1000, 500, 100*time.Millisecond),
 		scale,
+		mk("icmp", DriverVantage, KindICMP, 1000, 500, 10*time.Millisecond),
+		mk("icmp", DriverBlackbox, KindICMP, 1000, 500, 100*time.Millisecond),
+		mk("grpcs", DriverVantage, KindGRPCS, 1000, 100, 120*time.Millisecond),
+		mk("grpcs", DriverBlackbox, KindGRPCS, 1000, 100, 100*time.Millisecond),
+		mk("grpc", DriverVantage, KindGRPC, 1000, 250, 120*time.Millisecond), // no blackbox_exporter: no goal line
 		{Scenario: "failed", Driver: DriverVantage, Kind: KindMixed, Targets: 10000, Rate: 1000,
 			Err: "only 10 of 1000 probes/s served"},
 	}}
@@ -307,11 +384,16 @@ func TestGoals(t *testing.T) {
 		"scale: RSS < 64 MB with 10000 HTTPS targets configured and exported: NOT met (worst 70.0 MB)",
 		"scale: under one core at 1000 probes/s: met (worst 0.50 cores)",
 		"scale: lateness p99 < 50ms: met",
+		"icmp: agent CPU per icmp probe ≤ 1.00× blackbox_exporter's: met (worst 0.10×)",
+		"grpcs: agent CPU per grpcs probe ≤ 1.00× blackbox_exporter's: NOT met (worst 1.20×)",
 		"scale: scrape < 100ms at 10000 targets: met",
 		"failed: not measured: only 10 of 1000 probes/s served",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("goals lack %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "grpc: ") {
+		t.Errorf("a goal line for grpc, measured without blackbox_exporter:\n%s", got)
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/probe/probetest"
+	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
 
 // DefaultFarmListeners is how many servers the farm runs per protocol.
@@ -41,25 +43,34 @@ type FarmInfo struct {
 	HTTP   []string `json:"http"`    // base URLs, http://127.0.0.1:PORT
 	HTTPS  []string `json:"https"`   // base URLs, https://127.0.0.1:PORT (HTTP/2 and HTTP/1.1 by ALPN)
 	TCP    []string `json:"tcp"`     // 127.0.0.1:PORT, accepting and holding until the client closes
-	CAFile string   `json:"ca_file"` // PEM of the CA that signed the HTTPS certificate
+	GRPC   []string `json:"grpc"`    // 127.0.0.1:PORT, a grpc-go server with the health service, plaintext
+	GRPCS  []string `json:"grpcs"`   // 127.0.0.1:PORT, the same over TLS
+	CAFile string   `json:"ca_file"` // PEM of the CA that signed the HTTPS and gRPC certificate
 	Stats  string   `json:"stats"`   // URL of the counters (FarmStats as JSON)
 }
 
 // FarmStats counts what the farm served since it started: HTTP requests
-// answered over plain HTTP and over TLS, and TCP connections accepted.
-// Counting on the serving side measures every driver (the agent, the bare
-// client, blackbox_exporter) the same way.
+// answered over plain HTTP and over TLS, TCP connections accepted, health
+// checks answered, and echo requests the kernel received (it answers
+// them). Counting on the serving side measures every driver (the agent,
+// the bare client, blackbox_exporter) the same way. ICMP is counted for
+// the whole network namespace (the Icmp InEchos of /proc/net/snmp): other
+// pings on the machine during a window count too.
 type FarmStats struct {
 	HTTP  int64 `json:"http"`
 	HTTPS int64 `json:"https"`
 	TCP   int64 `json:"tcp"`
+	GRPC  int64 `json:"grpc"`
+	GRPCS int64 `json:"grpcs"`
+	ICMP  int64 `json:"icmp"`
 }
 
 // Total is every probe the farm served.
-func (s FarmStats) Total() int64 { return s.HTTP + s.HTTPS + s.TCP }
+func (s FarmStats) Total() int64 { return s.HTTP + s.HTTPS + s.TCP + s.GRPC + s.GRPCS + s.ICMP }
 
 func (s FarmStats) sub(o FarmStats) FarmStats {
-	return FarmStats{HTTP: s.HTTP - o.HTTP, HTTPS: s.HTTPS - o.HTTPS, TCP: s.TCP - o.TCP}
+	return FarmStats{HTTP: s.HTTP - o.HTTP, HTTPS: s.HTTPS - o.HTTPS, TCP: s.TCP - o.TCP,
+		GRPC: s.GRPC - o.GRPC, GRPCS: s.GRPCS - o.GRPCS, ICMP: s.ICMP - o.ICMP}
 }
 
 // RunFarm serves the target farm until ctx is done: o.Listeners HTTP,
@@ -104,6 +115,7 @@ func RunFarm(ctx context.Context, o FarmOptions, out io.Writer) error {
 		}
 	}()
 	var tcps []*probetest.TCPServer
+	var grpcs, grpcss []*grpctest.HealthServer
 	for range n {
 		h, err := probetest.StartHTTP(counted(&stats.HTTP))
 		if err != nil {
@@ -128,12 +140,37 @@ func RunFarm(ctx context.Context, o FarmOptions, out io.Writer) error {
 		closers = append(closers, t.Close)
 		tcps = append(tcps, t)
 		info.TCP = append(info.TCP, t.Addr)
+
+		for _, secure := range []bool{false, true} {
+			var cert *tls.Certificate
+			if secure {
+				cert = &leaf
+			}
+			g, err := grpctest.StartHealth(cert, true)
+			if err != nil {
+				return fmt.Errorf("farm: %w", err)
+			}
+			closers = append(closers, func() error { g.Close(); return nil })
+			if secure {
+				grpcss = append(grpcss, g)
+				info.GRPCS = append(info.GRPCS, g.Addr)
+			} else {
+				grpcs = append(grpcs, g)
+				info.GRPC = append(info.GRPC, g.Addr)
+			}
+		}
 	}
 
 	statsH := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		s := FarmStats{HTTP: atomic.LoadInt64(&stats.HTTP), HTTPS: atomic.LoadInt64(&stats.HTTPS)}
+		s := FarmStats{HTTP: atomic.LoadInt64(&stats.HTTP), HTTPS: atomic.LoadInt64(&stats.HTTPS), ICMP: icmpEchos()}
 		for _, t := range tcps {
 			s.TCP += t.Accepted()
+		}
+		for _, g := range grpcs {
+			s.GRPC += g.Calls()
+		}
+		for _, g := range grpcss {
+			s.GRPCS += g.Calls()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s)

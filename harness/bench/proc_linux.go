@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,4 +107,30 @@ func loadAvg() float64 {
 // benchmark leaves no farm or blackbox_exporter behind.
 func setChildAttrs(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// icmpEchos is the echo requests this network namespace has received
+// (Icmp InEchos in /proc/net/snmp); 0 when it cannot be read.
+func icmpEchos() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Icmp: ")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if names == nil {
+			names = fields // the header line comes first
+			continue
+		}
+		if i := slices.Index(names, "InEchos"); i >= 0 && i < len(fields) {
+			n, _ := strconv.ParseInt(fields[i], 10, 64)
+			return n
+		}
+	}
+	return 0
 }

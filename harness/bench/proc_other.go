@@ -17,3 +17,4 @@ func memory() (uint64, uint64, error)          { return 0, 0, errUnsupported }
 func pidMemory(string) (uint64, uint64, error) { return 0, 0, errUnsupported }
 func loadAvg() float64                         { return -1 }
 func setChildAttrs(*exec.Cmd)                  {}
+func icmpEchos() int64                         { return 0 }

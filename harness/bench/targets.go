@@ -11,23 +11,30 @@ const (
 	KindHTTP  = "http"
 	KindHTTPS = "https"
 	KindTCP   = "tcp"
+	KindICMP  = "icmp"  // echo requests to 127.0.0.1: the farm's kernel answers
+	KindGRPC  = "grpc"  // grpc.health.v1 Check, plaintext
+	KindGRPCS = "grpcs" // grpc.health.v1 Check over TLS
 	KindMixed = "mixed" // http, https and tcp in turn
 )
 
 // Kinds lists the valid Scenario.Kind values.
-var Kinds = []string{KindHTTP, KindHTTPS, KindTCP, KindMixed}
+var Kinds = []string{KindHTTP, KindHTTPS, KindTCP, KindICMP, KindGRPC, KindGRPCS, KindMixed}
+
+// icmpAddress is what every ICMP target pings. Loopback answers for all of
+// 127.0.0.0/8, but one address keeps the probes alike for every driver.
+const icmpAddress = "127.0.0.1"
 
 // target is one probed endpoint of the farm.
 type target struct {
 	name string
-	kind string // KindHTTP, KindHTTPS or KindTCP
+	kind string // one of Kinds but KindMixed
 	url  string // http and https
-	addr string // tcp
+	addr string // tcp, icmp, grpc and grpcs
 }
 
 // endpoint is what a blackbox_exporter /probe request names as target.
 func (t target) endpoint() string {
-	if t.kind == KindTCP {
+	if t.url == "" {
 		return t.addr
 	}
 	return t.url
@@ -36,9 +43,12 @@ func (t target) endpoint() string {
 // makeTargets spreads n targets of kind over the farm's servers: target i
 // goes to server i mod listeners, HTTP ones on their own path /tNNNNN.
 func makeTargets(kind string, n int, fi FarmInfo) ([]target, error) {
-	if len(fi.HTTP) == 0 || len(fi.HTTPS) == 0 || len(fi.TCP) == 0 {
-		return nil, fmt.Errorf("farm serves %d http, %d https, %d tcp servers: want at least one of each",
-			len(fi.HTTP), len(fi.HTTPS), len(fi.TCP))
+	servers := map[string][]string{KindHTTP: fi.HTTP, KindHTTPS: fi.HTTPS, KindTCP: fi.TCP, KindICMP: {icmpAddress},
+		KindGRPC: fi.GRPC, KindGRPCS: fi.GRPCS}
+	for _, k := range []string{KindHTTP, KindHTTPS, KindTCP, KindGRPC, KindGRPCS} {
+		if (kind == k || kind == KindMixed && k != KindGRPC && k != KindGRPCS) && len(servers[k]) == 0 {
+			return nil, fmt.Errorf("farm serves no %s server: want at least one", k)
+		}
 	}
 	out := make([]target, n)
 	for i := range out {
@@ -52,8 +62,8 @@ func makeTargets(kind string, n int, fi FarmInfo) ([]target, error) {
 			t.url = fi.HTTP[i%len(fi.HTTP)] + "/" + t.name
 		case KindHTTPS:
 			t.url = fi.HTTPS[i%len(fi.HTTPS)] + "/" + t.name
-		case KindTCP:
-			t.addr = fi.TCP[i%len(fi.TCP)]
+		case KindTCP, KindICMP, KindGRPC, KindGRPCS:
+			t.addr = servers[k][i%len(servers[k])]
 		default:
 			return nil, fmt.Errorf("kind %q: want one of %s", kind, strings.Join(Kinds, ", "))
 		}
@@ -109,6 +119,12 @@ timeout = %s
 			fmt.Fprintf(&b, "type = \"http\"\nurl = %s\n[target.http]\nca_file = %s\n", tomlString(t.url), tomlString(caFile))
 		case KindTCP:
 			fmt.Fprintf(&b, "type = \"tcp\"\naddress = %s\n", tomlString(t.addr))
+		case KindICMP:
+			fmt.Fprintf(&b, "type = \"icmp\"\naddress = %s\n", tomlString(t.addr))
+		case KindGRPC:
+			fmt.Fprintf(&b, "type = \"grpc\"\naddress = %s\n", tomlString(t.addr))
+		case KindGRPCS:
+			fmt.Fprintf(&b, "type = \"grpc\"\naddress = %s\n[target.grpc]\ntls = true\nca_file = %s\n", tomlString(t.addr), tomlString(caFile))
 		}
 	}
 	return b.String()

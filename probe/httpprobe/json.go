@@ -129,6 +129,14 @@ func parsePath(s string) ([]pathElem, error) {
 	}
 }
 
+// CheckJSONPath reports what is wrong with a JSONCondition path, and at
+// which byte offset; nil when it is valid. Config validation calls it to
+// name the path at its own position.
+func CheckJSONPath(path string) error {
+	_, err := parsePath(path)
+	return err
+}
+
 // keyElem is a key step; a key of digits can index an array too.
 func keyElem(k string) pathElem {
 	e := pathElem{key: k, index: -1}

@@ -215,8 +215,10 @@ func TestCancelAndNoLeaks(t *testing.T) {
 		p := forced(t, kind, Options{Address: "127.0.0.1", Packets: 2, PacketInterval: time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan probe.Result, 1)
-		go func() { done <- p.Probe(ctx) }()
+		// Counted before the probe starts: it may send both requests
+		// before this goroutine runs again.
 		before := resp.Requests()
+		go func() { done <- p.Probe(ctx) }()
 		testenv.Poll(t, 10*time.Second, "the requests", func() bool { return resp.Requests() >= before+2 })
 		cancel()
 		select {
