@@ -34,13 +34,6 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 		// sampling (one per 512 KB) leaves most of them out.
 		runtime.MemProfileRate = 4096
 	}
-	if h.o.MemProfile != "" {
-		// Every allocation of 4 KB or more and one in ~4 KB of the
-		// smaller: the per-target structures (a few hundred bytes each,
-		// 10,000 of them) show at their true size, where the default
-		// sampling (one per 512 KB) leaves most of them out.
-		runtime.MemProfileRate = 4096
-	}
 	runtime.GC()
 	debug.FreeOSMemory()
 	if r.BaseRSS, _, err = memory(); err != nil {
