@@ -383,6 +383,9 @@ func (p *Prober) check(resp *dns.Msg, f *probe.DNSFacts) (probe.Reason, error) {
 		f.Answers = make([]string, len(resp.Answer))
 		for i, rr := range resp.Answer {
 			f.Answers[i] = rr.String()
+			if soa, ok := rr.(*dns.SOA); ok {
+				f.SOA, f.Serial = true, soa.Serial
+			}
 		}
 	}
 

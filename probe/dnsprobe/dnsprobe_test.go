@@ -59,6 +59,7 @@ func zone(t testing.TB) *probetest.Zone {
 		"www.example.com. 300 IN A 192.0.2.2",
 		"www.example.com. 300 IN AAAA 2001:db8::1",
 		"example.com. 300 IN MX 10 mail.example.com.",
+		"example.com. 300 IN SOA ns.example.com. admin.example.com. 2026120101 3600 600 86400 300",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +208,23 @@ func TestProbeRecordTypes(t *testing.T) {
 		if !r.OK || len(r.DNS.Answers) == 0 || !strings.Contains(strings.Join(r.DNS.Answers, "\n"), c.want) {
 			t.Errorf("%s %s: ok=%v %s %s answers %q, want %q", c.query, c.record, r.OK, r.Reason, r.Message, r.DNS.Answers, c.want)
 		}
+	}
+}
+
+// An SOA answer's serial is kept (probe_dns_serial); other answers have
+// none.
+func TestProbeSOASerial(t *testing.T) {
+	e := newEnv(t)
+	server := e.start(t, dnsprobe.TransportUDP, zone(t))
+	o := e.opts("", server)
+	o.Query, o.Record = "example.com.", "SOA"
+	r := run(mustNew(t, o), okTimeout)
+	if !r.OK || !r.DNS.SOA || r.DNS.Serial != 2026120101 {
+		t.Errorf("SOA query: ok=%v %s %s soa=%v serial %d, want serial 2026120101", r.OK, r.Reason, r.Message, r.DNS.SOA, r.DNS.Serial)
+	}
+	o.Record = "MX"
+	if r := run(mustNew(t, o), okTimeout); !r.OK || r.DNS.SOA || r.DNS.Serial != 0 {
+		t.Errorf("MX query: ok=%v %s %s soa=%v serial %d, want no SOA", r.OK, r.Reason, r.Message, r.DNS.SOA, r.DNS.Serial)
 	}
 }
 
