@@ -294,6 +294,9 @@ func TestProbeNeverAnswered(t *testing.T) {
 			if r.DNS == nil || r.DNS.Transport != tr {
 				t.Errorf("DNS facts missing on failure: %+v", r.DNS)
 			}
+			if want := "no answer from " + p.Server() + " over " + tr + ": timed out after "; !strings.HasPrefix(r.Message, want) {
+				t.Errorf("message %q, want it to start %q", r.Message, want)
+			}
 		})
 	}
 }
@@ -463,6 +466,9 @@ func TestProbeConnectionRefused(t *testing.T) {
 		if r.Reason != probe.ReasonConnectRefused {
 			t.Errorf("%s: reason %q (%s), want connect_refused", tr, r.Reason, r.Message)
 		}
+		if want := "no answer from " + ra.Addr + " over " + tr + ": connection refused: "; tr != "https" && !strings.HasPrefix(r.Message, want) {
+			t.Errorf("%s: message %q, want it to start %q", tr, r.Message, want)
+		}
 	}
 }
 
@@ -488,6 +494,9 @@ func TestProbeUDPRefused(t *testing.T) {
 	r := run(mustNew(t, e.opts("udp", holder.LocalAddr().String())), okTimeout)
 	if r.Reason != probe.ReasonConnectRefused {
 		t.Errorf("reason %q (%s), want connect_refused", r.Reason, r.Message)
+	}
+	if want := "no answer from " + holder.LocalAddr().String() + " over udp: port unreachable (connection refused): "; !strings.HasPrefix(r.Message, want) {
+		t.Errorf("message %q, want it to start %q", r.Message, want)
 	}
 }
 
