@@ -185,6 +185,7 @@ func New(opts Options) (*Agent, error) {
 		InMaintenance:     a.inMaintenance,
 		Logger:            a.log,
 		Metrics:           a.reg.Set(),
+		OnRemoteResult:    a.heard,
 		OnEvent: func(ev cluster.Event) {
 			if ev.Kind == "incident_open" || ev.Kind == "incident_resolved" {
 				a.alerts.poke() // page now, not at the next tick

@@ -192,3 +192,23 @@ func (a *Agent) observation(st *targetState) cluster.Observation {
 	}
 	return o
 }
+
+// heard adds a result that another agent of this agent's region reported
+// to the history of a target this agent does not probe itself, so that
+// every agent's page draws the region's recent latency of every target,
+// not only of those it probes. The points come as the fleet shares them:
+// on each change of state, and as push/pull refreshes an unchanged
+// result's latency.
+func (a *Agent) heard(o cluster.Observation) {
+	if o.Region != a.cfg.Load().Agent.Region || a.probing(o.Target) {
+		return
+	}
+	st := a.state(o.Target)
+	if st == nil {
+		return
+	}
+	r := probe.Result{OK: o.OK, At: o.Measured(), Duration: o.Latency}
+	st.mu.Lock()
+	st.hist.add(&r)
+	st.mu.Unlock()
+}

@@ -84,6 +84,13 @@ type Config struct {
 	// opened/resolved, suppressed failure, member joined/left): the demo's
 	// narration and the agent's logs.
 	OnEvent func(Event)
+	// OnRemoteResult, when set, receives each observation from another
+	// agent that brings news: a new result, or a later latency of an
+	// unchanged one (push/pull), so the agent can draw the recent history
+	// of targets it does not probe itself. It runs outside the cluster's
+	// lock on the goroutine that received the news (memberlist's push/pull
+	// goroutine among them), so it must return at once.
+	OnRemoteResult func(Observation)
 }
 
 // Event is a fleet-level happening, for narration and logs.

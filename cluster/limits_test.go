@@ -238,7 +238,7 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 		"unknown type":              {99, wireVersion, 1, 2, 3},
 		"push/pull state by gossip": encodeState(nil, nil, nil, time.Now()),
 		"result, wrong version":     append([]byte{msgResult, wireVersion + 1}, valid[2:]...),
-		"result, truncated":         valid[:len(valid)-3], // the last two bytes are optional (ConfirmedFor, CertExpiry)
+		"result, truncated":         valid[:len(valid)-4], // the last three bytes are optional (ConfirmedFor, CertExpiry, latency in µs)
 		"result, long string":       rawStr([]byte{msgResult, wireVersion}, long),
 		"result, varint overflow": append([]byte{msgResult, wireVersion, 1, 'x', 1, 'y', 1, 'z'},
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),

@@ -17,6 +17,7 @@ func (c *Cluster) Report(o Observation) {
 	o.Boot = c.boot
 	o.Isolated = c.isolated.Load()
 	o.Received = now
+	o.measured = now
 
 	c.mu.Lock()
 	if _, ok := c.targets[o.Target]; !ok {
@@ -120,6 +121,7 @@ func (c *Cluster) receive(o *Observation) {
 		return
 	}
 	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
+		var later *Observation
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
 			// The same news again: still fresh. Its ages stay anchored
 			// where they were (a rebroadcast carries them as of its first
@@ -137,10 +139,26 @@ func (c *Cluster) receive(o *Observation) {
 			if prev.CertExpiry.IsZero() {
 				prev.CertExpiry = o.CertExpiry
 			}
+			// A later measurement of the unchanged result (a push/pull
+			// copy dates its latency): the prober's latest latency. A
+			// relayed copy of the measurement we have dates it a little
+			// later (ages travel in whole milliseconds, transit uncounted);
+			// the prober's next one is about an interval later.
+			if !o.measured.IsZero() && o.measured.Sub(prev.measured) > prev.Interval/2 {
+				prev.Latency, prev.measured = o.Latency, o.measured
+				cp := *prev
+				later = &cp
+			}
 			prev.Received = o.Received
 		}
 		c.mu.Unlock()
+		if later != nil {
+			c.remoteResult(later)
+		}
 		return
+	}
+	if o.measured.IsZero() {
+		o.measured = o.Received // a new result: its probe has just run
 	}
 	c.storeLocked(o)
 	if cur := c.agentSeq[o.AgentID]; o.Boot > cur[0] || (o.Boot == cur[0] && o.Seq > cur[1]) {
@@ -148,8 +166,21 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	c.mu.Unlock()
 	c.m.results.Inc()
+	c.remoteResult(o)
 	c.evaluate(o.Target)
 }
+
+// remoteResult hands a remote observation that brought news (a new
+// result, or a later latency of an unchanged one) to Config.OnRemoteResult.
+func (c *Cluster) remoteResult(o *Observation) {
+	if f := c.cfg.OnRemoteResult; f != nil {
+		f(*o)
+	}
+}
+
+// Measured is when o's latency was measured, by the local clock (zero for
+// an observation that did not come through the cluster).
+func (o *Observation) Measured() time.Time { return o.measured }
 
 // heartbeat refreshes the receipt time of an agent's observations when our
 // view of it is complete (we have its latest sequence number).

@@ -177,7 +177,11 @@ type Observation struct {
 	Failing  bool
 	Isolated bool // the agent believes its own region is cut off
 	Reason   string
-	Latency  time.Duration
+	// Latency is the last probe's duration. The observation's fixed layout
+	// carries it in milliseconds; result messages and push/pull add it in
+	// microseconds (a loopback or same-datacentre TCP connect, DNS query
+	// or handshake takes less than a millisecond, and read as 0).
+	Latency time.Duration
 	// FailingFor is how long ago the current failure streak's first failed
 	// probe was, by the sender's monotonic clock; the receiver subtracts it
 	// from its own receipt time, so no wall clock crosses the wire.
@@ -197,6 +201,12 @@ type Observation struct {
 
 	// Received is the local receipt time; never sent.
 	Received time.Time
+	// measured is when Latency was measured, by the local clock: a
+	// result's own probe, or its latest probe as a push/pull copy (which
+	// carries the age of its latency) tells it, so that the latency of a
+	// result that has not changed keeps up with the prober's instead of
+	// staying what it was at the last change.
+	measured time.Time
 }
 
 const (
@@ -266,7 +276,21 @@ func encodeResult(o *Observation) []byte {
 		exp = uint64(o.CertExpiry.Unix())
 	}
 	e.uvarint(exp)
+	e.uvarint(micros(o.Latency))
 	return e.b
+}
+
+// micros is a latency in microseconds for the wire.
+func micros(d time.Duration) uint64 { return uint64(max(d, 0) / time.Microsecond) }
+
+// microsDur reads a latency written by micros.
+func (d *decoder) microsDur() time.Duration {
+	v := d.uvarint()
+	if v > math.MaxInt64/uint64(time.Microsecond) {
+		d.err = errTooLarge
+		return 0
+	}
+	return time.Duration(v) * time.Microsecond
 }
 
 func decodeResult(b []byte) (Observation, error) {
@@ -281,6 +305,9 @@ func decodeResult(b []byte) (Observation, error) {
 		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
 			o.CertExpiry = time.Unix(int64(exp), 0)
 		}
+	}
+	if d.err == nil && len(d.b) > 0 { // likewise: the milliseconds stand
+		o.Latency = d.microsDur()
 	}
 	return o, d.err
 }
@@ -608,6 +635,21 @@ func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict,
 		}
 		e.uvarint(exp)
 	}
+	// Then each observation's latency in microseconds and how long ago it
+	// was measured, as of now: a copy of an unchanged result refreshes an
+	// older measurement of it (receive). Agents that predate them stop
+	// reading before.
+	e.uvarint(uint64(len(obs)))
+	for _, o := range obs {
+		e.uvarint(micros(o.Latency))
+		var age time.Duration
+		if !o.measured.IsZero() {
+			age = max(now.Sub(o.measured), 0)
+		} else {
+			age = max(now.Sub(o.Received), 0)
+		}
+		e.dur(age)
+	}
 	return e.b
 }
 
@@ -678,6 +720,21 @@ func decodeState(b []byte, now time.Time) ([]Observation, []Incident, []Verdict,
 		obs[i].ConfirmedFor = d.dur()
 		if exp := d.uvarint(); exp > 0 && exp < 1<<40 {
 			obs[i].CertExpiry = time.Unix(int64(exp), 0)
+		}
+	}
+	if d.err != nil {
+		return nil, nil, nil, d.err
+	}
+	if len(d.b) == 0 { // from an agent that predates latencies in microseconds
+		return obs, ins, vs, nil
+	}
+	if x := d.uvarint(); d.err != nil || x != uint64(len(obs)) {
+		return nil, nil, nil, errShort
+	}
+	for i := range obs {
+		obs[i].Latency = d.microsDur()
+		if age := d.dur(); d.err == nil {
+			obs[i].measured = now.Add(-age)
 		}
 	}
 	if d.err != nil {

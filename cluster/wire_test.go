@@ -40,7 +40,7 @@ func TestStateCarriesAgesAsOfThePush(t *testing.T) {
 	}
 	// Without the later fields (an older agent's state): the base fields.
 	old := encodeState([]*Observation{o}, nil, nil, now)
-	old = old[:len(old)-len(encodeLater(o, now))]
+	old = old[:len(old)-len(encodeLatencies(o, now))-len(encodeLater(o, now))]
 	obs, _, _, err = decodeState(old, now)
 	if err != nil || len(obs) != 1 || obs[0].FailingFor != 4*time.Second || obs[0].ConfirmedFor != 0 {
 		t.Fatalf("an older agent's state: %+v, %v", obs, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +95,17 @@ func header(b *bytes.Buffer, name, typ string) {
 }
 
 func sample(b *bytes.Buffer, name, labels, region, extra string, v float64) {
+	openSample(b, name, labels, region)
+	if extra != "" {
+		b.WriteByte(',')
+		b.WriteString(extra)
+	}
+	closeSample(b, v)
+}
+
+// openSample writes a sample up to its labels' end, without the closing
+// brace: callers may append more labels, each after a comma.
+func openSample(b *bytes.Buffer, name, labels, region string) {
 	b.WriteString(name)
 	b.WriteByte('{')
 	b.WriteString(labels)
@@ -101,14 +113,36 @@ func sample(b *bytes.Buffer, name, labels, region, extra string, v float64) {
 		b.WriteByte(',')
 		b.WriteString(region)
 	}
-	if extra != "" {
-		b.WriteByte(',')
-		b.WriteString(extra)
-	}
+}
+
+// closeSample ends a sample that openSample began.
+func closeSample(b *bytes.Buffer, v float64) {
 	b.WriteString("} ")
 	var num [32]byte
 	b.Write(appendValue(num[:0], v))
 	b.WriteByte('\n')
+}
+
+// escapeTo writes s as a label value would be escaped, without building a
+// string: certificate subjects and names are the target's, not ours.
+func escapeTo(b *bytes.Buffer, s string) {
+	for {
+		i := strings.IndexAny(s, "\\\"\n")
+		if i < 0 {
+			b.WriteString(s)
+			return
+		}
+		b.WriteString(s[:i])
+		switch s[i] {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		default:
+			b.WriteString(`\n`)
+		}
+		s = s[i+1:]
+	}
 }
 
 // appendValue formats a sample value. Whole numbers (status codes,
@@ -133,11 +167,39 @@ type family struct {
 }
 
 func (f *family) sample(labels, extra string, v float64) {
+	f.start()
+	sample(&f.b.Buffer, f.name, labels, f.region, extra, v)
+}
+
+func (f *family) start() {
 	if !f.started {
 		header(&f.b.Buffer, f.name, f.typ)
 		f.started = true
 	}
-	sample(&f.b.Buffer, f.name, labels, f.region, extra, v)
+}
+
+// certInfo writes blackbox_exporter's probe_ssl_last_chain_info sample for
+// the leaf c: its fingerprint, issuer, subject and DNS names (comma
+// separated), each escaped in place.
+func (f *family) certInfo(labels string, c *probe.Cert) {
+	f.start()
+	b := &f.b.Buffer
+	openSample(b, f.name, labels, f.region)
+	b.WriteString(`,fingerprint_sha256="`)
+	escapeTo(b, c.SHA256)
+	b.WriteString(`",issuer="`)
+	escapeTo(b, c.Issuer)
+	b.WriteString(`",subject="`)
+	escapeTo(b, c.Subject)
+	b.WriteString(`",subjectalternative="`)
+	for i, n := range c.DNSNames {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		escapeTo(b, n)
+	}
+	b.WriteByte('"')
+	closeSample(b, 1)
 }
 
 func b2f(v bool) float64 {
@@ -188,6 +250,32 @@ func WriteObservations(b *Buf, region string, obs []Obs) {
 			f.sample(o.Labels, "", o.Result.Duration.Seconds())
 		}
 	})
+	// Resolving the target's host name (a DNS target's server), 0 for an
+	// IP literal: every blackbox_exporter prober writes it.
+	each("probe_dns_lookup_time_seconds", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil {
+			f.sample(o.Labels, "", r.Phase(probe.PhaseResolve).Seconds())
+		}
+	})
+	each("probe_ip_protocol", "gauge", func(o *Obs, f *family) {
+		if ip, ok := remoteIP(o.Result); ok {
+			version := 6.0
+			if ip.Is4() {
+				version = 4
+			}
+			f.sample(o.Labels, "", version)
+		}
+	})
+	each("probe_ip_addr_hash", "gauge", func(o *Obs, f *family) {
+		if ip, ok := remoteIP(o.Result); ok {
+			f.sample(o.Labels, "", ipHash(ip))
+		}
+	})
+	each("probe_failed_due_to_regex", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && (o.Type == "http" || o.Type == "tcp" || o.Type == "tls") {
+			f.sample(o.Labels, "", b2f(r.Reason == probe.ReasonBodyMismatch || r.Reason == probe.ReasonHeaderMismatch || r.Reason == probe.ReasonExpectMismatch))
+		}
+	})
 	each("probe_http_status_code", "gauge", func(o *Obs, f *family) {
 		if r := o.Result; r != nil && r.HTTP != nil {
 			f.sample(o.Labels, "", float64(r.HTTP.StatusCode))
@@ -207,7 +295,27 @@ func WriteObservations(b *Buf, region string, obs []Obs) {
 	})
 	each("probe_http_content_length", "gauge", func(o *Obs, f *family) {
 		if r := o.Result; r != nil && r.HTTP != nil {
+			f.sample(o.Labels, "", float64(r.HTTP.DeclaredLength))
+		}
+	})
+	each("probe_http_uncompressed_body_length", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.HTTP != nil {
 			f.sample(o.Labels, "", float64(r.HTTP.ContentLength))
+		}
+	})
+	each("probe_http_redirects", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.HTTP != nil {
+			f.sample(o.Labels, "", float64(r.HTTP.Redirects))
+		}
+	})
+	each("probe_http_ssl", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.HTTP != nil {
+			f.sample(o.Labels, "", b2f(r.TLS != nil))
+		}
+	})
+	each("probe_http_last_modified_timestamp_seconds", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.HTTP != nil && !r.HTTP.LastModified.IsZero() {
+			f.sample(o.Labels, "", float64(r.HTTP.LastModified.Unix()))
 		}
 	})
 	each("probe_ssl_earliest_cert_expiry", "gauge", func(o *Obs, f *family) {
@@ -225,8 +333,15 @@ func WriteObservations(b *Buf, region string, obs []Obs) {
 			f.sample(o.Labels, `version="`+escape(r.TLS.Version)+`"`, 1)
 		}
 	})
+	each("probe_ssl_last_chain_info", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.TLS != nil && len(r.TLS.Chain) > 0 {
+			f.certInfo(o.Labels, &r.TLS.Chain[0])
+		}
+	})
+	// Only once an answer came: 0 would say NOERROR of a probe that timed
+	// out.
 	each("probe_dns_rcode", "gauge", func(o *Obs, f *family) {
-		if r := o.Result; r != nil && r.DNS != nil {
+		if r := o.Result; r != nil && r.DNS != nil && r.DNS.Rcode != "" {
 			f.sample(o.Labels, "", float64(r.DNS.RcodeValue))
 		}
 	})
@@ -245,10 +360,22 @@ func WriteObservations(b *Buf, region string, obs []Obs) {
 			f.sample(o.Labels, "", float64(r.DNS.AdditionalRRs))
 		}
 	})
+	each("probe_dns_query_succeeded", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.DNS != nil {
+			f.sample(o.Labels, "", b2f(r.DNS.Rcode != ""))
+		}
+	})
+	each("probe_dns_serial", "gauge", func(o *Obs, f *family) {
+		if r := o.Result; r != nil && r.DNS != nil && r.DNS.SOA {
+			f.sample(o.Labels, "", float64(r.DNS.Serial))
+		}
+	})
 	each("probe_dns_duration_seconds", "gauge", func(o *Obs, f *family) {
 		if r := o.Result; r != nil && o.Type == "dns" {
-			for _, ph := range r.Phases {
-				f.sample(o.Labels, `phase="`+escape(ph.Name)+`"`, ph.Duration.Seconds())
+			for _, ph := range dnsPhases {
+				if d, ok := phase(r, ph.name); ok || !ph.optional {
+					f.sample(o.Labels, ph.label, d.Seconds())
+				}
 			}
 		}
 	})
@@ -374,4 +501,65 @@ func WriteVerdicts(b *Buf, n int, at func(i int, v *Verdict)) {
 		}
 		b.Spill()
 	}
+}
+
+// dnsPhases are the phases probe_dns_duration_seconds always writes, under
+// blackbox_exporter's names (its request is the query's round trip), so
+// that its DNS dashboards read Vantage's; tls only where there is one
+// (DoT, DoH, DoQ).
+var dnsPhases = [...]struct {
+	name, label string
+	optional    bool
+}{
+	{probe.PhaseResolve, `phase="resolve"`, false},
+	{probe.PhaseConnect, `phase="connect"`, false},
+	{probe.PhaseTLS, `phase="tls"`, true},
+	{probe.PhaseRoundTrip, `phase="request"`, false},
+}
+
+// phase is r's phase called name, and whether r has it.
+func phase(r *probe.Result, name string) (time.Duration, bool) {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p.Duration, true
+		}
+	}
+	return 0, false
+}
+
+// remoteIP is the address r connected to, from its RemoteAddr (ip:port, or
+// a bare IP for ICMP); false before one was chosen.
+func remoteIP(r *probe.Result) (netip.Addr, bool) {
+	if r == nil || r.RemoteAddr == "" {
+		return netip.Addr{}, false
+	}
+	s := r.RemoteAddr
+	// Parsed without a failed attempt: a failed parse allocates its error.
+	if i := strings.IndexByte(s, ':'); s[0] == '[' || (i >= 0 && i == strings.LastIndexByte(s, ':')) {
+		ap, err := netip.ParseAddrPort(s)
+		return ap.Addr().Unmap(), err == nil
+	}
+	a, err := netip.ParseAddr(s)
+	return a.Unmap(), err == nil
+}
+
+// ipHash is blackbox_exporter's probe_ip_addr_hash: FNV-1a (32 bits) over
+// the address's 4 (IPv4) or 16 bytes, so that both exporters give one
+// address the same value.
+func ipHash(ip netip.Addr) float64 {
+	h := uint32(2166136261)
+	add := func(b []byte) {
+		for _, c := range b {
+			h ^= uint32(c)
+			h *= 16777619
+		}
+	}
+	if ip.Is4() {
+		b := ip.As4()
+		add(b[:])
+	} else {
+		b := ip.As16()
+		add(b[:])
+	}
+	return float64(h)
 }

@@ -98,7 +98,9 @@ type LocalView struct {
 	Failure     uint64       `json:"probes_failure"`
 }
 
-// Point is one sample of a target's recent history (this agent's probes).
+// Point is one sample of a target's recent history: this agent's probes,
+// or for a target it does not probe, the results its region's prober
+// shared.
 type Point struct {
 	At      time.Time     `json:"at"`
 	OK      bool          `json:"ok"`

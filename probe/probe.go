@@ -148,8 +148,15 @@ type HTTPFacts struct {
 	StatusCode    int    `json:"status_code"`
 	Version       string `json:"version"` // "1.0", "1.1", "2", "3"
 	Redirects     int    `json:"redirects"`
-	ContentLength int64  `json:"content_length"`      // bytes of body read (uncompressed)
-	FinalURL      string `json:"final_url,omitempty"` // the last hop's URL, redacted (RedactURL)
+	ContentLength int64  `json:"content_length"` // bytes of body read (uncompressed)
+	// DeclaredLength is the length the final response declared
+	// (Content-Length), -1 when it declared none (a chunked body, or one
+	// the transport decompressed): blackbox's probe_http_content_length.
+	DeclaredLength int64  `json:"declared_length"`
+	FinalURL       string `json:"final_url,omitempty"` // the last hop's URL, redacted (RedactURL)
+	// LastModified is the final response's Last-Modified date; zero when
+	// it sent none or an unparsable one.
+	LastModified time.Time `json:"last_modified,omitzero"`
 }
 
 // VersionNumber maps Version to blackbox_exporter's probe_http_version value.
@@ -207,8 +214,12 @@ type DNSFacts struct {
 	AnswerRRs     int      `json:"answer_rrs"`
 	AuthorityRRs  int      `json:"authority_rrs"`
 	AdditionalRRs int      `json:"additional_rrs"`
-	Server        string   `json:"server"`
-	Transport     string   `json:"transport"`
+	// SOA says the answer section held an SOA record, whose serial is
+	// Serial (blackbox's probe_dns_serial).
+	SOA       bool   `json:"soa,omitempty"`
+	Serial    uint32 `json:"serial,omitempty"`
+	Server    string `json:"server"`
+	Transport string `json:"transport"`
 }
 
 // TCPFacts are what a TCP probe read back.

@@ -260,6 +260,34 @@ func TestErrorsHavePositions(t *testing.T) {
 	}
 }
 
+// A syntax error is reported where it is: a table header missing its
+// closing bracket is reported on its own line, not on the next (the
+// parser has read the newline when it notices), at the column after the
+// name.
+func TestSyntaxErrorsOnTheirLine(t *testing.T) {
+	for _, c := range []struct {
+		name, toml string
+		line, col  int
+	}{
+		{"array table without ]", "[agent]\nregion = \"eu\"\n\n[[target]\nname = \"x\"\ntype = \"tcp\"\n", 4, 9},
+		{"array table without ]] before a blank line", "[[target]\n\nname = \"x\"\n", 1, 9},
+		{"array table without ]] at the end", "[agent]\n[[target]", 2, 9},
+		{"table without ]", "[agent]\nregion = \"eu\"\n[target.tcp\nsend = \"x\"\n", 3, 12},
+		{"unterminated string", "[agent]\nregion = \"eu\nlisten = \"x\"\n", 2, 13},
+		{"one ] too many", "[[target]]]\nname = \"x\"\n", 1, 11},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			errs := loadErrors(t, writeFiles(t, map[string]string{"main.toml": c.toml}))
+			if len(errs) != 1 || !errors.Is(errs, ErrSyntax) {
+				t.Fatalf("want one syntax error, got %v", errs)
+			}
+			if p := errs[0].Pos; p.Line != c.line || p.Col != c.col {
+				t.Errorf("syntax error at %d:%d, want %d:%d: %v", p.Line, p.Col, c.line, c.col, errs[0])
+			}
+		})
+	}
+}
+
 func TestAllProblemsAtOnce(t *testing.T) {
 	src := `[agent]
 listen = "nope"                        # 2

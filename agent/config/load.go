@@ -124,7 +124,7 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			l.c.add(ErrSyntax, Pos{File: name, Line: pe.Position.Line, Col: pe.Position.Col}, "", "%s", pe.Message)
+			l.c.add(ErrSyntax, syntaxPos(name, text, pe.Position), "", "%s", pe.Message)
 		} else {
 			// A value where a table belongs fails the whole decode; toml
 			// names the line and key in its message only.
@@ -153,6 +153,18 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 	l.leaves(s, reflect.ValueOf(&s.schema).Elem(), "")
 	l.unknownKeys(s, md)
 	return s
+}
+
+// syntaxPos is where a parse error is, from its byte offset: the lexer's
+// line has already moved past a newline that ended a header too early
+// ("[[target]" then a newline), while the offset and column point at the
+// line the bracket is missing from.
+func syntaxPos(name, text string, p toml.Position) Pos {
+	if p.Start < 0 || p.Start > len(text) {
+		return Pos{File: name, Line: p.Line, Col: p.Col}
+	}
+	before := text[:p.Start]
+	return Pos{File: name, Line: 1 + strings.Count(before, "\n"), Col: p.Start - strings.LastIndexByte(before, '\n')}
 }
 
 // intern returns the one copy of s that every string equal to it in this

@@ -133,6 +133,20 @@ func TestProbeDNSAndTCP(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "192.0.2.7") || !strings.Contains(out, "NOERROR") {
 		t.Errorf("dns probe: code %d\n%s", code, out)
 	}
+	// A server that never answers: the summary says so, with no blank
+	// rcode where the answer's would be.
+	silent, err := probetest.StartDNS(probetest.Drop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	code, out, _ = runCLI("probe", "-type", "dns", "-timeout", "300ms", "-server", silent.Addr(), "example.test")
+	if want := "  dns:      no answer from " + silent.Addr() + " over udp (timeout)\n"; code != exitFail || !strings.Contains(out, want) {
+		t.Errorf("dns probe of a silent server: code %d, want %d and %q in\n%s", code, exitFail, want, out)
+	}
+	if !strings.Contains(out, "detail:   no answer from "+silent.Addr()+" over udp: timed out after") {
+		t.Errorf("dns probe of a silent server: the detail does not say what happened:\n%s", out)
+	}
 	tcp, err := probetest.StartTCP(probetest.TCPEcho, "220 hello\r\n")
 	if err != nil {
 		t.Fatal(err)

@@ -273,7 +273,10 @@ func printResult(w io.Writer, kind, name string, r *probe.Result) {
 			fmt.Fprintf(w, "  subject:  %s (issuer %s)\n", t.Chain[0].Subject, t.Chain[0].Issuer)
 		}
 	}
-	if d := r.DNS; d != nil {
+	if d := r.DNS; d != nil && d.Rcode == "" {
+		// Failed before any answer: there is no rcode to show.
+		fmt.Fprintf(w, "  dns:      no answer from %s over %s (%s)\n", d.Server, d.Transport, r.Reason)
+	} else if d != nil {
 		fmt.Fprintf(w, "  dns:      %s from %s over %s, %d answers\n", d.Rcode, d.Server, d.Transport, d.AnswerRRs)
 		for _, a := range d.Answers {
 			fmt.Fprintf(w, "            %s\n", a)

@@ -335,6 +335,8 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	resp, reason, err := p.exchange(ctx, &res)
 	if err == nil {
 		reason, err = p.check(resp, res.DNS)
+	} else {
+		err = p.noAnswer(reason, err, time.Since(start))
 	}
 	res.Duration = time.Since(start)
 	if err != nil {
@@ -369,6 +371,35 @@ func (p *Prober) exchange(ctx context.Context, res *probe.Result) (*dns.Msg, pro
 	return nil, probe.ReasonConfig, fmt.Errorf("transport %q not supported", p.transport)
 }
 
+// noAnswer says what happened to a probe that got no answer, before the
+// error that tells how: the reader sees "no answer from 10.0.0.53:53 over
+// udp: timed out after 1.0s", not a socket error to decode.
+func (p *Prober) noAnswer(reason probe.Reason, err error, took time.Duration) error {
+	var what string
+	switch reason {
+	case probe.ReasonTimeout:
+		what = fmt.Sprintf("timed out after %.1fs", took.Seconds())
+	case probe.ReasonConnectRefused:
+		what = "connection refused"
+		if p.transport == TransportUDP {
+			what = "port unreachable (connection refused)"
+		}
+	case probe.ReasonConnectError:
+		what = "could not connect"
+	case probe.ReasonDNSError:
+		what = "the server's name did not resolve"
+	case probe.ReasonTLSHandshake:
+		what = "TLS handshake failed"
+	case probe.ReasonCertInvalid, probe.ReasonCertExpired:
+		what = "certificate not accepted"
+	case probe.ReasonDNSProtocol:
+		what = "no usable response"
+	default:
+		what = "failed"
+	}
+	return fmt.Errorf("no answer from %s over %s: %s: %w", p.server, p.transport, what, err)
+}
+
 // check applies truncation, rcode and answer checks, filling facts.
 func (p *Prober) check(resp *dns.Msg, f *probe.DNSFacts) (probe.Reason, error) {
 	f.RcodeValue = resp.Rcode
@@ -383,6 +414,9 @@ func (p *Prober) check(resp *dns.Msg, f *probe.DNSFacts) (probe.Reason, error) {
 		f.Answers = make([]string, len(resp.Answer))
 		for i, rr := range resp.Answer {
 			f.Answers[i] = rr.String()
+			if soa, ok := rr.(*dns.SOA); ok {
+				f.SOA, f.Serial = true, soa.Serial
+			}
 		}
 	}
 

@@ -59,6 +59,7 @@ func zone(t testing.TB) *probetest.Zone {
 		"www.example.com. 300 IN A 192.0.2.2",
 		"www.example.com. 300 IN AAAA 2001:db8::1",
 		"example.com. 300 IN MX 10 mail.example.com.",
+		"example.com. 300 IN SOA ns.example.com. admin.example.com. 2026120101 3600 600 86400 300",
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +211,23 @@ func TestProbeRecordTypes(t *testing.T) {
 	}
 }
 
+// An SOA answer's serial is kept (probe_dns_serial); other answers have
+// none.
+func TestProbeSOASerial(t *testing.T) {
+	e := newEnv(t)
+	server := e.start(t, dnsprobe.TransportUDP, zone(t))
+	o := e.opts("", server)
+	o.Query, o.Record = "example.com.", "SOA"
+	r := run(mustNew(t, o), okTimeout)
+	if !r.OK || !r.DNS.SOA || r.DNS.Serial != 2026120101 {
+		t.Errorf("SOA query: ok=%v %s %s soa=%v serial %d, want serial 2026120101", r.OK, r.Reason, r.Message, r.DNS.SOA, r.DNS.Serial)
+	}
+	o.Record = "MX"
+	if r := run(mustNew(t, o), okTimeout); !r.OK || r.DNS.SOA || r.DNS.Serial != 0 {
+		t.Errorf("MX query: ok=%v %s %s soa=%v serial %d, want no SOA", r.OK, r.Reason, r.Message, r.DNS.SOA, r.DNS.Serial)
+	}
+}
+
 func TestProbeRcodes(t *testing.T) {
 	e := newEnv(t)
 	handlers := map[string]dns.Handler{
@@ -275,6 +293,9 @@ func TestProbeNeverAnswered(t *testing.T) {
 			}
 			if r.DNS == nil || r.DNS.Transport != tr {
 				t.Errorf("DNS facts missing on failure: %+v", r.DNS)
+			}
+			if want := "no answer from " + p.Server() + " over " + tr + ": timed out after "; !strings.HasPrefix(r.Message, want) {
+				t.Errorf("message %q, want it to start %q", r.Message, want)
 			}
 		})
 	}
@@ -445,6 +466,9 @@ func TestProbeConnectionRefused(t *testing.T) {
 		if r.Reason != probe.ReasonConnectRefused {
 			t.Errorf("%s: reason %q (%s), want connect_refused", tr, r.Reason, r.Message)
 		}
+		if want := "no answer from " + ra.Addr + " over " + tr + ": connection refused: "; tr != "https" && !strings.HasPrefix(r.Message, want) {
+			t.Errorf("%s: message %q, want it to start %q", tr, r.Message, want)
+		}
 	}
 }
 
@@ -470,6 +494,9 @@ func TestProbeUDPRefused(t *testing.T) {
 	r := run(mustNew(t, e.opts("udp", holder.LocalAddr().String())), okTimeout)
 	if r.Reason != probe.ReasonConnectRefused {
 		t.Errorf("reason %q (%s), want connect_refused", r.Reason, r.Message)
+	}
+	if want := "no answer from " + holder.LocalAddr().String() + " over udp: port unreachable (connection refused): "; !strings.HasPrefix(r.Message, want) {
+		t.Errorf("message %q, want it to start %q", r.Message, want)
 	}
 }
 

@@ -270,6 +270,29 @@ func TestHTTP11(t *testing.T) {
 	}
 }
 
+// The declared length and Last-Modified are the final response's, as
+// blackbox_exporter reports them: -1 for a body sent without a length.
+func TestDeclaredLengthAndLastModified(t *testing.T) {
+	sized := probetest.NewHTTPServer(t, probetest.HTTPRespond(200, "hello", "Last-Modified", "Tue, 01 Dec 2026 10:00:00 GMT"))
+	r := probeOnce(t, Options{URL: sized.URL})
+	wantOK(t, r)
+	if want := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC); r.HTTP.DeclaredLength != 5 || !r.HTTP.LastModified.Equal(want) {
+		t.Errorf("declared length %d, last modified %v; want 5 and %v", r.HTTP.DeclaredLength, r.HTTP.LastModified, want)
+	}
+	streamed := probetest.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Last-Modified", "yesterday")
+		_, _ = io.WriteString(w, "one")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, " two")
+	}))
+	r = probeOnce(t, Options{URL: streamed.URL})
+	wantOK(t, r)
+	if r.HTTP.DeclaredLength != -1 || r.HTTP.ContentLength != 7 || !r.HTTP.LastModified.IsZero() {
+		t.Errorf("chunked: declared length %d, read %d, last modified %v; want -1, 7 and none (unparsable)",
+			r.HTTP.DeclaredLength, r.HTTP.ContentLength, r.HTTP.LastModified)
+	}
+}
+
 func TestRequestShape(t *testing.T) {
 	var mu sync.Mutex
 	var got *http.Request
@@ -1097,6 +1120,9 @@ func TestGzipBody(t *testing.T) {
 	wantOK(t, r)
 	if r.HTTP.ContentLength != int64(len("all systems nominal "))*50 {
 		t.Errorf("content length %d: want the decompressed size", r.HTTP.ContentLength)
+	}
+	if r.HTTP.DeclaredLength != -1 {
+		t.Errorf("declared length %d: a body the transport decompressed has none (-1)", r.HTTP.DeclaredLength)
 	}
 }
 

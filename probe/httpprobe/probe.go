@@ -303,11 +303,17 @@ func (p *Prober) putBuf(b *bytes.Buffer) {
 // in the API, logs and `vantage probe`.
 func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int64) {
 	r.res.HTTP = &probe.HTTPFacts{
-		StatusCode:    resp.StatusCode,
-		Version:       protoVersion(resp),
-		Redirects:     redirects,
-		ContentLength: n,
-		FinalURL:      probe.RedactURL(finalURL),
+		StatusCode:     resp.StatusCode,
+		Version:        protoVersion(resp),
+		Redirects:      redirects,
+		ContentLength:  n,
+		DeclaredLength: resp.ContentLength,
+		FinalURL:       probe.RedactURL(finalURL),
+	}
+	if lm := resp.Header.Get("Last-Modified"); lm != "" {
+		if t, err := http.ParseTime(lm); err == nil {
+			r.res.HTTP.LastModified = t
+		}
 	}
 	r.res.TLS = r.tls
 }
