@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
@@ -214,12 +215,8 @@ func TestFleetSplitsTargetsOnePerRegion(t *testing.T) {
 		}
 		return len(bad) == 0
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !oneLeaderEach() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(bad) > 0 {
-		t.Errorf("not one leader per target 10 s after convergence: %v", bad)
+	if !mono.Poll(context.Background(), 30*time.Second, 20*time.Millisecond, oneLeaderEach) {
+		t.Errorf("not one leader per target 30 s after convergence: %v", bad)
 	}
 }
 

@@ -147,10 +147,13 @@ type doubtSet struct {
 }
 
 // doubtAfter is how long a member may go unheard before this agent doubts
-// it: two heartbeats. A doubted agent stops leading when it hears of it
-// (at most a heartbeat and an evaluation later), before the others stop
-// counting it (leaderSilence) and take its targets over.
-func (c *Cluster) doubtAfter() time.Duration { return 2 * c.cfg.HeartbeatEvery }
+// it: two heartbeats, and at least 2 s, so that a process stalled for a
+// moment (a collection, a starved CPU) does not make its peers doubt it and
+// its targets flicker leaderless. A doubted agent stops leading when it
+// hears of it (at most a heartbeat and an evaluation later), still before
+// the others stop counting it (leaderSilence, 3 heartbeats + 2 s) and take
+// its targets over.
+func (c *Cluster) doubtAfter() time.Duration { return max(2*c.cfg.HeartbeatEvery, 2*time.Second) }
 
 // doubtsLocked are the members this agent does not count as leader
 // candidates now, for its heartbeat: known (not left), yet not a

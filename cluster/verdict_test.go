@@ -128,7 +128,7 @@ func TestIncidentRecordsTheWholeStory(t *testing.T) {
 	if !slices.Equal(in.QuorumRegions, []string{first.region, second.region}) && !slices.Equal(in.QuorumRegions, []string{second.region, first.region}) {
 		t.Errorf("quorum regions %v, want the two failing regions", in.QuorumRegions)
 	}
-	testenv.Poll(t, 5*time.Second, "the non-leader's confirmation request dated on every agent", func() bool {
+	testenv.Poll(t, 15*time.Second, "the non-leader's confirmation request dated on every agent", func() bool {
 		for _, n := range nodes {
 			ins := n.c.Incidents()
 			if len(ins) != 1 || ins[0].ConfirmAt.IsZero() || ins[0].ConfirmAt.Before(ins[0].StartedAt) {
