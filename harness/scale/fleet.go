@@ -665,3 +665,16 @@ func diffSorted(a, b []string) (gained, lost int) {
 	}
 	return gained + len(b) - j, lost + len(a) - i
 }
+
+// pushPullEvery is the fleet's push/pull (anti-entropy) interval: the
+// cluster's default unless the timing sets one.
+func (f *Fleet) pushPullEvery() time.Duration {
+	var c cluster.Config
+	if f.opts.Timing.Tune != nil {
+		f.opts.Timing.Tune(&c)
+	}
+	if c.PushPull == 0 {
+		return 20 * time.Second // cluster.Config's default
+	}
+	return c.PushPull
+}

@@ -415,6 +415,12 @@ type GossipWindow struct {
 	// FreshAtLeaders is the fraction of (target, region) votes fresh at the
 	// target's leader at the end of the window.
 	FreshAtLeaders float64
+	// FreshAllAfter is how long after the window all votes were fresh at
+	// the leaders again (0: they were at its end; -1: not within two
+	// push/pull intervals). A vote goes stale at a peer that missed a
+	// result broadcast (a dropped packet on a loaded machine) until a
+	// push/pull brings it; this says how soon that heals.
+	FreshAllAfter time.Duration
 }
 
 // Total is the fleet's traffic in the window.
@@ -515,6 +521,14 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 		w.PerAgent = append(w.PerAgent, a.Traffic().Sub(before[i]))
 	}
 	w.FreshAtLeaders = f.freshAtLeaders()
+	if w.FreshAtLeaders < 1 {
+		healStart := time.Now()
+		w.FreshAllAfter = -1
+		limit := 2*f.pushPullEvery() + time.Second
+		if mono.Poll(ctx, limit, 50*time.Millisecond, func() bool { return f.freshAtLeaders() == 1 }) {
+			w.FreshAllAfter = max(time.Since(healStart), time.Millisecond)
+		}
+	}
 	return w, nil
 }
 

@@ -193,8 +193,15 @@ func TestGossipTrafficIsCountedAndChangesCostMore(t *testing.T) {
 	if s := idle.Total().Add(changing.Total()).Streams; s == 0 {
 		t.Error("no push/pull stream in 6 s with a 5 s push/pull interval")
 	}
-	if idle.FreshAtLeaders != 1 {
-		t.Errorf("idle: %.3f of votes fresh at the leaders, want all", idle.FreshAtLeaders)
+	// A vote a loaded machine dropped goes stale until anti-entropy
+	// brings it: all votes must be fresh at the end of the idle window or
+	// soon after, by push/pull.
+	for _, w := range ws {
+		if w.FreshAllAfter < 0 {
+			t.Errorf("%s: %.3f of votes fresh at the leaders, and not all within two push/pull intervals", w.Name, w.FreshAtLeaders)
+		} else if w.FreshAllAfter > 0 {
+			t.Logf("%s: %.3f of votes fresh at the leaders at the end, all %v later", w.Name, w.FreshAtLeaders, w.FreshAllAfter.Round(time.Millisecond))
+		}
 	}
 }
 
