@@ -56,12 +56,14 @@ func target() *Dashboard {
 			q("max by(region) ("+sel("probe_duration_seconds", o...)+")", "{{region}}")).
 			unit("s"),
 		timeseries("Latency by phase",
-			"Where does the time go? HTTP: resolve, connect, tls, processing (waiting for the server), transfer; DNS "+
-				"and TCP/TLS targets: their own phases. Stacked, averaged over the selected regions: pick one region to "+
+			"Where does the time go? HTTP: resolve, connect, tls, processing (waiting for the server), transfer; DNS, "+
+				"TCP/TLS, ICMP (resolve, setup, rtt) and gRPC (resolve, connect, tls, check) targets: their own phases. Stacked, averaged over the selected regions: pick one region to "+
 				"see its own. Only the query of the target's type returns data.", 12, 8,
 			q("avg by(phase) ("+sel("probe_http_duration_seconds", o...)+")", "{{phase}}"),
 			q("avg by(phase) ("+sel("probe_dns_duration_seconds", o...)+")", "{{phase}}"),
-			q("avg by(phase) ("+sel("probe_tcp_duration_seconds", o...)+")", "{{phase}}")).
+			q("avg by(phase) ("+sel("probe_tcp_duration_seconds", o...)+")", "{{phase}}"),
+			q("avg by(phase) ("+sel("probe_icmp_duration_seconds", o...)+")", "{{phase}}"),
+			q("avg by(phase) ("+sel("probe_grpc_duration_seconds", o...)+")", "{{phase}}")).
 			unit("s").stacked(),
 		timeseries("Failed probes by region",
 			"What share of each region's probes failed? The SLI the error budget is spent from, region by region: "+
