@@ -14,12 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/exporter/rules"
 	"github.com/vantage-probe/vantage/internal/fleettest"
 	"github.com/vantage-probe/vantage/internal/promtest"
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
+	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
 
 // The test's Prometheus scrapes and evaluates every second; Grafana's
@@ -195,6 +198,8 @@ func startFarm(t *testing.T) *farm {
 	t.Cleanup(func() { _ = db.Close() })
 	am := probetest.NewHTTPServer(t, probetest.HTTPRespond(http.StatusOK, ""))
 	f.am = am.URL
+	orders := grpctest.NewHealth(t, nil)
+	orders.Health.SetServingStatus("orders.v1.Orders", grpc_health_v1.HealthCheckResponse_SERVING)
 
 	f.targets = fmt.Sprintf(`
 [[target]]
@@ -233,7 +238,21 @@ address = %q
 labels = { team = "data" }
 [target.tcp]
 expect = "^220 "
-`, api.URL, web.URL, tlsSrv.Addr, caFile, certWarnDays, dns.Addr(), db.Addr)
+
+[[target]]
+name = "orders"
+type = "grpc"
+address = %q
+[target.grpc]
+service = "orders.v1.Orders"
+
+# The kernel answers echo requests on loopback (the agent needs root or a
+# ping_group_range that holds its group, as icmp targets always do).
+[[target]]
+name = "gw"
+type = "icmp"
+address = "127.0.0.1"
+`, api.URL, web.URL, tlsSrv.Addr, caFile, certWarnDays, dns.Addr(), db.Addr, orders.Addr)
 	return f
 }
 
@@ -307,7 +326,7 @@ rule_files:{{RULES}}scrape_configs:
 			return err == nil && len(v) > 0
 		})
 	}
-	wait("every region's results and every verdict in Prometheus", `count(probe_success) >= 15 and count(vantage:target_up:min == 1) == 5`)
+	wait("every region's results and every verdict in Prometheus", `count(probe_success) >= 21 and count(vantage:target_up:min == 1) == 7`)
 
 	// A failure only ap-south sees: suppressed, paging nobody.
 	apSouth := fleettest.RegionPrefix(2)
