@@ -54,7 +54,7 @@ url = "%s"
 `, hash, target.URL)))
 	a := testAgent(t, path)
 	pool := ca.Pool()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 30 * time.Second} // a generous bound: CI runs every package at once under -race
 	get := func(path, user, pass string) int {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+a.HTTPAddr()+path, nil)
 		if user != "" {
