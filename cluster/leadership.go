@@ -147,18 +147,28 @@ type doubtSet struct {
 }
 
 // doubtAfter is how long a member may go unheard before this agent doubts
-// it: two heartbeats, and at least 2 s, so that a process stalled for a
-// moment (a collection, a starved CPU) does not make its peers doubt it and
-// its targets flicker leaderless. A doubted agent stops leading when it
-// hears of it (at most a heartbeat and an evaluation later), still before
-// the others stop counting it (leaderSilence, 3 heartbeats + 2 s) and take
-// its targets over.
-func (c *Cluster) doubtAfter() time.Duration { return max(2*c.cfg.HeartbeatEvery, 2*time.Second) }
+// it: half a heartbeat longer than selfSilence, and at least 2 s. Longer
+// than selfSilence, so that an agent that hears no other region (cut off
+// one way: it is heard, it hears nobody) tells the fleet it is alone (not
+// settled) before its doubts of everyone else could reach anyone: the
+// doubts of an agent that may not lead are ignored (doubtedLocked). At
+// least 2 s, so that a process stalled for a moment (a collection, a
+// starved CPU) does not make its peers doubt it and its targets flicker
+// leaderless. A doubted agent stops leading when it hears of it (at most a
+// heartbeat and an evaluation later), still before the others stop
+// counting it (leaderSilence, 3 heartbeats + 2 s) and take its targets
+// over.
+func (c *Cluster) doubtAfter() time.Duration {
+	return max(c.selfSilence()+c.cfg.HeartbeatEvery/2, 2*time.Second)
+}
 
 // doubtsLocked are the members this agent does not count as leader
 // candidates now, for its heartbeat: known (not left), yet not a
 // candidate, or unheard for doubtAfter.
 func (c *Cluster) doubtsLocked(now time.Time) ([]uint32, bool) {
+	if !c.candidate(now) {
+		return nil, false // its doubts would be ignored (doubtedLocked)
+	}
 	cands := c.leaderCandidatesLocked(now)
 	var out []uint32
 	for _, m := range c.members {
@@ -175,11 +185,15 @@ func (c *Cluster) doubtsLocked(now time.Time) ([]uint32, bool) {
 }
 
 // doubtedLocked reports whether a member this agent hears (within
-// selfSilence) doubts it.
+// selfSilence) and that may lead itself (settled, not alone) doubts it.
+// Only a member that may lead can veto: an agent cut off one way hears
+// nobody, doubts everyone, and is still heard by everyone; counting its
+// doubts would stop every leader in the fleet and leave an outage without
+// a verdict (the fault lab's one-way-in scenario did exactly that).
 func (c *Cluster) doubtedLocked(now time.Time) bool {
 	self := AgentHash(c.cfg.AgentID)
 	for id, d := range c.doubts {
-		if now.Sub(c.heard[id]) > c.selfSilence() {
+		if now.Sub(c.heard[id]) > c.selfSilence() || !c.peerSettled[id] {
 			continue
 		}
 		if m := c.memberByAgentLocked(id); m == nil || m.State == Left {
