@@ -121,6 +121,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			Detail: v.Reason(), Elapsed: ls.open.ResolvedAt.Sub(ls.open.StartedAt)})
 		ls.open = nil
 		ls.flaps++
+		c.foldResolvedLocked(t.Name)
 	}
 	return step
 }
@@ -168,6 +169,7 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			return
 		}
 	}
+	defer c.foldResolvedLocked(in.Target)
 	for _, have := range c.incidents {
 		if have.ID == in.ID {
 			have.merge(in)
@@ -177,6 +179,46 @@ func (c *Cluster) mergeIncident(in *Incident) {
 	cp := *in
 	c.addIncidentLocked(&cp)
 	sort.SliceStable(c.incidents, func(i, j int) bool { return c.incidents[i].StartedAt.Before(c.incidents[j].StartedAt) })
+}
+
+// foldResolvedLocked folds target's resolved incidents that overlap in time
+// into one: they are one outage, declared by two leaders that could not
+// hear each other (a region cut off one way still leads until it is told
+// it is doubted, and nobody hears the incident it opens meanwhile). The
+// smaller ID (the earlier start) stands for both everywhere, as for open
+// ones, with the other's facts and the later resolution; every agent folds
+// the same pair the same way, so the fleet converges on one record.
+func (c *Cluster) foldResolvedLocked(target string) {
+	for {
+		var keep, drop *Incident
+	search:
+		for i, a := range c.incidents {
+			if a.Target != target || a.Open() {
+				continue
+			}
+			for _, b := range c.incidents[i+1:] {
+				if b.Target != target || b.Open() || b.ID == a.ID {
+					continue
+				}
+				if !a.StartedAt.After(b.ResolvedAt) && !b.StartedAt.After(a.ResolvedAt) {
+					keep, drop = a, b
+					if b.ID < a.ID {
+						keep, drop = b, a
+					}
+					break search
+				}
+			}
+		}
+		if keep == nil {
+			return
+		}
+		resolved := keep.ResolvedAt
+		keep.merge(drop)
+		if drop.ResolvedAt.After(resolved) {
+			keep.ResolvedAt = drop.ResolvedAt
+		}
+		c.dropIncidentLocked(drop.ID)
+	}
 }
 
 // MarkAlerted records that incident id's alert went to Alertmanager at at
@@ -212,7 +254,9 @@ func (c *Cluster) dropIncidentLocked(id string) {
 // earliest confirmation and alert, flaps and regions. Records of one
 // incident only ever gain facts, so merging in any order converges.
 func (have *Incident) merge(in *Incident) {
-	if have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero() {
+	// The later resolution: a record folded from two (foldResolvedLocked)
+	// ends when the later one did; one leader's record resolves once.
+	if !in.ResolvedAt.IsZero() && (have.ResolvedAt.IsZero() || in.ResolvedAt.After(have.ResolvedAt)) {
 		have.ResolvedAt = in.ResolvedAt
 	}
 	have.AlertedAt = earliest(have.AlertedAt, in.AlertedAt)

@@ -147,26 +147,24 @@ type doubtSet struct {
 }
 
 // doubtAfter is how long a member may go unheard before this agent doubts
-// it: half a heartbeat longer than selfSilence, and at least 2 s. Longer
-// than selfSilence, so that an agent that hears no other region (cut off
-// one way: it is heard, it hears nobody) tells the fleet it is alone (not
-// settled) before its doubts of everyone else could reach anyone: the
-// doubts of an agent that may not lead are ignored (doubtedLocked). At
-// least 2 s, so that a process stalled for a moment (a collection, a
-// starved CPU) does not make its peers doubt it and its targets flicker
-// leaderless. A doubted agent stops leading when it hears of it (at most a
-// heartbeat and an evaluation later), still before the others stop
-// counting it (leaderSilence, 3 heartbeats + 2 s) and take its targets
-// over.
-func (c *Cluster) doubtAfter() time.Duration {
-	return max(c.selfSilence()+c.cfg.HeartbeatEvery/2, 2*time.Second)
-}
+// it: selfSilence, and at least 2 s. Not shorter than selfSilence, so that
+// an agent that hears no other region (cut off one way: it is heard, it
+// hears nobody) is alone by the time it would doubt them, and sends no
+// doubts (doubtsLocked); the others ignore the doubts of a member that may
+// not lead anyway (doubtedLocked). Not longer, so that an agent nobody
+// hears is told to stop leading as soon as possible. At least 2 s, so that
+// a process stalled for a moment (a collection, a starved CPU) does not
+// make its peers doubt it and its targets flicker leaderless. A doubted
+// agent stops leading when it hears of it (at most a heartbeat and an
+// evaluation later), still before the others stop counting it
+// (leaderSilence, 3 heartbeats + 2 s) and take its targets over.
+func (c *Cluster) doubtAfter() time.Duration { return max(c.selfSilence(), 2*time.Second) }
 
 // doubtsLocked are the members this agent does not count as leader
 // candidates now, for its heartbeat: known (not left), yet not a
 // candidate, or unheard for doubtAfter.
 func (c *Cluster) doubtsLocked(now time.Time) ([]uint32, bool) {
-	if !c.candidate(now) {
+	if !c.candidate(now) || c.aloneLocked(now) {
 		return nil, false // its doubts would be ignored (doubtedLocked)
 	}
 	cands := c.leaderCandidatesLocked(now)
