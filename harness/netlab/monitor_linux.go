@@ -69,6 +69,13 @@ type monitor struct {
 	rounds    int
 	prev      map[string]map[string]map[string]string // node -> its last assignment view
 	incidents map[string]Incident
+	// seenAt is the last round an agent held each incident, heldAt the
+	// last round any agent's incidents were read: an incident no agent
+	// holds any more was folded into another (cluster.foldResolvedLocked:
+	// one outage that two leaders declared without hearing each other) and
+	// is judged as the fleet finally has it, not as one side once had it.
+	seenAt    map[string]time.Time
+	heldAt    time.Time
 	open1     map[string]*Violation  // OneExporter violations still being seen, by target
 	open5     map[string]*openHealth // failed /healthz still being seen, by node
 	startLate map[string]time.Time   // spawn time already reported as too slow
@@ -113,7 +120,7 @@ func (m *monitor) stalledLocked(from, to time.Time) bool {
 func newMonitor(f *fleet, record func(Violation), changed func(time.Time, string, string)) *monitor {
 	return &monitor{fleet: f, every: time.Second, timeout: reqTimeout, startFor: 15 * time.Second,
 		record: record, changed: changed, prev: map[string]map[string]map[string]string{},
-		incidents: map[string]Incident{}, open1: map[string]*Violation{}, open5: map[string]*openHealth{},
+		incidents: map[string]Incident{}, seenAt: map[string]time.Time{}, open1: map[string]*Violation{}, open5: map[string]*openHealth{},
 		startLate: map[string]time.Time{}}
 }
 
@@ -246,6 +253,9 @@ func scrapeAgent(ctx context.Context, a *agentProc) (*view, []Incident) {
 		}
 		if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&body) == nil {
 			ins = body.Incidents
+			if ins == nil {
+				ins = []Incident{} // read, and none: not the nil of a failed read
+			}
 		}
 	})
 	wg.Wait()
@@ -391,7 +401,11 @@ func (m *monitor) check(r *round, incs map[string][]Incident) {
 	}
 
 	for _, ins := range incs {
+		if ins != nil {
+			m.heldAt = r.at
+		}
 		for _, in := range ins {
+			m.seenAt[in.ID] = r.at
 			have, ok := m.incidents[in.ID]
 			if !ok || (have.ResolvedAt.IsZero() && !in.ResolvedAt.IsZero()) {
 				m.incidents[in.ID] = in
@@ -444,7 +458,10 @@ func (m *monitor) allIncidents() []Incident {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Incident, 0, len(m.incidents))
-	for _, in := range m.incidents {
+	for id, in := range m.incidents {
+		if m.seenAt[id].Before(m.heldAt.Add(-3 * m.every)) {
+			continue // folded into another: no agent holds it any more
+		}
 		out = append(out, in)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DetectedAt.Before(out[j].DetectedAt) })
