@@ -59,6 +59,16 @@ type SelfView struct {
 	// Push is how pushing this agent's series goes; nil without
 	// [exporter.push].
 	Push *PushView `json:"push,omitempty"`
+	// State is how writing the state directory goes; nil without one.
+	State *StateView `json:"state,omitempty"`
+}
+
+// StateView is the state directory's health.
+type StateView struct {
+	Path        string    `json:"path"`
+	OK          bool      `json:"ok"` // the last write succeeded
+	WriteErrors uint64    `json:"write_errors"`
+	LastWrite   time.Time `json:"last_write,omitzero"`
 }
 
 // PushView is the state of [exporter.push].
