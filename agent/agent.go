@@ -287,7 +287,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
-		err = fmt.Errorf("http server: %w", err)
+		if err != nil { // nil: Kill closed it
+			err = fmt.Errorf("http server: %w", err)
+		}
 	}
 	a.log.Info("shutting down")
 	a.stopTimers()
