@@ -272,7 +272,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	alertsDone := make(chan struct{})
 	go func() { a.alertLoop(ctx); close(alertsDone) }()
 	if a.persist != nil {
-		go a.persist.run()
+		a.persist.start()
 	}
 	schedDone := make(chan struct{})
 	schedCtx, stopSched := context.WithCancel(context.Background())

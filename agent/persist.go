@@ -39,9 +39,10 @@ type persister struct {
 	store *state.Store
 	every time.Duration
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	running atomic.Bool // start was called: close waits for the loop
 
 	errors    *metrics.Counter
 	lastWrite atomic.Int64 // Unix ns of the last successful write; 0: none yet
@@ -113,6 +114,12 @@ func newPersister(a *Agent, st *state.Store, snap *state.Snapshot, every time.Du
 	return p
 }
 
+// start runs the flushing loop.
+func (p *persister) start() {
+	p.running.Store(true)
+	go p.run()
+}
+
 func (p *persister) run() {
 	defer close(p.done)
 	t := time.NewTicker(p.every)
@@ -132,7 +139,9 @@ func (p *persister) run() {
 func (p *persister) close(final bool) {
 	p.once.Do(func() {
 		close(p.stop)
-		<-p.done
+		if p.running.Load() {
+			<-p.done
+		}
 		if final {
 			p.flush(time.Now())
 		}
