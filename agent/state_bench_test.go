@@ -65,9 +65,9 @@ func TestPersistingAddsNoAllocationToProbes(t *testing.T) {
 
 // BenchmarkFlush1000ProbesPerSecond: 10,000 targets at a 10s interval are
 // 1,000 probes a second; each 5s flush writes 5,000 histories, 10,000 SLO
-// buckets and whatever incidents changed. cpu-share is the flush's time
-// over the 5 seconds it covers: cpu-s/s is the CPU seconds persisting
-// costs per second, the share of one core.
+// buckets and whatever incidents changed. cpu-s/s is the process's CPU
+// time per flush over the 5 seconds it covers: the share of one core
+// persisting costs.
 func BenchmarkFlush1000ProbesPerSecond(b *testing.B) {
 	const targets, every = 10_000, 5 * time.Second
 	a := newIdleAgent(b, targets, b.TempDir())
