@@ -43,6 +43,7 @@ type persister struct {
 	done    chan struct{}
 	once    sync.Once
 	running atomic.Bool // start was called: close waits for the loop
+	closed  bool        // under mu: the store is closed
 
 	errors    *metrics.Counter
 	lastWrite atomic.Int64 // Unix ns of the last successful write; 0: none yet
@@ -145,6 +146,9 @@ func (p *persister) close(final bool) {
 		if final {
 			p.flush(time.Now())
 		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.closed = true
 		if err := p.store.Close(); err != nil {
 			p.a.log.Error("closing the state file", "path", p.store.Path(), "err", err)
 		}
@@ -155,6 +159,9 @@ func (p *persister) close(final bool) {
 func (p *persister) flush(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	a := p.a
 	cl := a.Cluster()
 	cfg := a.cfg.Load()
@@ -316,4 +323,48 @@ func (p *persister) view() *exporter.StateView {
 		v.LastWrite = time.Unix(0, ns)
 	}
 	return v
+}
+
+// Incident returns one incident by ID, from memory or the state file
+// (exporter.History).
+func (a *Agent) Incident(id string) (cluster.Incident, bool, error) {
+	for _, in := range a.Incidents() {
+		if in.ID == id {
+			return in, true, nil
+		}
+	}
+	if a.persist == nil {
+		return cluster.Incident{}, false, nil
+	}
+	return a.persist.store.Incident(id)
+}
+
+// Report is the SLO report of [from, to) (exporter.History): from the
+// state file, or without one from what the agent holds in memory (the
+// last 1,000 incidents, no accounting buckets).
+func (a *Agent) Report(from, to time.Time, glob string) (any, error) {
+	q := state.ReportQuery{From: from, To: to, Target: glob}
+	now := time.Now()
+	if a.persist != nil {
+		a.persist.flush(now) // the report includes the last seconds
+		r, err := a.persist.store.Report(q, now)
+		if err != nil {
+			return nil, err
+		}
+		r.Source = "agent " + a.cfg.Load().Agent.Node + " (" + r.Source + ")"
+		return r, nil
+	}
+	cfg := a.cfg.Load()
+	in := state.ReportInput{Source: "agent " + cfg.Agent.Node + " (memory; no state_dir)", Now: now,
+		Incidents: a.Incidents(), Targets: map[string]state.TargetMeta{}}
+	if cl := a.Cluster(); cl != nil {
+		for name, at := range cl.FirstSeen() {
+			obj := cfg.SLO.Objective
+			if t := cfg.Target(name); t != nil && t.SLOObjective > 0 {
+				obj = t.SLOObjective
+			}
+			in.Targets[name] = state.TargetMeta{FirstSeen: at, Objective: obj}
+		}
+	}
+	return state.BuildReport(in, q), nil
 }
