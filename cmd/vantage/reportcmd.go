@@ -30,6 +30,7 @@ running agent holds its state file locked, so read it with -url instead.
 DATE is an RFC 3339 time (2026-12-01T09:00:00Z), a day (2026-12-01, UTC), or an
 age (7d, 36h: that long before now). The period defaults to the 28 days before
 now. Markdown is for pasting into a review; csv has one row per target.
+An agent behind basic auth: set VANTAGE_USER and VANTAGE_PASSWORD.
 
 Examples:
   vantage report -from 2026-11-01 -to 2026-12-01 > november.md
@@ -119,7 +120,8 @@ Prints one incident's timeline for a postmortem: the first failed probe and its
 reason, the confirmation request to the other regions, the quorum (which regions),
 the verdict and its leader, the alert sent to Alertmanager, the resolution; each
 with its time and its offset from the first failed probe. IDs are in the status
-page, /api/v1/incidents and vantage report (TARGET@UNIX_MS).
+page, /api/v1/incidents and vantage report (TARGET@UNIX_MS). An agent behind
+basic auth: set VANTAGE_USER and VANTAGE_PASSWORD.
 
 Examples:
   vantage incident api@1796605261176
