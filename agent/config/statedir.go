@@ -25,14 +25,22 @@ const SystemStateDir = "/var/lib/vantage"
 // agent/state package's FileName; config imports nothing of it).
 const stateFile = "vantage.db"
 
+// StateRootEnv, when set, replaces the default state directories' root:
+// the state directory is $VANTAGE_STATE_ROOT/<node> (packagers, tests).
+const StateRootEnv = "VANTAGE_STATE_ROOT"
+
 // DefaultStateDir is the state directory of an agent whose config sets
-// none: /var/lib/vantage/<node> when /var/lib/vantage is writable (or may
-// be created), else $XDG_STATE_HOME/vantage/<node>, else
+// none: $VANTAGE_STATE_ROOT/<node> when that is set, else
+// /var/lib/vantage/<node> when /var/lib/vantage is writable (or may be
+// created), else $XDG_STATE_HOME/vantage/<node>, else
 // ~/.local/state/vantage/<node>, else the user's cache directory.
 func DefaultStateDir(node string) string {
 	name := strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(node)
 	if name == "" || name == "." || name == ".." {
 		name = "agent"
+	}
+	if r := os.Getenv(StateRootEnv); filepath.IsAbs(r) {
+		return filepath.Join(r, name)
 	}
 	if CheckStateDir(SystemStateDir) == nil {
 		return filepath.Join(SystemStateDir, name)

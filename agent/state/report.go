@@ -308,9 +308,11 @@ func pct(v float64) string {
 
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
-// Human is d rounded for a person: 0.4s, 13.3s, 4m12s, 2h03m, 3d04h.
+// Human is d rounded for a person: 12ms, 13.3s, 4m12s, 2h03m, 3d04h.
 func Human(d time.Duration) string {
 	switch {
+	case d < time.Second:
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 	case d < time.Minute:
 		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
 	case d < time.Hour:

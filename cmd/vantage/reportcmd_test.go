@@ -90,7 +90,7 @@ url = "%s/web"
 		t.Fatalf("report -url: %d %s", code, errs)
 	}
 	t.Logf("vantage report -url:\n%s", md)
-	for _, want := range []string{"## SLO report", "| api | 99% |", "| web | 99% | 100% | 0.0s | 0.0% | 100.0% | 0 |", "### Incidents (1)",
+	for _, want := range []string{"## SLO report", "| api | 99% |", "| web | 99% | 100% | 0ms | 0.0% | 100.0% | 0 |", "### Incidents (1)",
 		"status_mismatch", "`" + id + "`", "| eu-west | 1 | 1 |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report -url lacks %q", want)
