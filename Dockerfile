@@ -4,7 +4,8 @@
 #
 #   make image            # builds dist/vantage, then this image
 #   docker run -p 9115:9115 -p 7946:7946 -p 7946:7946/udp \
-#     -v $PWD/vantage.toml:/etc/vantage/vantage.toml:ro vantage:latest
+#     -v $PWD/vantage.toml:/etc/vantage/vantage.toml:ro \
+#     -v vantage-state:/var/lib/vantage vantage:latest
 #
 # Without a mounted config the built-in one (deploy/docker/vantage.toml) runs
 # a single agent with loopback gossip, so the container starts and turns
@@ -26,6 +27,13 @@ LABEL org.opencontainers.image.title="vantage" \
 COPY dist/vantage /usr/bin/vantage
 COPY deploy/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY deploy/docker/vantage.toml /etc/vantage/vantage.toml
+# The state directory (incidents, SLO accounting, history: README.md, "State
+# and reports"), owned by the agent's user: a named volume mounted here takes
+# its ownership. A bind mount must be writable by 65534. Set [agent].node (or
+# -node): the state lives in /var/lib/vantage/<node>, and a container's host
+# name changes with every container.
+COPY --chown=65534:65534 deploy/docker/state/ /var/lib/vantage/
+VOLUME /var/lib/vantage
 # nobody:nogroup; no shell, no package manager, nothing to exec into.
 USER 65534:65534
 EXPOSE 9115/tcp 7946/tcp 7946/udp

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/agent/state"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
 	"github.com/vantage-probe/vantage/internal/mono"
@@ -50,6 +51,9 @@ type Options struct {
 	// started: vantage_schedule_lateness_seconds summarises the last 5
 	// minutes, a benchmark needs exactly its own measurement window.
 	OnLateness func(late time.Duration)
+	// StateFlushEvery is how often the state is written to
+	// [agent].state_dir; 0 = 5s.
+	StateFlushEvery time.Duration
 }
 
 // Agent is one running agent.
@@ -86,6 +90,8 @@ type Agent struct {
 
 	alerts *alerting
 	push   pushing
+	// persist writes the state directory; nil without one.
+	persist *persister
 
 	inFlight atomic.Int64
 	lateness *metrics.Summary
@@ -154,8 +160,19 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 
+	var restore *cluster.Restore
+	if cfg.Agent.StateDir != "" {
+		store, snap, err := openState(cfg.Agent.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		a.persist = newPersister(a, store, snap, opts.StateFlushEvery)
+		restore = a.restoreState(snap)
+	}
+
 	srv, err := exporter.NewServer(cfg.Agent.Listen, a, a.reg, a.log, webConfig(cfg))
 	if err != nil {
+		a.closeState(false)
 		return nil, fmt.Errorf("listen %s: %w", cfg.Agent.Listen, err)
 	}
 	a.srv = srv
@@ -183,6 +200,7 @@ func New(opts Options) (*Agent, error) {
 		ConfirmOnFailure:  cfg.Quorum.ConfirmOnFailure,
 		Transport:         opts.Transport,
 		InMaintenance:     a.inMaintenance,
+		Restore:           restore,
 		Logger:            a.log,
 		Metrics:           a.reg.Set(),
 		OnRemoteResult:    a.heard,
@@ -201,6 +219,7 @@ func New(opts Options) (*Agent, error) {
 	cl, err := cluster.New(cc, a, clusterTargets(cfg))
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
+		a.closeState(false)
 		return nil, err
 	}
 	a.cl.Store(cl)
@@ -252,6 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopPush()
 	alertsDone := make(chan struct{})
 	go func() { a.alertLoop(ctx); close(alertsDone) }()
+	if a.persist != nil {
+		a.persist.start()
+	}
 	schedDone := make(chan struct{})
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	go func() { a.sched.Run(schedCtx, a.probeCtx); close(schedDone) }()
@@ -265,7 +287,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
-		err = fmt.Errorf("http server: %w", err)
+		if err != nil { // nil: Kill closed it
+			err = fmt.Errorf("http server: %w", err)
+		}
 	}
 	a.log.Info("shutting down")
 	a.stopTimers()
@@ -273,6 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-schedDone // probes in flight finish within their own timeouts
 	a.probeCancel()
 	<-alertsDone // the last alerts flushed before the leader leaves
+	a.closeState(true)
 	if lerr := a.Cluster().Leave(3 * time.Second); lerr != nil {
 		a.log.Debug("leave", "err", lerr)
 	}
@@ -292,6 +317,45 @@ func (a *Agent) Kill() {
 	a.probeCancel()
 	a.Cluster().Kill()
 	_ = a.srv.Shutdown(context.Background())
+	a.closeState(false) // a crash writes nothing more; the file lock goes with the process
+}
+
+// closeState stops writing the state directory, after one last flush when
+// final.
+func (a *Agent) closeState(final bool) {
+	if a.persist != nil {
+		a.persist.close(final)
+	}
+}
+
+// restoreState gives the targets their kept histories and returns what
+// the cluster restores.
+func (a *Agent) restoreState(snap *state.Snapshot) *cluster.Restore {
+	r := &cluster.Restore{Incidents: snap.Incidents, FirstSeen: map[string]time.Time{}}
+	for name, m := range snap.Targets {
+		r.FirstSeen[name] = m.FirstSeen
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for name, b := range snap.History {
+		if st := a.states[name]; st != nil {
+			st.mu.Lock()
+			if st.hist.unmarshal(b) {
+				n++
+			}
+			st.mu.Unlock()
+		}
+	}
+	open := 0
+	for i := range snap.Incidents {
+		if snap.Incidents[i].Open() {
+			open++
+		}
+	}
+	a.log.Info("state restored", "path", a.persist.store.Path(), "incidents", len(snap.Incidents),
+		"open_incidents", open, "targets", len(snap.Targets), "histories", n)
+	return r
 }
 
 // stopTimers stops the grace timer for good.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"time"
@@ -51,6 +52,37 @@ func (h *history) add(r *probe.Result) {
 	if h.n < historyLen {
 		h.n++
 	}
+}
+
+// historyBytes is the length of a marshalled history.
+const historyBytes = 1 + 4 + 1 + 1 + historyLen*4
+
+// marshal encodes h for the state file: a version byte, then h's fields.
+func (h *history) marshal() []byte {
+	b := make([]byte, 0, historyBytes)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint32(b, h.newest)
+	b = append(b, h.n, h.next)
+	for _, p := range h.p {
+		b = binary.BigEndian.AppendUint16(b, p.dt)
+		b = binary.BigEndian.AppendUint16(b, p.lat)
+	}
+	return b
+}
+
+// unmarshal is marshal's inverse; false (h untouched) for what it does not
+// know.
+func (h *history) unmarshal(b []byte) bool {
+	if len(b) != historyBytes || b[0] != 1 || b[5] > historyLen || b[6] >= historyLen {
+		return false
+	}
+	h.newest = binary.BigEndian.Uint32(b[1:])
+	h.n, h.next = b[5], b[6]
+	for i := range h.p {
+		o := 7 + 4*i
+		h.p[i] = point{dt: binary.BigEndian.Uint16(b[o:]), lat: binary.BigEndian.Uint16(b[o+2:])}
+	}
+	return true
 }
 
 // points returns the history oldest first.

@@ -109,6 +109,7 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 		}
 	}
 	st.hist.add(r)
+	st.dirty.Store(true)
 	obs := cluster.Observation{
 		Target:   st.target().Name,
 		OK:       r.OK,
@@ -211,4 +212,5 @@ func (a *Agent) heard(o cluster.Observation) {
 	st.mu.Lock()
 	st.hist.add(&r)
 	st.mu.Unlock()
+	st.dirty.Store(true)
 }

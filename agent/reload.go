@@ -56,6 +56,10 @@ func (a *Agent) swap(cfg *config.Config) error {
 		cfg.Agent.Node, cfg.Agent.Region, cfg.Agent.Listen, cfg.Cluster.Bind =
 			old.Agent.Node, old.Agent.Region, old.Agent.Listen, old.Cluster.Bind
 	}
+	if cfg.Agent.StateDir != "" && cfg.Agent.StateDir != old.Agent.StateDir {
+		a.log.Warn("state_dir changes take effect on restart", "state_dir", old.Agent.StateDir)
+	}
+	cfg.Agent.StateDir = old.Agent.StateDir // the default, when the file sets none
 	if err := a.srv.SetWebConfig(webConfig(cfg)); err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ type targetState struct {
 	// streak.
 	failSince mono.Stamp
 	hist      history
+	// dirty says hist changed since the state was last written: the
+	// probe path's whole cost of persisting.
+	dirty atomic.Bool
 	// waiters is closed on the next result; made only while a confirmation
 	// waits for a probe in flight, which is rare.
 	waiters chan struct{}

@@ -116,6 +116,9 @@ func (a *Agent) Self() exporter.SelfView {
 		v.GossipAddr = a.Cluster().LocalAddr()
 	}
 	v.Push = a.pushView()
+	if a.persist != nil {
+		v.State = a.persist.view()
+	}
 	for _, st := range a.AlertmanagerStatus() {
 		v.Alertmanagers = append(v.Alertmanagers, exporter.AlertmanagerView{URL: st.URL,
 			OK:      !st.LastSuccess.IsZero() && !st.LastSuccess.Before(st.LastErrorAt),

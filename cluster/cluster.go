@@ -87,7 +87,13 @@ type Cluster struct {
 	// clock keeps the leaders' instants in 8 bytes (internal/mono).
 	clock     mono.Clock
 	incidents []*Incident // newest last, bounded
-	confirm   *confirmer
+	// incidentGen counts changes to incidents (added, merged, resolved,
+	// alerted, dropped), so the agent's state writer reads them only
+	// when they changed; dropped are IDs the fleet gave up (a duplicate
+	// of one outage), for the state to delete.
+	incidentGen atomic.Uint64
+	dropped     []string
+	confirm     *confirmer
 
 	m         *clusterMetrics
 	keyring   *memberlist.Keyring
@@ -131,6 +137,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	}
 	c.m = newClusterMetrics(cfg.Metrics)
 	c.confirm = newConfirmer(c)
+	c.restoreLocked(cfg.Restore, targets)
 	c.setTargetsLocked(targets)
 
 	mc := memberlist.DefaultWANConfig()

@@ -91,6 +91,17 @@ type Config struct {
 	// lock on the goroutine that received the news (memberlist's push/pull
 	// goroutine among them), so it must return at once.
 	OnRemoteResult func(Observation)
+	// Restore is what the agent kept from before it last stopped (its
+	// state directory): the fleet's incidents and when it first knew each
+	// target. New folds it in before anything runs, so an incident that
+	// was open continues (same ID) and SLO figures keep their start.
+	Restore *Restore
+}
+
+// Restore is an agent's kept state; see Config.Restore.
+type Restore struct {
+	Incidents []Incident           // any order; the newest maxIncidents are kept in memory
+	FirstSeen map[string]time.Time // target -> first known; only for configured targets
 }
 
 // Event is a fleet-level happening, for narration and logs.

@@ -130,6 +130,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 const maxIncidents = 1000
 
 func (c *Cluster) addIncidentLocked(in *Incident) {
+	c.incidentGen.Add(1)
 	c.incidents = append(c.incidents, in)
 	if len(c.incidents) > maxIncidents {
 		c.incidents = append([]*Incident(nil), c.incidents[len(c.incidents)-maxIncidents:]...)
@@ -173,6 +174,7 @@ func (c *Cluster) mergeIncident(in *Incident) {
 	for _, have := range c.incidents {
 		if have.ID == in.ID {
 			have.merge(in)
+			c.incidentGen.Add(1)
 			return
 		}
 	}
@@ -230,6 +232,7 @@ func (c *Cluster) MarkAlerted(id string, at time.Time) {
 	for _, in := range c.incidents {
 		if in.ID == id && in.AlertedAt.IsZero() {
 			in.AlertedAt = at
+			c.incidentGen.Add(1)
 			msg = encodeIncident(in)
 			break
 		}
@@ -241,6 +244,10 @@ func (c *Cluster) MarkAlerted(id string, at time.Time) {
 }
 
 func (c *Cluster) dropIncidentLocked(id string) {
+	c.incidentGen.Add(1)
+	if len(c.dropped) < maxIncidents { // nobody takes them without a state directory
+		c.dropped = append(c.dropped, id)
+	}
 	out := c.incidents[:0]
 	for _, in := range c.incidents {
 		if in.ID != id {
@@ -294,4 +301,69 @@ func mergeRegions(a, b []string) []string {
 	out := append(slices.Clone(a), b...)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// restoreLocked folds an agent's kept state in, before anything runs: the
+// incidents as if a peer had gossiped them (an open one is found by the
+// next leader of its target and continues), and each configured target's
+// first sighting.
+func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
+	if r == nil {
+		return
+	}
+	ins := slices.Clone(r.Incidents)
+	sort.SliceStable(ins, func(i, j int) bool { return ins[i].StartedAt.Before(ins[j].StartedAt) })
+	if len(ins) > maxIncidents {
+		ins = ins[len(ins)-maxIncidents:]
+	}
+	open := map[string]*Incident{}
+	for i := range ins {
+		in := &ins[i]
+		if in.ID == "" {
+			continue
+		}
+		in.Regions, in.QuorumRegions = slices.Clone(in.Regions), slices.Clone(in.QuorumRegions)
+		if in.Open() {
+			// Two open records of one target (a churn the fleet had not
+			// settled): the smaller ID wins, as in mergeIncident.
+			if o := open[in.Target]; o != nil {
+				if o.ID < in.ID {
+					continue
+				}
+				c.dropIncidentLocked(o.ID)
+			}
+			open[in.Target] = in
+		}
+		c.addIncidentLocked(in)
+	}
+	for _, t := range targets {
+		if at, ok := r.FirstSeen[t.Name]; ok && !at.IsZero() {
+			c.firstSeen[t.Name] = at
+		}
+	}
+}
+
+// IncidentGen changes whenever the incidents do; see Incidents.
+func (c *Cluster) IncidentGen() uint64 { return c.incidentGen.Load() }
+
+// TakeDropped returns (and forgets) the IDs of incidents dropped since
+// the last call: duplicates of one outage the fleet gave up.
+func (c *Cluster) TakeDropped() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.dropped
+	c.dropped = nil
+	return out
+}
+
+// FirstSeen returns when this agent first knew each target (restored
+// from its state across restarts): the start of the target's SLO figures.
+func (c *Cluster) FirstSeen() map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]time.Time, len(c.firstSeen))
+	for k, v := range c.firstSeen {
+		out[k] = v
+	}
+	return out
 }

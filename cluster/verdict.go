@@ -139,6 +139,9 @@ func (c *Cluster) evaluate(target string) {
 	step := c.stepIncidentLocked(t, ls, &v, maint, now)
 	step.events = append(step.events, c.stepSuppressionLocked(t, ls, &v, now)...)
 	msg := c.recordVerdictLocked(target, ls, v, maint, now)
+	if len(step.changed) > 0 {
+		c.incidentGen.Add(1)
+	}
 	c.mu.Unlock()
 
 	for _, in := range step.changed {

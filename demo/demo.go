@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +59,10 @@ type Demo struct {
 	outMu  sync.Mutex
 
 	detected chan cluster.Event
+	// stateDir holds each agent's state directory (stateDir/<node>): a
+	// temporary one per run, removed at the end, so a restarted agent
+	// restores its incidents and history as a real one does.
+	stateDir string
 	// noICMP is why no ICMP socket may be opened here; the icmp target is
 	// then left out.
 	noICMP error
@@ -94,6 +100,10 @@ func Run(ctx context.Context, opts Options) error {
 	defer farm.Close()
 	d := &Demo{opts: opts, farm: farm, start: time.Now(), raw: strings.NewReplacer(farm.Replacements()...).Replace(string(raw)),
 		agents: map[string]*runningAgent{}, out: opts.Out, detected: make(chan cluster.Event, 16)}
+	if d.stateDir, err = os.MkdirTemp("", "vantage-demo-state-"); err != nil {
+		return fmt.Errorf("demo state: %w", err)
+	}
+	defer os.RemoveAll(d.stateDir)
 	defer d.stopAll()
 	// Every agent probes from its own address: what its ICMP socket needs
 	// is the same for all, so one look decides for the fleet.
@@ -158,6 +168,9 @@ func (d *Demo) configFor(node, region, ip, listen, seed string) (*config.Config,
 	}
 	if seed != "" {
 		cfg.Cluster.Join = []string{seed}
+	}
+	if d.stateDir != "" {
+		cfg.Agent.StateDir = filepath.Join(d.stateDir, node)
 	}
 	if d.noICMP != nil {
 		cfg.RemoveTarget("gateway")

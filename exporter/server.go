@@ -59,6 +59,16 @@ type SelfView struct {
 	// Push is how pushing this agent's series goes; nil without
 	// [exporter.push].
 	Push *PushView `json:"push,omitempty"`
+	// State is how writing the state directory goes; nil without one.
+	State *StateView `json:"state,omitempty"`
+}
+
+// StateView is the state directory's health.
+type StateView struct {
+	Path        string    `json:"path"`
+	OK          bool      `json:"ok"` // the last write succeeded
+	WriteErrors uint64    `json:"write_errors"`
+	LastWrite   time.Time `json:"last_write,omitzero"`
 }
 
 // PushView is the state of [exporter.push].
@@ -200,6 +210,8 @@ func NewServer(addr string, src Source, reg *Registry, log *slog.Logger, web Web
 	s.mux.HandleFunc("GET /api/v1/targets", s.targets)
 	s.mux.HandleFunc("GET /api/v1/targets/{name}", s.target)
 	s.mux.HandleFunc("GET /api/v1/incidents", s.incidents)
+	s.mux.HandleFunc("GET /api/v1/incidents/{id}", s.incident)
+	s.mux.HandleFunc("GET /api/v1/report", s.report)
 	s.mux.HandleFunc("GET /api/v1/members", s.members)
 	s.mux.HandleFunc("GET /api/v1/status", s.self)
 	s.mux.HandleFunc("GET /{$}", s.page)
@@ -381,6 +393,71 @@ func (s *Server) incidents(w http.ResponseWriter, _ *http.Request) {
 	s.writeJSON(w, struct {
 		Incidents []cluster.Incident `json:"incidents"`
 	}{ins})
+}
+
+// History is what an agent that keeps its state answers besides Source:
+// one incident by ID, and the SLO report of a period. The agent implements
+// it; a Source without it answers 404 and 501.
+type History interface {
+	// Incident returns the incident with this ID: in memory, or in the
+	// state file (older than the 1,000 kept in memory).
+	Incident(id string) (cluster.Incident, bool, error)
+	// Report is the SLO report of [from, to) for the targets glob
+	// selects ("" for all), as JSON.
+	Report(from, to time.Time, glob string) (any, error)
+}
+
+func (s *Server) incident(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.src.(History)
+	if !ok {
+		http.Error(w, "no such incident", http.StatusNotFound)
+		return
+	}
+	in, found, err := h.Incident(r.PathValue("id"))
+	switch {
+	case err != nil:
+		http.Error(w, "reading the state: "+err.Error(), http.StatusInternalServerError)
+	case !found:
+		http.Error(w, "no such incident", http.StatusNotFound)
+	default:
+		s.writeJSON(w, in)
+	}
+}
+
+// report answers /api/v1/report?from=RFC3339&to=RFC3339&target=GLOB; from
+// defaults to 28 days before to, to to now.
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.src.(History)
+	if !ok {
+		http.Error(w, "this agent keeps no reports", http.StatusNotImplemented)
+		return
+	}
+	q := r.URL.Query()
+	to := time.Now()
+	var err error
+	if v := q.Get("to"); v != "" {
+		if to, err = time.Parse(time.RFC3339, v); err != nil {
+			http.Error(w, "to: want an RFC 3339 time like 2026-12-01T00:00:00Z", http.StatusBadRequest)
+			return
+		}
+	}
+	from := to.Add(-28 * 24 * time.Hour)
+	if v := q.Get("from"); v != "" {
+		if from, err = time.Parse(time.RFC3339, v); err != nil {
+			http.Error(w, "from: want an RFC 3339 time like 2026-11-01T00:00:00Z", http.StatusBadRequest)
+			return
+		}
+	}
+	if !from.Before(to) {
+		http.Error(w, "from must be before to", http.StatusBadRequest)
+		return
+	}
+	rep, err := h.Report(from, to, q.Get("target"))
+	if err != nil {
+		http.Error(w, "report: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.writeJSON(w, rep)
 }
 
 func (s *Server) members(w http.ResponseWriter, _ *http.Request) {

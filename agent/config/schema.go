@@ -41,6 +41,13 @@ type agentSchema struct {
 	// links in alerts (generatorURL); default http(s)://<listen>, with the
 	// host name when listen is a wildcard address.
 	ExternalURL opt[string] `toml:"external_url"`
+	// state_dir: where the agent keeps incidents, SLO accounting and
+	// history across restarts; default /var/lib/vantage/<node> where
+	// writable, else the user's state or cache directory.
+	StateDir opt[string] `toml:"state_dir"`
+	// retention: how long the state keeps resolved incidents and SLO
+	// buckets; default the SLO window plus 7 days, at least the window.
+	Retention opt[string] `toml:"retention"`
 }
 
 // clusterSchema is [cluster]: gossip membership.

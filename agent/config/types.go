@@ -44,6 +44,15 @@ type Agent struct {
 	// ExternalURL is where people reach this agent's HTTP server (no
 	// trailing slash): alerts link to the status page through it.
 	ExternalURL string
+	// StateDir is where the agent keeps its state (incidents, SLO
+	// accounting, history), relative paths resolved against the config
+	// file; "" when the file sets none: `vantage agent` then uses
+	// DefaultStateDir, a library or test agent keeps nothing.
+	StateDir    string
+	StateDirPos Pos
+	// Retention is how long the state keeps resolved incidents and SLO
+	// buckets: by default the SLO window plus RetentionMargin.
+	Retention time.Duration
 }
 
 // Alerting is the [alerting] table. Alertmanagers empty: no direct alerting.

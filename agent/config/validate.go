@@ -287,6 +287,29 @@ func (l *loader) build(srcs []*source) *Config {
 		cfg.SLO.Window = w
 	}
 
+	// [agent] state_dir, retention: after [slo], which retention covers.
+	sc = root.sub("agent")
+	cfg.Agent.StateDirPos = sc.pos("")
+	if o := f.Agent.StateDir; o.ok() {
+		cfg.Agent.StateDirPos = sc.pos("state_dir")
+		switch {
+		case o.V == "":
+			sc.errf(ErrInvalid, "state_dir", "empty: leave it out for the default (/var/lib/vantage/<node>)")
+		case strings.ContainsRune(o.V, 0):
+			sc.errf(ErrInvalid, "state_dir", "%q: not a path", o.V)
+		default:
+			cfg.Agent.StateDir = sc.file(o)
+		}
+	}
+	cfg.Agent.Retention = cfg.SLO.Window + RetentionMargin
+	if r := sc.positive("retention", f.Agent.Retention); r > 0 {
+		if r < cfg.SLO.Window {
+			sc.errf(ErrImpossible, "retention", "%v is shorter than the SLO window (%v): the SLO figures need the whole window kept", r, cfg.SLO.Window)
+		} else {
+			cfg.Agent.Retention = r
+		}
+	}
+
 	l.buildAlerting(root.sub("alerting"), &f.Alerting, &cfg.Alerting)
 	cfg.Agent.ExternalURL = l.externalURL(root.sub("agent"), f.Agent.ExternalURL, cfg)
 
@@ -404,8 +427,17 @@ func (l *loader) buildCluster(sc scope, in *clusterSchema, out *Cluster) {
 // file is deployed, not on the file: tests, the demo and libraries load
 // configs with the default bind and never gossip off loopback.
 func (c *Config) CheckStart() error {
+	var errs Errors
 	if err := CheckGossipSecurity(&c.Cluster); err != nil {
-		return Errors{{Pos: c.Cluster.BindPos, Field: "cluster.bind", Msg: err.Error(), Err: ErrInvalid}}
+		errs = append(errs, Error{Pos: c.Cluster.BindPos, Field: "cluster.bind", Msg: err.Error(), Err: ErrInvalid})
+	}
+	if c.Agent.StateDir != "" {
+		if err := CheckStateDir(c.Agent.StateDir); err != nil {
+			errs = append(errs, Error{Pos: c.Agent.StateDirPos, Field: "agent.state_dir", Msg: err.Error(), Err: ErrInvalid})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }

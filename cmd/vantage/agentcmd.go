@@ -68,6 +68,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitFail
 	}
+	cfg.UseDefaultStateDir()
 	a, err := agent.New(agent.Options{ConfigPath: *cfgPath, Config: cfg, Version: version, Logger: log, Overrides: ov})
 	if err != nil {
 		fmt.Fprintf(stderr, "agent: %v\n", err)
@@ -112,6 +113,7 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	for _, f := range fs.Args() {
 		cfg, err := config.Load(f)
 		if err == nil {
+			cfg.UseDefaultStateDir()
 			err = cfg.CheckStart() // what the agent also refuses at start
 		}
 		if err != nil {

@@ -50,6 +50,8 @@ func commands() []command {
 		{"bench", "benchmark an agent against a bare client and blackbox_exporter", runBench},
 		{"lab", "run the fault lab: scripted outages, partitions and crashes; MTTD/MTTR report", runLab},
 		{"soak", "run a fleet for a long time with faults and restarts; check nothing leaks", runSoak},
+		{"report", "print the SLO report of a period (markdown, csv, json) from an agent or its state", runReport},
+		{"incident", "print one incident's timeline for a postmortem", runIncident},
 		{"keygen", "print a new base64 gossip encryption key", runKeygen},
 		{"healthcheck", "exit 0 when the local agent is ready (container HEALTHCHECK)", runHealthcheck},
 		{"version", "print the version", runVersion},

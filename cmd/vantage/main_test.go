@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
@@ -25,7 +26,17 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliEnv) == "1" {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// `vantage agent` run by these tests keeps its state in a directory
+	// of the test run, not the machine's /var/lib/vantage (another run
+	// at the same moment would hold the same node's file).
+	root, err := os.MkdirTemp("", "vantage-cmd-test-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv(config.StateRootEnv, root)
+	code := m.Run()
+	os.RemoveAll(root)
+	os.Exit(code)
 }
 
 func runCLI(args ...string) (int, string, string) {

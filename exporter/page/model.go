@@ -168,6 +168,8 @@ type sloData struct {
 
 type incidentRow struct {
 	Target      string
+	ID          string
+	Link        string // the incident's record: api/v1/incidents/ID (vantage incident ID prints its timeline)
 	Started     string
 	StartedISO  string
 	Detected    string
@@ -553,6 +555,8 @@ func incidents(ins []cluster.Incident, now time.Time) (open, recent []incidentRo
 		}
 		ir := incidentRow{
 			Target:      in.Target,
+			ID:          in.ID,
+			Link:        "api/v1/incidents/" + url.PathEscape(in.ID),
 			Started:     clock(in.StartedAt, now),
 			StartedISO:  iso(in.StartedAt),
 			Detected:    clock(in.DetectedAt, now),

@@ -167,6 +167,10 @@ func TestPageIncidents(t *testing.T) {
 	if strings.Index(recent, "search-api") > strings.Index(recent, "resolver") {
 		t.Error("recent incidents not newest first")
 	}
+	// Each incident links to its record (GET /api/v1/incidents/{id}).
+	if !strings.Contains(open, `<a href="api/v1/incidents/checkout-api@1"`) || !strings.Contains(recent, `<a href="api/v1/incidents/search-api@2"`) {
+		t.Errorf("incidents do not link to their records:\n%s\n%s", open, recent)
+	}
 }
 
 func TestPageMembers(t *testing.T) {

@@ -162,6 +162,12 @@ func (l *lab) prepareDir() error {
 		return err
 	}
 	l.dir = abs
+	// Each agent keeps its state in the run's directory: a run starts
+	// with none (an earlier run's incidents would be restored), and a
+	// restarted agent restores its own.
+	if err := os.RemoveAll(filepath.Join(l.dir, "state")); err != nil {
+		return err
+	}
 	out, err := exec.Command(l.opts.Agent, "keygen").Output()
 	if err != nil {
 		return fmt.Errorf("%s keygen: %w", l.opts.Agent, err)
@@ -275,7 +281,8 @@ func (l *lab) configText(a *agentProc, targets []string, variant string) string 
 	o := l.opts
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by the netlab harness for %s. Node, region, listen, bind and join come from flags.\n", a.Node)
-	fmt.Fprintf(&b, "[agent]\nsource_ip = %q   # both agents of a region share its veth\n\n", a.Addr)
+	fmt.Fprintf(&b, "[agent]\nsource_ip = %q   # both agents of a region share its veth\nstate_dir = %q\n\n", a.Addr,
+		filepath.Join(l.dir, "state", a.Node))
 	fmt.Fprintf(&b, "[cluster]\nsecret_key_file = %q\nlabel = \"vantage-netlab\"\nreplicas_per_region = 1\nrejoin_interval = %q\n\n",
 		l.keyFile, o.RejoinInterval.String())
 	b.WriteString("[quorum]\nmin_regions = 2\nconfirm_on_failure = true\n\n")

@@ -1,0 +1,370 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/vantage-probe/vantage/agent/state"
+	"github.com/vantage-probe/vantage/cluster"
+	"github.com/vantage-probe/vantage/exporter"
+)
+
+// Persisting the agent's state (agent/state): the probe path only marks a
+// target dirty (an atomic store, no allocation); a goroutine flushes every
+// FlushEvery, and once more on a graceful stop, in one transaction: the
+// incidents that changed, each target's SLO accounting since the last
+// flush, its first sighting and objective, and the histories marked dirty.
+// A failed write (a full or read-only disk) is logged at most once a
+// minute and counted; what it carried is kept and written by the next
+// flush that succeeds, and probing and paging never wait for the disk.
+
+// defaultFlushEvery is how often the state is written.
+const defaultFlushEvery = 5 * time.Second
+
+// pruneEvery is how often records older than the retention are deleted.
+const pruneEvery = time.Hour
+
+// errLogEvery rate-limits the log line of failing writes.
+const errLogEvery = time.Minute
+
+type persister struct {
+	a     *Agent
+	store *state.Store
+	every time.Duration
+
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	running atomic.Bool // start was called: close waits for the loop
+	closed  bool        // under mu: the store is closed
+
+	errors    *metrics.Counter
+	lastWrite atomic.Int64 // Unix ns of the last successful write; 0: none yet
+	failing   atomic.Bool
+
+	// Owned by the flushing goroutine (or the caller of flush after it
+	// stopped).
+	mu         sync.Mutex
+	incGen     uint64
+	written    map[string]uint64 // incident ID -> hash of what the store holds
+	firstSeen  map[string]time.Time
+	objectives map[string]float64
+	slo        map[sloKey]state.Counts // accrued, not yet written
+	accrued    time.Time               // SLO accounting is done up to here
+	dropped    []string
+	lastErrLog time.Time
+	lastPrune  time.Time
+}
+
+type sloKey struct {
+	target string
+	bucket int64 // Unix s
+}
+
+// openState opens the agent's state directory and reads what it kept; the
+// agent restores it before anything runs.
+func openState(dir string) (*state.Store, *state.Snapshot, error) {
+	st, err := state.Open(dir, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return nil, nil, fmt.Errorf("agent.state_dir %q: %w: two agents cannot share a state directory", dir, err)
+		}
+		return nil, nil, fmt.Errorf("agent.state_dir %q: %w", dir, err)
+	}
+	snap, err := st.Load()
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("agent.state_dir %q: reading the state: %w", dir, err)
+	}
+	return st, snap, nil
+}
+
+func newPersister(a *Agent, st *state.Store, snap *state.Snapshot, every time.Duration) *persister {
+	if every <= 0 {
+		every = defaultFlushEvery
+	}
+	p := &persister{
+		a: a, store: st, every: every,
+		stop: make(chan struct{}), done: make(chan struct{}),
+		written:    map[string]uint64{},
+		firstSeen:  map[string]time.Time{},
+		objectives: map[string]float64{},
+		slo:        map[sloKey]state.Counts{},
+		accrued:    time.Now(),
+		lastPrune:  time.Now(),
+	}
+	for i := range snap.Incidents {
+		p.written[snap.Incidents[i].ID] = hashIncident(&snap.Incidents[i])
+	}
+	for name, m := range snap.Targets {
+		p.firstSeen[name], p.objectives[name] = m.FirstSeen, m.Objective
+	}
+	s := a.reg.Set()
+	p.errors = s.NewCounter("vantage_state_write_errors_total")
+	s.NewGauge("vantage_state_last_write_timestamp_seconds", func() float64 {
+		return float64(p.lastWrite.Load()) / 1e9
+	})
+	s.NewGauge("vantage_state_size_bytes", func() float64 { return float64(p.store.Size()) })
+	return p
+}
+
+// start runs the flushing loop.
+func (p *persister) start() {
+	p.running.Store(true)
+	go p.run()
+}
+
+func (p *persister) run() {
+	defer close(p.done)
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.flush(time.Now())
+		}
+	}
+}
+
+// close stops the loop; final flushes once more first (a graceful stop),
+// a crash (Kill) does not. The store is closed either way.
+func (p *persister) close(final bool) {
+	p.once.Do(func() {
+		close(p.stop)
+		if p.running.Load() {
+			<-p.done
+		}
+		if final {
+			p.flush(time.Now())
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.closed = true
+		if err := p.store.Close(); err != nil {
+			p.a.log.Error("closing the state file", "path", p.store.Path(), "err", err)
+		}
+	})
+}
+
+// flush writes what changed since the last flush that succeeded.
+func (p *persister) flush(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	a := p.a
+	cl := a.Cluster()
+	cfg := a.cfg.Load()
+	b := &state.Batch{}
+
+	// SLO accounting: the time since the last flush, by the fleet's
+	// verdict now (a verdict changes at most every few seconds; the
+	// bucket is an hour).
+	if cl != nil && now.After(p.accrued) {
+		from := p.accrued
+		// A stall (a suspended VM) longer than a few flushes is not
+		// accounted: nobody watched.
+		if now.Sub(from) > 4*p.every {
+			from = now.Add(-p.every)
+		}
+		for _, br := range cl.Briefs() {
+			p.accrue(br.Name, br.Category, from, now)
+		}
+		p.accrued = now
+	}
+	for k, c := range p.slo {
+		b.SLO = append(b.SLO, state.Sample{Target: k.target, Bucket: time.Unix(k.bucket, 0), Counts: c})
+	}
+
+	if cl != nil {
+		if gen := cl.IncidentGen(); gen != p.incGen {
+			for _, in := range cl.Incidents() {
+				if h := hashIncident(&in); p.written[in.ID] != h {
+					b.Incidents = append(b.Incidents, in)
+				}
+			}
+			p.incGen = gen
+		}
+		p.dropped = append(p.dropped, cl.TakeDropped()...)
+		b.Dropped = p.dropped
+		for name, at := range cl.FirstSeen() {
+			obj := cfg.SLO.Objective
+			if t := cfg.Target(name); t != nil && t.SLOObjective > 0 {
+				obj = t.SLOObjective
+			}
+			if !p.firstSeen[name].Equal(at) || p.objectives[name] != obj {
+				if b.Targets == nil {
+					b.Targets = map[string]state.TargetMeta{}
+				}
+				b.Targets[name] = state.TargetMeta{FirstSeen: at, Objective: obj}
+			}
+		}
+	}
+
+	var dirty []*targetState
+	a.mu.Lock()
+	for name, st := range a.states {
+		if st.dirty.Swap(false) {
+			dirty = append(dirty, st)
+			if b.History == nil {
+				b.History = map[string][]byte{}
+			}
+			st.mu.Lock()
+			b.History[name] = st.hist.marshal()
+			st.mu.Unlock()
+		}
+	}
+	a.mu.Unlock()
+
+	if b.Empty() {
+		return
+	}
+	if err := p.store.Write(b); err != nil {
+		p.errors.Inc()
+		p.failing.Store(true)
+		for _, st := range dirty {
+			st.dirty.Store(true) // again next time
+		}
+		p.incGen = 0 // compare every incident again next time
+		if now.Sub(p.lastErrLog) >= errLogEvery {
+			p.lastErrLog = now
+			a.log.Error("writing the state failed; probing and alerting go on, the state is kept in memory and written when the disk accepts it again",
+				"path", p.store.Path(), "err", err, "failed_writes", p.errors.Get())
+		}
+		return
+	}
+	if p.failing.Swap(false) {
+		a.log.Info("writing the state works again", "path", p.store.Path())
+	}
+	p.lastWrite.Store(now.UnixNano())
+	clear(p.slo)
+	p.dropped = nil
+	for i := range b.Incidents {
+		p.written[b.Incidents[i].ID] = hashIncident(&b.Incidents[i])
+	}
+	for name, m := range b.Targets {
+		p.firstSeen[name], p.objectives[name] = m.FirstSeen, m.Objective
+	}
+	if now.Sub(p.lastPrune) >= pruneEvery {
+		p.prune(now)
+	}
+}
+
+func (p *persister) prune(now time.Time) {
+	p.lastPrune = now
+	cfg := p.a.cfg.Load()
+	n, err := p.store.Prune(now.Add(-cfg.Agent.Retention), func(name string) bool { return cfg.Target(name) != nil })
+	if err != nil {
+		p.errors.Inc()
+		p.a.log.Error("pruning the state failed", "path", p.store.Path(), "err", err)
+		return
+	}
+	if n > 0 {
+		p.a.log.Info("pruned the state", "records", n, "retention", cfg.Agent.Retention)
+	}
+}
+
+// accrue adds [from, to) to target's buckets by category: down, up
+// (failing below quorum is up), unknown (no verdict, too few regions,
+// maintenance).
+func (p *persister) accrue(target string, cat cluster.Category, from, to time.Time) {
+	for from.Before(to) {
+		b := state.BucketOf(from)
+		end := b.Add(state.BucketWidth)
+		if to.Before(end) {
+			end = to
+		}
+		d := end.Sub(from)
+		k := sloKey{target, b.Unix()}
+		c := p.slo[k]
+		switch cat {
+		case cluster.CatDown:
+			c.Down += d
+		case cluster.CatUp, cluster.CatFailing:
+			c.Up += d
+		default:
+			c.Unknown += d
+		}
+		p.slo[k] = c
+		from = end
+	}
+}
+
+func hashIncident(in *cluster.Incident) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for _, t := range []time.Time{in.StartedAt, in.ConfirmAt, in.QuorumAt, in.DetectedAt, in.ResolvedAt, in.AlertedAt} {
+		binary.LittleEndian.PutUint64(b[:], uint64(t.UnixNano()))
+		h.Write(b[:])
+	}
+	for _, s := range append(append([]string{in.Target, in.Leader, in.Reason}, in.Regions...), in.QuorumRegions...) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	binary.LittleEndian.PutUint64(b[:], uint64(in.Flaps))
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+// StateView is the state's health for the API.
+func (p *persister) view() *exporter.StateView {
+	v := &exporter.StateView{Path: p.store.Path(), OK: !p.failing.Load(), WriteErrors: p.errors.Get()}
+	if ns := p.lastWrite.Load(); ns != 0 {
+		v.LastWrite = time.Unix(0, ns)
+	}
+	return v
+}
+
+// Incident returns one incident by ID, from memory or the state file
+// (exporter.History).
+func (a *Agent) Incident(id string) (cluster.Incident, bool, error) {
+	for _, in := range a.Incidents() {
+		if in.ID == id {
+			return in, true, nil
+		}
+	}
+	if a.persist == nil {
+		return cluster.Incident{}, false, nil
+	}
+	return a.persist.store.Incident(id)
+}
+
+// Report is the SLO report of [from, to) (exporter.History): from the
+// state file, or without one from what the agent holds in memory (the
+// last 1,000 incidents, no accounting buckets).
+func (a *Agent) Report(from, to time.Time, glob string) (any, error) {
+	q := state.ReportQuery{From: from, To: to, Target: glob}
+	now := time.Now()
+	if a.persist != nil {
+		a.persist.flush(now) // the report includes the last seconds
+		r, err := a.persist.store.Report(q, now)
+		if err != nil {
+			return nil, err
+		}
+		r.Source = "agent " + a.cfg.Load().Agent.Node + " (" + r.Source + ")"
+		return r, nil
+	}
+	cfg := a.cfg.Load()
+	in := state.ReportInput{Source: "agent " + cfg.Agent.Node + " (memory; no state_dir)", Now: now,
+		Incidents: a.Incidents(), Targets: map[string]state.TargetMeta{}}
+	if cl := a.Cluster(); cl != nil {
+		for name, at := range cl.FirstSeen() {
+			obj := cfg.SLO.Objective
+			if t := cfg.Target(name); t != nil && t.SLOObjective > 0 {
+				obj = t.SLOObjective
+			}
+			in.Targets[name] = state.TargetMeta{FirstSeen: at, Objective: obj}
+		}
+	}
+	return state.BuildReport(in, q), nil
+}
