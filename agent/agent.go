@@ -19,6 +19,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
@@ -50,6 +51,12 @@ type Options struct {
 	// started: vantage_schedule_lateness_seconds summarises the last 5
 	// minutes, a benchmark needs exactly its own measurement window.
 	OnLateness func(late time.Duration)
+	// Memory, when set, keeps the process's soft memory limit derived from
+	// the config ([agent] memory_limit, the number of targets) through
+	// reloads, and is exported as vantage_memory_limit_bytes. The limit is
+	// the process's: one agent per process sets it (`vantage agent`), the
+	// demo's agents leave it alone.
+	Memory *memlimit.Tuner
 }
 
 // Agent is one running agent.
@@ -139,6 +146,9 @@ func New(opts Options) (*Agent, error) {
 	a.probeCtx, a.probeCancel = context.WithCancel(context.Background())
 	a.cfg.Store(cfg)
 	a.reload.Store(&reloadStatus{ok: true, at: a.started, lastGood: a.started})
+	if opts.Memory != nil {
+		opts.Memory.Update(cfg.Agent.MemoryLimit, len(cfg.Targets))
+	}
 	a.registerMetrics()
 	a.sched = NewScheduler(a.runScheduled, opts.MaxInFlight, a.onSkip)
 	if err := a.applyTargets(cfg); err != nil {

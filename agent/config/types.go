@@ -44,6 +44,9 @@ type Agent struct {
 	// ExternalURL is where people reach this agent's HTTP server (no
 	// trailing slash): alerts link to the status page through it.
 	ExternalURL string
+	// MemoryLimit is [agent] memory_limit in bytes; 0 when not set (the
+	// agent then derives one: internal/memlimit).
+	MemoryLimit int64
 }
 
 // Alerting is the [alerting] table. Alertmanagers empty: no direct alerting.
