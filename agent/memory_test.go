@@ -3,12 +3,15 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/internal/memlimit"
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // TestMemoryLimitFollowsConfig: an agent with a memory tuner sets the
@@ -72,6 +75,13 @@ interval = "1h"
 		}
 	}
 	check("targets", memlimit.ForTargets(1))
+	if promtool := testenv.RequireBinary(t, "prometheus", "promtool"); promtool != "" {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(scrape(t, a))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
 
 	writeConfig(t, path, body(`memory_limit = "100MiB"`))
 	if err := a.Reload(Overrides{}); err != nil {
