@@ -20,6 +20,7 @@ import (
 	"github.com/vantage-probe/vantage/agent/state"
 	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/exporter"
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
@@ -54,6 +55,12 @@ type Options struct {
 	// StateFlushEvery is how often the state is written to
 	// [agent].state_dir; 0 = 5s.
 	StateFlushEvery time.Duration
+	// Memory, when set, keeps the process's soft memory limit derived from
+	// the config ([agent] memory_limit, the number of targets) through
+	// reloads, and is exported as vantage_memory_limit_bytes. The limit is
+	// the process's: one agent per process sets it (`vantage agent`), the
+	// demo's agents leave it alone.
+	Memory *memlimit.Tuner
 }
 
 // Agent is one running agent.
@@ -145,6 +152,9 @@ func New(opts Options) (*Agent, error) {
 	a.probeCtx, a.probeCancel = context.WithCancel(context.Background())
 	a.cfg.Store(cfg)
 	a.reload.Store(&reloadStatus{ok: true, at: a.started, lastGood: a.started})
+	if opts.Memory != nil {
+		opts.Memory.Update(cfg.Agent.MemoryLimit, len(cfg.Targets))
+	}
 	a.registerMetrics()
 	a.sched = NewScheduler(a.runScheduled, opts.MaxInFlight, a.onSkip)
 	if err := a.applyTargets(cfg); err != nil {

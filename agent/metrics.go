@@ -102,6 +102,12 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 	}
 	fmt.Fprintf(b, "# HELP vantage_region_isolated %s\n# TYPE vantage_region_isolated gauge\nvantage_region_isolated{region=%q} %d\n",
 		exporter.Help["vantage_region_isolated"], a.cfg.Load().Agent.Region, isolated)
+	if a.opts.Memory != nil {
+		// Written here: its source label changes when a reload does.
+		m := a.opts.Memory.Current()
+		fmt.Fprintf(b, "# HELP vantage_memory_limit_bytes %s\n# TYPE vantage_memory_limit_bytes gauge\nvantage_memory_limit_bytes{source=%q} %d\n",
+			exporter.Help["vantage_memory_limit_bytes"], m.Source, m.Limit)
+	}
 	a.writeClusterSeries(b)
 }
 

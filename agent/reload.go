@@ -98,6 +98,9 @@ func (a *Agent) swap(cfg *config.Config) error {
 	}
 	a.Cluster().SetTargets(clusterTargets(cfg))
 	a.reschedule()
+	if a.opts.Memory != nil {
+		a.opts.Memory.Update(cfg.Agent.MemoryLimit, len(cfg.Targets))
+	}
 	return nil
 }
 

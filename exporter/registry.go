@@ -240,6 +240,7 @@ var Help = map[string]string{
 	"vantage_state_size_bytes":                             "Size of the agent's state file.",
 	"vantage_config_last_reload_success_timestamp_seconds": "When the configuration was last loaded successfully, Unix seconds.",
 	"vantage_build_info":                                   "Build information; always 1.",
+	"vantage_memory_limit_bytes":                           "The agent's soft memory limit (the Go runtime's GOMEMLIMIT), by where it came from: env (GOMEMLIMIT), cgroup (90% of the container's limit), config ([agent] memory_limit), targets (derived from the number of targets).",
 	"vantage_probes_skipped_total":                         "Scheduled probes not run, by reason (overlap: previous run still going; max_in_flight).",
 	"vantage_schedule_lateness_seconds":                    "How late scheduled probes started.",
 	"vantage_probes_in_flight":                             "Probes running now.",

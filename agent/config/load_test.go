@@ -920,3 +920,25 @@ func mustRead(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestMemoryLimitLoads: [agent] memory_limit in each unit, and none by
+// default (the agent then derives one).
+func TestMemoryLimitLoads(t *testing.T) {
+	for in, want := range map[string]int64{
+		"":                               0,
+		"memory_limit = \"256MiB\"\n":    256 << 20,
+		"memory_limit = \"1.5GiB\"\n":    3 << 29,
+		"memory_limit = \"500MB\"\n":     500e6,
+		"memory_limit = \"16MiB\"\n":     16 << 20,
+		"memory_limit = \"20971520B\"\n": 20 << 20,
+	} {
+		cfg, err := Parse("main.toml", []byte("[agent]\nnode = \"n1\"\n"+in+okTCP))
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if cfg.Agent.MemoryLimit != want {
+			t.Errorf("%q: MemoryLimit = %d, want %d", in, cfg.Agent.MemoryLimit, want)
+		}
+	}
+}

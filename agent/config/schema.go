@@ -48,6 +48,12 @@ type agentSchema struct {
 	// retention: how long the state keeps resolved incidents and SLO
 	// buckets; default the SLO window plus 7 days, at least the window.
 	Retention opt[string] `toml:"retention"`
+	// memory_limit: the agent's soft memory limit (the Go runtime's
+	// GOMEMLIMIT), a size with a unit: "256MiB", "1GiB", "500MB"; at least
+	// 16MiB. Default: 90% of the container's memory limit where there is
+	// one (a memory_limit below that is honoured), else 24MiB + 4KiB per
+	// configured target, at least 32MiB. GOMEMLIMIT in the environment wins.
+	MemoryLimit opt[string] `toml:"memory_limit"`
 }
 
 // clusterSchema is [cluster]: gossip membership.

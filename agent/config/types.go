@@ -53,6 +53,9 @@ type Agent struct {
 	// Retention is how long the state keeps resolved incidents and SLO
 	// buckets: by default the SLO window plus RetentionMargin.
 	Retention time.Duration
+	// MemoryLimit is [agent] memory_limit in bytes; 0 when not set (the
+	// agent then derives one: internal/memlimit).
+	MemoryLimit int64
 }
 
 // Alerting is the [alerting] table. Alertmanagers empty: no direct alerting.

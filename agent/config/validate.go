@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/probe"
 )
 
@@ -209,6 +210,19 @@ func (l *loader) build(srcs []*source) *Config {
 			sc.errf(ErrInvalid, "source_ip", "%q: not an IP address", f.Agent.SourceIP.V)
 		}
 		cfg.Agent.SourceIP = ip
+	}
+
+	if o := f.Agent.MemoryLimit; o.ok() {
+		n, err := memlimit.ParseSize(o.V)
+		switch {
+		case err != nil:
+			sc.errf(ErrInvalid, "memory_limit", "%v", err)
+		case n < memlimit.Min:
+			sc.errf(ErrInvalid, "memory_limit", "%q: at least %s (the runtime and the agent's own structures need that before any target)",
+				o.V, memlimit.FormatSize(memlimit.Min))
+		default:
+			cfg.Agent.MemoryLimit = n
+		}
 	}
 
 	l.buildCluster(root.sub("cluster"), &f.Cluster, &cfg.Cluster)

@@ -13,6 +13,7 @@ import (
 	"github.com/vantage-probe/vantage/agent"
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/exporter/page"
+	"github.com/vantage-probe/vantage/internal/memlimit"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -55,7 +56,6 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "agent: %v\n", err)
 		return exitUsage
 	}
-	tuneMemory(log, os.Getenv, cgroupMemoryFiles)
 	ov := config.Overrides{Node: *node, Region: *region, Listen: *listen, Bind: *bind}
 	if *join != "" {
 		ov.Join = strings.Split(*join, ",")
@@ -69,7 +69,13 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFail
 	}
 	cfg.UseDefaultStateDir()
-	a, err := agent.New(agent.Options{ConfigPath: *cfgPath, Config: cfg, Version: version, Logger: log, Overrides: ov})
+	// The soft memory limit, from GOMEMLIMIT, the container, memory_limit
+	// or the number of targets (internal/memlimit), logged at start and
+	// kept current through reloads; GOGC stays the runtime's (100 unless
+	// the environment sets it).
+	mem := memlimit.NewTuner(memlimit.Input{}, log)
+	a, err := agent.New(agent.Options{ConfigPath: *cfgPath, Config: cfg, Version: version, Logger: log, Overrides: ov,
+		Memory: mem})
 	if err != nil {
 		fmt.Fprintf(stderr, "agent: %v\n", err)
 		return exitFail

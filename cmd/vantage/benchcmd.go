@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -40,12 +39,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"10,000 HTTPS targets (memory), 10,000 mixed targets at 1,000 probes/s (lateness, scrape),\n"+
 		"then 1,000 targets of each protocol (HTTP, HTTPS, TCP, ICMP to 127.0.0.1, gRPC health checks\n"+
 		"plaintext and over TLS) against the bare client and blackbox_exporter.\n"+
+		"The agent runs at its default settings (GOGC from the environment or 100, a soft memory limit\n"+
+		"from GOMEMLIMIT, the container or the number of targets, as `vantage agent` chooses it) and, for\n"+
+		"HTTP, HTTPS, TCP and the memory scenario, again at GOGC=100 without a memory limit.\n"+
 		"Measurements are noisy on a shared machine: use -count 2 or more and read the ranges.", stderr)
 	only := fs.String("only", "", "comma-separated default-suite scenarios to run (default: all)")
 	targets := fs.Int("targets", 0, "run one custom scenario with this many targets instead of the suite")
 	rate := fs.Float64("rate", 500, "custom scenario: probes per second, all targets together")
 	kind := fs.String("kind", bench.KindHTTPS, "custom scenario: targets' protocol: "+strings.Join(bench.Kinds, ", "))
-	drivers := fs.String("drivers", strings.Join(bench.AllDrivers, ","), "custom scenario: what probes: vantage, bare, blackbox")
+	drivers := fs.String("drivers", strings.Join(bench.AllDrivers, ","), "custom scenario: what probes: vantage (the agent at its default settings), vantage-gogc100 (at GOGC=100, no memory limit), bare, blackbox")
 	duration := fs.Duration("duration", 0, "measurement window of every scenario (default 30s; at least 30s for figures worth quoting)")
 	warmup := fs.Duration("warmup", 0, "probing before each window (default: one interval, at least 5s)")
 	count := fs.Int("count", 1, "run every scenario this many times; the report shows ranges")
@@ -62,9 +64,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if c := parse(fs, args); c >= 0 {
 		return c
 	}
-	// The agent runs in this process: with the GC settings `vantage agent`
-	// uses (GOGC=30 unless GOGC is set), or the figures would not be its.
-	tuneMemory(slog.New(slog.NewTextHandler(io.Discard, nil)), os.Getenv, nil)
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bench: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage

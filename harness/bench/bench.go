@@ -30,22 +30,29 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Drivers: what generates the probes of a scenario.
 const (
-	DriverVantage  = "vantage"  // the agent, in this process
-	DriverBare     = "bare"     // a bare Go client, in this process: the floor
-	DriverBlackbox = "blackbox" // blackbox_exporter in a child process, driven by /probe requests
+	DriverVantage = "vantage" // the agent, in this process, at its default settings (as `vantage agent` runs)
+	// DriverVantageGC100 is the agent at the Go runtime's defaults: GOGC=100
+	// and no memory limit, whatever the environment says; the agent's
+	// default settings are measured beside it (issue 21).
+	DriverVantageGC100 = "vantage-gogc100"
+	DriverBare         = "bare"     // a bare Go client, in this process: the floor
+	DriverBlackbox     = "blackbox" // blackbox_exporter in a child process, driven by /probe requests
 )
 
 // Scenario is one load: Targets targets of Kind, probed at Rate probes per
@@ -92,8 +99,8 @@ func (s Scenario) Validate() error {
 		errs = append(errs, fmt.Errorf("scenario %q: no drivers", s.Name))
 	}
 	for _, d := range s.Drivers {
-		if d != DriverVantage && d != DriverBare && d != DriverBlackbox {
-			errs = append(errs, fmt.Errorf("scenario %q: driver %q: want vantage, bare or blackbox", s.Name, d))
+		if !slices.Contains(AllDrivers, d) {
+			errs = append(errs, fmt.Errorf("scenario %q: driver %q: want %s", s.Name, d, strings.Join(AllDrivers, ", ")))
 		}
 	}
 	if s.Targets > 0 && s.Rate > 0 && float64(s.Targets)/s.Rate < 1 {
@@ -104,19 +111,27 @@ func (s Scenario) Validate() error {
 }
 
 // AllDrivers is every driver, in the order a scenario runs them.
-var AllDrivers = []string{DriverVantage, DriverBare, DriverBlackbox}
+var AllDrivers = []string{DriverVantage, DriverVantageGC100, DriverBare, DriverBlackbox}
+
+// CompareDrivers are the drivers of the scenarios that compare the agent
+// with the floor and blackbox_exporter: the agent at GOGC=100 is left out
+// (it is measured where the collector's setting matters: HTTP, HTTPS, TCP
+// and the memory scenario).
+var CompareDrivers = []string{DriverVantage, DriverBare, DriverBlackbox}
 
 // DefaultSuite is what `vantage bench` runs without flags (about fourteen
 // minutes on two cores):
 //
 //   - rss-https: 10,000 HTTPS targets configured and exported (every one
-//     probed once before the window), for RSS and the scrape at that size;
-//     250 probes/s, because the farm's side of each TLS handshake runs on
-//     the same machine;
+//     probed once before the window), for RSS and the scrape at that size,
+//     at the agent's default settings and then at GOGC=100 without a
+//     memory limit; 250 probes/s, because the farm's side of each TLS
+//     handshake runs on the same machine;
 //   - scale-mixed: 10,000 targets (a third each HTTP, HTTPS, TCP) at 1,000
 //     probes/s, for CPU, schedule lateness and the scrape under load;
 //   - http, https, tcp, icmp, grpc, grpcs: 1,000 targets of one protocol,
-//     the agent against the bare client and blackbox_exporter: 500
+//     the agent (HTTP, HTTPS, TCP: at its default settings and at
+//     GOGC=100) against the bare client and blackbox_exporter: 500
 //     probes/s, HTTPS 200, gRPC 250 and gRPC over TLS 100 (a TLS probe
 //     costs both ends a millisecond or more of CPU, and all three drivers
 //     must keep up on two cores with the farm beside them).
@@ -126,14 +141,14 @@ var AllDrivers = []string{DriverVantage, DriverBare, DriverBlackbox}
 func DefaultSuite() []Scenario {
 	const window = 30 * time.Second
 	return []Scenario{
-		{Name: "rss-https", Kind: KindHTTPS, Targets: 10000, Rate: 250, Duration: window, Drivers: []string{DriverVantage}},
+		{Name: "rss-https", Kind: KindHTTPS, Targets: 10000, Rate: 250, Duration: window, Drivers: []string{DriverVantage, DriverVantageGC100}},
 		{Name: "scale-mixed", Kind: KindMixed, Targets: 10000, Rate: 1000, Duration: window, Drivers: []string{DriverVantage}},
 		{Name: "http", Kind: KindHTTP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
 		{Name: "https", Kind: KindHTTPS, Targets: 1000, Rate: 200, Duration: window, Drivers: AllDrivers},
 		{Name: "tcp", Kind: KindTCP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
-		{Name: "icmp", Kind: KindICMP, Targets: 1000, Rate: 500, Duration: window, Drivers: AllDrivers},
-		{Name: "grpc", Kind: KindGRPC, Targets: 1000, Rate: 250, Duration: window, Drivers: AllDrivers},
-		{Name: "grpcs", Kind: KindGRPCS, Targets: 1000, Rate: 100, Duration: window, Drivers: AllDrivers},
+		{Name: "icmp", Kind: KindICMP, Targets: 1000, Rate: 500, Duration: window, Drivers: CompareDrivers},
+		{Name: "grpc", Kind: KindGRPC, Targets: 1000, Rate: 250, Duration: window, Drivers: CompareDrivers},
+		{Name: "grpcs", Kind: KindGRPCS, Targets: 1000, Rate: 100, Duration: window, Drivers: CompareDrivers},
 	}
 }
 
@@ -181,6 +196,9 @@ type Options struct {
 	Log io.Writer
 	// Version is stamped into the agent.
 	Version string
+	// Getenv is the environment the agent's memory settings are chosen
+	// from (GOMEMLIMIT); nil means os.Getenv.
+	Getenv func(string) string
 }
 
 // Result is one driver's measurement in one run of a scenario.
@@ -212,6 +230,13 @@ type Result struct {
 	Proto                         string     // HTTP version negotiated, where the driver says
 	LoadAvg                       [2]float64 // 1-minute load average at the window's start and end
 	Err                           string     // the driver could not be measured
+
+	// The collector's settings the driver ran with: GOGC (-1 off), the
+	// soft memory limit (math.MaxInt64: none) and where it came from
+	// (memlimit.Source, or "none").
+	GOGC      int
+	MemLimit  int64
+	MemSource string
 
 	// The agent only.
 	BaseRSS, RSS, ScrapedRSS, PeakRSS uint64 // bytes: before config, after the window, after scrapes, peak
@@ -261,7 +286,8 @@ func (r Result) RSSPerTarget() float64 {
 type Report struct {
 	Results   []Result
 	GoVersion string
-	GOGC      int // the collector setting the agent ran with
+	GOGC      int   // the process's GOGC, which the bare client runs with (the agent's are in each Result)
+	MemLimit  int64 // the process's memory limit, likewise (math.MaxInt64: none)
 	CPUs      int
 	Blackbox  string // version line, or why it was skipped
 	Started   time.Time
@@ -312,7 +338,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(d)
 		o.Dir = d
 	}
-	rep := &Report{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now(), GOGC: gcPercent()}
+	rep := &Report{GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now(), GOGC: gcPercent(),
+		MemLimit: debug.SetMemoryLimit(-1)}
 	defer func() { rep.Elapsed = time.Since(rep.Started) }()
 	h := &harness{o: o}
 	if o.Blackbox != "" {
@@ -332,8 +359,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	h.vantageRuns = 0
 	for _, s := range o.Scenarios {
-		if slices.Contains(s.Drivers, DriverVantage) {
-			h.vantageRuns += o.Count
+		for _, d := range s.Drivers {
+			if d == DriverVantage || d == DriverVantageGC100 {
+				h.vantageRuns += o.Count
+			}
 		}
 	}
 	for run := 1; run <= o.Count; run++ {
@@ -354,8 +383,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				h.waitForLoad(ctx)
 				var err error
 				switch d {
-				case DriverVantage:
-					err = h.runVantage(ctx, s, ts, &r)
+				case DriverVantage, DriverVantageGC100:
+					err = h.runVantage(ctx, s, ts, &r, d == DriverVantageGC100)
 				case DriverBare:
 					err = h.runBare(ctx, s, ts, &r)
 				case DriverBlackbox:
@@ -384,14 +413,17 @@ type harness struct {
 }
 
 // profilePath names the profile of one agent run: the path as given when
-// there is a single agent run, else with ".SCENARIO[.RUN]" before the
-// extension.
-func (h *harness) profilePath(path string, s Scenario, run int) string {
+// there is a single agent run, else with ".SCENARIO[.gogc100][.RUN]"
+// before the extension (.gogc100 for the agent at GOGC=100).
+func (h *harness) profilePath(path string, s Scenario, run int, runtimeDefaults bool) string {
 	if path == "" || h.vantageRuns <= 1 {
 		return path
 	}
 	ext := filepath.Ext(path)
 	tag := "." + s.Name
+	if runtimeDefaults {
+		tag += ".gogc100"
+	}
 	if run > 0 {
 		tag += fmt.Sprintf(".%d", run)
 	}
@@ -518,6 +550,9 @@ func progressLine(r Result) string {
 	fmt.Fprintf(&b, "%s%s %-8s %5d %-5s targets  %6.0f probes/s  %7.1f µs/probe  %.2f cores (farm %.2f)  failed %d  skipped %d",
 		r.Scenario, run, r.Driver, r.Targets, r.Kind, r.Achieved(), us(r.PerProbe()), r.Cores(),
 		r.FarmCPU.Seconds()/max(r.Window.Seconds(), 1e-9), r.Failures, r.Skipped)
+	if r.MemSource != "" {
+		fmt.Fprintf(&b, " (%s)", r.settings())
+	}
 	if len(r.SkippedBy) > 0 {
 		keys := slices.Sorted(maps.Keys(r.SkippedBy))
 		parts := make([]string, 0, len(keys))
@@ -555,4 +590,17 @@ func gcPercent() int {
 	p := debug.SetGCPercent(100)
 	debug.SetGCPercent(p)
 	return p
+}
+
+// settings says the collector's settings a driver ran with: "GOGC 100,
+// memory limit 63.1MiB (targets)".
+func (r Result) settings() string {
+	gc := "off"
+	if r.GOGC >= 0 {
+		gc = strconv.Itoa(r.GOGC)
+	}
+	if r.MemLimit <= 0 || r.MemLimit == math.MaxInt64 {
+		return "GOGC " + gc + ", no memory limit"
+	}
+	return fmt.Sprintf("GOGC %s, memory limit %s (%s)", gc, memlimit.FormatSize(r.MemLimit), r.MemSource)
 }

@@ -5,15 +5,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
 
@@ -49,7 +52,7 @@ func TestSmoke(t *testing.T) {
 	if err := supported(); err != nil {
 		t.Skip(err)
 	}
-	drivers := []string{DriverVantage, DriverBare}
+	drivers := []string{DriverVantage, DriverVantageGC100, DriverBare}
 	bb := ""
 	if _, err := os.Stat(debianBlackbox); err == nil {
 		bb = debianBlackbox
@@ -57,6 +60,8 @@ func TestSmoke(t *testing.T) {
 	} else {
 		t.Logf("no %s: blackbox_exporter driver not tested", debianBlackbox)
 	}
+	gc0, limit0 := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(gc0)
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -74,9 +79,15 @@ func TestSmoke(t *testing.T) {
 		CPUProfile:    filepath.Join(dir, "cpu.pprof"),
 		MemProfile:    filepath.Join(dir, "mem.pprof"),
 		Log:           &progress,
+		Getenv:        func(string) string { return "" }, // no GOMEMLIMIT
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	// The agent's settings are its run's only: the bare client and what
+	// runs after have the process's own.
+	if gc, limit := debug.SetGCPercent(gc0), debug.SetMemoryLimit(-1); gc != gc0 || limit != limit0 {
+		t.Errorf("after Run: GOGC %d, memory limit %d; want the process's %d, %d back", gc, limit, gc0, limit0)
 	}
 	if len(rep.Results) != len(drivers) {
 		t.Fatalf("%d results, want one per driver %v", len(rep.Results), drivers)
@@ -102,7 +113,21 @@ func TestSmoke(t *testing.T) {
 		if r.Interval != 2*time.Second {
 			t.Errorf("%s: interval %v, want 2s (50 targets at 25/s)", r.Driver, r.Interval)
 		}
-		if r.Driver != DriverVantage {
+		switch r.Driver {
+		case DriverVantage:
+			// The default settings: the process's GOGC, and a memory limit
+			// from the container or the number of targets (50 here).
+			okLimit := (r.MemSource == string(memlimit.SourceTargets) && r.MemLimit == memlimit.ForTargets(50)) ||
+				(r.MemSource == string(memlimit.SourceCgroup) && r.MemLimit > 0)
+			if r.GOGC != gc0 || !okLimit {
+				t.Errorf("vantage ran with GOGC %d, memory limit %d (%s); want GOGC %d and the limit for 50 targets or the container's",
+					r.GOGC, r.MemLimit, r.MemSource, gc0)
+			}
+		case DriverVantageGC100:
+			if r.GOGC != 100 || r.MemLimit != math.MaxInt64 || r.MemSource != "none" {
+				t.Errorf("vantage-gogc100 ran with GOGC %d, memory limit %d (%s); want 100 and none", r.GOGC, r.MemLimit, r.MemSource)
+			}
+		default:
 			continue
 		}
 		if r.AgentRate < rate/3 || r.AgentRate > rate*2 {
@@ -125,7 +150,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("vantage: HTTP versions %q, want 1.1 and 2", r.Proto)
 		}
 	}
-	for _, p := range []string{"cpu.pprof", "mem.pprof"} {
+	// Two agent runs: a profile each, named by scenario and settings.
+	for _, p := range []string{"cpu.smoke.pprof", "mem.smoke.pprof", "cpu.smoke.gogc100.pprof", "mem.smoke.gogc100.pprof"} {
 		if fi, err := os.Stat(filepath.Join(dir, p)); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v (size %d)", p, err, sizeOf(fi))
 		}
@@ -133,12 +159,16 @@ func TestSmoke(t *testing.T) {
 	var md, text bytes.Buffer
 	rep.Write(&md, true)
 	rep.Write(&text, false)
-	if !strings.Contains(md.String(), "| scenario | probe | targets | probes/s | vantage µs/probe |") ||
+	if !strings.Contains(md.String(), "| scenario | probe | targets | probes/s | vantage µs/probe | vantage GOGC=100 µs/probe |") ||
 		!strings.Contains(md.String(), "| smoke | mixed | 50 | 25 |") {
 		t.Errorf("markdown report lacks the CPU table:\n%s", md.String())
 	}
 	if !strings.Contains(text.String(), "vantage µs/probe") || strings.Contains(text.String(), "| smoke") {
 		t.Errorf("text report:\n%s", text.String())
+	}
+	if !strings.HasPrefix(text.String(), "Settings: vantage (default settings) smoke: GOGC ") ||
+		!strings.Contains(text.String(), "; vantage GOGC=100: GOGC 100, no memory limit; bare client: GOGC ") {
+		t.Errorf("the report's first line does not say the settings:\n%s", text.String())
 	}
 	if !strings.Contains(progress.String(), "farm: 2 servers per protocol") {
 		t.Errorf("progress log:\n%s", progress.String())
@@ -395,5 +425,38 @@ func TestGoals(t *testing.T) {
 	}
 	if strings.Contains(got, "grpc: ") {
 		t.Errorf("a goal line for grpc, measured without blackbox_exporter:\n%s", got)
+	}
+}
+
+// TestReportSettings: the header names each scenario's settings (the
+// memory limit follows the targets), the agent table has a row per agent
+// driver, and the CPU table sets both beside the bare client.
+func TestReportSettings(t *testing.T) {
+	mk := func(s, d string, n int, cpu time.Duration, gc int, limit int64, src string) Result {
+		return Result{Scenario: s, Driver: d, Kind: KindHTTPS, Targets: n, Rate: 200, Window: time.Second, Probes: 1000,
+			CPU: cpu, GOGC: gc, MemLimit: limit, MemSource: src, ScrapedRSS: 60 << 20}
+	}
+	rep := &Report{GOGC: 100, MemLimit: math.MaxInt64, Results: []Result{
+		mk("rss-https", DriverVantage, 10000, 3*time.Second, 100, memlimit.ForTargets(10000), "targets"),
+		mk("rss-https", DriverVantageGC100, 10000, 2*time.Second, 100, math.MaxInt64, "none"),
+		mk("https", DriverVantage, 1000, 2*time.Second, 100, memlimit.Floor, "targets"),
+		mk("https", DriverVantageGC100, 1000, 2*time.Second, 100, math.MaxInt64, "none"),
+		mk("https", DriverBare, 1000, 2500*time.Millisecond, 100, math.MaxInt64, ""),
+	}}
+	var md bytes.Buffer
+	rep.Write(&md, true)
+	out := md.String()
+	for _, want := range []string{
+		"Settings: vantage (default settings) rss-https: GOGC 100, memory limit 63.1MiB (targets); " +
+			"vantage (default settings) https: GOGC 100, memory limit 32.0MiB (targets); " +
+			"vantage GOGC=100: GOGC 100, no memory limit; bare client: GOGC 100, no memory limit\n",
+		"| https | https | 1000 | 200 | 2000.0 | 2000.0 | 2500.0 | – | 0.80× | 0.80× | – |",
+		"| rss-https | 10000 https | GOGC 100, memory limit 63.1MiB (targets) |",
+		"| rss-https | 10000 https | GOGC 100, no memory limit |",
+		"https: agent CPU per https probe ≤ 1.05× the bare client: met (worst 0.80×)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }

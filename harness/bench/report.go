@@ -29,29 +29,27 @@ const (
 // README.md; otherwise columns are aligned for a terminal.
 func (rep *Report) Write(w io.Writer, markdown bool) {
 	scen := rep.scenarios()
-	cpu := table{header: []string{"scenario", "probe", "targets", "probes/s", "vantage µs/probe", "bare client µs/probe",
-		"blackbox_exporter µs/probe", "vantage ÷ bare", "blackbox ÷ vantage"}}
+	cpu := table{header: []string{"scenario", "probe", "targets", "probes/s", "vantage µs/probe", "vantage GOGC=100 µs/probe",
+		"bare client µs/probe", "blackbox_exporter µs/probe", "vantage ÷ bare", "vantage GOGC=100 ÷ bare", "blackbox ÷ vantage"}}
 	for _, s := range scen {
-		v, b, x := rep.get(s, DriverVantage), rep.get(s, DriverBare), rep.get(s, DriverBlackbox)
-		if len(v)+len(b)+len(x) == 0 {
+		v, g, b, x := rep.get(s, DriverVantage), rep.get(s, DriverVantageGC100), rep.get(s, DriverBare), rep.get(s, DriverBlackbox)
+		if len(v)+len(g)+len(b)+len(x) == 0 {
 			continue
 		}
-		first := firstOf(v, b, x)
+		first := firstOf(v, g, b, x)
 		cpu.add(s, first.Kind, fmt.Sprint(first.Targets), fmt.Sprintf("%.0f", first.Rate),
 			rng(v, "%.1f", func(r Result) float64 { return us(r.PerProbe()) }),
+			rng(g, "%.1f", func(r Result) float64 { return us(r.PerProbe()) }),
 			rng(b, "%.1f", func(r Result) float64 { return us(r.PerProbe()) }),
 			rng(x, "%.1f", func(r Result) float64 { return us(r.PerProbe()) }),
-			ratios(v, b, "%.2f"), ratios(x, v, "%.1f"))
+			ratios(v, b, "%.2f"), ratios(g, b, "%.2f"), ratios(x, v, "%.1f"))
 	}
-	agentT := table{header: []string{"scenario", "targets", "probes/s done", "cores", "RSS MB", "RSS/target KB",
+	agentT := table{header: []string{"scenario", "targets", "settings", "probes/s done", "cores", "RSS MB", "RSS/target KB",
 		"live heap MB", "live/target KB", "lateness p50 ms", "p99 ms", "max ms", "scrape ms", "scrape MB",
 		"skipped", "failed", "skipped at start", "failed at start", "load 1m"}}
-	for _, s := range scen {
-		v := rep.get(s, DriverVantage)
-		if len(v) == 0 {
-			continue
-		}
-		agentT.add(s, fmt.Sprintf("%d %s", v[0].Targets, v[0].Kind),
+	for _, row := range rep.agentRows() {
+		s, v := row.scenario, row.results
+		agentT.add(s, fmt.Sprintf("%d %s", v[0].Targets, v[0].Kind), distinct(v, Result.settings),
 			rng(v, "%.0f", Result.Achieved),
 			rng(v, "%.2f", Result.Cores),
 			rng(v, "%.1f", func(r Result) float64 { return mb(r.ScrapedRSS) }),
@@ -77,11 +75,12 @@ func (rep *Report) Write(w io.Writer, markdown bool) {
 			fmt.Fprintf(w, "\n%s\n\n", s)
 		}
 	}
+	fmt.Fprintf(w, "Settings: %s\n", rep.settingsLine())
 	heading("CPU per probe (agent process only; the farm runs in a child process)")
 	cpu.write(w, markdown)
 	heading("The agent")
 	agentT.write(w, markdown)
-	heading("Goals (issues 3 and 18)")
+	heading("Goals (issues 3, 18 and 21)")
 	for _, g := range rep.goals() {
 		fmt.Fprintf(w, "- %s\n", g)
 	}
@@ -105,6 +104,68 @@ func (rep *Report) Write(w io.Writer, markdown bool) {
 			fmt.Fprintf(w, "- %s\n", e)
 		}
 	}
+}
+
+// agentRow is one agent driver's results in one scenario.
+type agentRow struct {
+	scenario string
+	results  []Result
+}
+
+// agentRows are the agent's results by scenario: at its default settings,
+// then at GOGC=100 where measured.
+func (rep *Report) agentRows() []agentRow {
+	var out []agentRow
+	for _, s := range rep.scenarios() {
+		for _, d := range []string{DriverVantage, DriverVantageGC100} {
+			if v := rep.get(s, d); len(v) > 0 {
+				out = append(out, agentRow{s, v})
+			}
+		}
+	}
+	return out
+}
+
+// settingsLine says the collector's settings each driver ran with, for the
+// report's header: the agent's default settings by scenario (the memory
+// limit may depend on its targets), the agent at GOGC=100, the bare client.
+func (rep *Report) settingsLine() string {
+	var parts []string
+	byScenario := map[string][]string{}
+	var order []string
+	for _, s := range rep.scenarios() {
+		v := rep.get(s, DriverVantage)
+		if len(v) == 0 {
+			continue
+		}
+		set := distinct(v, Result.settings)
+		if _, ok := byScenario[set]; !ok {
+			order = append(order, set)
+		}
+		byScenario[set] = append(byScenario[set], s)
+	}
+	for _, set := range order {
+		parts = append(parts, fmt.Sprintf("vantage (default settings) %s: %s", strings.Join(byScenario[set], ", "), set))
+	}
+	for _, s := range rep.scenarios() {
+		if g := rep.get(s, DriverVantageGC100); len(g) > 0 {
+			parts = append(parts, "vantage GOGC=100: "+distinct(g, Result.settings))
+			break
+		}
+	}
+	parts = append(parts, "bare client: "+Result{GOGC: rep.GOGC, MemLimit: rep.MemLimit, MemSource: "env"}.settings())
+	return strings.Join(parts, "; ")
+}
+
+// distinct joins the distinct values of f over rs with " / ".
+func distinct(rs []Result, f func(Result) string) string {
+	var out []string
+	for _, r := range rs {
+		if v := f(r); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return strings.Join(out, " / ")
 }
 
 // goals states each goal of issues 3 and 18 the results can speak to, met

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,11 +21,27 @@ import (
 
 	"github.com/vantage-probe/vantage/agent"
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/memlimit"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
-// runVantage measures one agent, in this process, probing ts.
-func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Result) (err error) {
+// runVantage measures one agent, in this process, probing ts: at its
+// default settings, as `vantage agent` runs (GOGC from the environment or
+// the runtime's 100, a memory limit from internal/memlimit: GOMEMLIMIT,
+// the container's, or the number of targets), or, with runtimeDefaults, at
+// GOGC=100 without a memory limit. The process's settings are put back
+// afterwards, so that the bare client runs at the process's own.
+func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Result, runtimeDefaults bool) (err error) {
+	gc0, limit0 := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	defer func() { debug.SetGCPercent(gc0); debug.SetMemoryLimit(limit0) }()
+	var mem *memlimit.Tuner
+	if runtimeDefaults {
+		debug.SetGCPercent(100)
+		debug.SetMemoryLimit(math.MaxInt64)
+	} else {
+		debug.SetGCPercent(gc0)
+		mem = memlimit.NewTuner(memlimit.Input{Getenv: h.o.Getenv}, nil)
+	}
 	// The baseline: this process before the agent's config exists, with
 	// garbage collected and returned, so the growth is the agent's.
 	if h.o.MemProfile != "" {
@@ -45,9 +62,13 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	}
 	var late lateness
 	a, err := agent.New(agent.Options{Config: cfg, Version: h.o.Version, WatchEvery: -1,
-		MaxInFlight: h.o.MaxInFlight, OnLateness: late.add})
+		MaxInFlight: h.o.MaxInFlight, OnLateness: late.add, Memory: mem})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
+	}
+	r.GOGC, r.MemLimit, r.MemSource = gcPercent(), debug.SetMemoryLimit(-1), "none"
+	if mem != nil {
+		r.MemSource = string(mem.Current().Source)
 	}
 	actx, stopAgent := context.WithCancel(ctx)
 	ran := make(chan error, 1)
@@ -67,7 +88,7 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	// A transport of its own: no proxy from the environment, no shared pool.
 	c := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	defer c.CloseIdleConnections()
-	cpuPath := h.profilePath(h.o.CPUProfile, s, run)
+	cpuPath := h.profilePath(h.o.CPUProfile, s, run, runtimeDefaults)
 	var prof *os.File
 	var profErr error
 	var first scrape
@@ -195,7 +216,7 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.HeapInuse, r.StackInuse = ms.HeapInuse, ms.StackInuse
-	if p := h.profilePath(h.o.MemProfile, s, run); p != "" {
+	if p := h.profilePath(h.o.MemProfile, s, run, runtimeDefaults); p != "" {
 		if err := writeHeapProfile(p); err != nil {
 			return err
 		}
