@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
@@ -29,6 +30,53 @@ type Incident struct {
 	// Alertmanager (zero: never, e.g. no [alerting]): any later leader may
 	// then send its end, and only then.
 	AlertedAt time.Time `json:"alerted_at,omitzero"`
+	// FirstFailures is when each region that failed during the incident
+	// first saw the target fail (its failure streak's first failed probe,
+	// dated by the leader's receipt time less the streak's age), and why:
+	// the earliest known per region, oldest first.
+	FirstFailures []RegionFailure `json:"first_failures,omitempty"`
+}
+
+// RegionFailure is one region's first failed probe of an incident.
+type RegionFailure struct {
+	Region string    `json:"region"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// regionFailuresLocked is each region's first failed probe of target's
+// current streak, from the fresh results of the observation table.
+func (c *Cluster) regionFailuresLocked(target string, now time.Time) []RegionFailure {
+	var out []RegionFailure
+	for _, o := range c.table[target] {
+		if o.OK || o.Isolated || !c.freshLocked(o, now) {
+			continue
+		}
+		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received.Add(-o.FailingFor), Reason: o.Reason}})
+	}
+	return out
+}
+
+// mergeFailures keeps each region's earliest failure, oldest first (then by
+// region): merging in any order converges.
+func mergeFailures(a, b []RegionFailure) []RegionFailure {
+	out := slices.Clone(a)
+	for _, f := range b {
+		i := slices.IndexFunc(out, func(g RegionFailure) bool { return g.Region == f.Region })
+		switch {
+		case i < 0:
+			out = append(out, f)
+		case f.At.Before(out[i].At) || (f.At.Equal(out[i].At) && f.Reason < out[i].Reason):
+			out[i] = f
+		}
+	}
+	slices.SortFunc(out, func(x, y RegionFailure) int {
+		if c := x.At.Compare(y.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Region, y.Region)
+	})
+	return out
 }
 
 // Open reports whether the incident is unresolved.
@@ -75,6 +123,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			QuorumRegions: slices.Clone(v.Failing),
 			Leader:        c.cfg.AgentID,
 			Reason:        c.failingReasonLocked(t.Name),
+			FirstFailures: c.regionFailuresLocked(t.Name, now),
 		}
 		if !in.ConfirmAt.IsZero() && in.ConfirmAt.Before(in.StartedAt) {
 			// Asked a moment after the first failure, but the two
@@ -99,6 +148,12 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 		}
 		if merged := mergeRegions(ls.open.Regions, v.Failing); len(merged) != len(ls.open.Regions) {
 			ls.open.Regions = merged
+			changed = true
+		}
+		// A region that joins the failure: its first failed probe. (Not
+		// on a flap: that is the same incident's later streak.)
+		if ff := mergeFailures(ls.open.FirstFailures, c.regionFailuresLocked(t.Name, now)); len(ff) != len(ls.open.FirstFailures) {
+			ls.open.FirstFailures = ff
 			changed = true
 		}
 		if ls.open.ConfirmAt.IsZero() && ls.confirmAt != 0 {
@@ -226,6 +281,7 @@ func (have *Incident) merge(in *Incident) {
 	have.ConfirmAt = earliest(have.ConfirmAt, in.ConfirmAt)
 	have.Flaps = max(have.Flaps, in.Flaps)
 	have.Regions = mergeRegions(have.Regions, in.Regions)
+	have.FirstFailures = mergeFailures(have.FirstFailures, in.FirstFailures)
 	if len(have.QuorumRegions) == 0 {
 		have.QuorumRegions = slices.Clone(in.QuorumRegions)
 	}
@@ -248,6 +304,7 @@ func (c *Cluster) Incidents() []Incident {
 		in := *c.incidents[i]
 		in.Regions = slices.Clone(in.Regions)
 		in.QuorumRegions = slices.Clone(in.QuorumRegions)
+		in.FirstFailures = slices.Clone(in.FirstFailures)
 		out = append(out, in)
 	}
 	return out
@@ -279,6 +336,7 @@ func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
 			continue
 		}
 		in.Regions, in.QuorumRegions = slices.Clone(in.Regions), slices.Clone(in.QuorumRegions)
+		in.FirstFailures = slices.Clone(in.FirstFailures)
 		if in.Open() {
 			// Two open records of one target (a churn the fleet had not
 			// settled): the smaller ID wins, as in mergeIncident.

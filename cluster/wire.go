@@ -490,6 +490,13 @@ func encodeIncident(in *Incident) []byte {
 	e.uvarint(uint64(in.Flaps))
 	e.time(in.AlertedAt)
 	e.regions(in.QuorumRegions)
+	n := min(len(in.FirstFailures), maxRegions)
+	e.uvarint(uint64(n))
+	for _, f := range in.FirstFailures[:n] {
+		e.str(f.Region)
+		e.time(f.At)
+		e.str(f.Reason)
+	}
 	return e.b
 }
 
@@ -514,6 +521,15 @@ func decodeIncident(b []byte) (Incident, error) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		in.QuorumRegions = d.regions()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > maxRegions {
+			d.err = errTooLarge
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			in.FirstFailures = append(in.FirstFailures, RegionFailure{Region: d.str(), At: d.time(), Reason: d.str()})
+		}
 	}
 	return in, d.err
 }

@@ -31,6 +31,13 @@ func Timeline(in *cluster.Incident) []Step {
 		reason = " (" + in.Reason + ")"
 	}
 	add(in.StartedAt, "first failed probe in any region%s", reason)
+	for _, f := range in.FirstFailures {
+		why := ""
+		if f.Reason != "" {
+			why = ": " + f.Reason
+		}
+		add(f.At, "%s fails (its first failed probe%s)", f.Region, why)
+	}
 	add(in.ConfirmAt, "other regions asked to confirm (probe now)")
 	add(in.QuorumAt, "quorum reached: %s failing", list(in.QuorumRegions))
 	add(in.DetectedAt, "detected: verdict down published by the leader, %s", in.Leader)
