@@ -318,6 +318,11 @@ func hashIncident(in *cluster.Incident) uint64 {
 		h.Write(b[:])
 		h.Write([]byte(f.Region + "\x00" + f.Reason + "\x00"))
 	}
+	for _, l := range in.LeaderChanges {
+		binary.LittleEndian.PutUint64(b[:], uint64(l.At.UnixNano()))
+		h.Write(b[:])
+		h.Write([]byte(l.Agent + "\x00"))
+	}
 	return h.Sum64()
 }
 

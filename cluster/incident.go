@@ -35,6 +35,37 @@ type Incident struct {
 	// dated by the leader's receipt time less the streak's age), and why:
 	// the earliest known per region, oldest first.
 	FirstFailures []RegionFailure `json:"first_failures,omitempty"`
+	// LeaderChanges are the agents that took the incident over from the
+	// one that declared it (Leader), each when it first did: the target's
+	// leader died, left or lost the target to a newcomer.
+	LeaderChanges []LeaderChange `json:"leader_changes,omitempty"`
+}
+
+// LeaderChange is an agent taking over an open incident.
+type LeaderChange struct {
+	Agent string    `json:"agent"`
+	At    time.Time `json:"at"`
+}
+
+// mergeLeaders keeps each agent's earliest takeover, oldest first.
+func mergeLeaders(a, b []LeaderChange) []LeaderChange {
+	out := slices.Clone(a)
+	for _, l := range b {
+		i := slices.IndexFunc(out, func(m LeaderChange) bool { return m.Agent == l.Agent })
+		switch {
+		case i < 0:
+			out = append(out, l)
+		case l.At.Before(out[i].At):
+			out[i] = l
+		}
+	}
+	slices.SortFunc(out, func(x, y LeaderChange) int {
+		if c := x.At.Compare(y.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Agent, y.Agent)
+	})
+	return out
 }
 
 // RegionFailure is one region's first failed probe of an incident.
@@ -106,6 +137,13 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 		// differ briefly during churn) may already have opened it.
 		ls.open = c.openIncidentLocked(t.Name)
 	}
+	var takenOver *Incident
+	if in := ls.open; in != nil && in.Leader != c.cfg.AgentID &&
+		!slices.ContainsFunc(in.LeaderChanges, func(l LeaderChange) bool { return l.Agent == c.cfg.AgentID }) {
+		// We continue an incident another agent declared.
+		in.LeaderChanges = mergeLeaders(in.LeaderChanges, []LeaderChange{{Agent: c.cfg.AgentID, At: now}})
+		takenOver = in
+	}
 	switch {
 	case v.State == quorum.Down && ls.open == nil && !maint && c.synced.Load():
 		started := c.clock.Time(ls.firstFail)
@@ -176,6 +214,9 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			Detail: v.Reason(), Elapsed: ls.open.ResolvedAt.Sub(ls.open.StartedAt)})
 		ls.open = nil
 		ls.flaps++
+	}
+	if takenOver != nil && !slices.Contains(step.changed, takenOver) {
+		step.changed = append(step.changed, takenOver)
 	}
 	return step
 }
@@ -282,6 +323,7 @@ func (have *Incident) merge(in *Incident) {
 	have.Flaps = max(have.Flaps, in.Flaps)
 	have.Regions = mergeRegions(have.Regions, in.Regions)
 	have.FirstFailures = mergeFailures(have.FirstFailures, in.FirstFailures)
+	have.LeaderChanges = mergeLeaders(have.LeaderChanges, in.LeaderChanges)
 	if len(have.QuorumRegions) == 0 {
 		have.QuorumRegions = slices.Clone(in.QuorumRegions)
 	}
@@ -305,6 +347,7 @@ func (c *Cluster) Incidents() []Incident {
 		in.Regions = slices.Clone(in.Regions)
 		in.QuorumRegions = slices.Clone(in.QuorumRegions)
 		in.FirstFailures = slices.Clone(in.FirstFailures)
+		in.LeaderChanges = slices.Clone(in.LeaderChanges)
 		out = append(out, in)
 	}
 	return out

@@ -92,3 +92,20 @@ func TestIncidentCarriesFirstFailures(t *testing.T) {
 		t.Fatalf("an older agent's record: %+v %v", got, err)
 	}
 }
+
+// Leader changes survive the wire and merge by each agent's earliest
+// takeover.
+func TestIncidentCarriesLeaderChanges(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	in := Incident{ID: "api@1", Target: "api", StartedAt: t0, Leader: "eu-1",
+		LeaderChanges: []LeaderChange{{Agent: "us-1", At: t0.Add(20 * time.Second)}}}
+	got, err := decodeIncident(encodeIncident(&in))
+	if err != nil || len(got.LeaderChanges) != 1 || got.LeaderChanges[0].Agent != "us-1" || !got.LeaderChanges[0].At.Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("leader changes after the wire: %+v %v", got.LeaderChanges, err)
+	}
+	other := Incident{ID: "api@1", LeaderChanges: []LeaderChange{{Agent: "ap-1", At: t0.Add(40 * time.Second)}, {Agent: "us-1", At: t0.Add(25 * time.Second)}}}
+	in.merge(&other)
+	if len(in.LeaderChanges) != 2 || in.LeaderChanges[0].Agent != "us-1" || !in.LeaderChanges[0].At.Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("merged: %+v", in.LeaderChanges)
+	}
+}

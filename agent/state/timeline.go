@@ -42,6 +42,9 @@ func Timeline(in *cluster.Incident) []Step {
 	add(in.QuorumAt, "quorum reached: %s failing", list(in.QuorumRegions))
 	add(in.DetectedAt, "detected: verdict down published by the leader, %s", in.Leader)
 	add(in.AlertedAt, "alert sent to Alertmanager")
+	for _, l := range in.LeaderChanges {
+		add(l.At, "leader changed: %s continues the incident", l.Agent)
+	}
 	if in.Open() {
 		out = append(out, Step{What: "still open"})
 	} else {
