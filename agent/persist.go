@@ -313,6 +313,16 @@ func hashIncident(in *cluster.Incident) uint64 {
 	}
 	binary.LittleEndian.PutUint64(b[:], uint64(in.Flaps))
 	h.Write(b[:])
+	for _, f := range in.FirstFailures {
+		binary.LittleEndian.PutUint64(b[:], uint64(f.At.UnixNano()))
+		h.Write(b[:])
+		h.Write([]byte(f.Region + "\x00" + f.Reason + "\x00"))
+	}
+	for _, l := range in.LeaderChanges {
+		binary.LittleEndian.PutUint64(b[:], uint64(l.At.UnixNano()))
+		h.Write(b[:])
+		h.Write([]byte(l.Agent + "\x00"))
+	}
 	return h.Sum64()
 }
 

@@ -160,3 +160,31 @@ timeout = "500ms"
 		t.Errorf("after the disk had room again the state holds %d histories and %d targets, want 100 each", len(snap.History), len(snap.Targets))
 	}
 }
+
+// TestReadOnlyStateDirIsRefused: a state directory on a read-only file
+// system is refused at start, by the agent and by check-config's
+// CheckStart alike, naming the key and why; a disk that turns read-only
+// later is a failed write like a full one (TestFullDiskKeepsProbing).
+func TestReadOnlyStateDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a read-only tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	path := filepath.Join(t.TempDir(), "vantage.toml")
+	writeConfig(t, path, fmt.Sprintf("[agent]\nnode = \"ro\"\nlisten = \"127.0.0.1:0\"\nstate_dir = %q\n[cluster]\nbind = \"127.0.0.1:0\"\n", filepath.Join(dir, "state")))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := cfg.CheckStart()
+	_, err = New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1})
+	for _, e := range []error{checked, err} {
+		if e == nil || !strings.Contains(e.Error(), "agent.state_dir") || !strings.Contains(e.Error(), "read-only file system") {
+			t.Errorf("a read-only state directory: %v, want a refusal naming agent.state_dir and why", e)
+		}
+	}
+	if checked != nil && err != nil && checked.Error() != err.Error() {
+		t.Errorf("check-config says %q, the agent %q", checked, err)
+	}
+}

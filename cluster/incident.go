@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
@@ -29,6 +30,84 @@ type Incident struct {
 	// Alertmanager (zero: never, e.g. no [alerting]): any later leader may
 	// then send its end, and only then.
 	AlertedAt time.Time `json:"alerted_at,omitzero"`
+	// FirstFailures is when each region that failed during the incident
+	// first saw the target fail (its failure streak's first failed probe,
+	// dated by the leader's receipt time less the streak's age), and why:
+	// the earliest known per region, oldest first.
+	FirstFailures []RegionFailure `json:"first_failures,omitempty"`
+	// LeaderChanges are the agents that took the incident over from the
+	// one that declared it (Leader), each when it first did: the target's
+	// leader died, left or lost the target to a newcomer.
+	LeaderChanges []LeaderChange `json:"leader_changes,omitempty"`
+}
+
+// LeaderChange is an agent taking over an open incident.
+type LeaderChange struct {
+	Agent string    `json:"agent"`
+	At    time.Time `json:"at"`
+}
+
+// mergeLeaders keeps each agent's earliest takeover, oldest first.
+func mergeLeaders(a, b []LeaderChange) []LeaderChange {
+	out := slices.Clone(a)
+	for _, l := range b {
+		i := slices.IndexFunc(out, func(m LeaderChange) bool { return m.Agent == l.Agent })
+		switch {
+		case i < 0:
+			out = append(out, l)
+		case l.At.Before(out[i].At):
+			out[i] = l
+		}
+	}
+	slices.SortFunc(out, func(x, y LeaderChange) int {
+		if c := x.At.Compare(y.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Agent, y.Agent)
+	})
+	return out
+}
+
+// RegionFailure is one region's first failed probe of an incident.
+type RegionFailure struct {
+	Region string    `json:"region"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// regionFailuresLocked is each region's first failed probe of target's
+// current streak, from the fresh results of the observation table.
+func (c *Cluster) regionFailuresLocked(target string, now time.Time) []RegionFailure {
+	var out []RegionFailure
+	for _, o := range c.table[target] {
+		if o.OK || o.Isolated || !c.freshLocked(o, now) {
+			continue
+		}
+		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received.Add(-o.FailingFor), Reason: o.Reason}})
+	}
+	return out
+}
+
+// mergeFailures keeps each region's earliest failure, oldest first (then by
+// region): merging in any order converges.
+func mergeFailures(a, b []RegionFailure) []RegionFailure {
+	out := slices.Clone(a)
+	for _, f := range b {
+		i := slices.IndexFunc(out, func(g RegionFailure) bool { return g.Region == f.Region })
+		switch {
+		case i < 0:
+			out = append(out, f)
+		case f.At.Before(out[i].At) || (f.At.Equal(out[i].At) && f.Reason < out[i].Reason):
+			out[i] = f
+		}
+	}
+	slices.SortFunc(out, func(x, y RegionFailure) int {
+		if c := x.At.Compare(y.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Region, y.Region)
+	})
+	return out
 }
 
 // Open reports whether the incident is unresolved.
@@ -58,6 +137,13 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 		// differ briefly during churn) may already have opened it.
 		ls.open = c.openIncidentLocked(t.Name)
 	}
+	var takenOver *Incident
+	if in := ls.open; in != nil && in.Leader != c.cfg.AgentID &&
+		!slices.ContainsFunc(in.LeaderChanges, func(l LeaderChange) bool { return l.Agent == c.cfg.AgentID }) {
+		// We continue an incident another agent declared.
+		in.LeaderChanges = mergeLeaders(in.LeaderChanges, []LeaderChange{{Agent: c.cfg.AgentID, At: now}})
+		takenOver = in
+	}
 	switch {
 	case v.State == quorum.Down && ls.open == nil && !maint && c.synced.Load():
 		started := c.clock.Time(ls.firstFail)
@@ -75,6 +161,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			QuorumRegions: slices.Clone(v.Failing),
 			Leader:        c.cfg.AgentID,
 			Reason:        c.failingReasonLocked(t.Name),
+			FirstFailures: c.regionFailuresLocked(t.Name, now),
 		}
 		if !in.ConfirmAt.IsZero() && in.ConfirmAt.Before(in.StartedAt) {
 			// Asked a moment after the first failure, but the two
@@ -101,6 +188,12 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			ls.open.Regions = merged
 			changed = true
 		}
+		// A region that joins the failure: its first failed probe. (Not
+		// on a flap: that is the same incident's later streak.)
+		if ff := mergeFailures(ls.open.FirstFailures, c.regionFailuresLocked(t.Name, now)); len(ff) != len(ls.open.FirstFailures) {
+			ls.open.FirstFailures = ff
+			changed = true
+		}
 		if ls.open.ConfirmAt.IsZero() && ls.confirmAt != 0 {
 			ls.open.ConfirmAt = c.clock.Time(ls.confirmAt)
 			if ls.open.ConfirmAt.Before(ls.open.StartedAt) {
@@ -122,6 +215,9 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 		ls.open = nil
 		ls.flaps++
 		c.foldResolvedLocked(t.Name)
+	}
+	if takenOver != nil && !slices.Contains(step.changed, takenOver) {
+		step.changed = append(step.changed, takenOver)
 	}
 	return step
 }
@@ -270,6 +366,8 @@ func (have *Incident) merge(in *Incident) {
 	have.ConfirmAt = earliest(have.ConfirmAt, in.ConfirmAt)
 	have.Flaps = max(have.Flaps, in.Flaps)
 	have.Regions = mergeRegions(have.Regions, in.Regions)
+	have.FirstFailures = mergeFailures(have.FirstFailures, in.FirstFailures)
+	have.LeaderChanges = mergeLeaders(have.LeaderChanges, in.LeaderChanges)
 	if len(have.QuorumRegions) == 0 {
 		have.QuorumRegions = slices.Clone(in.QuorumRegions)
 	}
@@ -292,6 +390,8 @@ func (c *Cluster) Incidents() []Incident {
 		in := *c.incidents[i]
 		in.Regions = slices.Clone(in.Regions)
 		in.QuorumRegions = slices.Clone(in.QuorumRegions)
+		in.FirstFailures = slices.Clone(in.FirstFailures)
+		in.LeaderChanges = slices.Clone(in.LeaderChanges)
 		out = append(out, in)
 	}
 	return out
@@ -323,6 +423,7 @@ func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
 			continue
 		}
 		in.Regions, in.QuorumRegions = slices.Clone(in.Regions), slices.Clone(in.QuorumRegions)
+		in.FirstFailures = slices.Clone(in.FirstFailures)
 		if in.Open() {
 			// Two open records of one target (a churn the fleet had not
 			// settled): the smaller ID wins, as in mergeIncident.

@@ -490,8 +490,24 @@ func encodeIncident(in *Incident) []byte {
 	e.uvarint(uint64(in.Flaps))
 	e.time(in.AlertedAt)
 	e.regions(in.QuorumRegions)
+	n := min(len(in.FirstFailures), maxRegions)
+	e.uvarint(uint64(n))
+	for _, f := range in.FirstFailures[:n] {
+		e.str(f.Region)
+		e.time(f.At)
+		e.str(f.Reason)
+	}
+	n = min(len(in.LeaderChanges), maxLeaderChanges)
+	e.uvarint(uint64(n))
+	for _, l := range in.LeaderChanges[:n] {
+		e.str(l.Agent)
+		e.time(l.At)
+	}
 	return e.b
 }
+
+// maxLeaderChanges bounds an incident's leader changes on the wire.
+const maxLeaderChanges = 32
 
 func decodeIncident(b []byte) (Incident, error) {
 	d := decoder{b: b}
@@ -514,6 +530,24 @@ func decodeIncident(b []byte) (Incident, error) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		in.QuorumRegions = d.regions()
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > maxRegions {
+			d.err = errTooLarge
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			in.FirstFailures = append(in.FirstFailures, RegionFailure{Region: d.str(), At: d.time(), Reason: d.str()})
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > maxLeaderChanges {
+			d.err = errTooLarge
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			in.LeaderChanges = append(in.LeaderChanges, LeaderChange{Agent: d.str(), At: d.time()})
+		}
 	}
 	return in, d.err
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -57,4 +58,54 @@ func encodeLater(o *Observation, now time.Time) []byte {
 	e.dur(o.ConfirmedFor + age)
 	e.uvarint(uint64(o.CertExpiry.Unix()))
 	return e.b
+}
+
+// An incident's first failure per region survives the wire (to the
+// millisecond) and merges by keeping each region's earliest; a record
+// without them (an older agent's) decodes with none.
+func TestIncidentCarriesFirstFailures(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	in := Incident{ID: "api@1", Target: "api", StartedAt: t0, Regions: []string{"eu", "us"},
+		FirstFailures: []RegionFailure{{Region: "eu", At: t0, Reason: "timeout"}, {Region: "us", At: t0.Add(1500 * time.Millisecond), Reason: "status_mismatch"}}}
+	got, err := decodeIncident(encodeIncident(&in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.FirstFailures) != 2 || got.FirstFailures[1].Region != "us" || !got.FirstFailures[1].At.Equal(t0.Add(1500*time.Millisecond)) ||
+		got.FirstFailures[1].Reason != "status_mismatch" {
+		t.Fatalf("first failures after the wire: %+v", got.FirstFailures)
+	}
+	other := Incident{ID: "api@1", FirstFailures: []RegionFailure{{Region: "us", At: t0.Add(time.Second), Reason: "timeout"}, {Region: "ap", At: t0.Add(2 * time.Second)}}}
+	a, b := in, other
+	a.merge(&other)
+	b.merge(&in)
+	if len(a.FirstFailures) != 3 || !a.FirstFailures[1].At.Equal(t0.Add(time.Second)) || a.FirstFailures[2].Region != "ap" {
+		t.Fatalf("merged: %+v", a.FirstFailures)
+	}
+	if !slices.EqualFunc(a.FirstFailures, b.FirstFailures, func(x, y RegionFailure) bool { return x == y }) {
+		t.Fatalf("merging in either order differs: %+v and %+v", a.FirstFailures, b.FirstFailures)
+	}
+	old := in
+	old.FirstFailures = nil
+	msg := encodeIncident(&old)
+	if got, err := decodeIncident(msg[:len(msg)-1]); err != nil || got.FirstFailures != nil {
+		t.Fatalf("an older agent's record: %+v %v", got, err)
+	}
+}
+
+// Leader changes survive the wire and merge by each agent's earliest
+// takeover.
+func TestIncidentCarriesLeaderChanges(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	in := Incident{ID: "api@1", Target: "api", StartedAt: t0, Leader: "eu-1",
+		LeaderChanges: []LeaderChange{{Agent: "us-1", At: t0.Add(20 * time.Second)}}}
+	got, err := decodeIncident(encodeIncident(&in))
+	if err != nil || len(got.LeaderChanges) != 1 || got.LeaderChanges[0].Agent != "us-1" || !got.LeaderChanges[0].At.Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("leader changes after the wire: %+v %v", got.LeaderChanges, err)
+	}
+	other := Incident{ID: "api@1", LeaderChanges: []LeaderChange{{Agent: "ap-1", At: t0.Add(40 * time.Second)}, {Agent: "us-1", At: t0.Add(25 * time.Second)}}}
+	in.merge(&other)
+	if len(in.LeaderChanges) != 2 || in.LeaderChanges[0].Agent != "us-1" || !in.LeaderChanges[0].At.Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("merged: %+v", in.LeaderChanges)
+	}
 }

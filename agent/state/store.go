@@ -46,6 +46,9 @@ var (
 	bSLO       = []byte("slo")       // target \x00 bucket start (8 bytes BE, Unix s) -> Counts
 	bHistory   = []byte("history")   // target name -> the agent's encoded history
 	bMeta      = []byte("meta")      // "schema" -> 1
+	// bResolved indexes resolved incidents by resolution time (8 bytes BE,
+	// Unix ms, then the ID), so pruning reads only what it deletes.
+	bResolved = []byte("resolved")
 )
 
 // ErrLocked is returned by Open and OpenReadOnly when another process (a
@@ -75,7 +78,7 @@ func Open(dir string, timeout time.Duration) (*Store, error) {
 	}
 	s := &Store{db: db, path: p}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bIncidents, bTargets, bSLO, bHistory, bMeta} {
+		for _, b := range [][]byte{bIncidents, bTargets, bSLO, bHistory, bMeta, bResolved} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -169,6 +172,13 @@ func (s *Store) Write(b *Batch) error {
 			if err := ib.Put([]byte(b.Incidents[i].ID), v); err != nil {
 				return err
 			}
+			if in := &b.Incidents[i]; !in.Open() {
+				rb := tx.Bucket(bResolved)
+				rb.FillPercent = 0.9 // keys arrive mostly in order: split pages nearly full
+				if err := rb.Put(resolvedKey(in.ResolvedAt, in.ID), nil); err != nil {
+					return err
+				}
+			}
 		}
 		for _, id := range b.Dropped {
 			if err := ib.Delete([]byte(id)); err != nil {
@@ -202,6 +212,11 @@ func (s *Store) Write(b *Batch) error {
 		}
 		return nil
 	})
+}
+
+func resolvedKey(at time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(max(at.UnixMilli(), 0)))
+	return append(k, id...)
 }
 
 // BucketOf is the start of the bucket holding t.
@@ -356,43 +371,53 @@ func (s *Store) SLO(from, to time.Time) (map[string]Counts, error) {
 }
 
 // Prune deletes what ended before cutoff: resolved incidents, SLO buckets,
-// and targets (with their history) not seen since (keep: the targets the
-// agent runs now, which are never pruned). It returns how many records
-// went.
+// and targets (with their history) that have neither a bucket left nor a
+// place in the running config (keep). It reads little more than it
+// deletes: resolved incidents through their index by resolution time, SLO
+// buckets target by target from each one's oldest. It returns how many
+// records went.
 func (s *Store) Prune(cutoff time.Time, keep func(target string) bool) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		ib := tx.Bucket(bIncidents)
+		ib, rb := tx.Bucket(bIncidents), tx.Bucket(bResolved)
+		limit := uint64(max(cutoff.UnixMilli(), 0))
 		var del [][]byte
-		if err := ib.ForEach(func(k, v []byte) error {
-			var in cluster.Incident
-			if json.Unmarshal(v, &in) != nil || (!in.Open() && in.ResolvedAt.Before(cutoff)) {
-				del = append(del, slices.Clone(k))
-			}
-			return nil
-		}); err != nil {
-			return err
+		c := rb.Cursor()
+		for k, _ := c.First(); k != nil && len(k) >= 8 && binary.BigEndian.Uint64(k) < limit; k, _ = c.Next() {
+			del = append(del, slices.Clone(k))
 		}
 		for _, k := range del {
-			if err := ib.Delete(k); err != nil {
+			if ib.Get(k[8:]) != nil {
+				n++
+			}
+			if err := ib.Delete(k[8:]); err != nil {
+				return err
+			}
+			if err := rb.Delete(k); err != nil {
 				return err
 			}
 		}
-		n += len(del)
-		del = del[:0]
-		live := map[string]bool{}
+
+		// SLO buckets: seek to each target's first bucket, delete the old
+		// ones, jump to the next target.
 		sb := tx.Bucket(bSLO)
-		if err := sb.ForEach(func(k, _ []byte) error {
+		live := map[string]bool{}
+		del = del[:0]
+		c = sb.Cursor()
+		for k, _ := c.First(); k != nil; {
 			name, at, ok := splitSLOKey(k)
-			switch {
-			case !ok || at.Add(BucketWidth).Before(cutoff):
+			if !ok {
 				del = append(del, slices.Clone(k))
-			default:
-				live[name] = true
+				k, _ = c.Next()
+				continue
 			}
-			return nil
-		}); err != nil {
-			return err
+			if at.Add(BucketWidth).Before(cutoff) {
+				del = append(del, slices.Clone(k))
+				k, _ = c.Next()
+				continue
+			}
+			live[name] = true
+			k, _ = c.Seek(append([]byte(name), 1)) // past name\x00<every bucket>
 		}
 		for _, k := range del {
 			if err := sb.Delete(k); err != nil {
@@ -400,6 +425,7 @@ func (s *Store) Prune(cutoff time.Time, keep func(target string) bool) (int, err
 			}
 		}
 		n += len(del)
+
 		del = del[:0]
 		tb := tx.Bucket(bTargets)
 		if err := tb.ForEach(func(k, _ []byte) error {

@@ -277,3 +277,52 @@ func TestYearOfIncidentsIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// Prune deletes resolved incidents and SLO buckets older than the cutoff,
+// target by target, keeps open incidents and recent buckets, and forgets
+// a removed target once it has no bucket left.
+func TestPrune(t *testing.T) {
+	s, err := Open(t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	old, recent := now.Add(-40*24*time.Hour), now.Add(-time.Hour)
+	b := &Batch{
+		Incidents: []cluster.Incident{incident("a", old, time.Minute), incident("b", old, 0), incident("c", recent, time.Minute)},
+		Targets:   map[string]TargetMeta{"a": {FirstSeen: old}, "gone": {FirstSeen: old}, "kept": {FirstSeen: old}},
+		History:   map[string][]byte{"gone": {1}},
+	}
+	for _, name := range []string{"a", "gone", "z"} {
+		for _, at := range []time.Time{old, old.Add(time.Hour), recent} {
+			if name == "gone" && at == recent {
+				continue
+			}
+			b.SLO = append(b.SLO, Sample{Target: name, Bucket: BucketOf(at), Counts: Counts{Up: time.Minute}})
+		}
+	}
+	if err := s.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(now.Add(-35*24*time.Hour), func(name string) bool { return name == "kept" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := s.Incidents(time.Time{}, time.Time{})
+	if len(ins) != 2 || ins[0].Target != "b" || ins[1].Target != "c" {
+		t.Errorf("incidents after pruning: %+v, want b (open) and c (recent)", ins)
+	}
+	slo, _ := s.SLO(old.Add(-time.Hour), now)
+	if len(slo) != 2 || slo["a"].Up != time.Minute || slo["z"].Up != time.Minute {
+		t.Errorf("buckets after pruning: %+v, want a's and z's recent one", slo)
+	}
+	targets, _ := s.Targets()
+	snap, _ := s.Load()
+	if _, ok := targets["gone"]; ok || len(snap.History) != 0 || len(targets) != 2 {
+		t.Errorf("targets after pruning: %v (history %v), want a (a bucket left) and kept (configured)", targets, snap.History)
+	}
+	if want := 1 + 6 + 1; n != want {
+		t.Errorf("pruned %d records, want %d", n, want)
+	}
+}

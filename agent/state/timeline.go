@@ -31,10 +31,20 @@ func Timeline(in *cluster.Incident) []Step {
 		reason = " (" + in.Reason + ")"
 	}
 	add(in.StartedAt, "first failed probe in any region%s", reason)
+	for _, f := range in.FirstFailures {
+		why := ""
+		if f.Reason != "" {
+			why = ": " + f.Reason
+		}
+		add(f.At, "%s fails (its first failed probe%s)", f.Region, why)
+	}
 	add(in.ConfirmAt, "other regions asked to confirm (probe now)")
 	add(in.QuorumAt, "quorum reached: %s failing", list(in.QuorumRegions))
 	add(in.DetectedAt, "detected: verdict down published by the leader, %s", in.Leader)
 	add(in.AlertedAt, "alert sent to Alertmanager")
+	for _, l := range in.LeaderChanges {
+		add(l.At, "leader changed: %s continues the incident", l.Agent)
+	}
 	if in.Open() {
 		out = append(out, Step{What: "still open"})
 	} else {
