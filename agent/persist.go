@@ -19,14 +19,24 @@ import (
 // Persisting the agent's state (agent/state): the probe path only marks a
 // target dirty (an atomic store, no allocation); a goroutine flushes every
 // FlushEvery, and once more on a graceful stop, in one transaction: the
-// incidents that changed, each target's SLO accounting since the last
-// flush, its first sighting and objective, and the histories marked dirty.
+// incidents that changed, each target's first sighting and objective, and,
+// every bulkFlushes flushes, each target's SLO accounting since it was last
+// written and the histories marked dirty.
 // A failed write (a full or read-only disk) is logged at most once a
 // minute and counted; what it carried is kept and written by the next
 // flush that succeeds, and probing and paging never wait for the disk.
 
 // defaultFlushEvery is how often the state is written.
 const defaultFlushEvery = 5 * time.Second
+
+// bulkFlushes is how many flushes apart the per-target records are
+// written: the SLO accounting (accrued every flush, as a verdict changes
+// every few seconds, into hour-long buckets) and the histories. Each is one
+// key per target, so at 10,000 targets they are nearly all of a write's
+// cost; incidents, a few keys, still go every flush. A crash loses at most
+// this much accounting and history (a graceful stop writes it all): a
+// minute at the default flush interval.
+const bulkFlushes = 12
 
 // pruneEvery is how often records older than the retention are deleted.
 const pruneEvery = time.Hour
@@ -51,16 +61,17 @@ type persister struct {
 
 	// Owned by the flushing goroutine (or the caller of flush after it
 	// stopped).
-	mu         sync.Mutex
-	incGen     uint64
-	written    map[string]uint64 // incident ID -> hash of what the store holds
-	firstSeen  map[string]time.Time
-	objectives map[string]float64
-	slo        map[sloKey]state.Counts // accrued, not yet written
-	accrued    time.Time               // SLO accounting is done up to here
-	dropped    []string
-	lastErrLog time.Time
-	lastPrune  time.Time
+	mu          sync.Mutex
+	incGen      uint64
+	written     map[string]uint64 // incident ID -> hash of what the store holds
+	firstSeen   map[string]time.Time
+	objectives  map[string]float64
+	slo         map[sloKey]state.Counts // accrued, not yet written
+	accrued     time.Time               // SLO accounting is done up to here
+	bulkWritten time.Time               // the last write that carried the SLO accounting and histories
+	dropped     []string
+	lastErrLog  time.Time
+	lastPrune   time.Time
 }
 
 type sloKey struct {
@@ -93,12 +104,13 @@ func newPersister(a *Agent, st *state.Store, snap *state.Snapshot, every time.Du
 	p := &persister{
 		a: a, store: st, every: every,
 		stop: make(chan struct{}), done: make(chan struct{}),
-		written:    map[string]uint64{},
-		firstSeen:  map[string]time.Time{},
-		objectives: map[string]float64{},
-		slo:        map[sloKey]state.Counts{},
-		accrued:    time.Now(),
-		lastPrune:  time.Now(),
+		written:     map[string]uint64{},
+		firstSeen:   map[string]time.Time{},
+		objectives:  map[string]float64{},
+		slo:         map[sloKey]state.Counts{},
+		accrued:     time.Now(),
+		bulkWritten: time.Now(),
+		lastPrune:   time.Now(),
 	}
 	for i := range snap.Incidents {
 		p.written[snap.Incidents[i].ID] = hashIncident(&snap.Incidents[i])
@@ -130,7 +142,7 @@ func (p *persister) run() {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.flush(time.Now())
+			p.flush(time.Now(), false)
 		}
 	}
 }
@@ -144,7 +156,7 @@ func (p *persister) close(final bool) {
 			<-p.done
 		}
 		if final {
-			p.flush(time.Now())
+			p.flush(time.Now(), true)
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -155,8 +167,9 @@ func (p *persister) close(final bool) {
 	})
 }
 
-// flush writes what changed since the last flush that succeeded.
-func (p *persister) flush(now time.Time) {
+// flush writes what changed since the last flush that succeeded; the SLO
+// accounting and histories every bulkFlushes flushes, or now with all.
+func (p *persister) flush(now time.Time, all bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -182,8 +195,11 @@ func (p *persister) flush(now time.Time) {
 		}
 		p.accrued = now
 	}
-	for k, c := range p.slo {
-		b.SLO = append(b.SLO, state.Sample{Target: k.target, Bucket: time.Unix(k.bucket, 0), Counts: c})
+	bulk := all || now.Sub(p.bulkWritten) >= bulkFlushes*p.every
+	if bulk {
+		for k, c := range p.slo {
+			b.SLO = append(b.SLO, state.Sample{Target: k.target, Bucket: time.Unix(k.bucket, 0), Counts: c})
+		}
 	}
 
 	if cl != nil {
@@ -212,19 +228,21 @@ func (p *persister) flush(now time.Time) {
 	}
 
 	var dirty []*targetState
-	a.mu.Lock()
-	for name, st := range a.states {
-		if st.dirty.Swap(false) {
-			dirty = append(dirty, st)
-			if b.History == nil {
-				b.History = map[string][]byte{}
+	if bulk {
+		a.mu.Lock()
+		for name, st := range a.states {
+			if st.dirty.Swap(false) {
+				dirty = append(dirty, st)
+				if b.History == nil {
+					b.History = map[string][]byte{}
+				}
+				st.mu.Lock()
+				b.History[name] = st.hist.marshal()
+				st.mu.Unlock()
 			}
-			st.mu.Lock()
-			b.History[name] = st.hist.marshal()
-			st.mu.Unlock()
 		}
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
 
 	if b.Empty() {
 		return
@@ -247,7 +265,10 @@ func (p *persister) flush(now time.Time) {
 		a.log.Info("writing the state works again", "path", p.store.Path())
 	}
 	p.lastWrite.Store(now.UnixNano())
-	clear(p.slo)
+	if bulk {
+		clear(p.slo)
+		p.bulkWritten = now
+	}
 	p.dropped = nil
 	for i := range b.Incidents {
 		p.written[b.Incidents[i].ID] = hashIncident(&b.Incidents[i])
@@ -356,7 +377,7 @@ func (a *Agent) Report(from, to time.Time, glob string) (any, error) {
 	q := state.ReportQuery{From: from, To: to, Target: glob}
 	now := time.Now()
 	if a.persist != nil {
-		a.persist.flush(now) // the report includes the last seconds
+		a.persist.flush(now, true) // the report includes the last seconds
 		r, err := a.persist.store.Report(q, now)
 		if err != nil {
 			return nil, err

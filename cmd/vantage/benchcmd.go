@@ -57,6 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	blackbox := fs.String("blackbox", "", "blackbox_exporter binary (default: "+defaultBlackbox+" or blackbox_exporter in PATH; \"none\" skips it)")
 	listeners := fs.Int("listeners", bench.DefaultFarmListeners, "farm servers per protocol (targets share them by path or address)")
 	maxInFlight := fs.Int("max-in-flight", 1000, "concurrent probes at most, for every driver (the agent's default)")
+	noState := fs.Bool("no-state", false, "run the agent without a state directory (by default it keeps one in the scratch directory, as vantage agent does)")
 	maxLoad := fs.Float64("max-load", 0, "before each measurement, wait (up to -max-load-wait) until the 1-minute load average is at most this; 0: never wait")
 	maxLoadWait := fs.Duration("max-load-wait", 5*time.Minute, "longest wait for -max-load")
 	minAchieved := fs.Float64("min-achieved", 0.9, "fraction of the wanted rate a window must serve to count; below it the run is reported as an error (the machine could not keep up)")
@@ -122,6 +123,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		FarmListeners: *listeners,
 		Blackbox:      bb,
 		MaxInFlight:   *maxInFlight,
+		NoState:       *noState,
 		MaxLoad:       *maxLoad,
 		MaxLoadWait:   *maxLoadWait,
 		MinAchieved:   *minAchieved,

@@ -189,6 +189,11 @@ type Options struct {
 	// count; below it the driver's result is an error (the machine could
 	// not keep up). 0 means 0.9.
 	MinAchieved float64
+	// NoState runs the agent without a state directory (a library agent's
+	// default); by default it keeps its state in one under Dir, as
+	// `vantage agent` does, so that the cost of persisting is in the
+	// figures.
+	NoState bool
 	// Dir is a scratch directory; empty means a temporary one, removed at
 	// the end.
 	Dir string
@@ -409,6 +414,7 @@ type harness struct {
 	o           Options
 	farm        *farmProc
 	vantageRuns int
+	stateRuns   int    // state directories made (one per agent run)
 	bbConfig    string // blackbox.yml, written on first use
 }
 

@@ -60,6 +60,13 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	if err != nil {
 		return fmt.Errorf("generated config: %w", err)
 	}
+	if !h.o.NoState {
+		// As `vantage agent` runs by default: incidents, SLO accounting
+		// and history written to a state directory every few seconds.
+		// One per agent run, so that no run reads another's.
+		h.stateRuns++
+		cfg.Agent.StateDir = filepath.Join(h.o.Dir, fmt.Sprintf("state-%d", h.stateRuns))
+	}
 	var late lateness
 	a, err := agent.New(agent.Options{Config: cfg, Version: h.o.Version, WatchEvery: -1,
 		MaxInFlight: h.o.MaxInFlight, OnLateness: late.add, Memory: mem})
