@@ -35,6 +35,12 @@ type Options struct {
 	Loops int
 	// Page, when set, attaches the status page to each agent.
 	Page func(a *agent.Agent)
+	// StateDir, when set, is where the agents keep their state
+	// (StateDir/<node>), kept when the demo ends: a second demo with the
+	// same directory is a restarted fleet, with the first one's incidents,
+	// SLO figures and histories. Empty: a temporary directory, removed at
+	// the end.
+	StateDir string
 }
 
 // Regions and agents of the demo fleet: three regions, two agents each,
@@ -59,9 +65,10 @@ type Demo struct {
 	outMu  sync.Mutex
 
 	detected chan cluster.Event
-	// stateDir holds each agent's state directory (stateDir/<node>): a
-	// temporary one per run, removed at the end, so a restarted agent
-	// restores its incidents and history as a real one does.
+	// stateDir holds each agent's state directory (stateDir/<node>):
+	// Options.StateDir, or a temporary one per run, removed at the end; a
+	// restarted agent restores its incidents and history as a real one
+	// does.
 	stateDir string
 	// noICMP is why no ICMP socket may be opened here; the icmp target is
 	// then left out.
@@ -100,10 +107,14 @@ func Run(ctx context.Context, opts Options) error {
 	defer farm.Close()
 	d := &Demo{opts: opts, farm: farm, start: time.Now(), raw: strings.NewReplacer(farm.Replacements()...).Replace(string(raw)),
 		agents: map[string]*runningAgent{}, out: opts.Out, detected: make(chan cluster.Event, 16)}
-	if d.stateDir, err = os.MkdirTemp("", "vantage-demo-state-"); err != nil {
-		return fmt.Errorf("demo state: %w", err)
+	if opts.StateDir != "" {
+		d.stateDir = opts.StateDir
+	} else {
+		if d.stateDir, err = os.MkdirTemp("", "vantage-demo-state-"); err != nil {
+			return fmt.Errorf("demo state: %w", err)
+		}
+		defer os.RemoveAll(d.stateDir)
 	}
-	defer os.RemoveAll(d.stateDir)
 	defer d.stopAll()
 	// Every agent probes from its own address: what its ICMP socket needs
 	// is the same for all, so one look decides for the fleet.

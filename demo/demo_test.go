@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,4 +171,72 @@ func TestFarmFaults(t *testing.T) {
 	if r := p.Probe(ctx); r.Reason != probe.ReasonNotServing {
 		t.Errorf("orders after SetOrdersServing(false): %q %s, want not_serving", r.Reason, r.Message)
 	}
+}
+
+// TestDemoRestartedOnItsStateKeepsItsIncidents: a demo with -state-dir is a
+// fleet whose state survives it. The first demo runs until its first
+// incident is on record and stops (every agent at once); a second demo on
+// the same directory lists that incident, same ID, before its own fault
+// script has had time to make another.
+func TestDemoRestartedOnItsStateKeepsItsIncidents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the six-agent demo twice")
+	}
+	dir := t.TempDir()
+	run := func(until func(page string) bool, what string) {
+		t.Helper()
+		var out syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Run(ctx, Options{Listen: "127.0.0.1:0", Out: &out, StateDir: dir}) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("demo: %v", err)
+			}
+		}()
+		var page string
+		testenv.Poll(t, 30*time.Second, "the status page's address", func() bool {
+			m := statusPageRe.FindStringSubmatch(out.String())
+			if m != nil {
+				page = m[1]
+			}
+			return m != nil
+		})
+		testenv.Poll(t, 45*time.Second, what, func() bool { return until(page) })
+	}
+	incidents := func(page string) []string {
+		resp, err := http.Get(page + "/api/v1/incidents")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Incidents []struct {
+				ID string `json:"id"`
+			} `json:"incidents"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) != nil {
+			return nil
+		}
+		var ids []string
+		for _, in := range body.Incidents {
+			ids = append(ids, in.ID)
+		}
+		return ids
+	}
+	var first []string
+	run(func(page string) bool {
+		first = incidents(page)
+		return len(first) > 0
+	}, "the first demo's first incident")
+	run(func(page string) bool {
+		ids := incidents(page)
+		for _, id := range first {
+			if !slices.Contains(ids, id) {
+				return false
+			}
+		}
+		return true
+	}, "the second demo to list the first one's incidents "+strings.Join(first, ", "))
 }
