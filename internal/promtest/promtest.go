@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -45,8 +43,7 @@ type Server struct {
 	addr   string
 	dir    string
 	client *http.Client
-	mu     sync.Mutex
-	log    bytes.Buffer
+	log    testenv.ProcessLog
 	exited chan struct{}
 }
 
@@ -73,7 +70,7 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		addr, err := freePort()
+		addr, err := testenv.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +78,7 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 		args := append([]string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 			"--web.listen-address=" + addr, "--log.level=warn"}, o.Args...)
 		s.cmd = exec.Command(bin, args...)
-		s.cmd.Stdout, s.cmd.Stderr = (*lockedWriter)(s), (*lockedWriter)(s)
+		s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 		if err := s.cmd.Start(); err != nil {
 			return nil, err
 		}
@@ -96,32 +93,8 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 	return nil, fmt.Errorf("prometheus did not start: %w", lastErr)
 }
 
-type lockedWriter Server
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.log.Len() < 1<<20 {
-		w.log.Write(p)
-	}
-	return len(p), nil
-}
-
 // Log is what the process printed so far (for failure messages).
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func (s *Server) Log() string { return s.log.String() }
 
 func (s *Server) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)

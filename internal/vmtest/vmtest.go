@@ -4,13 +4,11 @@
 package vmtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,8 +43,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	addr   string
 	client *http.Client
-	mu     sync.Mutex
-	log    bytes.Buffer
+	log    testenv.ProcessLog
 	exited chan struct{}
 }
 
@@ -98,13 +94,13 @@ func start(ctx context.Context, name, bin, fixed string, args func(addr string) 
 		addr := fixed
 		if addr == "" {
 			var err error
-			if addr, err = freePort(); err != nil {
+			if addr, err = testenv.FreePort(); err != nil {
 				return nil, err
 			}
 		}
 		s := &Server{name: name, addr: addr, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
 		s.cmd = exec.Command(bin, args(addr)...)
-		s.cmd.Stdout, s.cmd.Stderr = (*lockedWriter)(s), (*lockedWriter)(s)
+		s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 		if err := s.cmd.Start(); err != nil {
 			return nil, err
 		}
@@ -122,32 +118,8 @@ func start(ctx context.Context, name, bin, fixed string, args func(addr string) 
 	return nil, fmt.Errorf("%s did not start: %w", name, lastErr)
 }
 
-type lockedWriter Server
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.log.Len() < 1<<20 {
-		w.log.Write(p)
-	}
-	return len(p), nil
-}
-
 // Log is what the process printed so far (for failure messages).
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+func (s *Server) Log() string { return s.log.String() }
 
 func (s *Server) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/testenv"
 )
 
 // ErrNoBinary is returned by Binary (and Start) when no Alertmanager
@@ -187,21 +188,8 @@ func Start(ctx context.Context, dir string, opts Options) (*Server, error) {
 
 var errAddrInUse = errors.New("address already in use")
 
-// freePort returns a 127.0.0.1 port nobody listens on right now. The
-// kernel hands out ephemeral ports in turn, so the port is unlikely to be
-// given to someone else before Alertmanager binds it; Start retries if it
-// is.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
-
 func launch(ctx context.Context, bin, dir, cfgPath, prefix string) (*Server, error) {
-	addr, err := freePort()
+	addr, err := testenv.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("amtest: choosing a port: %w", err)
 	}
