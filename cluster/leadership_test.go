@@ -254,18 +254,7 @@ func TestOneWayLossLeavesOneLeader(t *testing.T) {
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, withFaultNet(t, fnet))
 	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	probeAll(nodes)
-	once := func(ns []*node) func() bool {
-		return func() bool {
-			probeAll(ns)
-			ex := exporters(ns)
-			for _, tg := range targets {
-				if ex[tg.Name] != 1 {
-					return false
-				}
-			}
-			return true
-		}
-	}
+	once := func(ns []*node) func() bool { return exportedOnce(ns, targets) }
 	testenv.Poll(t, 5*time.Second, "every target exported once", once(nodes))
 	stop := watchExporters(t, func() []*node { return nodes })
 	fnet.CutOneWay("us", "eu")
@@ -292,37 +281,41 @@ func TestDeafRegionLeavesTheOthersLeading(t *testing.T) {
 	fnet := clustertest.NewNet()
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 1, targets, withFaultNet(t, fnet))
 	testenv.Poll(t, 15*time.Second, "convergence", func() bool { return converged(nodes, targets) })
-	exportedOnce := func(ns []*node) func() bool {
-		return func() bool {
-			probeAll(ns)
-			ex := exporters(ns)
-			for _, tg := range targets {
-				if ex[tg.Name] != 1 {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	testenv.Poll(t, 5*time.Second, "every target exported once", exportedOnce(nodes))
+	once := func(ns []*node) func() bool { return exportedOnce(ns, targets) }
+	testenv.Poll(t, 5*time.Second, "every target exported once", once(nodes))
 	stop := watchExporters(t, func() []*node { return nodes })
 	fnet.CutOneWay("eu", "ap")
 	fnet.CutOneWay("us", "ap")
 	deaf := nodes[2]
 	testenv.Poll(t, 20*time.Second, "the deaf agent to lead nothing", func() bool { return len(deaf.c.LeaderVerdicts()) == 0 })
-	testenv.Poll(t, 20*time.Second, "the others to export every target", exportedOnce(nodes[:2]))
+	testenv.Poll(t, 20*time.Second, "the others to export every target", once(nodes[:2]))
 	// Held for longer than the doubts take to arrive: the others must go
 	// on leading, every target, all the while.
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
-		if !exportedOnce(nodes[:2])() {
+		if !once(nodes[:2])() {
 			t.Fatalf("a target without its verdict while ap is deaf: exporters %v", exporters(nodes[:2]))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	fnet.Heal()
-	testenv.Poll(t, 30*time.Second, "every target exported once after the heal", exportedOnce(nodes))
+	testenv.Poll(t, 30*time.Second, "every target exported once after the heal", once(nodes))
 	if double := stop(); len(double) > 0 {
 		t.Errorf("targets exported by two agents at once: %v", double)
+	}
+}
+
+// exportedOnce has ns probe every target, then reports whether each one's
+// verdict is exported by exactly one of them.
+func exportedOnce(ns []*node, targets []TargetSpec) func() bool {
+	return func() bool {
+		probeAll(ns)
+		ex := exporters(ns)
+		for _, tg := range targets {
+			if ex[tg.Name] != 1 {
+				return false
+			}
+		}
+		return true
 	}
 }
