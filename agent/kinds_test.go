@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +20,6 @@ import (
 	"github.com/vantage-probe/vantage/probe/probetest"
 	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
 )
-
-// syncBuffer is a log destination the agent writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestAgentProbesICMPGRPCAndJSON: one agent probes a gRPC health server, an
 // HTTP health document with JSON conditions and loopback ICMP, exports
@@ -84,7 +64,7 @@ packet_interval = "10ms"
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.Output
 	a, err := New(Options{ConfigPath: path, Config: cfg, Version: "test", WatchEvery: -1,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

@@ -1,14 +1,12 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +15,6 @@ import (
 	"github.com/vantage-probe/vantage/probe/grpcprobe"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var statusPageRe = regexp.MustCompile(`status page: (http://\S+)/ `)
 
@@ -45,7 +26,7 @@ func TestDemoDetectsFirstIncidentWithin30s(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a six-agent fleet for ~10s")
 	}
-	var out syncBuffer
+	var out testenv.Output
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
@@ -185,7 +166,7 @@ func TestDemoRestartedOnItsStateKeepsItsIncidents(t *testing.T) {
 	dir := t.TempDir()
 	run := func(until func(page string) bool, what string) {
 		t.Helper()
-		var out syncBuffer
+		var out testenv.Output
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Run(ctx, Options{Listen: "127.0.0.1:0", Out: &out, StateDir: dir}) }()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,24 +18,6 @@ import (
 	"github.com/vantage-probe/vantage/internal/testenv"
 	"github.com/vantage-probe/vantage/probe/probetest"
 )
-
-// syncBuffer is a bytes.Buffer an agent's logger writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // secretFarm serves the targets of the secrets tests: /ok answers 200,
 // /hop redirects to /final (500) with a token in the Location, /badloc
@@ -156,7 +137,7 @@ query = "example.com."
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Output
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"agent", "-config", path, "-log-format", "json", "-log-level", "debug"}, &stdout, &stderr)

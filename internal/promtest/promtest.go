@@ -43,7 +43,7 @@ type Server struct {
 	addr   string
 	dir    string
 	client *http.Client
-	log    testenv.ProcessLog
+	log    testenv.Output // what it printed, up to 1 MB
 	exited chan struct{}
 }
 
@@ -74,7 +74,8 @@ func Start(ctx context.Context, dir string, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{addr: addr, dir: dir, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+		s := &Server{addr: addr, dir: dir, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{}),
+			log: testenv.Output{Limit: 1 << 20}}
 		args := append([]string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 			"--web.listen-address=" + addr, "--log.level=warn"}, o.Args...)
 		s.cmd = exec.Command(bin, args...)

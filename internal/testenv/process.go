@@ -19,25 +19,27 @@ func FreePort() (string, error) {
 	return addr, ln.Close()
 }
 
-// ProcessLog keeps what a neighbour process prints, for failure messages:
-// its stdout and stderr may write at once, and a chatty one is cut at 1 MB.
-type ProcessLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// Output is what something prints (an agent's logger, a neighbour process's
+// stdout and stderr), written from several goroutines while the test reads
+// it. Limit, when set, cuts a chatty writer off at that many bytes.
+type Output struct {
+	Limit int
+	mu    sync.Mutex
+	b     bytes.Buffer
 }
 
-func (l *ProcessLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 1<<20 {
-		l.b.Write(p)
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.Limit == 0 || o.b.Len() < o.Limit {
+		o.b.Write(p)
 	}
 	return len(p), nil
 }
 
-// String is what the process printed so far.
-func (l *ProcessLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// String is what was written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
 }

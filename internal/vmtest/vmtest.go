@@ -43,7 +43,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	addr   string
 	client *http.Client
-	log    testenv.ProcessLog
+	log    testenv.Output // what it printed, up to 1 MB
 	exited chan struct{}
 }
 
@@ -98,7 +98,8 @@ func start(ctx context.Context, name, bin, fixed string, args func(addr string) 
 				return nil, err
 			}
 		}
-		s := &Server{name: name, addr: addr, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{})}
+		s := &Server{name: name, addr: addr, client: &http.Client{Timeout: 30 * time.Second}, exited: make(chan struct{}),
+			log: testenv.Output{Limit: 1 << 20}}
 		s.cmd = exec.Command(bin, args(addr)...)
 		s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 		if err := s.cmd.Start(); err != nil {
