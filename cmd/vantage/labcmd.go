@@ -116,23 +116,40 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	rep, err := lab.Run(ctx, opts)
+	if rep == nil { // a nil *Report is not a nil labReport
+		return labOutcome("lab", nil, err, lab.ErrOptions, *markdown, stdout, stderr)
+	}
+	return labOutcome("lab", rep, err, lab.ErrOptions, *markdown, stdout, stderr)
+}
+
+// labReport is what both labs return.
+type labReport interface {
+	WriteText(io.Writer) error
+	WriteMarkdown(io.Writer) error
+	OK() bool
+}
+
+// labOutcome prints a lab's report (as markdown with markdown) and gives
+// the exit code: usage for an option error (errOptions), a failure when
+// the lab could not finish or an invariant or goal failed.
+func labOutcome(name string, rep labReport, err, errOptions error, markdown bool, stdout, stderr io.Writer) int {
 	if err != nil && rep == nil {
-		fmt.Fprintf(stderr, "lab: %v\n", err)
-		if errors.Is(err, lab.ErrOptions) {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		if errors.Is(err, errOptions) {
 			return exitUsage
 		}
 		return exitFail
 	}
 	write := rep.WriteText
-	if *markdown {
+	if markdown {
 		write = rep.WriteMarkdown
 	}
 	if werr := write(stdout); werr != nil {
-		fmt.Fprintf(stderr, "lab: %v\n", werr)
+		fmt.Fprintf(stderr, "%s: %v\n", name, werr)
 		return exitFail
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "lab: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return exitFail
 	}
 	if !rep.OK() {

@@ -73,27 +73,8 @@ func runNetlab(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stdout, "lab -netns: skipped: %v\n", err)
 		return exitOK
 	}
-	if err != nil && rep == nil {
-		fmt.Fprintf(stderr, "lab -netns: %v\n", err)
-		if errors.Is(err, netlab.ErrOptions) {
-			return exitUsage
-		}
-		return exitFail
+	if rep == nil { // a nil *Report is not a nil labReport
+		return labOutcome("lab -netns", nil, err, netlab.ErrOptions, *markdown, stdout, stderr)
 	}
-	write := rep.WriteText
-	if *markdown {
-		write = rep.WriteMarkdown
-	}
-	if werr := write(stdout); werr != nil {
-		fmt.Fprintf(stderr, "lab -netns: %v\n", werr)
-		return exitFail
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "lab -netns: %v\n", err)
-		return exitFail
-	}
-	if !rep.OK() {
-		return exitFail
-	}
-	return exitOK
+	return labOutcome("lab -netns", rep, err, netlab.ErrOptions, *markdown, stdout, stderr)
 }
