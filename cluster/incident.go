@@ -266,17 +266,23 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			return
 		}
 	}
-	defer c.foldResolvedLocked(in.Target)
 	for _, have := range c.incidents {
 		if have.ID == in.ID {
+			resolved := have.ResolvedAt
 			have.merge(in)
 			c.incidentGen.Add(1)
+			if !have.ResolvedAt.Equal(resolved) {
+				c.foldResolvedLocked(in.Target)
+			}
 			return
 		}
 	}
 	cp := *in
 	c.addIncidentLocked(&cp)
 	sort.SliceStable(c.incidents, func(i, j int) bool { return c.incidents[i].StartedAt.Before(c.incidents[j].StartedAt) })
+	if !cp.Open() {
+		c.foldResolvedLocked(in.Target)
+	}
 }
 
 // foldResolvedLocked folds target's resolved incidents that overlap in time
@@ -285,37 +291,33 @@ func (c *Cluster) mergeIncident(in *Incident) {
 // it is doubted, and nobody hears the incident it opens meanwhile). The
 // smaller ID (the earlier start) stands for both everywhere, as for open
 // ones, with the other's facts and the later resolution; every agent folds
-// the same pair the same way, so the fleet converges on one record.
+// the same pair the same way, so the fleet converges on one record. It
+// runs only when one of target's incidents resolved or arrived resolved: a
+// push/pull merges every incident again, mostly to no change.
 func (c *Cluster) foldResolvedLocked(target string) {
-	for {
-		var keep, drop *Incident
-	search:
-		for i, a := range c.incidents {
-			if a.Target != target || a.Open() {
+	var resolved []*Incident // target's: usually one or two
+	for _, in := range c.incidents {
+		if in.Target == target && !in.Open() {
+			resolved = append(resolved, in)
+		}
+	}
+	for i := 0; i < len(resolved); i++ {
+		for j := i + 1; j < len(resolved); j++ {
+			a, b := resolved[i], resolved[j]
+			if a.StartedAt.After(b.ResolvedAt) || b.StartedAt.After(a.ResolvedAt) {
 				continue
 			}
-			for _, b := range c.incidents[i+1:] {
-				if b.Target != target || b.Open() || b.ID == a.ID {
-					continue
-				}
-				if !a.StartedAt.After(b.ResolvedAt) && !b.StartedAt.After(a.ResolvedAt) {
-					keep, drop = a, b
-					if b.ID < a.ID {
-						keep, drop = b, a
-					}
-					break search
-				}
+			keep, drop := a, b
+			if b.ID < a.ID {
+				keep, drop = b, a
 			}
+			keep.merge(drop) // the later resolution, both records' facts
+			c.dropIncidentLocked(drop.ID)
+			// Folding may widen keep: compare it with the others again.
+			resolved[i] = keep
+			resolved = slices.Delete(resolved, j, j+1)
+			j = i
 		}
-		if keep == nil {
-			return
-		}
-		resolved := keep.ResolvedAt
-		keep.merge(drop)
-		if drop.ResolvedAt.After(resolved) {
-			keep.ResolvedAt = drop.ResolvedAt
-		}
-		c.dropIncidentLocked(drop.ID)
 	}
 }
 
