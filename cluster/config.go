@@ -116,6 +116,10 @@ type Event struct {
 	Reason  string        // incident_open: a failing region's probe reason (not_serving, json_mismatch...)
 }
 
+// DefaultPushPull is the push/pull (anti-entropy) interval when Config
+// sets none: it repairs lost transitions within one interval or so.
+const DefaultPushPull = 20 * time.Second
+
 func (c *Config) applyDefaults() {
 	if c.AgentID == "" {
 		c.AgentID = c.NodeName
@@ -139,7 +143,7 @@ func (c *Config) applyDefaults() {
 		c.RejoinInterval = 30 * time.Second // heals partitions longer than the dead-node reclaim time
 	}
 	if c.PushPull == 0 {
-		c.PushPull = 20 * time.Second // anti-entropy: repairs lost transitions within one interval or so
+		c.PushPull = DefaultPushPull
 	}
 	if c.ReplicasPerRegion <= 0 {
 		c.ReplicasPerRegion = 1

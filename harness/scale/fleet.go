@@ -674,7 +674,7 @@ func (f *Fleet) pushPullEvery() time.Duration {
 		f.opts.Timing.Tune(&c)
 	}
 	if c.PushPull == 0 {
-		return 20 * time.Second // cluster.Config's default
+		return cluster.DefaultPushPull
 	}
 	return c.PushPull
 }
