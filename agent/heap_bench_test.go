@@ -1,0 +1,39 @@
+package agent
+
+import (
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+)
+
+// BenchmarkLiveHeap10k reports the live heap per target of an agent with
+// 10,000 HTTPS targets, each with a result and a verdict it leads: the
+// per-target structures that issue 21's 64 MB goal has to fit (the
+// probes' connections in flight come on top, in `vantage bench`).
+func BenchmarkLiveHeap10k(b *testing.B) {
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	a, _ := benchAgent(b, 10000)
+	var after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/10000, "live-B/target")
+	// VANTAGE_HEAP_PROFILE=FILE writes the live heap while the agent runs
+	// (go test's -memprofile is taken after it stopped); use it with
+	// -memprofilerate 512 to see small objects.
+	if path := os.Getenv("VANTAGE_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.KeepAlive(a)
+}
