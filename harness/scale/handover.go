@@ -36,8 +36,8 @@ type HandoverRun struct {
 	Samples int
 }
 
-// MeasureHandover starts a fleet, lets it probe until every leader holds
-// every region's fresh vote, opens outages on some targets the busiest
+// MeasureHandover starts a fleet, lets it probe until the busiest leader
+// holds every region's fresh vote for each target it leads, opens outages on some targets the busiest
 // leader leads (ongoing), kills that leader without a goodbye, begins more
 // outages on its targets at the same moment (new), and watches the
 // hand-over: every agent's incidents, every 100 ms, until the new leaders
@@ -54,15 +54,21 @@ func MeasureHandover(ctx context.Context, opts Options, ongoing, fresh int, limi
 		return run, err
 	}
 	f.StartProbing()
-	if _, err := poll(ctx, limit, 100*time.Millisecond, "every leader to hold every region's fresh vote",
-		func() bool { return f.freshAtLeaders() == 1 }); err != nil {
-		return run, err
-	}
-
 	victim, led := f.busiestLeader()
 	run.Led = len(led)
 	if ongoing+fresh > len(led) {
 		return run, fmt.Errorf("%s leads %d targets, fewer than the %d outages asked for", victim.Name, len(led), ongoing+fresh)
+	}
+	regions := len(f.Regions())
+	if _, err := poll(ctx, limit, 100*time.Millisecond, "the victim to judge its targets with every region's fresh vote", func() bool {
+		for _, t := range led {
+			if st, ok := victim.Cluster.Status(t); !ok || !st.IsLeader || st.Reporting != regions {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return run, err
 	}
 	outage := map[string]string{} // target -> the incident ID open at the kill ("" for a new outage)
 	for _, t := range led[:ongoing] {
@@ -92,7 +98,6 @@ func MeasureHandover(ctx context.Context, opts Options, ongoing, fresh int, limi
 		outage[t] = ""
 	}
 
-	regions := len(f.Regions())
 	false_, doubled := map[string]bool{}, map[string]bool{}
 	handedOver := func() bool {
 		for _, t := range led {
