@@ -36,6 +36,7 @@ type Cluster struct {
 	now   func() time.Time
 
 	inbox    chan []byte // hand-off from memberlist's goroutines
+	digests  chan digest // peers' push/pull digests, for syncLoop
 	changed  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
@@ -115,6 +116,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		clock:        mono.New(),
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
+		digests:      make(chan digest, pendingDigests),
 		changed:      make(chan struct{}, 1),
 		heartbeatNow: make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -193,7 +195,8 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	}
 	c.ml = ml
 	c.localAddr = ml.LocalNode().Address() // before any goroutine can update it
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go c.syncLoop()
 	go c.recvLoop()
 	go c.assignLoop()
 	go c.tickLoop()

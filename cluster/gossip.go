@@ -107,6 +107,8 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.receiveVerdict(&v)
+	case msgRepair: // the entries a peer's digest comparison found we lack
+		c.mergeState(msgRepair, b)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {
@@ -201,47 +203,62 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState carries every fresh observation and the incidents we keep:
-// anti-entropy for lost gossip, and a newcomer's full picture.
+// LocalState is a join's full picture (every fresh observation, verdict
+// and incident we keep), and otherwise a digest of it: anti-entropy for
+// lost gossip sends only what differs (digest.go).
 func (d *delegate) LocalState(join bool) []byte {
 	c := d.c
 	now := c.now()
+	if !join {
+		return c.localDigest(now)
+	}
 	c.mu.Lock()
-	obs := make([]*Observation, 0, len(c.table)*2)
-	for _, byAgent := range c.table {
-		for _, o := range byAgent {
-			if c.freshLocked(o, now) {
-				obs = append(obs, o)
-			}
-		}
-	}
-	verdicts := make([]*Verdict, 0, len(c.fleet))
-	for _, v := range c.fleet {
-		verdicts = append(verdicts, v)
-	}
-	b := encodeState(obs, c.incidents, verdicts, now)
+	v := c.viewLocked(now)
+	b := encodeState(v.obs, v.incidents, v.verdicts, now)
 	c.mu.Unlock()
 	return b
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	obs, ins, vs, err := decodeState(buf, d.c.now())
+	t, err := messageType(buf)
 	if err != nil {
 		d.c.m.badMessages.Inc()
 		return
 	}
-	// Merged inline (push/pull runs on its own TCP goroutine, not the
-	// gossip loop), through the same paths as gossip.
+	if t == msgDigest {
+		dg, err := decodeDigest(buf)
+		if err != nil {
+			d.c.m.badMessages.Inc()
+			return
+		}
+		d.c.queueDigest(dg)
+		return
+	}
+	// A full state: a join's, or an agent's that predates digests.
+	d.c.mergeState(msgState, buf)
+}
+
+// mergeState merges a state message of type typ: a join's full state
+// (msgState), or the entries
+// a peer found we lack (msgRepair, digest.go). Merged inline (push/pull runs on its
+// own TCP goroutine, not the gossip loop), through the same paths as
+// gossip.
+func (c *Cluster) mergeState(typ byte, buf []byte) {
+	obs, ins, vs, err := decodeStateAs(typ, buf, c.now())
+	if err != nil {
+		c.m.badMessages.Inc()
+		return
+	}
 	for i := range obs {
-		d.c.receive(&obs[i])
+		c.receive(&obs[i])
 	}
 	for i := range ins {
-		d.c.mergeIncident(&ins[i])
+		c.mergeIncident(&ins[i])
 	}
 	for i := range vs {
-		d.c.receiveVerdict(&vs[i])
+		c.receiveVerdict(&vs[i])
 	}
-	d.c.synced.Store(true)
+	c.synced.Store(true)
 }
 
 var _ memberlist.Delegate = (*delegate)(nil)

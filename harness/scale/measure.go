@@ -421,6 +421,10 @@ type GossipWindow struct {
 	// result broadcast (a dropped packet on a loaded machine) until a
 	// push/pull brings it; this says how soon that heals.
 	FreshAllAfter time.Duration
+	// HeapPerAgent is the process's heap in use (after a GC) at the end of
+	// the window, less what it was before the fleet started, per agent:
+	// the harness's own per-target bookkeeping counts in it too.
+	HeapPerAgent uint64
 }
 
 // Total is the fleet's traffic in the window.
@@ -453,12 +457,13 @@ func (w GossipWindow) MaxAgentBps() float64 {
 // settle, then measures each phase in turn.
 func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phases []GossipPhase) ([]GossipWindow, error) {
 	opts.applyDefaults()
+	base := heapInUse()
 	f, err := Start(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if _, err := f.WaitConverged(ctx, convergeLimit); err != nil {
+	if _, err := f.WaitConverged(ctx, simConvergeLimit); err != nil {
 		return nil, err
 	}
 	f.ReportAll()
@@ -473,6 +478,8 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		if err != nil {
 			return out, err
 		}
+		h := heapInUse()
+		w.HeapPerAgent = (h - min(base, h)) / uint64(len(w.PerAgent))
 		out = append(out, w)
 	}
 	return out, nil
