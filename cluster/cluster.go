@@ -37,6 +37,7 @@ type Cluster struct {
 
 	inbox    chan []byte // hand-off from memberlist's goroutines
 	digests  chan digest // peers' push/pull digests, for syncLoop
+	resends  chan string // holders' requests for our observations (node names), for syncLoop
 	changed  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
@@ -83,7 +84,12 @@ type Cluster struct {
 	// for the targets we lead): the one source of a target's state.
 	fleet map[string]*Verdict
 	// leading is the leader's bookkeeping of the targets we lead.
-	leading    map[string]*leaderState
+	leading map[string]*leaderState
+	// vouches are the probers' latest vouches, for checkVouches; holdKey
+	// is the holders' view refreshHolders last acted on (holders.go).
+	vouches    map[string]vouch
+	holdKey    uint64
+	held       map[string]bool // target -> this agent holds it, under holdKey
 	verdictSeq atomic.Uint64
 	// clock keeps the leaders' instants in 8 bytes (internal/mono).
 	clock     mono.Clock
@@ -117,6 +123,9 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		digests:      make(chan digest, pendingDigests),
+		resends:      make(chan string, 64),
+		vouches:      make(map[string]vouch),
+		held:         make(map[string]bool),
 		changed:      make(chan struct{}, 1),
 		heartbeatNow: make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -372,10 +381,13 @@ func (c *Cluster) tickLoop() {
 			c.settle()
 			c.refreshCandidacy()
 			c.refreshDoubts()
+			c.refreshHolders()
+			c.checkVouches()
 			c.checkIsolation()
 			c.evaluateAll()
 		case <-hb.C:
 			c.sendHeartbeat()
+			c.sendVouches()
 		case <-c.heartbeatNow:
 			c.sendHeartbeat()
 		case <-rejoin.C:

@@ -103,7 +103,8 @@ func bytesHash(b []byte) uint32 {
 }
 
 // tableView is the part of the table a push/pull shares: fresh
-// observations, verdicts and incidents, with each incident's encoding.
+// observations (none in a targeted fleet), verdicts and incidents, with
+// each incident's encoding.
 type tableView struct {
 	obs       []*Observation
 	verdicts  []*Verdict
@@ -116,11 +117,16 @@ func (v *tableView) entries() int { return len(v.obs) + len(v.verdicts) + len(v.
 // viewLocked collects what a push/pull shares. The slices hold the table's
 // own pointers: read them under c.mu, or copy.
 func (c *Cluster) viewLocked(now time.Time) tableView {
-	v := tableView{obs: make([]*Observation, 0, len(c.table)*2), verdicts: make([]*Verdict, 0, len(c.fleet))}
-	for _, byAgent := range c.table {
-		for _, o := range byAgent {
-			if c.freshLocked(o, now) {
-				v.obs = append(v.obs, o)
+	v := tableView{verdicts: make([]*Verdict, 0, len(c.fleet))}
+	// In a targeted fleet two agents hold different targets' observations:
+	// their holders repair them (holders.go), push/pull the rest.
+	if !c.targetedLocked() {
+		v.obs = make([]*Observation, 0, len(c.table)*2)
+		for _, byAgent := range c.table {
+			for _, o := range byAgent {
+				if c.freshLocked(o, now) {
+					v.obs = append(v.obs, o)
+				}
 			}
 		}
 	}
@@ -221,6 +227,8 @@ func (c *Cluster) syncLoop() {
 			return
 		case d := <-c.digests:
 			c.answerDigest(d)
+		case node := <-c.resends:
+			c.resendTo(node)
 		}
 	}
 }

@@ -109,6 +109,20 @@ func (c *Cluster) handle(b []byte) {
 		c.receiveVerdict(&v)
 	case msgRepair: // the entries a peer's digest comparison found we lack
 		c.mergeState(msgRepair, b)
+	case msgVouch:
+		v, err := decodeVouch(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.receiveVouch(v)
+	case msgResend:
+		node, err := decodeResend(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.queueResend(node)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {
@@ -135,11 +149,14 @@ func (c *Cluster) sendHeartbeat() {
 
 // fanOutMax bounds direct fan-out. memberlist does not relay user
 // broadcasts (a queued message reaches only RetransmitMult x log(N) peers),
-// so heartbeats, state changes and incidents are also sent straight to
-// every live member: at most this many UDP packets per message, and only
-// on changes or every HeartbeatEvery. Larger fleets rely on the broadcast
-// queue and push/pull.
-const fanOutMax = 64
+// so heartbeats, verdicts and incidents (and observations, below
+// TargetedFrom) are also sent straight to every live member: at most this
+// many UDP packets per message, and only on changes or every
+// HeartbeatEvery. An agent sends its share of the fleet's changes to every
+// member and receives every change once: its cost follows the fleet's
+// change rate, not its size. Larger fleets rely on the broadcast queue and
+// push/pull's digests.
+const fanOutMax = 256
 
 // gossip sends msg to the fleet: queued as a named broadcast (a newer one
 // with the same name replaces it) and sent straight to every live member.
@@ -213,7 +230,7 @@ func (d *delegate) LocalState(join bool) []byte {
 		return c.localDigest(now)
 	}
 	c.mu.Lock()
-	v := c.viewLocked(now)
+	v := c.viewLocked(now) // a targeted fleet's newcomer asks the probers (holders.go)
 	b := encodeState(v.obs, v.incidents, v.verdicts, now)
 	c.mu.Unlock()
 	return b

@@ -29,6 +29,8 @@ const (
 	msgVerdict     byte = 8  // a leader's verdict on one target
 	msgDigest      byte = 9  // push/pull: bucket hashes of the table (digest.go)
 	msgRepair      byte = 10 // the entries a peer's digest showed it lacks: a state, sent by TCP
+	msgVouch       byte = 11 // a prober to one holder: "these of my observations still hold" (holders.go)
+	msgResend      byte = 12 // a holder to a prober: "send me what you vouched for"
 
 	// maxMessage bounds any single gossip message we build or accept; the
 	// broadcast queue never sees a larger one.
@@ -848,6 +850,51 @@ func decodeVerdict(b []byte, now time.Time) (Verdict, error) {
 	}
 	v.Incident = d.str()
 	return v, d.err
+}
+
+func encodeVouch(v *vouch) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(v.AgentID)+len(v.Node))}
+	e.byte(msgVouch)
+	e.byte(wireVersion)
+	e.str(v.AgentID)
+	e.str(v.Node)
+	e.uvarint(v.Boot)
+	e.uvarint(uint64(v.Count))
+	e.uvarint(uint64(v.Sum))
+	return e.b
+}
+
+func decodeVouch(b []byte) (vouch, error) {
+	d := decoder{b: b}
+	d.header(msgVouch)
+	var v vouch
+	v.AgentID = d.str()
+	v.Node = d.str()
+	v.Boot = d.uvarint()
+	count, sum := d.uvarint(), d.uvarint()
+	if d.err == nil && (count > math.MaxUint32 || sum > math.MaxUint32) {
+		d.err = errTooLarge
+	}
+	v.Count, v.Sum = uint32(count), uint32(sum)
+	return v, d.err
+}
+
+func encodeResend(node string) []byte {
+	e := encoder{b: make([]byte, 0, 4+len(node))}
+	e.byte(msgResend)
+	e.byte(wireVersion)
+	e.str(node)
+	return e.b
+}
+
+func decodeResend(b []byte) (string, error) {
+	d := decoder{b: b}
+	d.header(msgResend)
+	node := d.str()
+	if d.err == nil && node == "" {
+		d.err = errShort
+	}
+	return node, d.err
 }
 
 // messageType peeks at the type byte.

@@ -215,9 +215,11 @@ func envInts(t *testing.T, key string, def []int) []int {
 	return out
 }
 
-// TestReportGossip measures gossip bytes and heap per agent. The shapes
-// come from gossipShapes; VANTAGE_SCALE_GOSSIP=changes measures only the
-// plaintext 1%-per-minute window (the model's input), which big fleets
+// TestReportGossip measures gossip bytes and heap per agent, then how soon
+// the fleet recovers from a join and from a death: every (target, region)
+// owned again and every leader holding every region's fresh vote. The
+// shapes come from gossipShapes; VANTAGE_SCALE_GOSSIP=changes measures only
+// the plaintext 1%-per-minute window and the two events, which big fleets
 // want for time.
 func TestReportGossip(t *testing.T) {
 	reportEnabled(t, "gossip")
@@ -227,14 +229,17 @@ func TestReportGossip(t *testing.T) {
 		key    []byte
 		phases []GossipPhase
 	}
+	churn := []GossipPhase{
+		{Name: "an agent joins (1% changing)", Window: 30 * time.Second, ChangeRate: 0.01, Event: EventJoin},
+		{Name: "an agent dies (1% changing)", Window: 30 * time.Second, ChangeRate: 0.01, Event: EventKill}}
 	runs := []run{
-		{"plaintext", nil, []GossipPhase{{Name: "steady, no changes", Window: time.Minute},
-			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
+		{"plaintext", nil, append([]GossipPhase{{Name: "steady, no changes", Window: time.Minute},
+			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)},
 		{"encrypted", []byte("0123456789abcdef0123456789abcdef"), []GossipPhase{
 			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
 	}
 	if os.Getenv("VANTAGE_SCALE_GOSSIP") == "changes" {
-		runs = []run{{"plaintext", nil, []GossipPhase{{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}}}
+		runs = []run{{"plaintext", nil, append([]GossipPhase{{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)}}
 	}
 	var rows [][]string
 	for _, shape := range gossipShapes(t) {
@@ -255,13 +260,27 @@ func TestReportGossip(t *testing.T) {
 					fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
 					fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
 					fmt.Sprintf("%.1f MB", float64(w.HeapPerAgent)/(1<<20)),
-					fmt.Sprintf("%.3f", w.FreshAtLeaders)})
+					fmt.Sprintf("%.3f", w.FreshAtLeaders), recovery(w)})
 			}
 		}
 	}
 	table(t, "Gossip bytes per agent (30s interval), production timings",
 		[]string{"regions x agents", "targets", "gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
-			"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders"}, rows)
+			"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
+			"recovered (all see it dead)"}, rows)
+}
+
+// recovery is a window's recovery from its event: "-" without one.
+func recovery(w GossipWindow) string {
+	switch {
+	case w.Event == "":
+		return "-"
+	case w.Recovered < 0:
+		return "not within " + secs(recoverLimit)
+	case w.Event == EventKill:
+		return fmt.Sprintf("%s (%s)", secs(w.Recovered), secs(w.Detected))
+	}
+	return secs(w.Recovered)
 }
 
 func TestReportSimulation(t *testing.T) {
