@@ -241,8 +241,10 @@ func TestReportGossip(t *testing.T) {
 	if os.Getenv("VANTAGE_SCALE_GOSSIP") == "changes" {
 		runs = []run{{"plaintext", nil, append([]GossipPhase{{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)}}
 	}
-	var rows [][]string
 	for _, shape := range gossipShapes(t) {
+		// A table per shape, as it completes: a large fleet that fails
+		// to converge loses no earlier shape's figures.
+		var rows [][]string
 		for _, c := range runs {
 			opts := shape
 			opts.Timing, opts.Key = Production(), c.key
@@ -263,11 +265,11 @@ func TestReportGossip(t *testing.T) {
 					fmt.Sprintf("%.3f", w.FreshAtLeaders), recovery(w)})
 			}
 		}
+		table(t, "Gossip bytes per agent (30s interval), production timings",
+			[]string{"regions x agents", "targets", "gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
+				"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
+				"recovered (all see it dead)"}, rows)
 	}
-	table(t, "Gossip bytes per agent (30s interval), production timings",
-		[]string{"regions x agents", "targets", "gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
-			"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
-			"recovered (all see it dead)"}, rows)
 }
 
 // recovery is a window's recovery from its event: "-" without one.
