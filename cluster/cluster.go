@@ -36,6 +36,8 @@ type Cluster struct {
 	now   func() time.Time
 
 	inbox    chan []byte // hand-off from memberlist's goroutines
+	digests  chan digest // peers' push/pull digests, for syncLoop
+	resends  chan string // holders' requests for our observations (node names), for syncLoop
 	changed  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
@@ -82,7 +84,12 @@ type Cluster struct {
 	// for the targets we lead): the one source of a target's state.
 	fleet map[string]*Verdict
 	// leading is the leader's bookkeeping of the targets we lead.
-	leading    map[string]*leaderState
+	leading map[string]*leaderState
+	// vouches are the probers' latest vouches, for checkVouches; holdKey
+	// is the holders' view refreshHolders last acted on (holders.go).
+	vouches    map[string]vouch
+	holdKey    uint64
+	held       map[string]bool // target -> this agent holds it, under holdKey
 	verdictSeq atomic.Uint64
 	// clock keeps the leaders' instants in 8 bytes (internal/mono).
 	clock     mono.Clock
@@ -115,6 +122,10 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		clock:        mono.New(),
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
+		digests:      make(chan digest, pendingDigests),
+		resends:      make(chan string, 64),
+		vouches:      make(map[string]vouch),
+		held:         make(map[string]bool),
 		changed:      make(chan struct{}, 1),
 		heartbeatNow: make(chan struct{}, 1),
 		stop:         make(chan struct{}),
@@ -193,7 +204,8 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	}
 	c.ml = ml
 	c.localAddr = ml.LocalNode().Address() // before any goroutine can update it
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go c.syncLoop()
 	go c.recvLoop()
 	go c.assignLoop()
 	go c.tickLoop()
@@ -369,10 +381,13 @@ func (c *Cluster) tickLoop() {
 			c.settle()
 			c.refreshCandidacy()
 			c.refreshDoubts()
+			c.refreshHolders()
+			c.checkVouches()
 			c.checkIsolation()
 			c.evaluateAll()
 		case <-hb.C:
 			c.sendHeartbeat()
+			c.sendVouches()
 		case <-c.heartbeatNow:
 			c.sendHeartbeat()
 		case <-rejoin.C:

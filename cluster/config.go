@@ -70,6 +70,15 @@ type Config struct {
 	// does (see leadership.go): the others drop the old leader when they
 	// hear the new one, so this turns a hand-over's overlap into a gap.
 	LeaderDelay time.Duration
+	// TargetedFrom is the fleet size (live members) from which an
+	// observation goes only to its target's holders, the leader and
+	// Standbys successors, instead of to every member (holders.go).
+	// Default 16; negative: never.
+	TargetedFrom int
+	// Standbys is how many next-ranked agents after a target's leader
+	// hold its observations in a targeted fleet, so that a successor has
+	// fresh votes from every region when the leader dies. Default 2.
+	Standbys int
 
 	// skew shifts this agent's clock (tests: nothing may depend on it).
 	skew time.Duration
@@ -168,6 +177,16 @@ func (c *Config) applyDefaults() {
 	}
 	if c.LeaderDelay == 0 {
 		c.LeaderDelay = time.Second // well above a heartbeat's flight between continents
+	}
+	if c.TargetedFrom == 0 {
+		// Below this, every agent holding every region's results costs
+		// little (a few MB at 10k targets) and every agent's page shows
+		// them all; above it, that grows with the fleet's targets on
+		// every agent.
+		c.TargetedFrom = 16
+	}
+	if c.Standbys <= 0 {
+		c.Standbys = 2 // the leader and a successor may die together
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

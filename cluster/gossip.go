@@ -107,6 +107,22 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.receiveVerdict(&v)
+	case msgRepair: // the entries a peer's digest comparison found we lack
+		c.mergeState(msgRepair, b)
+	case msgVouch:
+		v, err := decodeVouch(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.receiveVouch(v)
+	case msgResend:
+		node, err := decodeResend(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.queueResend(node)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {
@@ -133,11 +149,14 @@ func (c *Cluster) sendHeartbeat() {
 
 // fanOutMax bounds direct fan-out. memberlist does not relay user
 // broadcasts (a queued message reaches only RetransmitMult x log(N) peers),
-// so heartbeats, state changes and incidents are also sent straight to
-// every live member: at most this many UDP packets per message, and only
-// on changes or every HeartbeatEvery. Larger fleets rely on the broadcast
-// queue and push/pull.
-const fanOutMax = 64
+// so heartbeats, verdicts and incidents (and observations, below
+// TargetedFrom) are also sent straight to every live member: at most this
+// many UDP packets per message, and only on changes or every
+// HeartbeatEvery. An agent sends its share of the fleet's changes to every
+// member and receives every change once: its cost follows the fleet's
+// change rate, not its size. Larger fleets rely on the broadcast queue and
+// push/pull's digests.
+const fanOutMax = 256
 
 // gossip sends msg to the fleet: queued as a named broadcast (a newer one
 // with the same name replaces it) and sent straight to every live member.
@@ -201,47 +220,62 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState carries every fresh observation and the incidents we keep:
-// anti-entropy for lost gossip, and a newcomer's full picture.
+// LocalState is a join's full picture (every fresh observation, verdict
+// and incident we keep), and otherwise a digest of it: anti-entropy for
+// lost gossip sends only what differs (digest.go).
 func (d *delegate) LocalState(join bool) []byte {
 	c := d.c
 	now := c.now()
+	if !join {
+		return c.localDigest(now)
+	}
 	c.mu.Lock()
-	obs := make([]*Observation, 0, len(c.table)*2)
-	for _, byAgent := range c.table {
-		for _, o := range byAgent {
-			if c.freshLocked(o, now) {
-				obs = append(obs, o)
-			}
-		}
-	}
-	verdicts := make([]*Verdict, 0, len(c.fleet))
-	for _, v := range c.fleet {
-		verdicts = append(verdicts, v)
-	}
-	b := encodeState(obs, c.incidents, verdicts, now)
+	v := c.viewLocked(now) // a targeted fleet's newcomer asks the probers (holders.go)
+	b := encodeState(v.obs, v.incidents, v.verdicts, now)
 	c.mu.Unlock()
 	return b
 }
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	obs, ins, vs, err := decodeState(buf, d.c.now())
+	t, err := messageType(buf)
 	if err != nil {
 		d.c.m.badMessages.Inc()
 		return
 	}
-	// Merged inline (push/pull runs on its own TCP goroutine, not the
-	// gossip loop), through the same paths as gossip.
+	if t == msgDigest {
+		dg, err := decodeDigest(buf)
+		if err != nil {
+			d.c.m.badMessages.Inc()
+			return
+		}
+		d.c.queueDigest(dg)
+		return
+	}
+	// A full state: a join's, or an agent's that predates digests.
+	d.c.mergeState(msgState, buf)
+}
+
+// mergeState merges a state message of type typ: a join's full state
+// (msgState), or the entries
+// a peer found we lack (msgRepair, digest.go). Merged inline (push/pull runs on its
+// own TCP goroutine, not the gossip loop), through the same paths as
+// gossip.
+func (c *Cluster) mergeState(typ byte, buf []byte) {
+	obs, ins, vs, err := decodeStateAs(typ, buf, c.now())
+	if err != nil {
+		c.m.badMessages.Inc()
+		return
+	}
 	for i := range obs {
-		d.c.receive(&obs[i])
+		c.receive(&obs[i])
 	}
 	for i := range ins {
-		d.c.mergeIncident(&ins[i])
+		c.mergeIncident(&ins[i])
 	}
 	for i := range vs {
-		d.c.receiveVerdict(&vs[i])
+		c.receiveVerdict(&vs[i])
 	}
-	d.c.synced.Store(true)
+	c.synced.Store(true)
 }
 
 var _ memberlist.Delegate = (*delegate)(nil)

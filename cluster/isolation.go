@@ -14,6 +14,7 @@ func (c *Cluster) checkIsolation() {
 	now := c.now()
 	c.mu.Lock()
 	myFailing, othersUp, total := 0, 0, 0
+	targeted := c.targetedLocked()
 	for _, name := range c.mine {
 		byAgent := c.table[name]
 		mine := byAgent.get(c.cfg.AgentID)
@@ -34,6 +35,15 @@ func (c *Cluster) checkIsolation() {
 				failing++
 			} else {
 				up++
+			}
+		}
+		if targeted && up == 0 && failing == 0 {
+			// A targeted fleet sends other regions' results to the
+			// target's holders only: the leader's verdict says what
+			// they see.
+			if v := c.fleet[name]; v != nil {
+				up = countOthers(v.Passing, c.cfg.Region)
+				failing = countOthers(v.Failing, c.cfg.Region)
 			}
 		}
 		if up > 0 && failing == 0 {
@@ -73,6 +83,17 @@ func (c *Cluster) checkIsolation() {
 		c.emit(Event{At: now, Kind: "isolated", Region: c.cfg.Region, Node: c.cfg.NodeName, Detail: strconv.FormatBool(iso)})
 		c.sendHeartbeat()
 	}
+}
+
+// countOthers counts the regions other than own.
+func countOthers(regions []string, own string) int {
+	n := 0
+	for _, r := range regions {
+		if r != own {
+			n++
+		}
+	}
+	return n
 }
 
 // regionIsolatedLocked: a region is isolated when every live member of it

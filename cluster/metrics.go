@@ -18,6 +18,8 @@ type clusterMetrics struct {
 	sendErrors    *metrics.Counter
 	heartbeatGaps *metrics.Counter
 	doubted       *metrics.Counter
+	digestEntries *metrics.Counter
+	resendsAsked  *metrics.Counter
 	incidents     *metrics.Counter
 	detection     *metrics.PrometheusHistogram
 	confirm       map[string]*metrics.Counter
@@ -40,6 +42,8 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		sendErrors:    s.NewCounter(`vantage_gossip_send_errors_total`),
 		heartbeatGaps: s.NewCounter(`vantage_gossip_heartbeat_gaps_total`),
 		doubted:       s.NewCounter(`vantage_leadership_doubted_total`),
+		digestEntries: s.NewCounter(`vantage_gossip_repair_entries_sent_total`),
+		resendsAsked:  s.NewCounter(`vantage_gossip_resends_asked_total`),
 		incidents:     s.NewCounter(`vantage_cluster_incidents_opened_total`),
 		detection:     s.NewPrometheusHistogramExt(`vantage_detection_seconds`, detectionBuckets),
 		confirm:       map[string]*metrics.Counter{},

@@ -54,9 +54,18 @@ func (c *Cluster) Report(o Observation) {
 
 // publish sends our observation o (new or changed) to the fleet: gossiped,
 // and sent straight to every member (or only to the target's leader in
-// fleets too large to fan out to), then evaluated here in case we lead.
+// fleets too large to fan out to), or in a targeted fleet only to the
+// target's holders; then evaluated here in case we lead.
 func (c *Cluster) publish(o *Observation) {
 	msg := encodeResult(o)
+	c.mu.Lock()
+	targeted := c.targetedLocked()
+	c.mu.Unlock()
+	if targeted {
+		c.sendTargeted(o.Target, msg) // holders.go
+		c.evaluate(o.Target)
+		return
+	}
 	c.broadcast("r/"+o.Target, msg)
 	if c.memberCount() <= fanOutMax {
 		c.fanOut(msg)
@@ -116,7 +125,7 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	o.Received = c.now()
 	c.mu.Lock()
-	if _, ok := c.targets[o.Target]; !ok {
+	if _, ok := c.targets[o.Target]; !ok || !c.heldLocked(o.Target, o.Received) {
 		c.mu.Unlock()
 		return
 	}
@@ -199,6 +208,9 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 			m.Isolated = h.Isolated
 			m.Targets = int(h.Targets)
 		}
+	}
+	if c.targetedLocked() {
+		return // each prober vouches to each holder apart (holders.go)
 	}
 	cur, ok := c.agentSeq[h.AgentID]
 	if !ok || cur[0] != h.Boot || cur[1] < h.Seq {

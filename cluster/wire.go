@@ -19,14 +19,18 @@ import (
 const (
 	wireVersion byte = 1
 
-	msgResult      byte = 1 // one observation, gossiped and sent to the leader
-	msgHeartbeat   byte = 2 // "everything I said up to seq S still holds"
-	msgConfirmReq  byte = 3 // "probe this target now"
-	msgConfirmResp byte = 4 // the answer to a confirm request
-	msgIncident    byte = 5 // the leader's incident record, so a new leader continues it
-	msgState       byte = 6 // push/pull: the full table
-	msgBye         byte = 7 // "I am leaving on purpose"
-	msgVerdict     byte = 8 // a leader's verdict on one target
+	msgResult      byte = 1  // one observation, gossiped and sent to the leader
+	msgHeartbeat   byte = 2  // "everything I said up to seq S still holds"
+	msgConfirmReq  byte = 3  // "probe this target now"
+	msgConfirmResp byte = 4  // the answer to a confirm request
+	msgIncident    byte = 5  // the leader's incident record, so a new leader continues it
+	msgState       byte = 6  // a join's push/pull: the full table; a digest's answer: the differing part
+	msgBye         byte = 7  // "I am leaving on purpose"
+	msgVerdict     byte = 8  // a leader's verdict on one target
+	msgDigest      byte = 9  // push/pull: bucket hashes of the table (digest.go)
+	msgRepair      byte = 10 // the entries a peer's digest showed it lacks: a state, sent by TCP
+	msgVouch       byte = 11 // a prober to one holder: "these of my observations still hold" (holders.go)
+	msgResend      byte = 12 // a holder to a prober: "send me what you vouched for"
 
 	// maxMessage bounds any single gossip message we build or accept; the
 	// broadcast queue never sees a larger one.
@@ -626,8 +630,15 @@ const (
 )
 
 func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict, now time.Time) []byte {
+	return encodeStateAs(msgState, obs, incidents, verdicts, now)
+}
+
+// encodeStateAs encodes a state with the message type typ: msgState for
+// push/pull, msgRepair for a digest's answer (a state that arrives as a
+// user message, so that a state by gossip stays malformed).
+func encodeStateAs(typ byte, obs []*Observation, incidents []*Incident, verdicts []*Verdict, now time.Time) []byte {
 	e := encoder{b: make([]byte, 0, 16+len(obs)*64+len(incidents)*96+len(verdicts)*64)}
-	e.byte(msgState)
+	e.byte(typ)
 	e.byte(wireVersion)
 	e.uvarint(uint64(len(obs)))
 	for _, o := range obs {
@@ -688,8 +699,13 @@ func encodeState(obs []*Observation, incidents []*Incident, verdicts []*Verdict,
 }
 
 func decodeState(b []byte, now time.Time) ([]Observation, []Incident, []Verdict, error) {
+	return decodeStateAs(msgState, b, now)
+}
+
+// decodeStateAs decodes a state of message type typ (encodeStateAs).
+func decodeStateAs(typ byte, b []byte, now time.Time) ([]Observation, []Incident, []Verdict, error) {
 	d := decoder{b: b}
-	d.header(msgState)
+	d.header(typ)
 	n := d.uvarint()
 	if n > maxStateObservations {
 		return nil, nil, nil, errTooLarge
@@ -834,6 +850,51 @@ func decodeVerdict(b []byte, now time.Time) (Verdict, error) {
 	}
 	v.Incident = d.str()
 	return v, d.err
+}
+
+func encodeVouch(v *vouch) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(v.AgentID)+len(v.Node))}
+	e.byte(msgVouch)
+	e.byte(wireVersion)
+	e.str(v.AgentID)
+	e.str(v.Node)
+	e.uvarint(v.Boot)
+	e.uvarint(uint64(v.Count))
+	e.uvarint(uint64(v.Sum))
+	return e.b
+}
+
+func decodeVouch(b []byte) (vouch, error) {
+	d := decoder{b: b}
+	d.header(msgVouch)
+	var v vouch
+	v.AgentID = d.str()
+	v.Node = d.str()
+	v.Boot = d.uvarint()
+	count, sum := d.uvarint(), d.uvarint()
+	if d.err == nil && (count > math.MaxUint32 || sum > math.MaxUint32) {
+		d.err = errTooLarge
+	}
+	v.Count, v.Sum = uint32(count), uint32(sum)
+	return v, d.err
+}
+
+func encodeResend(node string) []byte {
+	e := encoder{b: make([]byte, 0, 4+len(node))}
+	e.byte(msgResend)
+	e.byte(wireVersion)
+	e.str(node)
+	return e.b
+}
+
+func decodeResend(b []byte) (string, error) {
+	d := decoder{b: b}
+	d.header(msgResend)
+	node := d.str()
+	if d.err == nil && node == "" {
+		d.err = errShort
+	}
+	return node, d.err
 }
 
 // messageType peeks at the type byte.

@@ -65,6 +65,8 @@ func wireSeeds() [][]byte {
 		binary.AppendUvarint([]byte{msgState, wireVersion}, maxStateObservations),
 		binary.AppendUvarint([]byte{msgState, wireVersion, 0}, maxStateIncidents+1),
 		encodeVerdict(&verdict, at.Add(time.Hour)),
+		encodeDigest(&digest{Node: "eu-west-1", Buckets: []uint32{0, 1, 0xdeadbeef, ^uint32(0)}}),
+		{msgDigest, wireVersion, 1, 'n', 40}, // 2^40 buckets claimed in five bytes
 		{},
 	}
 }
@@ -231,6 +233,30 @@ func FuzzDecodeState(f *testing.F) {
 	})
 }
 
+// FuzzDecodeDigest: a digest is refused or decodes to a power of two of
+// buckets, at most maxDigestBuckets, allocated only after the bytes for
+// them are there, and survives a re-encode unchanged.
+func FuzzDecodeDigest(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeDigest(b)
+		if err != nil {
+			if d.Buckets != nil {
+				t.Fatalf("error %v returned with %d buckets", err, len(d.Buckets))
+			}
+			return
+		}
+		checkStrings(t, d.Node)
+		if n := len(d.Buckets); n == 0 || n&(n-1) != 0 || n > maxDigestBuckets || 4*n > len(b) {
+			t.Fatalf("%d buckets from %d bytes", n, len(b))
+		}
+		d2, err := decodeDigest(encodeDigest(&d))
+		if err != nil || !reflect.DeepEqual(d, d2) {
+			t.Fatalf("round trip changed the digest (%v):\n%+v\n%+v", err, d, d2)
+		}
+	})
+}
+
 func FuzzDecodeMeta(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -303,6 +329,8 @@ func TestWireSeedsDecode(t *testing.T) {
 			_, _, _, err = decodeState(b, time.Now())
 		case msgVerdict:
 			_, err = decodeVerdict(b, time.Now())
+		case msgDigest:
+			_, err = decodeDigest(b)
 		case 'V':
 			_, err = decodeMeta(b)
 		default:
@@ -312,9 +340,9 @@ func TestWireSeedsDecode(t *testing.T) {
 			valid++
 		}
 	}
-	// 13 valid encodings; the 6 refusals are counted out.
-	if valid != 13 {
-		t.Fatalf("%d seeds decode, want 13", valid)
+	// 14 valid encodings; the 7 refusals are counted out.
+	if valid != 14 {
+		t.Fatalf("%d seeds decode, want 14", valid)
 	}
 	if _, err := decodeResult(seeds[13]); !errors.Is(err, errTooLarge) {
 		t.Fatalf("256-byte string: %v, want errTooLarge", err)

@@ -706,3 +706,26 @@ func BenchmarkLeader50(b *testing.B) {
 		Leader("checkout-api", ms)
 	}
 }
+
+func TestTopIsRanksPrefix(t *testing.T) {
+	r := newRand(17)
+	for i := 0; i < 300; i++ {
+		ms := makeMembers(1+r.IntN(40), "eu", "us", "ap")
+		ms = shuffled(r, ms)
+		target := fmt.Sprintf("t%d", r.IntN(1000))
+		rank := Rank(target, ms)
+		for _, k := range []int{1, 3, len(ms), len(ms) + 2} {
+			got := Top(target, ms, k)
+			want := rank[:min(k, len(rank))]
+			if !slices.Equal(got, want) {
+				t.Fatalf("Top(%s, %d members, %d) = %v, want %v", target, len(ms), k, got, want)
+			}
+		}
+		if Top(target, ms, 1)[0].ID != Leader(target, ms) {
+			t.Fatal("Top's first is not the leader")
+		}
+	}
+	if Top("t", makeMembers(3, "eu"), 0) != nil {
+		t.Fatal("Top of 0 is not empty")
+	}
+}

@@ -403,7 +403,17 @@ type GossipPhase struct {
 	// (0.01: 1%); each change is a real outage or recovery, seen by every
 	// region, reported at once by the target's owners.
 	ChangeRate float64
+	// Event happens at the window's start: EventJoin (an agent joins the
+	// first region) or EventKill (one of its agents dies, no Leave). The
+	// window then lasts until the fleet has recovered, or Window if later.
+	Event string
 }
+
+// Gossip window events.
+const (
+	EventJoin = "join"
+	EventKill = "kill"
+)
 
 // GossipWindow is what the fleet sent during one phase.
 type GossipWindow struct {
@@ -421,6 +431,16 @@ type GossipWindow struct {
 	// result broadcast (a dropped packet on a loaded machine) until a
 	// push/pull brings it; this says how soon that heals.
 	FreshAllAfter time.Duration
+	// Recovered, after an Event: until every (target, region) had one
+	// live owner again and every target's leader held a fresh vote from
+	// every region; -1 when not within recoverLimit. Detected, after a
+	// kill: until every live agent saw the victim dead (memberlist's
+	// failure detection, which Recovered includes).
+	Recovered, Detected time.Duration
+	// HeapPerAgent is the process's heap in use (after a GC) at the end of
+	// the window, less what it was before the fleet started, per agent:
+	// the harness's own per-target bookkeeping counts in it too.
+	HeapPerAgent uint64
 }
 
 // Total is the fleet's traffic in the window.
@@ -453,12 +473,13 @@ func (w GossipWindow) MaxAgentBps() float64 {
 // settle, then measures each phase in turn.
 func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phases []GossipPhase) ([]GossipWindow, error) {
 	opts.applyDefaults()
+	base := heapInUse()
 	f, err := Start(opts)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if _, err := f.WaitConverged(ctx, convergeLimit); err != nil {
+	if _, err := f.WaitConverged(ctx, simConvergeLimit); err != nil {
 		return nil, err
 	}
 	f.ReportAll()
@@ -473,6 +494,8 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		if err != nil {
 			return out, err
 		}
+		h := heapInUse()
+		w.HeapPerAgent = (h - min(base, h)) / uint64(len(w.PerAgent))
 		out = append(out, w)
 	}
 	return out, nil
@@ -488,6 +511,11 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 	start := time.Now()
 	w := GossipWindow{GossipPhase: p}
 	end := start.Add(p.Window)
+	if p.Event != "" {
+		if err := f.churnEvent(ctx, &w, start); err != nil {
+			return w, err
+		}
+	}
 	perMinute := p.ChangeRate * float64(len(f.names))
 	if perMinute > 0 {
 		every := time.Duration(float64(time.Minute) / perMinute)
@@ -530,6 +558,48 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 		}
 	}
 	return w, nil
+}
+
+// recoverLimit bounds a join's or a death's recovery in a gossip window.
+const recoverLimit = 3 * time.Minute
+
+// churnEvent plays w's event and waits for the fleet to recover from it.
+func (f *Fleet) churnEvent(ctx context.Context, w *GossipWindow, start time.Time) error {
+	region := f.opts.Regions[0]
+	var victim *Agent
+	switch w.Event {
+	case EventJoin:
+		if _, err := f.AddAgent(region); err != nil {
+			return err
+		}
+	case EventKill:
+		if victim = pickVictim(f, region, 0); victim == nil {
+			return fmt.Errorf("gossip window: no agent to kill in %q", region)
+		}
+		f.Kill(victim)
+	default:
+		return fmt.Errorf("gossip window: unknown event %q", w.Event)
+	}
+	// freshAtLeaders asks every leader about its targets: poll a large
+	// fleet less often.
+	step := max(100*time.Millisecond, time.Duration(len(f.names))*20*time.Microsecond)
+	d, err := poll(ctx, recoverLimit, step, "recovery", func() bool {
+		if victim != nil && w.Detected == 0 {
+			if _, last, n := f.DeathSeen(victim.Name, start); n == len(f.Live()) {
+				w.Detected = last.Sub(start)
+			}
+		}
+		return f.OwnershipProblems() == 0 && f.freshAtLeaders() == 1
+	})
+	switch {
+	case err == nil:
+		w.Recovered = d
+	case ctx.Err() != nil:
+		return err
+	default:
+		w.Recovered = -1
+	}
+	return nil
 }
 
 // SimResult is a large fleet in one process.
@@ -668,26 +738,34 @@ func (f *Fleet) recomputes() int {
 }
 
 // freshAtLeaders is the fraction of (target, region) pairs for which the
-// target's leader holds a fresh vote.
+// target's leader holds a fresh vote: a fresh observation from a current
+// assignee (or a former one within its grace) in its own table.
 func (f *Fleet) freshAtLeaders() float64 {
 	live := f.Live()
-	byID := make(map[string]*Agent, len(live))
 	members := make([]shard.Member, 0, len(live))
 	regions := map[string]bool{}
 	for _, a := range live {
-		byID[a.Name] = a
 		members = append(members, shard.Member{ID: a.Name, Region: a.Region})
 		regions[a.Region] = true
 	}
-	fresh, total := 0, 0
+	led := make(map[*Agent][]string, len(live))
+	byID := make(map[string]*Agent, len(live))
+	for _, a := range live {
+		byID[a.Name] = a
+	}
 	for _, t := range f.names {
-		total += len(regions)
-		l := byID[shard.Leader(t, members)]
-		if l == nil {
-			continue
+		if l := byID[shard.Leader(t, members)]; l != nil {
+			led[l] = append(led[l], t)
 		}
-		if st, ok := l.Cluster.Status(t); ok {
-			fresh += st.Reporting
+	}
+	fresh, total := 0, len(f.names)*len(regions)
+	for l, ts := range led {
+		for _, st := range l.Cluster.StatusesOf(ts) { // one lock and leadership look per leader
+			for _, r := range st.Regions {
+				if r.Fresh && r.Assignee {
+					fresh++
+				}
+			}
 		}
 	}
 	if total == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,38 +171,118 @@ func TestReportMovement(t *testing.T) {
 			"moved on the cluster", "transient moves", "moved in other regions"}, rows)
 }
 
+// gossipShapes are the fleets TestReportGossip measures: by default 3
+// regions x 2 agents at 10k targets (the README's table), or the shapes
+// VANTAGE_SCALE_TARGETS (comma-separated target counts),
+// VANTAGE_SCALE_REGIONS (a region count) and VANTAGE_SCALE_PER_REGION
+// (comma-separated agents per region) ask for, every combination of them.
+func gossipShapes(t *testing.T) []Options {
+	t.Helper()
+	targets := envInts(t, "VANTAGE_SCALE_TARGETS", []int{10000})
+	regions := envInts(t, "VANTAGE_SCALE_REGIONS", []int{3})
+	per := envInts(t, "VANTAGE_SCALE_PER_REGION", []int{2})
+	var out []Options
+	for _, nr := range regions {
+		rs := make([]string, nr)
+		for i := range rs {
+			rs[i] = fmt.Sprintf("r%d", i+1)
+		}
+		for _, p := range per {
+			for _, n := range targets {
+				out = append(out, Options{Regions: rs, PerRegion: p, Targets: n})
+			}
+		}
+	}
+	return out
+}
+
+// envInts reads a comma-separated list of positive integers from the
+// environment, or returns def when the variable is unset.
+func envInts(t *testing.T, key string, def []int) []int {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want comma-separated positive integers", key, v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestReportGossip measures gossip bytes and heap per agent, then how soon
+// the fleet recovers from a join and from a death: every (target, region)
+// owned again and every leader holding every region's fresh vote. The
+// shapes come from gossipShapes; VANTAGE_SCALE_GOSSIP=changes measures only
+// the plaintext 1%-per-minute window and the two events, which big fleets
+// want for time.
 func TestReportGossip(t *testing.T) {
 	reportEnabled(t, "gossip")
 	ctx := context.Background()
-	var rows [][]string
-	for _, c := range []struct {
+	type run struct {
 		name   string
 		key    []byte
 		phases []GossipPhase
-	}{
-		{"plaintext", nil, []GossipPhase{{Name: "steady, no changes", Window: time.Minute},
-			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
+	}
+	churn := []GossipPhase{
+		{Name: "an agent joins (1% changing)", Window: 30 * time.Second, ChangeRate: 0.01, Event: EventJoin},
+		{Name: "an agent dies (1% changing)", Window: 30 * time.Second, ChangeRate: 0.01, Event: EventKill}}
+	runs := []run{
+		{"plaintext", nil, append([]GossipPhase{{Name: "steady, no changes", Window: time.Minute},
+			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)},
 		{"encrypted", []byte("0123456789abcdef0123456789abcdef"), []GossipPhase{
 			{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}},
-	} {
-		ws, err := MeasureGossip(ctx, Options{PerRegion: 2, Targets: 10000, Timing: Production(), Key: c.key,
-			TargetInterval: 30 * time.Second, TargetTimeout: 5 * time.Second}, 30*time.Second, c.phases)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range ws {
-			pb, sb, pps := w.PerAgentRate()
-			tot := w.Total()
-			rows = append(rows, []string{c.name, w.Name, fmt.Sprint(w.Changes), fmt.Sprintf("%.0f", pb+sb),
-				fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.0f", sb), fmt.Sprintf("%.1f", pps),
-				fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
-				fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
-				fmt.Sprintf("%.3f", w.FreshAtLeaders)})
-		}
 	}
-	table(t, "Gossip bytes per agent: 3 regions x 2 agents, 10k targets (30s interval), production timings",
-		[]string{"gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
-			"TCP streams/min", "busiest agent B/s", "CPU per agent", "votes fresh at leaders"}, rows)
+	if os.Getenv("VANTAGE_SCALE_GOSSIP") == "changes" {
+		runs = []run{{"plaintext", nil, append([]GossipPhase{{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)}}
+	}
+	for _, shape := range gossipShapes(t) {
+		// A table per shape, as it completes: a large fleet that fails
+		// to converge loses no earlier shape's figures.
+		var rows [][]string
+		for _, c := range runs {
+			opts := shape
+			opts.Timing, opts.Key = Production(), c.key
+			opts.TargetInterval, opts.TargetTimeout = 30*time.Second, 5*time.Second
+			ws, err := MeasureGossip(ctx, opts, 30*time.Second, c.phases)
+			if err != nil {
+				t.Fatalf("%d x %d agents, %d targets: %v", len(opts.Regions), opts.PerRegion, opts.Targets, err)
+			}
+			for _, w := range ws {
+				pb, sb, pps := w.PerAgentRate()
+				tot := w.Total()
+				rows = append(rows, []string{fmt.Sprintf("%d x %d", len(opts.Regions), opts.PerRegion), fmt.Sprint(opts.Targets),
+					c.name, w.Name, fmt.Sprint(w.Changes), fmt.Sprintf("%.0f", pb+sb),
+					fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.0f", sb), fmt.Sprintf("%.1f", pps),
+					fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
+					fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
+					fmt.Sprintf("%.1f MB", float64(w.HeapPerAgent)/(1<<20)),
+					fmt.Sprintf("%.3f", w.FreshAtLeaders), recovery(w)})
+			}
+		}
+		table(t, "Gossip bytes per agent (30s interval), production timings",
+			[]string{"regions x agents", "targets", "gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
+				"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
+				"recovered (all see it dead)"}, rows)
+	}
+}
+
+// recovery is a window's recovery from its event: "-" without one.
+func recovery(w GossipWindow) string {
+	switch {
+	case w.Event == "":
+		return "-"
+	case w.Recovered < 0:
+		return "not within " + secs(recoverLimit)
+	case w.Event == EventKill:
+		return fmt.Sprintf("%s (%s)", secs(w.Recovered), secs(w.Detected))
+	}
+	return secs(w.Recovered)
 }
 
 func TestReportSimulation(t *testing.T) {

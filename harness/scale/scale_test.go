@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster"
 )
 
 // The default run is small and uses the demo's fast timings: it checks the
@@ -228,5 +230,39 @@ func TestSmallFleetConvergesWithOneOwnerPerRegion(t *testing.T) {
 	// converges again (the others' shares do not change).
 	if perRegion := r.Agents/r.Regions + 1; r.Recomputes < perRegion {
 		t.Errorf("%d assignment recomputes for a join, want one per agent of its region (%d) at least", r.Recomputes, perRegion)
+	}
+}
+
+// A targeted fleet (observations to their holders only, as from
+// cluster.Config.TargetedFrom agents on) keeps every leader's votes fresh,
+// and recovers from a join and a death: every (target, region) owned again
+// and every leader holding every region's fresh vote.
+func TestTargetedFleetRecoversFromJoinAndDeath(t *testing.T) {
+	t.Parallel()
+	demo := Demo()
+	targeted := Timing{Name: "demo, targeted", Tune: func(c *cluster.Config) {
+		demo.Tune(c)
+		c.TargetedFrom, c.Standbys = 2, 1
+	}}
+	ws, err := MeasureGossip(context.Background(), Options{PerRegion: 2, Targets: 150, Timing: targeted,
+		TargetInterval: 2 * time.Second, TargetTimeout: 500 * time.Millisecond}, time.Second,
+		[]GossipPhase{{Name: "changing", Window: 3 * time.Second, ChangeRate: 2},
+			{Name: "join", Window: time.Second, Event: EventJoin},
+			{Name: "kill", Window: time.Second, Event: EventKill}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		t.Logf("%s: %d changes, fresh at leaders %.3f (all after %v), recovered %v, detected %v",
+			w.Name, w.Changes, w.FreshAtLeaders, w.FreshAllAfter, w.Recovered, w.Detected)
+		if w.FreshAllAfter < 0 {
+			t.Errorf("%s: %.3f of votes fresh at the leaders, and not all within two push/pull intervals", w.Name, w.FreshAtLeaders)
+		}
+		if w.Event != "" && w.Recovered <= 0 {
+			t.Errorf("%s: not recovered within %v", w.Name, recoverLimit)
+		}
+	}
+	if ws[2].Detected <= 0 {
+		t.Error("the kill was not seen by every live agent")
 	}
 }

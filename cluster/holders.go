@@ -1,0 +1,356 @@
+package cluster
+
+import (
+	"slices"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster/shard"
+)
+
+// Targeted observations. Sent to every member, a fleet's observations make
+// every agent hold and receive every region's result for every target: a
+// cost per agent that grows with the fleet's targets whatever its size
+// (300 MB and more at 100k targets in 5 regions). From cfg.TargetedFrom
+// live members on, an observation goes only to its target's holders: the
+// member that ranks first for it (the leader, shard.Leader) and the next
+// cfg.Standbys, plus the leader as this agent sees it if that is another
+// one. Each agent stores only the observations of the targets it holds,
+// and its own: about T x R x (1+Standbys) / N + T x R / N of them. When a
+// leader dies, its successor already holds fresh votes from every region.
+//
+// Freshness: a heartbeat vouches for an agent's observations by its latest
+// sequence number, which a holder that receives only some of them never
+// has. So every HeartbeatEvery each prober vouches to each holder apart:
+// the count and hash of its fresh observations of the targets it owns that
+// this holder holds (msgVouch). A holder whose own count matches refreshes
+// them; one whose count differs (a result lost, a holder new to some
+// targets) asks for them (msgResend) and the prober sends them by TCP
+// (msgRepair, as a digest's answer). A change of holders (a join, a death,
+// a candidacy) is followed at once by a round of vouches, so a new holder
+// has its votes in a couple of round trips.
+//
+// Verdicts and incidents still go to every member: they are one per target
+// (not per region), change rarely, and every agent's API and page show
+// them. The digest of a push/pull then covers them only.
+
+// targetedLocked reports whether observations go to their holders only.
+func (c *Cluster) targetedLocked() bool {
+	if c.cfg.TargetedFrom <= 0 { // never (applyDefaults makes 0 its default)
+		return false
+	}
+	n := 0
+	for _, m := range c.members {
+		if m.State.Live() {
+			n++
+		}
+	}
+	return n >= c.cfg.TargetedFrom
+}
+
+// holderView is one look at who holds which target's observations.
+type holderView struct {
+	self string
+	live []shard.Member
+	lead leaders
+	k    int
+}
+
+func (c *Cluster) holderViewLocked(now time.Time) holderView {
+	return holderView{self: c.cfg.AgentID, live: c.liveMembersLocked(), lead: c.leadersLocked(now), k: 1 + c.cfg.Standbys}
+}
+
+// holders are the agent ids that hold target's observations.
+func (h *holderView) holders(target string) []string {
+	top := shard.Top(target, h.live, h.k)
+	out := make([]string, 0, len(top)+1)
+	for _, m := range top {
+		out = append(out, m.ID)
+	}
+	if l := h.lead.leader(target); l != "" && !slices.Contains(out, l) {
+		out = append(out, l)
+	}
+	return out
+}
+
+// holdsSelf reports whether this agent holds target's observations: one
+// of its holders, or its leader in its own eyes.
+func (h *holderView) holdsSelf(target string) bool {
+	return slices.Contains(h.holders(target), h.self) || h.lead.mine(target)
+}
+
+// key identifies the view's membership and candidates: when it changes,
+// holders change.
+func (h *holderView) key() uint64 {
+	ids := make([]string, 0, len(h.live)+len(h.lead.cands)+1)
+	for _, m := range h.live {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	ids = append(ids, "|")
+	n := len(ids)
+	for _, m := range h.lead.rivals {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids[n:])
+	return hashStrings(ids)
+}
+
+// sendTargeted sends our observation's message to its target's holders.
+func (c *Cluster) sendTargeted(target string, msg []byte) {
+	c.mu.Lock()
+	view := c.holderViewLocked(c.now())
+	var addrs []memberlist.Address
+	for _, id := range view.holders(target) {
+		if id == c.cfg.AgentID {
+			continue
+		}
+		if m := c.memberByAgentLocked(id); m != nil && !m.Self {
+			addrs = append(addrs, m.addr)
+		}
+	}
+	c.mu.Unlock()
+	for _, a := range addrs {
+		if err := c.ml.SendToAddress(a, msg); err != nil {
+			c.m.sendErrors.Inc()
+		}
+	}
+}
+
+// vouch is a prober's word to one holder: these are my fresh observations
+// of the targets I own that you hold.
+type vouch struct {
+	AgentID string
+	Node    string // the prober's node name: where to ask for them
+	Boot    uint64
+	Count   uint32
+	Sum     uint32 // the sum of their entryHash
+}
+
+// ownFreshForLocked is this agent's fresh observations of the targets it
+// owns, grouped by the holders (other than itself) they go to.
+func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string][]*Observation {
+	out := map[string][]*Observation{}
+	for _, name := range c.mine {
+		o := c.table[name].get(c.cfg.AgentID)
+		if o == nil || !c.freshLocked(o, now) {
+			continue
+		}
+		for _, id := range view.holders(name) {
+			if id != c.cfg.AgentID {
+				out[id] = append(out[id], o)
+			}
+		}
+	}
+	return out
+}
+
+// sendVouches vouches to every holder of our targets for what it holds.
+func (c *Cluster) sendVouches() {
+	now := c.now()
+	c.mu.Lock()
+	if !c.targetedLocked() {
+		c.mu.Unlock()
+		return
+	}
+	view := c.holderViewLocked(now)
+	type send struct {
+		addr memberlist.Address
+		msg  []byte
+	}
+	var sends []send
+	for id, obs := range c.ownFreshForLocked(&view, now) {
+		m := c.memberByAgentLocked(id)
+		if m == nil || m.Self {
+			continue
+		}
+		v := vouch{AgentID: c.cfg.AgentID, Node: c.cfg.NodeName, Boot: c.boot, Count: uint32(len(obs))}
+		for _, o := range obs {
+			v.Sum += entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq)
+		}
+		sends = append(sends, send{m.addr, encodeVouch(&v)})
+	}
+	c.mu.Unlock()
+	for _, s := range sends {
+		if err := c.ml.SendToAddress(s.addr, s.msg); err != nil {
+			c.m.sendErrors.Inc()
+		}
+	}
+}
+
+// receiveVouch keeps a prober's latest vouch for checkVouches: checking
+// one costs a pass over the table, so the vouches of a second share one.
+func (c *Cluster) receiveVouch(v vouch) {
+	if v.AgentID == c.cfg.AgentID {
+		return
+	}
+	c.mu.Lock()
+	c.vouches[v.AgentID] = v
+	c.mu.Unlock()
+}
+
+// checkVouches compares each pending vouch with what this agent holds of
+// its prober: equal, those observations are fresh again; different, it
+// asks the prober for them.
+func (c *Cluster) checkVouches() {
+	now := c.now()
+	c.mu.Lock()
+	if len(c.vouches) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	pending := c.vouches
+	c.vouches = make(map[string]vouch, len(pending))
+	if !c.targetedLocked() {
+		c.mu.Unlock()
+		return // heartbeats vouch (observations.go)
+	}
+	view := c.holderViewLocked(now)
+	type tally struct {
+		count, sum uint32
+		held       []*Observation
+	}
+	tallies := make(map[string]*tally, len(pending))
+	for id := range pending {
+		tallies[id] = &tally{}
+	}
+	for name, byAgent := range c.table {
+		for _, o := range byAgent {
+			v, ok := pending[o.AgentID]
+			if !ok || o.Boot != v.Boot || !c.assign.IsOwner(name, o.AgentID) || !c.holdsLocked(&view, name) {
+				continue
+			}
+			t := tallies[o.AgentID]
+			t.count++
+			t.sum += entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq)
+			t.held = append(t.held, o)
+		}
+	}
+	var ask []memberlist.Address
+	for id, v := range pending {
+		t := tallies[id]
+		if t.count == v.Count && t.sum == v.Sum {
+			for _, o := range t.held {
+				o.Received = now
+			}
+			continue
+		}
+		if m := c.members[v.Node]; m != nil && !m.Self {
+			ask = append(ask, m.addr)
+		}
+	}
+	c.mu.Unlock()
+	if len(ask) == 0 {
+		return
+	}
+	msg := encodeResend(c.cfg.NodeName)
+	for _, a := range ask {
+		c.m.resendsAsked.Inc()
+		if err := c.ml.SendToAddress(a, msg); err != nil {
+			c.m.sendErrors.Inc()
+		}
+	}
+}
+
+// queueResend hands a holder's request to syncLoop: the answer is a TCP
+// send, which must not hold up the message loop.
+func (c *Cluster) queueResend(node string) {
+	select {
+	case c.resends <- node:
+	default:
+		c.m.inboxDrops.Inc() // the holder asks again at our next vouch
+	}
+}
+
+// resendTo sends holder node our fresh observations of the targets it holds.
+func (c *Cluster) resendTo(node string) {
+	now := c.now()
+	c.mu.Lock()
+	m := c.members[node]
+	if m == nil || m.Self || !c.targetedLocked() {
+		c.mu.Unlock()
+		return
+	}
+	to := &memberlist.Node{Name: node, Addr: m.ip, Port: m.port}
+	view := c.holderViewLocked(now)
+	obs := c.ownFreshForLocked(&view, now)[m.AgentID]
+	var msg []byte
+	if len(obs) > 0 {
+		msg = encodeStateAs(msgRepair, obs, nil, nil, now)
+	}
+	c.mu.Unlock()
+	if msg == nil {
+		return
+	}
+	c.m.digestEntries.Add(len(obs))
+	if err := c.ml.SendReliable(to, msg); err != nil {
+		c.m.sendErrors.Inc()
+	}
+}
+
+// refreshHolders, on every evaluation tick: when holders changed (a join,
+// a death, a candidacy), drop the observations this agent no longer holds
+// and vouch at once, so that new holders ask for theirs now rather than
+// at the next heartbeat.
+func (c *Cluster) refreshHolders() {
+	now := c.now()
+	c.mu.Lock()
+	if !c.targetedLocked() {
+		c.holdKey = 0
+		clear(c.held)
+		c.mu.Unlock()
+		return
+	}
+	view := c.holderViewLocked(now)
+	key := view.key()
+	if key == c.holdKey {
+		c.mu.Unlock()
+		return
+	}
+	c.holdKey = key
+	clear(c.held)
+	for name, byAgent := range c.table {
+		if c.holdsLocked(&view, name) {
+			continue
+		}
+		kept := byAgent[:0]
+		for _, o := range byAgent {
+			if o.AgentID == c.cfg.AgentID {
+				kept = append(kept, o)
+			}
+		}
+		clear(byAgent[len(kept):]) // no pointer kept alive past the slice's length
+		if len(kept) == 0 {
+			delete(c.table, name)
+		} else {
+			c.table[name] = kept
+		}
+	}
+	c.mu.Unlock()
+	c.sendVouches()
+}
+
+// heldLocked reports whether a remote observation of target is ours to
+// store: every one is below TargetedFrom, those of the targets we hold
+// above it.
+func (c *Cluster) heldLocked(target string, now time.Time) bool {
+	if !c.targetedLocked() {
+		return true
+	}
+	view := c.holderViewLocked(now)
+	return c.holdsLocked(&view, target)
+}
+
+// holdsLocked is view.holdsSelf(target), remembered until holders change
+// (refreshHolders): a leader checks its holders' vouches every second over
+// every target it holds, and ranking the members each time cost more than
+// the rest of an idle agent.
+func (c *Cluster) holdsLocked(view *holderView, target string) bool {
+	h, ok := c.held[target]
+	if !ok {
+		h = view.holdsSelf(target)
+		c.held[target] = h
+	}
+	return h
+}

@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vantage-probe/vantage/cluster/shard"
+	"github.com/vantage-probe/vantage/internal/testenv"
+)
+
+// targetedFleet makes a small fleet send observations to their holders
+// only (the leader and one standby), as a fleet of TargetedFrom agents does.
+func targetedFleet(c *Config) {
+	c.TargetedFrom = 2
+	c.Standbys = 1
+}
+
+// freshVotes counts the regions whose voting observation of target is
+// fresh at n.
+func freshVotes(n *node, target string) int {
+	st, ok := n.c.Status(target)
+	if !ok {
+		return 0
+	}
+	votes := 0
+	for _, r := range st.Regions {
+		if r.Fresh && r.Assignee {
+			votes++
+		}
+	}
+	return votes
+}
+
+// everyLeaderHasEveryVote reports whether each target's leader holds a
+// fresh vote from every region.
+func everyLeaderHasEveryVote(nodes []*node, targets []TargetSpec, regions int) bool {
+	for _, t := range targets {
+		l := leaderOf(nodes, t.Name)
+		if l == nil || freshVotes(l, t.Name) != regions {
+			return false
+		}
+	}
+	return true
+}
+
+// strayObservations counts the other agents' observations c stores of
+// targets it does not hold, and all it stores of other agents.
+func strayObservations(c *Cluster) (stray, remote int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	view := c.holderViewLocked(time.Now())
+	for name, byAgent := range c.table {
+		for _, o := range byAgent {
+			if o.AgentID == c.cfg.AgentID {
+				continue
+			}
+			remote++
+			if !view.holdsSelf(name) {
+				stray++
+			}
+		}
+	}
+	return stray, remote
+}
+
+func TestTargetedFleetStoresOnlyWhatItHoldsAndStillPages(t *testing.T) {
+	targets := testTargets(40)
+	nodes := startFleet(t, []string{"eu", "us", "ap"}, 2, targets, targetedFleet)
+	testenv.Poll(t, time.Minute, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, time.Minute, "every leader holding every region's vote", func() bool {
+		probeAll(nodes)
+		return everyLeaderHasEveryVote(nodes, targets, 3)
+	})
+
+	// Each agent holds other agents' observations of the targets it holds
+	// only (once a change of view has been acted on: the next evaluation
+	// tick drops what an agent no longer holds): at most 3 of 6 agents (2
+	// holders, and the leader in some agent's eyes) hold each target.
+	testenv.Poll(t, 30*time.Second, "every agent storing only what it holds", func() bool {
+		for _, n := range nodes {
+			if stray, remote := strayObservations(n.c); stray > 0 || remote >= 2*len(targets) {
+				return false
+			}
+		}
+		return true
+	})
+
+	// One region failing: suppressed, no incident anywhere.
+	nodes[0].local.setDown("t00", true)
+	testenv.Poll(t, 30*time.Second, "the one-region failure at the leader", func() bool {
+		probeAll(nodes)
+		l := leaderOf(nodes, "t00")
+		if l == nil {
+			return false
+		}
+		st, _ := l.c.Status("t00")
+		return len(st.Failing) == 1
+	})
+	// Every region failing: an incident, known to every agent (verdicts
+	// and incidents still go to every member).
+	for _, n := range nodes {
+		n.local.setDown("t01", true)
+	}
+	testenv.Poll(t, 30*time.Second, "an incident for t01 on every agent", func() bool {
+		probeAll(nodes)
+		for _, n := range nodes {
+			open := false
+			for _, in := range n.c.Incidents() {
+				if in.Target == "t00" {
+					t.Fatalf("%s has an incident for a one-region failure: %+v", n.c.cfg.NodeName, in)
+				}
+				open = open || (in.Target == "t01" && in.Open())
+			}
+			if !open {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// A leader's successor already holds fresh votes from every region before
+// the leader dies (it was a standby), and the hand-over raises nothing.
+func TestTargetedLeaderDeathHandsOverWithFreshVotes(t *testing.T) {
+	targets := testTargets(40)
+	nodes := startFleet(t, []string{"eu", "us", "ap"}, 2, targets, targetedFleet)
+	testenv.Poll(t, time.Minute, "convergence", func() bool { return converged(nodes, targets) })
+	testenv.Poll(t, time.Minute, "every leader holding every region's vote", func() bool {
+		probeAll(nodes)
+		return everyLeaderHasEveryVote(nodes, targets, 3)
+	})
+	var target string
+	var victim, standby *node
+	for _, tg := range targets {
+		l := leaderOf(nodes, tg.Name)
+		if l == nil || l == nodes[0] {
+			continue // nodes[0] is every other agent's seed
+		}
+		target, victim = tg.Name, l
+		break
+	}
+	if victim == nil {
+		t.Fatal("every target led by the seed")
+	}
+	// The standby: the agent ranked next, which leads once the leader is
+	// gone; a holder of the target's observations.
+	var rest []shard.Member
+	for _, n := range nodes {
+		if n != victim {
+			rest = append(rest, shard.Member{ID: n.c.cfg.AgentID, Region: n.region})
+		}
+	}
+	next := shard.Leader(target, rest)
+	for _, n := range nodes {
+		if n.c.cfg.AgentID == next {
+			standby = n
+		}
+	}
+	standby.c.mu.Lock()
+	view := standby.c.holderViewLocked(time.Now())
+	holds := view.holdsSelf(target)
+	standby.c.mu.Unlock()
+	if !holds {
+		t.Fatalf("%s, next after the leader %s, does not hold %s", next, victim.c.cfg.NodeName, target)
+	}
+	testenv.Poll(t, 30*time.Second, "every region's fresh vote at the standby", func() bool {
+		probeAll(nodes)
+		return freshVotes(standby, target) == 3
+	})
+
+	victim.dead = true
+	victim.c.Kill()
+	testenv.Poll(t, 30*time.Second, "the standby leading "+target, func() bool {
+		probeAll(nodes)
+		l := leaderOf(nodes, target)
+		if l != nil && l != standby {
+			t.Fatalf("%s leads %s after its leader's death, want the standby %s", l.c.cfg.NodeName, target, standby.c.cfg.NodeName)
+		}
+		return l == standby
+	})
+	// The dead leader probed the target in its region: that vote moves to
+	// its region's other agent, whose next report goes to the new leader.
+	testenv.Poll(t, 30*time.Second, "every region's fresh vote at the new leader", func() bool {
+		probeAll(nodes)
+		return freshVotes(standby, target) == 3
+	})
+	for _, n := range nodes {
+		if n.dead {
+			continue
+		}
+		for _, in := range n.c.Incidents() {
+			t.Errorf("%s has an incident during the hand-over: %+v", n.c.cfg.NodeName, in)
+		}
+	}
+}
