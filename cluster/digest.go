@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/binary"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -133,7 +134,7 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 	for _, vd := range c.fleet {
 		v.verdicts = append(v.verdicts, vd)
 	}
-	v.incidents = c.incidents
+	v.incidents = slices.Clone(c.incidents) // mergeIncident sorts c.incidents in place; the view is read unlocked
 	v.encoded = make([][]byte, len(c.incidents))
 	for i, in := range c.incidents {
 		v.encoded[i] = encodeIncident(in)
