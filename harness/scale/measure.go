@@ -630,6 +630,11 @@ type SimResult struct {
 	// agent probing its targets once per interval, nothing changing.
 	FreshAtLeaders float64
 	FreshCheck     time.Duration
+	// FreshAllAfter is, when FreshAtLeaders < 1, how long after the check
+	// every vote was fresh again (polled up to two push/pull intervals; -1:
+	// not within them). On a loaded machine a check catches votes whose
+	// refresh is late; what the fleet promises is that they heal.
+	FreshAllAfter time.Duration
 	// SteadyCPU is the process's CPU seconds per second of wall time from
 	// the results check to the fresh check: every agent's idle cost plus
 	// the harness's probing.
@@ -693,6 +698,13 @@ func Simulate(ctx context.Context, opts Options, resultsLimit, freshCheck time.D
 	r.FreshAtLeaders = f.freshAtLeaders()
 	if d := time.Since(t0); d > time.Second {
 		r.SteadyCPU = (processCPU() - cpu0).Seconds() / d.Seconds()
+	}
+	if r.FreshAtLeaders < 1 {
+		healStart := time.Now()
+		r.FreshAllAfter = -1
+		if mono.Poll(ctx, 2*f.pushPullEvery()+time.Second, 50*time.Millisecond, func() bool { return f.freshAtLeaders() == 1 }) {
+			r.FreshAllAfter = max(time.Since(healStart), time.Millisecond)
+		}
 	}
 	r.HeapReported = heapInUse()
 

@@ -223,8 +223,12 @@ func TestSmallFleetConvergesWithOneOwnerPerRegion(t *testing.T) {
 	if r.ResultsAtLeaders == 0 {
 		t.Errorf("leaders did not hold every region's result within %v", r.ResultsLimit)
 	}
-	if r.FreshAtLeaders != 1 {
-		t.Errorf("%.3f of votes fresh at the leaders %v after the first round, want all", r.FreshAtLeaders, r.FreshCheck)
+	switch {
+	case r.FreshAtLeaders == 1:
+	case r.FreshAllAfter < 0:
+		t.Errorf("%.3f of votes fresh at the leaders %v after the first round, and not all within two push/pull intervals", r.FreshAtLeaders, r.FreshCheck)
+	default:
+		t.Logf("%.3f of votes fresh at the leaders %v after the first round, all %v later", r.FreshAtLeaders, r.FreshCheck, r.FreshAllAfter.Round(time.Millisecond))
 	}
 	// Every agent of the newcomer's region must recompute before the fleet
 	// converges again (the others' shares do not change).
