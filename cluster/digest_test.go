@@ -71,7 +71,8 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 		// tables, once equal, stay equal but for the lost result.
 		targets[i] = TargetSpec{Name: fmt.Sprintf("t%03d", i), Interval: time.Minute, Timeout: 5 * time.Second, MinRegions: 2}
 	}
-	nodes := startFleet(t, []string{"eu", "us"}, 1, targets, nil)
+	// Digests from two agents on (by default only large fleets send them).
+	nodes := startFleet(t, []string{"eu", "us"}, 1, targets, func(c *Config) { c.DigestFrom = 2 })
 	testenv.Poll(t, 20*time.Second, "convergence", func() bool { return converged(nodes, targets) })
 	// One probe round, with the targets' interval: probeAll's scripted
 	// observations say 1 s, and an owner's own observation goes stale

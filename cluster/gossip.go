@@ -220,13 +220,17 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState is a join's full picture (every fresh observation, verdict
-// and incident we keep), and otherwise a digest of it: anti-entropy for
-// lost gossip sends only what differs (digest.go).
+// LocalState is our full picture (every fresh observation, verdict and
+// incident we keep) for a join and in a fleet smaller than DigestFrom, and
+// otherwise a digest of it: anti-entropy for lost gossip then sends only
+// what differs (digest.go).
 func (d *delegate) LocalState(join bool) []byte {
 	c := d.c
 	now := c.now()
-	if !join {
+	c.mu.Lock()
+	digest := !join && c.liveAtLeastLocked(c.cfg.DigestFrom)
+	c.mu.Unlock()
+	if digest {
 		return c.localDigest(now)
 	}
 	c.mu.Lock()

@@ -36,17 +36,21 @@ import (
 // them. The digest of a push/pull then covers them only.
 
 // targetedLocked reports whether observations go to their holders only.
-func (c *Cluster) targetedLocked() bool {
-	if c.cfg.TargetedFrom <= 0 { // never (applyDefaults makes 0 its default)
+func (c *Cluster) targetedLocked() bool { return c.liveAtLeastLocked(c.cfg.TargetedFrom) }
+
+// liveAtLeastLocked reports whether the fleet has at least n live members
+// (false for n <= 0: a threshold that is off).
+func (c *Cluster) liveAtLeastLocked(n int) bool {
+	if n <= 0 {
 		return false
 	}
-	n := 0
+	live := 0
 	for _, m := range c.members {
 		if m.State.Live() {
-			n++
+			live++
 		}
 	}
-	return n >= c.cfg.TargetedFrom
+	return live >= n
 }
 
 // holderView is one look at who holds which target's observations.
