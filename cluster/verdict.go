@@ -236,9 +236,11 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.targets[v.Target]; !ok || c.leading[v.Target] != nil {
+	t, ok := c.targets[v.Target]
+	if !ok || c.leading[v.Target] != nil {
 		return
 	}
+	v.Target = t.Name // one copy of the name, the config's, not one per verdict received
 	cur := c.fleet[v.Target]
 	switch {
 	case cur == nil:
