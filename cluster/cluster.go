@@ -87,9 +87,13 @@ type Cluster struct {
 	leading map[string]*leaderState
 	// vouches are the probers' latest vouches, for checkVouches; holdKey
 	// is the holders' view refreshHolders last acted on (holders.go).
-	vouches    map[string]vouch
-	holdKey    uint64
-	held       map[string]bool // target -> this agent holds it, under holdKey
+	vouches map[string]vouch
+	holdKey uint64
+	held    map[string]bool // target -> this agent holds it, under holdKey
+	// led are the targets this agent leads under ledKey (the rivals and
+	// the target set): evaluateAll's list.
+	led        []string
+	ledKey     uint64
 	verdictSeq atomic.Uint64
 	// clock keeps the leaders' instants in 8 bytes (internal/mono).
 	clock     mono.Clock

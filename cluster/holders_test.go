@@ -44,7 +44,10 @@ func everyLeaderHasEveryVote(nodes []*node, targets []TargetSpec, regions int) b
 }
 
 // strayObservations counts the other agents' observations c stores of
-// targets it does not hold, and all it stores of other agents.
+// targets it does not hold as it last judged (holdsLocked: a machine
+// loaded enough to delay heartbeats keeps changing who leads, and the
+// agent acts on each change at its next evaluation), and all it stores of
+// other agents.
 func strayObservations(c *Cluster) (stray, remote int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -55,7 +58,7 @@ func strayObservations(c *Cluster) (stray, remote int) {
 				continue
 			}
 			remote++
-			if !view.holdsSelf(name) {
+			if !c.holdsLocked(&view, name) {
 				stray++
 			}
 		}

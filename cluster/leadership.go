@@ -258,6 +258,17 @@ func (c *Cluster) leadersLocked(now time.Time) leaders {
 	return l
 }
 
+// key identifies the rivals (and this agent): mine's answers change only
+// when it does.
+func (l *leaders) key() uint64 {
+	ids := make([]string, 0, len(l.rivals)+1)
+	for _, m := range l.rivals {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return hashStrings(append(ids, "|", l.self))
+}
+
 // leader is the agent that leads target, as far as this agent can tell.
 func (l *leaders) leader(target string) string { return shard.Leader(target, l.cands) }
 

@@ -125,10 +125,12 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	o.Received = c.now()
 	c.mu.Lock()
-	if _, ok := c.targets[o.Target]; !ok || !c.heldLocked(o.Target, o.Received) {
+	t, ok := c.targets[o.Target]
+	if !ok || !c.heldLocked(o.Target, o.Received) {
 		c.mu.Unlock()
 		return
 	}
+	o.Target = t.Name // one copy of the name, the config's
 	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
 		var later *Observation
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {

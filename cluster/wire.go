@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unique"
 
 	"github.com/hashicorp/memberlist"
 
@@ -152,9 +153,21 @@ func (d *decoder) regions() []string {
 	}
 	var out []string
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		out = append(out, d.str())
+		out = append(out, d.name())
 	}
 	return out
+}
+
+// name reads a string that repeats across messages (a region, an agent
+// id) as one shared copy: every agent keeps a verdict per target and an
+// observation per (target, region), and a copy of the same few names in
+// each was a tenth of an agent's heap at 100k targets.
+func (d *decoder) name() string {
+	s := d.str()
+	if d.err != nil || s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
 }
 
 // header checks the type and version bytes.
@@ -245,8 +258,8 @@ func (o *Observation) encode(e *encoder) {
 
 func (o *Observation) decode(d *decoder) {
 	o.Target = d.str()
-	o.AgentID = d.str()
-	o.Region = d.str()
+	o.AgentID = d.name()
+	o.Region = d.name()
 	o.Boot = d.uvarint()
 	o.Seq = d.uvarint()
 	f := d.byte()
@@ -829,7 +842,7 @@ func decodeVerdict(b []byte, now time.Time) (Verdict, error) {
 	d.header(msgVerdict)
 	var v Verdict
 	v.Target = d.str()
-	v.Leader = d.str()
+	v.Leader = d.name()
 	v.boot = d.uvarint()
 	v.seq = d.uvarint()
 	st := quorum.State(d.byte())
