@@ -153,13 +153,23 @@ func (c *Cluster) evaluate(target string) {
 	step := c.stepIncidentLocked(t, ls, &v, maint, now)
 	step.events = append(step.events, c.stepSuppressionLocked(t, ls, &v, now)...)
 	msg := c.recordVerdictLocked(target, ls, v, maint, now)
+	// Encoded under the lock: the incidents are the leader's own records,
+	// which another evaluation may change as soon as it is released.
+	type named struct {
+		name string
+		msg  []byte
+	}
+	incidents := make([]named, 0, len(step.changed))
+	for _, in := range step.changed {
+		incidents = append(incidents, named{"i/" + in.ID, encodeIncident(in)})
+	}
 	if len(step.changed) > 0 {
 		c.incidentGen.Add(1)
 	}
 	c.mu.Unlock()
 
-	for _, in := range step.changed {
-		c.gossip("i/"+in.ID, encodeIncident(in))
+	for _, in := range incidents {
+		c.gossip(in.name, in.msg)
 	}
 	if msg != nil {
 		c.gossip("v/"+target, msg)
