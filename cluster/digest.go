@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster/shard"
 )
 
 // Anti-entropy by digest. memberlist's periodic push/pull used to carry the
@@ -57,25 +59,9 @@ func bucketsFor(entries int) int {
 	return n
 }
 
-// targetKey spreads target names over buckets: FNV-1a, then a finaliser so
-// the low bits (the bucket index) depend on every byte.
-func targetKey(target string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(target); i++ {
-		h ^= uint64(target[i])
-		h *= 1099511628211
-	}
-	return mix64(h)
-}
-
-func mix64(k uint64) uint64 {
-	k ^= k >> 33
-	k *= 0xff51afd7ed558ccd
-	k ^= k >> 33
-	k *= 0xc4ceb9fe1a85ec53
-	k ^= k >> 33
-	return k
-}
+// targetKey spreads target names over buckets: the low bits (the bucket
+// index) depend on every byte.
+func targetKey(target string) uint64 { return shard.TargetKey(target) }
 
 // entryHash hashes an entry's kind, key strings and version numbers.
 func entryHash(kind byte, a, b string, boot, seq uint64) uint32 {
@@ -88,8 +74,8 @@ func entryHash(kind byte, a, b string, boot, seq uint64) uint32 {
 		h ^= 0xff // separates ("ab", "c") from ("a", "bc")
 		h *= 1099511628211
 	}
-	h = mix64(h ^ boot)
-	h = mix64(h ^ seq)
+	h = shard.Mix64(h ^ boot)
+	h = shard.Mix64(h ^ seq)
 	return uint32(h ^ h>>32)
 }
 
@@ -99,7 +85,7 @@ func bytesHash(b []byte) uint32 {
 		h ^= uint64(c)
 		h *= 1099511628211
 	}
-	h = mix64(h)
+	h = shard.Mix64(h)
 	return uint32(h ^ h>>32)
 }
 
