@@ -66,14 +66,22 @@ func strayObservations(c *Cluster) (stray, remote int) {
 	return stray, remote
 }
 
-func TestTargetedFleetStoresOnlyWhatItHoldsAndStillPages(t *testing.T) {
-	targets := testTargets(40)
+// startTargetedFleet starts 3 regions x 2 targeted agents and waits until
+// every leader holds every region's vote.
+func startTargetedFleet(t *testing.T, targets []TargetSpec) []*node {
+	t.Helper()
 	nodes := startFleet(t, []string{"eu", "us", "ap"}, 2, targets, targetedFleet)
 	testenv.Poll(t, time.Minute, "convergence", func() bool { return converged(nodes, targets) })
 	testenv.Poll(t, time.Minute, "every leader holding every region's vote", func() bool {
 		probeAll(nodes)
 		return everyLeaderHasEveryVote(nodes, targets, 3)
 	})
+	return nodes
+}
+
+func TestTargetedFleetStoresOnlyWhatItHoldsAndStillPages(t *testing.T) {
+	targets := testTargets(40)
+	nodes := startTargetedFleet(t, targets)
 
 	// Each agent holds other agents' observations of the targets it holds
 	// only (once a change of view has been acted on: the next evaluation
@@ -135,12 +143,7 @@ func TestTargetedFleetStoresOnlyWhatItHoldsAndStillPages(t *testing.T) {
 // the leader dies (it was a standby), and the hand-over raises nothing.
 func TestTargetedLeaderDeathHandsOverWithFreshVotes(t *testing.T) {
 	targets := testTargets(40)
-	nodes := startFleet(t, []string{"eu", "us", "ap"}, 2, targets, targetedFleet)
-	testenv.Poll(t, time.Minute, "convergence", func() bool { return converged(nodes, targets) })
-	testenv.Poll(t, time.Minute, "every leader holding every region's vote", func() bool {
-		probeAll(nodes)
-		return everyLeaderHasEveryVote(nodes, targets, 3)
-	})
+	nodes := startTargetedFleet(t, targets)
 	var target string
 	var victim, standby *node
 	for _, tg := range targets {
