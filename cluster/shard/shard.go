@@ -71,6 +71,7 @@ func fmix64(k uint64) uint64 {
 // precomputing them makes each (target, member) weight three xor-shifts and
 // two multiplications, independent of the names' lengths.
 func targetKey(name string) uint64 { return fmix64(fnv1a64(name)) }
+func memberKey(id string) uint64   { return fmix64(fnv1a64(id) ^ memberSalt) }
 
 // TargetKey is a target's well-spread 64-bit hash (FNV-1a, then murmur3's
 // finaliser): every bit depends on every byte. The cluster's digests key
@@ -79,7 +80,6 @@ func TargetKey(name string) uint64 { return targetKey(name) }
 
 // Mix64 is murmur3's 64-bit finaliser, for hashes built elsewhere.
 func Mix64(k uint64) uint64 { return fmix64(k) }
-func memberKey(id string) uint64   { return fmix64(fnv1a64(id) ^ memberSalt) }
 
 func combine(tk, mk uint64) uint64 { return fmix64(tk ^ mk) }
 
