@@ -3,6 +3,7 @@ package httpprobe
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestDialWithoutRunFails(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 			defer cancel()
 
-			cc, err := p.tr.NewClientConn(ctx, scheme, p.hostport)
+			cc, err := p.tr.NewClientConn(ctx, scheme, hostportOf(t, p))
 			if !errors.Is(err, errNoRun) {
 				if cc != nil {
 					_ = cc.Close()
@@ -38,4 +39,14 @@ func TestDialWithoutRunFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostportOf is the host:port a probe of p dials first.
+func hostportOf(t testing.TB, p *Prober) string {
+	t.Helper()
+	u, err := url.Parse(p.urlString)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostPort(u)
 }

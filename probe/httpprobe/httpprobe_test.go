@@ -109,11 +109,11 @@ func TestNewDefaults(t *testing.T) {
 	if got := p.header.Get("User-Agent"); got != UserAgent {
 		t.Errorf("User-Agent %q, want %q", got, UserAgent)
 	}
-	if p.hostport != "127.0.0.1:1" {
-		t.Errorf("hostport %q", p.hostport)
+	if hostportOf(t, p) != "127.0.0.1:1" {
+		t.Errorf("hostport %q", hostportOf(t, p))
 	}
-	if p := mustNew(t, Options{URL: "https://example.com/"}); p.hostport != "example.com:443" || p.tlsConf.ServerName != "example.com" {
-		t.Errorf("https default port/server name: %q %q", p.hostport, p.tlsConf.ServerName)
+	if p := mustNew(t, Options{URL: "https://example.com/"}); hostportOf(t, p) != "example.com:443" || p.tlsConf.ServerName != "example.com" {
+		t.Errorf("https default port/server name: %q %q", hostportOf(t, p), p.tlsConf.ServerName)
 	}
 }
 
@@ -1260,7 +1260,7 @@ func TestStalledProbeKeepsItsConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.beginHop(p.serverNameFor(u, ""))
-			cc, err := p.connect(ctx, r, "https", p.hostport)
+			cc, err := p.connect(ctx, r, "https", hostportOf(t, p))
 			if err != nil {
 				t.Fatal(err)
 			}

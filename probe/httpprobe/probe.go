@@ -131,7 +131,7 @@ func (p *Prober) do(ctx context.Context, r *run) {
 	}
 	u := *pu
 	finalURL := p.urlString
-	hostport := p.hostport
+	hostport := hostPort(pu)
 	method, body, host := p.method, p.body, p.hostHeader
 	header := p.header
 	redirects := 0

@@ -14,7 +14,7 @@ import (
 // settings, each with why. Every other field of Options, and of the
 // probe.TLSOptions and probe.Net in it, must change the key.
 var settingsKeyIgnores = map[string]string{
-	// The prober's own (urlString, hostport, and the host its TLS config
+	// The prober's own (urlString, and the host its TLS config
 	// names). Only its credentials go into the shared request headers:
 	// settingsKeyOf takes them apart (TestSettingsKeyHasURLCredentials).
 	"URL": "per prober",
