@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,10 @@ type run struct {
 	p     *Prober
 	res   probe.Result
 	trace httptrace.ClientTrace
+
+	// What res.Phases and res.HTTP point to until Probe returns.
+	phases [numPhases]probe.Phase
+	http   probe.HTTPFacts
 
 	// Per hop; reset by beginHop.
 	serverName string          // TLS server name (SNI and verification)
@@ -107,10 +112,9 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r := &run{p: p}
 	r.res.At = time.Now()
 	r.start = r.res.At
-	r.res.Phases = make([]probe.Phase, numPhases)
-	for i, name := range [numPhases]string{probe.PhaseResolve, probe.PhaseConnect, probe.PhaseTLS, probe.PhaseProcessing, probe.PhaseTransfer} {
-		r.res.Phases[i].Name = name
-	}
+	r.phases = [numPhases]probe.Phase{{Name: probe.PhaseResolve}, {Name: probe.PhaseConnect}, {Name: probe.PhaseTLS},
+		{Name: probe.PhaseProcessing}, {Name: probe.PhaseTransfer}}
+	r.res.Phases = r.phases[:]
 	// Whatever a transport left watching the context (HTTP/3 request
 	// cancellation, HTTP/1 body readers) is released when Probe returns.
 	ctx, cancel := context.WithCancel(ctx)
@@ -120,7 +124,24 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 
 	p.do(ctx, r)
 	r.res.Duration = time.Since(r.res.At)
+	// The result leaves the run, which the transport may still reach: its
+	// phases and facts are copied into memory of its own, one allocation
+	// for both when there are facts.
+	if r.res.HTTP != nil {
+		f := &facts{http: r.http, phases: r.phases}
+		r.res.HTTP, r.res.Phases = &f.http, f.phases[:]
+	} else {
+		r.res.Phases = slices.Clone(r.res.Phases)
+	}
 	return r.res
+}
+
+// facts holds a result's HTTP facts and phases in one allocation: 88 and
+// 120 bytes fill the 208-byte size class, where apart they take 96 and
+// 128. An agent keeps every target's latest result.
+type facts struct {
+	http   probe.HTTPFacts
+	phases [numPhases]probe.Phase
 }
 
 func (p *Prober) do(ctx context.Context, r *run) {
@@ -302,7 +323,7 @@ func (p *Prober) putBuf(b *bytes.Buffer) {
 // (probe.RedactURL): a Location may carry a token, and results are shown
 // in the API, logs and `vantage probe`.
 func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int64) {
-	r.res.HTTP = &probe.HTTPFacts{
+	r.http = probe.HTTPFacts{
 		StatusCode:     resp.StatusCode,
 		Version:        protoVersion(resp),
 		Redirects:      redirects,
@@ -312,9 +333,10 @@ func (r *run) setHTTP(resp *http.Response, redirects int, finalURL string, n int
 	}
 	if lm := resp.Header.Get("Last-Modified"); lm != "" {
 		if t, err := http.ParseTime(lm); err == nil {
-			r.res.HTTP.LastModified = t
+			r.http.LastModified = t
 		}
 	}
+	r.res.HTTP = &r.http
 	r.res.TLS = r.tls
 }
 
