@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"hash/maphash"
 	"maps"
 	"math"
 	"net/netip"
@@ -24,18 +25,39 @@ import (
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
 
-// index builds the name lookup; called once the targets are final.
+// nameSeed seeds the hash of byName.
+var nameSeed = maphash.MakeSeed()
+
+// index builds the name lookup; called once the targets are final. The
+// table is at most 3/4 full, so that a lookup probes about two slots.
 func (c *Config) index() {
-	c.byName = make(map[string]*Target, len(c.Targets))
-	for _, t := range c.Targets {
-		c.byName[t.Name] = t
+	size := 1
+	for size*3 < len(c.Targets)*4+1 {
+		size <<= 1
+	}
+	c.byName, c.nTargets = make([]int32, size), len(c.Targets)
+	mask := uint64(size - 1)
+	for i, t := range c.Targets {
+		j := maphash.String(nameSeed, t.Name) & mask
+		// A name given twice (only in a config that failed validation)
+		// finds the later target, as a map would.
+		for c.byName[j] != 0 && c.Targets[c.byName[j]-1].Name != t.Name {
+			j = (j + 1) & mask
+		}
+		c.byName[j] = int32(i + 1)
 	}
 }
 
 // Target returns the target called name, or nil.
 func (c *Config) Target(name string) *Target {
-	if c.byName != nil && len(c.byName) == len(c.Targets) {
-		return c.byName[name]
+	if c.byName != nil && c.nTargets == len(c.Targets) {
+		mask := uint64(len(c.byName) - 1)
+		for j := maphash.String(nameSeed, name) & mask; c.byName[j] != 0; j = (j + 1) & mask {
+			if t := c.Targets[c.byName[j]-1]; t.Name == name {
+				return t
+			}
+		}
+		return nil
 	}
 	// A Config built or edited by hand (tests elsewhere) has no index.
 	for _, t := range c.Targets {

@@ -246,7 +246,7 @@ func TestErrorsHavePositions(t *testing.T) {
 				t.Fatalf("want 1 problem at line %d, got %d:\n%v", want, len(errs), errs)
 			}
 			e := errs[0]
-			if e.Pos.File != filepath.Join(dir, "main.toml") || e.Pos.Line != want {
+			if e.Pos.File != filepath.Join(dir, "main.toml") || int(e.Pos.Line) != want {
 				t.Errorf("problem at %s, want main.toml:%d: %v", e.Pos, want, e)
 			}
 			if e.Pos.Col < 1 {
@@ -286,7 +286,7 @@ func TestSyntaxErrorsOnTheirLine(t *testing.T) {
 			if len(errs) != 1 || !errors.Is(errs, ErrSyntax) {
 				t.Fatalf("want one syntax error, got %v", errs)
 			}
-			if p := errs[0].Pos; p.Line != c.line || p.Col != c.col {
+			if p := errs[0].Pos; int(p.Line) != c.line || int(p.Col) != c.col {
 				t.Errorf("syntax error at %d:%d, want %d:%d: %v", p.Line, p.Col, c.line, c.col, errs[0])
 			}
 		})
@@ -319,7 +319,7 @@ to = "3am"                             # 20
 	errs := loadErrors(t, dir)
 	var lines []int
 	for _, e := range errs {
-		lines = append(lines, e.Pos.Line)
+		lines = append(lines, int(e.Pos.Line))
 	}
 	want := []int{2, 4, 8, 9, 11, 13, 16, 18, 20}
 	if len(lines) != len(want) {

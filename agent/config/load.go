@@ -130,7 +130,8 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 			// names the line and key in its message only.
 			pos, field, msg := Pos{File: name}, "", strings.TrimPrefix(err.Error(), "toml: ")
 			if m := decodeErrRe.FindStringSubmatch(err.Error()); m != nil {
-				pos.Line, _ = strconv.Atoi(m[1])
+				line, _ := strconv.Atoi(m[1])
+				pos.Line = pos32(line)
 				field, msg = m[2], tableMismatch(m[3])
 				// The text parsed, so the key index can add the column.
 				ix := indexKeys(name, text)
@@ -161,10 +162,10 @@ func (l *loader) decode(name, dir string, data []byte) *source {
 // line the bracket is missing from.
 func syntaxPos(name, text string, p toml.Position) Pos {
 	if p.Start < 0 || p.Start > len(text) {
-		return Pos{File: name, Line: p.Line, Col: p.Col}
+		return Pos{File: name, Line: pos32(p.Line), Col: pos32(p.Col)}
 	}
 	before := text[:p.Start]
-	return Pos{File: name, Line: 1 + strings.Count(before, "\n"), Col: p.Start - strings.LastIndexByte(before, '\n')}
+	return Pos{File: name, Line: pos32(1 + strings.Count(before, "\n")), Col: pos32(p.Start - strings.LastIndexByte(before, '\n'))}
 }
 
 // intern returns the one copy of s that every string equal to it in this

@@ -171,7 +171,7 @@ address = "h:2"
 	}
 	for i, w := range want {
 		e := errs[i]
-		if e.Pos.File != w.file || e.Pos.Line != w.line || !errors.Is(e, w.err) {
+		if e.Pos.File != w.file || int(e.Pos.Line) != w.line || !errors.Is(e, w.err) {
 			t.Errorf("problem %d = %v (%v), want %s:%d (%v)", i, e, e.Err, w.file, w.line, w.err)
 		}
 	}
@@ -647,7 +647,7 @@ headers_env = { "X-Tenant-Token" = "TENANT_TOKEN" }
 				t.Fatalf("err = %v, want one problem", err)
 			}
 			e := errs[0]
-			if want := markedLine(t, src); e.Pos.Line != want && !(c.err == ErrConflict && c.msg == "Authorization") {
+			if want := markedLine(t, src); int(e.Pos.Line) != want && !(c.err == ErrConflict && c.msg == "Authorization") {
 				t.Errorf("problem at line %d, want %d: %v", e.Pos.Line, want, e)
 			}
 			if !errors.Is(e, c.err) || !strings.Contains(e.Error(), c.msg) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,9 +83,13 @@ func indexKeys(file, src string) (ix *keyIndex) {
 	return ix
 }
 
+// pos32 is n as a Pos line or column, which a file of more than 2^31
+// lines or columns would saturate.
+func pos32(n int) int32 { return int32(min(n, math.MaxInt32)) }
+
 func (ix *keyIndex) position(off int) Pos {
 	line := sort.Search(len(ix.lineStarts), func(i int) bool { return ix.lineStarts[i] > off }) - 1
-	return Pos{File: ix.file, Line: line + 1, Col: 0}
+	return Pos{File: ix.file, Line: pos32(line + 1), Col: 0}
 }
 
 type keyScanner struct {
@@ -97,7 +102,7 @@ type keyScanner struct {
 func (s *keyScanner) posAt(off int) Pos {
 	p := s.ix.position(off)
 	start := s.ix.lineStarts[p.Line-1]
-	p.Col = utf8.RuneCountInString(s.src[start:off]) + 1
+	p.Col = pos32(utf8.RuneCountInString(s.src[start:off]) + 1)
 	return p
 }
 

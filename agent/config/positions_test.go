@@ -95,12 +95,12 @@ header = "b0"
 			t.Errorf("%s: not indexed", c.path)
 			continue
 		}
-		if p.Line != c.line || p.Col != c.col || p.File != "f.toml" {
+		if int(p.Line) != c.line || int(p.Col) != c.col || p.File != "f.toml" {
 			t.Errorf("%s at %s, want f.toml:%d:%d", c.path, p, c.line, c.col)
 		}
 	}
 	// Missing keys fall back to their table.
-	if p := ix.at("target[1].http.fail_if_header_matches[0].regex"); p.Line != lineOf(`"b0"`)-1 {
+	if p := ix.at("target[1].http.fail_if_header_matches[0].regex"); int(p.Line) != lineOf(`"b0"`)-1 {
 		t.Errorf("fallback at %s", p)
 	}
 	// Every key toml knows, in toml's order, maps to an indexed path.

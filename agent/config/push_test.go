@@ -50,7 +50,7 @@ func TestPushErrorsHavePositions(t *testing.T) {
 			for _, x := range errs {
 				// cert_file and key_file are each refused: the case
 				// marks key_file's line.
-				if x.Pos.Line == want {
+				if int(x.Pos.Line) == want {
 					e = x
 				}
 			}

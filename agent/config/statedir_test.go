@@ -49,7 +49,7 @@ func TestStateDirErrors(t *testing.T) {
 	} {
 		dir := writeFiles(t, map[string]string{"main.toml": tc.src})
 		errs := loadErrors(t, dir)
-		if len(errs) != 1 || errs[0].Field != tc.field || errs[0].Pos.Line != markedLine(t, tc.src) || !strings.Contains(errs[0].Msg, tc.msg) {
+		if len(errs) != 1 || errs[0].Field != tc.field || int(errs[0].Pos.Line) != markedLine(t, tc.src) || !strings.Contains(errs[0].Msg, tc.msg) {
 			t.Errorf("%q: got %v, want one error on line %d, field %s, saying %q", tc.src, errs, markedLine(t, tc.src), tc.field, tc.msg)
 		}
 	}
