@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"hash/maphash"
 	"maps"
 	"math"
 	"net/netip"
@@ -25,37 +24,29 @@ import (
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
 
-// nameSeed seeds the hash of byName.
-var nameSeed = maphash.MakeSeed()
-
-// index builds the name lookup; called once the targets are final. The
-// table is at most 3/4 full, so that a lookup probes about two slots.
+// index builds the name lookup; called once the targets are final.
 func (c *Config) index() {
-	size := 1
-	for size*3 < len(c.Targets)*4+1 {
-		size <<= 1
+	c.byName, c.nTargets = make([]int32, len(c.Targets)), len(c.Targets)
+	for i := range c.byName {
+		c.byName[i] = int32(i)
 	}
-	c.byName, c.nTargets = make([]int32, size), len(c.Targets)
-	mask := uint64(size - 1)
-	for i, t := range c.Targets {
-		j := maphash.String(nameSeed, t.Name) & mask
-		// A name given twice (only in a config that failed validation)
-		// finds the later target, as a map would.
-		for c.byName[j] != 0 && c.Targets[c.byName[j]-1].Name != t.Name {
-			j = (j + 1) & mask
-		}
-		c.byName[j] = int32(i + 1)
-	}
+	// Stable, so that a name given twice (only in a config that failed
+	// validation) finds the later target, as a map would.
+	slices.SortStableFunc(c.byName, func(a, b int32) int { return strings.Compare(c.Targets[a].Name, c.Targets[b].Name) })
 }
 
 // Target returns the target called name, or nil.
 func (c *Config) Target(name string) *Target {
 	if c.byName != nil && c.nTargets == len(c.Targets) {
-		mask := uint64(len(c.byName) - 1)
-		for j := maphash.String(nameSeed, name) & mask; c.byName[j] != 0; j = (j + 1) & mask {
-			if t := c.Targets[c.byName[j]-1]; t.Name == name {
-				return t
+		// The last of equal names: the index is sorted stably.
+		i, _ := slices.BinarySearchFunc(c.byName, name, func(j int32, name string) int {
+			if c.Targets[j].Name <= name {
+				return -1
 			}
+			return 1
+		})
+		if i > 0 && c.Targets[c.byName[i-1]].Name == name {
+			return c.Targets[c.byName[i-1]]
 		}
 		return nil
 	}

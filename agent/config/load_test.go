@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"os"
@@ -939,6 +940,30 @@ func TestMemoryLimitLoads(t *testing.T) {
 		}
 		if cfg.Agent.MemoryLimit != want {
 			t.Errorf("%q: MemoryLimit = %d, want %d", in, cfg.Agent.MemoryLimit, want)
+		}
+	}
+}
+
+// TestTargetFindsEveryNameAndNoOther checks the name index against the
+// targets it indexes: every name finds its own target, in any file order,
+// and a name not configured (before, between and after the others) finds
+// none.
+func TestTargetFindsEveryNameAndNoOther(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[cluster]\nbind = \"127.0.0.1:0\"\n")
+	names := []string{"m", "b", "z", "a", "q-1", "q", "é"}
+	for _, n := range names {
+		fmt.Fprintf(&b, "[[target]]\nname = %q\ntype = \"tcp\"\naddress = \"127.0.0.1:1\"\n", n)
+	}
+	cfg := mustLoad(t, writeFiles(t, map[string]string{"main.toml": b.String()}))
+	for _, n := range names {
+		if tg := cfg.Target(n); tg == nil || tg.Name != n {
+			t.Errorf("Target(%q) = %v", n, tg)
+		}
+	}
+	for _, n := range []string{"", "0", "aa", "c", "q-", "q-2", "zz", "ü"} {
+		if tg := cfg.Target(n); tg != nil {
+			t.Errorf("Target(%q) = %q, want none", n, tg.Name)
 		}
 	}
 }
