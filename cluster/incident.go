@@ -79,7 +79,7 @@ type RegionFailure struct {
 // current streak, from the fresh results of the observation table.
 func (c *Cluster) regionFailuresLocked(target string, now time.Time) []RegionFailure {
 	var out []RegionFailure
-	for _, o := range c.table[target] {
+	for _, o := range c.obsLocked(target) {
 		if o.OK || o.Isolated || !c.freshLocked(o, now) {
 			continue
 		}
@@ -260,7 +260,7 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			c.dropIncidentLocked(mine.ID)
 			cp := *in
 			c.addIncidentLocked(&cp)
-			if ls := c.leading[in.Target]; ls != nil && ls.open == mine {
+			if ls := c.leadingLocked(in.Target); ls != nil && ls.open == mine {
 				ls.open = &cp
 			}
 			return
@@ -409,7 +409,7 @@ func mergeRegions(a, b []string) []string {
 // incidents as if a peer had gossiped them (an open one is found by the
 // next leader of its target and continues), and each configured target's
 // first sighting.
-func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
+func (c *Cluster) restoreLocked(r *Restore) {
 	if r == nil {
 		return
 	}
@@ -439,9 +439,9 @@ func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
 		}
 		c.addIncidentLocked(in)
 	}
-	for _, t := range targets {
-		if at, ok := r.FirstSeen[t.Name]; ok && !at.IsZero() {
-			c.firstSeen[t.Name] = at
+	for name, rec := range c.targets {
+		if at, ok := r.FirstSeen[name]; ok && !at.IsZero() {
+			rec.firstSeen = at.UnixNano()
 		}
 	}
 }
@@ -464,9 +464,9 @@ func (c *Cluster) TakeDropped() []string {
 func (c *Cluster) FirstSeen() map[string]time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]time.Time, len(c.firstSeen))
-	for k, v := range c.firstSeen {
-		out[k] = v
+	out := make(map[string]time.Time, len(c.targets))
+	for k, r := range c.targets {
+		out[k] = time.Unix(0, r.firstSeen)
 	}
 	return out
 }

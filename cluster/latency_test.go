@@ -67,18 +67,17 @@ func TestUnchangedResultTakesItsLaterLatency(t *testing.T) {
 	now := time.Now()
 	var heard []time.Duration
 	c := &Cluster{
-		now:     func() time.Time { return now },
-		cfg:     Config{AgentID: "eu-2", OnRemoteResult: func(o Observation) { heard = append(heard, o.Latency) }},
-		targets: map[string]TargetSpec{"db": {Name: "db"}},
-		table: map[string]observations{"db": {
+		now: func() time.Time { return now },
+		cfg: Config{AgentID: "eu-2", OnRemoteResult: func(o Observation) { heard = append(heard, o.Latency) }},
+		targets: map[string]*targetRec{"db": {spec: TargetSpec{Name: "db"}, obs: observations{
 			{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 4, OK: true, Latency: 900 * time.Microsecond,
 				Interval: 2 * time.Second, Received: now.Add(-10 * time.Second), measured: now.Add(-10 * time.Second)},
-		}},
+		}}},
 	}
 	copyOf := func(lat time.Duration, measured time.Time) *Observation {
 		return &Observation{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 4, OK: true, Latency: lat, measured: measured}
 	}
-	latency := func() time.Duration { return c.table["db"].get("eu-1").Latency }
+	latency := func() time.Duration { return c.obsLocked("db").get("eu-1").Latency }
 
 	c.receive(copyOf(300*time.Microsecond, now.Add(-2*time.Second)))
 	if latency() != 300*time.Microsecond || len(heard) != 1 || heard[0] != 300*time.Microsecond {

@@ -20,11 +20,12 @@ func (c *Cluster) Report(o Observation) {
 	o.measured = now
 
 	c.mu.Lock()
-	if _, ok := c.targets[o.Target]; !ok {
+	rec := c.targets[o.Target]
+	if rec == nil {
 		c.mu.Unlock()
 		return
 	}
-	prev := c.table[o.Target].get(o.AgentID)
+	prev := rec.obs.get(o.AgentID)
 	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated ||
 		!prev.CertExpiry.Truncate(time.Second).Equal(o.CertExpiry.Truncate(time.Second)) // a renewal (or a first look)
 	newFailure := !o.OK && (prev == nil || prev.OK)
@@ -38,7 +39,7 @@ func (c *Cluster) Report(o Observation) {
 	} else {
 		o.Seq = prev.Seq
 	}
-	c.storeLocked(&o)
+	c.storeLocked(rec, &o)
 	if changed {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
@@ -93,12 +94,17 @@ func (c *Cluster) publish(o *Observation) {
 func (c *Cluster) confirmSent(target string, at time.Time) {
 	now := c.now()
 	c.mu.Lock()
+	rec := c.targets[target]
+	if rec == nil {
+		c.mu.Unlock()
+		return // no longer configured
+	}
 	first, ok := c.firstAsked[target]
 	if !ok {
 		first = at
 		c.firstAsked[target] = at
 	}
-	own := c.table[target].get(c.cfg.AgentID)
+	own := rec.obs.get(c.cfg.AgentID)
 	if own == nil || own.OK || ok {
 		c.mu.Unlock()
 		return
@@ -107,15 +113,16 @@ func (c *Cluster) confirmSent(target string, at time.Time) {
 	o.Seq = c.seq.Add(1)
 	o.Received = now
 	o.ConfirmedFor = max(now.Sub(first), time.Millisecond)
-	c.storeLocked(&o)
+	c.storeLocked(rec, &o)
 	c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	c.mu.Unlock()
 	c.publish(&o)
 }
 
-func (c *Cluster) storeLocked(o *Observation) {
+// storeLocked stores a copy of o in its target's record rec.
+func (c *Cluster) storeLocked(rec *targetRec, o *Observation) {
 	cp := *o
-	c.table[o.Target] = c.table[o.Target].set(&cp)
+	rec.obs = rec.obs.set(&cp)
 }
 
 // receive stores a remote observation if it is newer than what we have.
@@ -125,13 +132,13 @@ func (c *Cluster) receive(o *Observation) {
 	}
 	o.Received = c.now()
 	c.mu.Lock()
-	t, ok := c.targets[o.Target]
-	if !ok || !c.heldLocked(o.Target, o.Received) {
+	rec := c.targets[o.Target]
+	if rec == nil || !c.heldLocked(o.Target, o.Received) {
 		c.mu.Unlock()
 		return
 	}
-	o.Target = t.Name // one copy of the name, the config's
-	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
+	o.Target = rec.spec.Name // one copy of the name, the config's
+	if prev := rec.obs.get(o.AgentID); prev != nil && !o.newer(prev) {
 		var later *Observation
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
 			// The same news again: still fresh. Its ages stay anchored
@@ -171,7 +178,7 @@ func (c *Cluster) receive(o *Observation) {
 	if o.measured.IsZero() {
 		o.measured = o.Received // a new result: its probe has just run
 	}
-	c.storeLocked(o)
+	c.storeLocked(rec, o)
 	if cur := c.agentSeq[o.AgentID]; o.Boot > cur[0] || (o.Boot == cur[0] && o.Seq > cur[1]) {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
@@ -219,8 +226,8 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 		c.m.heartbeatGaps.Inc()
 		return
 	}
-	for _, byAgent := range c.table {
-		if o := byAgent.get(h.AgentID); o != nil && o.Boot == h.Boot {
+	for _, rec := range c.targets {
+		if o := rec.obs.get(h.AgentID); o != nil && o.Boot == h.Boot {
 			o.Received = now
 			o.Isolated = h.Isolated
 		}
@@ -269,7 +276,7 @@ func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
 }
 
 func (c *Cluster) observationsLocked(target string) []quorum.Observation {
-	byAgent := c.table[target]
+	byAgent := c.obsLocked(target)
 	out := make([]quorum.Observation, 0, len(byAgent))
 	for _, o := range byAgent {
 		out = append(out, quorum.Observation{

@@ -37,7 +37,7 @@ func (c *Cluster) stepSuppressionLocked(t TargetSpec, ls *leaderState, v *quorum
 	for _, r := range v.Failing {
 		failing[r] = true
 	}
-	for _, o := range c.table[t.Name] {
+	for _, o := range c.obsLocked(t.Name) {
 		if !failing[o.Region] || o.OK || !c.freshLocked(o, now) {
 			continue
 		}
