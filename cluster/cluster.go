@@ -21,6 +21,12 @@ import (
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
+// localClock keeps this agent's instants in 8 bytes (internal/mono): the
+// leaders' bookkeeping, observations' receipt and measurement, verdicts'
+// Since and Updated. One clock for the process, so that an Observation or a
+// Verdict converts its own without its Cluster.
+var localClock = mono.New()
+
 // syncGrace is how long a new agent waits for a peer's full state before it
 // may open incidents on its own.
 const syncGrace = 30 * time.Second
@@ -96,9 +102,8 @@ type Cluster struct {
 	ledKey     uint64
 	ledOK      bool
 	verdictSeq atomic.Uint64
-	// clock keeps the leaders' instants in 8 bytes (internal/mono).
-	clock     mono.Clock
-	incidents []*Incident // newest last, bounded
+	regionSets regionSets  // the verdicts' region lists, shared (verdict.go)
+	incidents  []*Incident // newest last, bounded
 	// incidentGen counts changes to incidents (added, merged, resolved,
 	// alerted, dropped), so the agent's state writer reads them only
 	// when they changed; dropped are IDs the fleet gave up (a duplicate
@@ -124,7 +129,6 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		local:        local,
 		log:          cfg.Logger,
 		boot:         uint64(time.Now().UnixNano()),
-		clock:        mono.New(),
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		digests:      make(chan digest, pendingDigests),
@@ -143,7 +147,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		prevOwners:   make(map[string]map[string]time.Time),
 		firstAsked:   make(map[string]time.Time),
 	}
-	c.started = c.clock.Base()
+	c.started = time.Now()
 	if cfg.skew != 0 {
 		c.now = func() time.Time { return time.Now().Add(cfg.skew) }
 	}

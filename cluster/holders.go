@@ -235,8 +235,9 @@ func (c *Cluster) checkVouches() {
 	for id, v := range pending {
 		t := tallies[id]
 		if t.count == v.Count && t.sum == v.Sum {
+			at := localClock.Stamp(now)
 			for _, o := range t.held {
-				o.Received = now
+				o.received = at
 			}
 			continue
 		}

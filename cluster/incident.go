@@ -83,7 +83,7 @@ func (c *Cluster) regionFailuresLocked(target string, now time.Time) []RegionFai
 		if o.OK || o.Isolated || !c.freshLocked(o, now) {
 			continue
 		}
-		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received.Add(-o.FailingFor), Reason: o.Reason}})
+		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received().Add(-o.FailingFor), Reason: o.Reason}})
 	}
 	return out
 }
@@ -146,7 +146,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 	}
 	switch {
 	case v.State == quorum.Down && ls.open == nil && !maint && c.synced.Load():
-		started := c.clock.Time(ls.firstFail)
+		started := localClock.Time(ls.firstFail)
 		if started.IsZero() {
 			started = now
 		}
@@ -154,7 +154,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			ID:            t.Name + "@" + strconv.FormatInt(started.UnixMilli(), 10),
 			Target:        t.Name,
 			StartedAt:     started,
-			ConfirmAt:     c.clock.Time(ls.confirmAt),
+			ConfirmAt:     localClock.Time(ls.confirmAt),
 			QuorumAt:      now,
 			DetectedAt:    c.now(),
 			Regions:       slices.Clone(v.Failing),
@@ -195,7 +195,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			changed = true
 		}
 		if ls.open.ConfirmAt.IsZero() && ls.confirmAt != 0 {
-			ls.open.ConfirmAt = c.clock.Time(ls.confirmAt)
+			ls.open.ConfirmAt = localClock.Time(ls.confirmAt)
 			if ls.open.ConfirmAt.Before(ls.open.StartedAt) {
 				ls.open.ConfirmAt = ls.open.StartedAt
 			}
@@ -205,9 +205,9 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			step.changed = append(step.changed, ls.open)
 		}
 	case v.State == quorum.Up && ls.open != nil && ls.upSince == 0:
-		ls.upSince = c.clock.Stamp(now)
-	case v.State == quorum.Up && ls.open != nil && now.Sub(c.clock.Time(ls.upSince)) >= resolveHold(t):
-		ls.open.ResolvedAt = c.clock.Time(ls.upSince)
+		ls.upSince = localClock.Stamp(now)
+	case v.State == quorum.Up && ls.open != nil && now.Sub(localClock.Time(ls.upSince)) >= resolveHold(t):
+		ls.open.ResolvedAt = localClock.Time(ls.upSince)
 		ls.upSince = 0
 		step.changed = append(step.changed, ls.open)
 		step.events = append(step.events, Event{At: now, Kind: "incident_resolved", Target: t.Name,

@@ -16,8 +16,8 @@ func (c *Cluster) Report(o Observation) {
 	o.Region = c.cfg.Region
 	o.Boot = c.boot
 	o.Isolated = c.isolated.Load()
-	o.Received = now
-	o.measured = now
+	o.received = localClock.Stamp(now)
+	o.measured = o.received
 
 	c.mu.Lock()
 	rec := c.targets[o.Target]
@@ -111,7 +111,7 @@ func (c *Cluster) confirmSent(target string, at time.Time) {
 	}
 	o := *own
 	o.Seq = c.seq.Add(1)
-	o.Received = now
+	o.received = localClock.Stamp(now)
 	o.ConfirmedFor = max(now.Sub(first), time.Millisecond)
 	c.storeLocked(rec, &o)
 	c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
@@ -130,10 +130,11 @@ func (c *Cluster) receive(o *Observation) {
 	if o.AgentID == c.cfg.AgentID || o.Target == "" {
 		return
 	}
-	o.Received = c.now()
+	now := c.now()
+	o.received = localClock.Stamp(now)
 	c.mu.Lock()
 	rec := c.targets[o.Target]
-	if rec == nil || !c.heldLocked(o.Target, o.Received) {
+	if rec == nil || !c.heldLocked(o.Target, now) {
 		c.mu.Unlock()
 		return
 	}
@@ -145,7 +146,7 @@ func (c *Cluster) receive(o *Observation) {
 			// where they were (a rebroadcast carries them as of its first
 			// send), and a copy that knows more (push/pull's later
 			// fields) fills in what the first one lacked.
-			d := o.Received.Sub(prev.Received)
+			d := time.Duration(o.received - prev.received)
 			if prev.FailingFor > 0 {
 				prev.FailingFor += d
 			}
@@ -162,12 +163,12 @@ func (c *Cluster) receive(o *Observation) {
 			// relayed copy of the measurement we have dates it a little
 			// later (ages travel in whole milliseconds, transit uncounted);
 			// the prober's next one is about an interval later.
-			if !o.measured.IsZero() && o.measured.Sub(prev.measured) > prev.Interval/2 {
+			if !o.measured.IsZero() && (prev.measured.IsZero() || time.Duration(o.measured-prev.measured) > prev.Interval/2) {
 				prev.Latency, prev.measured = o.Latency, o.measured
 				cp := *prev
 				later = &cp
 			}
-			prev.Received = o.Received
+			prev.received = o.received
 		}
 		c.mu.Unlock()
 		if later != nil {
@@ -176,7 +177,7 @@ func (c *Cluster) receive(o *Observation) {
 		return
 	}
 	if o.measured.IsZero() {
-		o.measured = o.Received // a new result: its probe has just run
+		o.measured = o.received // a new result: its probe has just run
 	}
 	c.storeLocked(rec, o)
 	if cur := c.agentSeq[o.AgentID]; o.Boot > cur[0] || (o.Boot == cur[0] && o.Seq > cur[1]) {
@@ -198,7 +199,12 @@ func (c *Cluster) remoteResult(o *Observation) {
 
 // Measured is when o's latency was measured, by the local clock (zero for
 // an observation that did not come through the cluster).
-func (o *Observation) Measured() time.Time { return o.measured }
+func (o *Observation) Measured() time.Time { return localClock.Time(o.measured) }
+
+// Received is when this agent received o (or made it, its own), by the
+// local clock; zero for an observation that did not come through the
+// cluster.
+func (o *Observation) Received() time.Time { return localClock.Time(o.received) }
 
 // heartbeat refreshes the receipt time of an agent's observations when our
 // view of it is complete (we have its latest sequence number).
@@ -226,9 +232,10 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 		c.m.heartbeatGaps.Inc()
 		return
 	}
+	at := localClock.Stamp(now)
 	for _, rec := range c.targets {
 		if o := rec.obs.get(h.AgentID); o != nil && o.Boot == h.Boot {
-			o.Received = now
+			o.received = at
 			o.Isolated = h.Isolated
 		}
 	}
@@ -272,7 +279,7 @@ func freshFor(o *Observation) time.Duration {
 }
 
 func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
-	return now.Sub(o.Received) <= freshFor(o)
+	return now.Sub(o.Received()) <= freshFor(o)
 }
 
 func (c *Cluster) observationsLocked(target string) []quorum.Observation {
@@ -281,7 +288,7 @@ func (c *Cluster) observationsLocked(target string) []quorum.Observation {
 	for _, o := range byAgent {
 		out = append(out, quorum.Observation{
 			Region: o.Region, AgentID: o.AgentID, Boot: o.Boot, Seq: o.Seq,
-			Failing: o.Failing, Received: o.Received, Interval: o.Interval, Timeout: o.Timeout,
+			Failing: o.Failing, Received: o.Received(), Interval: o.Interval, Timeout: o.Timeout,
 		})
 	}
 	return out

@@ -304,8 +304,8 @@ func (c *Cluster) statusLocked(rec *targetRec, sc *statusContext, now time.Time)
 		st.Reason = v.Reason()
 		st.Needed, st.Failing, st.Reporting, st.Stale = v.Needed, v.Failing, v.Reporting, v.Stale
 		st.Maintenance = v.Maintenance
-		st.Since = v.Since
-		st.Updated = v.Updated
+		st.Since = v.Since()
+		st.Updated = v.Updated()
 	}
 	voters := map[string]bool{}
 	for _, ids := range c.votersLocked(name, now) {
@@ -316,7 +316,7 @@ func (c *Cluster) statusLocked(rec *targetRec, sc *statusContext, now time.Time)
 	best := map[string]RegionView{}
 	for _, o := range rec.obs {
 		rv := RegionView{Region: o.Region, Agent: o.AgentID, OK: o.OK, Failing: o.Failing, Reason: o.Reason,
-			Latency: o.Latency, Age: now.Sub(o.Received), Fresh: c.freshLocked(o, now),
+			Latency: o.Latency, Age: now.Sub(o.Received()), Fresh: c.freshLocked(o, now),
 			Assignee: voters[o.AgentID], Isolated: o.Isolated, CertExpiry: o.CertExpiry}
 		cur, ok := best[o.Region]
 		// Prefer a voting, fresh, then most recent observation per region.

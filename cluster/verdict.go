@@ -22,13 +22,20 @@ type Verdict struct {
 	Leader string // agent id of the leader that evaluated it
 	quorum.Verdict
 	Maintenance bool
-	Since       time.Time // when State last changed, on this agent's clock
-	Incident    string    // the open incident's ID; "" when none
-	// Updated is when this agent evaluated or received it.
-	Updated time.Time
+	Incident    string // the open incident's ID; "" when none
+	// since is when State last changed, on this agent's clock (Since);
+	// updated is when this agent evaluated or received it (Updated).
+	// Stamps of localClock: every target's verdict holds them.
+	since, updated mono.Stamp
 
 	boot, seq uint64 // the leader's order of its verdicts: (boot, seq)
 }
+
+// Since is when the verdict's State last changed, on this agent's clock.
+func (v *Verdict) Since() time.Time { return localClock.Time(v.since) }
+
+// Updated is when this agent evaluated or received the verdict.
+func (v *Verdict) Updated() time.Time { return localClock.Time(v.updated) }
 
 // sameAs reports whether v says what w says (order and times aside): a
 // leader publishes a verdict only when this changes.
@@ -50,8 +57,11 @@ type leaderState struct {
 	upSince   mono.Stamp // the quorum sees it up since (the resolve hold)
 	firstFail mono.Stamp // earliest failed observation of the current streak
 	confirmAt mono.Stamp // earliest confirmation request of the streak
-	suppr     suppression
-	seq       uint64 // of the last verdict published
+	seq       uint64     // of the last verdict published
+	// suppr is the suppression step's streak: nil while no region fails
+	// (most targets, most of the time), in the record every target led
+	// holds.
+	suppr *suppression
 }
 
 // resolveHold is how long the quorum must see a target up before its
@@ -150,7 +160,7 @@ func (c *Cluster) evaluate(target string) {
 	maint := c.cfg.InMaintenance(target, now)
 	c.trackStreakLocked(rec, ls, now)
 	if v.State != ls.state || ls.since == 0 {
-		ls.state, ls.since = v.State, c.clock.Stamp(now)
+		ls.state, ls.since = v.State, localClock.Stamp(now)
 	}
 	step := c.stepIncidentLocked(t, ls, &v, maint, now)
 	step.events = append(step.events, c.stepSuppressionLocked(t, ls, &v, now)...)
@@ -189,9 +199,9 @@ func (c *Cluster) leaderStateLocked(rec *targetRec, now time.Time) *leaderState 
 	ls := rec.lead
 	if ls == nil {
 		ls = &leaderState{open: c.openIncidentLocked(rec.spec.Name)}
-		if v := rec.verdict; v != nil && !v.Since.IsZero() {
+		if v := rec.verdict; v != nil && !v.since.IsZero() {
 			// The state and its age as the previous leader published them.
-			ls.state, ls.since = v.State, c.clock.Stamp(v.Since)
+			ls.state, ls.since = v.State, v.since
 		}
 		rec.lead = ls
 		c.nLeading++
@@ -209,24 +219,24 @@ func (c *Cluster) trackStreakLocked(rec *targetRec, ls *leaderState, now time.Ti
 		if o.OK || !c.freshLocked(o, now) {
 			continue
 		}
-		if start := o.Received.Add(-o.FailingFor); first.IsZero() || start.Before(first) {
+		if start := o.Received().Add(-o.FailingFor); first.IsZero() || start.Before(first) {
 			first = start
 		}
 		if o.ConfirmedFor > 0 {
-			if at := o.Received.Add(-o.ConfirmedFor); confirm.IsZero() || at.Before(confirm) {
+			if at := o.Received().Add(-o.ConfirmedFor); confirm.IsZero() || at.Before(confirm) {
 				confirm = at
 			}
 		}
 	}
 	if first.IsZero() {
 		ls.firstFail, ls.confirmAt = 0, 0
-		ls.suppr.reset()
+		ls.suppr = nil // the streak is over
 		return
 	}
-	if f := c.clock.Stamp(first); ls.firstFail == 0 || f < ls.firstFail {
+	if f := localClock.Stamp(first); ls.firstFail == 0 || f < ls.firstFail {
 		ls.firstFail = f
 	}
-	if cf := c.clock.Stamp(confirm); cf != 0 && (ls.confirmAt == 0 || cf < ls.confirmAt) {
+	if cf := localClock.Stamp(confirm); cf != 0 && (ls.confirmAt == 0 || cf < ls.confirmAt) {
 		ls.confirmAt = cf
 	}
 }
@@ -235,17 +245,18 @@ func (c *Cluster) trackStreakLocked(rec *targetRec, ls *leaderState, now time.Ti
 // returns its encoding when it changed, to be gossiped; nil otherwise.
 func (c *Cluster) recordVerdictLocked(tr *targetRec, ls *leaderState, v quorum.Verdict, maint bool, now time.Time) []byte {
 	rec := &Verdict{Target: tr.spec.Name, Leader: c.cfg.AgentID, Verdict: v, Maintenance: maint,
-		Since: c.clock.Time(ls.since), Updated: now, boot: c.boot}
+		since: ls.since, updated: localClock.Stamp(now), boot: c.boot}
 	if ls.open != nil {
 		rec.Incident = ls.open.ID
 	}
 	cur := tr.verdict
 	if rec.sameAs(cur) && cur.boot == c.boot {
-		cur.Updated = now
+		cur.updated = rec.updated
 		return nil
 	}
 	ls.seq = c.verdictSeq.Add(1)
 	rec.seq = ls.seq
+	c.regionSets.internVerdict(rec)
 	tr.verdict = rec
 	return encodeVerdict(rec, now)
 }
@@ -281,8 +292,44 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 			return
 		}
 	}
-	v.Updated = now
+	v.updated = localClock.Stamp(now)
+	c.regionSets.internVerdict(v)
 	rec.verdict = v
+}
+
+// regionSets are the region lists the verdicts on record hold, one copy
+// of each: a handful of lists ("eu", "us"; "eu, us"; none) stand for
+// every target's, which each verdict held a copy of. The lists are shared:
+// nobody may change a verdict's lists (they are replaced, never edited),
+// and a shared copy has no room to append into.
+type regionSets struct{ sets [][]string }
+
+// maxRegionSets bounds the lists kept; a verdict with a list beyond them
+// keeps its own.
+const maxRegionSets = 64
+
+// intern returns the kept copy of rs, keeping one when there is room.
+func (r *regionSets) intern(rs []string) []string {
+	if len(rs) == 0 {
+		return rs
+	}
+	for _, s := range r.sets {
+		if slices.Equal(s, rs) {
+			return s
+		}
+	}
+	if len(r.sets) < maxRegionSets {
+		s := slices.Clone(rs)
+		r.sets = append(r.sets, s)
+		return s
+	}
+	return rs
+}
+
+// internVerdict makes v hold the kept copies of its region lists.
+func (r *regionSets) internVerdict(v *Verdict) {
+	v.Failing, v.Passing = r.intern(v.Failing), r.intern(v.Passing)
+	v.Stale, v.Isolated = r.intern(v.Stale), r.intern(v.Isolated)
 }
 
 // candidateLocked reports whether agent id is among lead's candidates.
