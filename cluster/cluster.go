@@ -292,6 +292,10 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 	}
 	sort.Strings(names)
 	c.targetsHash = hashStrings(names)
+	// New records are unmarked: evaluateAll marks them all again, even
+	// if the set is back to one it last marked under (a target removed
+	// and added again between two of its passes).
+	c.ledOK = false
 	for name, r := range old {
 		if _, ok := c.targets[name]; !ok && r.lead != nil {
 			c.nLeading--
