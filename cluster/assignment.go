@@ -37,7 +37,8 @@ func (c *Cluster) reassign() {
 		c.m.suppressedFor(r)
 	}
 	ts := make([]shard.Target, 0, len(c.targets))
-	for _, t := range c.targets {
+	for _, rec := range c.targets {
+		t := &rec.spec
 		ts = append(ts, shard.Target{Name: t.Name, Regions: effectiveRegions(t.Regions, regions)})
 	}
 	old := c.assign

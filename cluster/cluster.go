@@ -21,6 +21,12 @@ import (
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
+// localClock keeps this agent's instants in 8 bytes (internal/mono): the
+// leaders' bookkeeping, observations' receipt and measurement, verdicts'
+// Since and Updated. One clock for the process, so that an Observation or a
+// Verdict converts its own without its Cluster.
+var localClock = mono.New()
+
 // syncGrace is how long a new agent waits for a peer's full state before it
 // may open incidents on its own.
 const syncGrace = 30 * time.Second
@@ -60,8 +66,11 @@ type Cluster struct {
 	started      time.Time
 	reqID        atomic.Uint64
 
-	mu          sync.Mutex
-	targets     map[string]TargetSpec
+	mu sync.Mutex
+	// targets holds each configured target's record: its spec and what
+	// this agent keeps of it (one map, not one per kind of state: each
+	// map keyed by the target cost 30-110 bytes a target).
+	targets     map[string]*targetRec
 	targetsHash uint64
 	members     map[string]*memberInfo // by node name
 	leaving     map[string]bool        // nodes that said goodbye before leaving
@@ -71,33 +80,30 @@ type Cluster struct {
 	// arrive before memberlist tells us of its sender.
 	peerSettled map[string]bool
 	doubts      map[string]doubtSet
-	lastDoubts  []uint32                // what our last heartbeat said
-	wasDoubted  bool                    // for vantage_leadership_doubted_total
-	table       map[string]observations // target -> each agent's latest
-	agentSeq    map[string][2]uint64    // agent -> (boot, seq) of its latest observation
+	lastDoubts  []uint32             // what our last heartbeat said
+	wasDoubted  bool                 // for vantage_leadership_doubted_total
+	agentSeq    map[string][2]uint64 // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
-	prevOwners  map[string]map[string]time.Time // target -> agent -> vote allowed until
-	firstAsked  map[string]time.Time            // target -> our first confirmation request of the streak
-	firstSeen   map[string]time.Time            // target -> when this agent first knew it: the start of its SLO figures
-	mine        []string
-	// fleet is every target's verdict as its leader published it (ours
-	// for the targets we lead): the one source of a target's state.
-	fleet map[string]*Verdict
-	// leading is the leader's bookkeeping of the targets we lead.
-	leading map[string]*leaderState
+	// prevOwners and firstAsked are kept apart from the targets' records:
+	// only targets in a hand-over or a failure streak have them.
+	prevOwners map[string]map[string]time.Time // target -> agent -> vote allowed until
+	firstAsked map[string]time.Time            // target -> our first confirmation request of the streak
+	mine       []string
+	// nLeading counts the records with a leader's state (targetRec.lead).
+	nLeading int
 	// vouches are the probers' latest vouches, for checkVouches; holdKey
 	// is the holders' view refreshHolders last acted on (holders.go).
 	vouches map[string]vouch
 	holdKey uint64
 	held    map[string]bool // target -> this agent holds it, under holdKey
-	// led are the targets this agent leads under ledKey (the rivals and
-	// the target set): evaluateAll's list.
-	led        []string
+	// ledKey is the rivals and the target set under which evaluateAll
+	// last marked the targets this agent leads (targetRec.led); ledOK
+	// says it did.
 	ledKey     uint64
+	ledOK      bool
 	verdictSeq atomic.Uint64
-	// clock keeps the leaders' instants in 8 bytes (internal/mono).
-	clock     mono.Clock
-	incidents []*Incident // newest last, bounded
+	regionSets regionSets  // the verdicts' region lists, shared (verdict.go)
+	incidents  []*Incident // newest last, bounded
 	// incidentGen counts changes to incidents (added, merged, resolved,
 	// alerted, dropped), so the agent's state writer reads them only
 	// when they changed; dropped are IDs the fleet gave up (a duplicate
@@ -123,7 +129,6 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		local:        local,
 		log:          cfg.Logger,
 		boot:         uint64(time.Now().UnixNano()),
-		clock:        mono.New(),
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		digests:      make(chan digest, pendingDigests),
@@ -138,22 +143,18 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		heard:        make(map[string]time.Time),
 		peerSettled:  make(map[string]bool),
 		doubts:       make(map[string]doubtSet),
-		table:        make(map[string]observations),
 		agentSeq:     make(map[string][2]uint64),
 		prevOwners:   make(map[string]map[string]time.Time),
 		firstAsked:   make(map[string]time.Time),
-		firstSeen:    make(map[string]time.Time),
-		fleet:        make(map[string]*Verdict),
-		leading:      make(map[string]*leaderState),
 	}
-	c.started = c.clock.Base()
+	c.started = time.Now()
 	if cfg.skew != 0 {
 		c.now = func() time.Time { return time.Now().Add(cfg.skew) }
 	}
 	c.m = newClusterMetrics(cfg.Metrics)
 	c.confirm = newConfirmer(c)
-	c.restoreLocked(cfg.Restore, targets)
 	c.setTargetsLocked(targets)
+	c.restoreLocked(cfg.Restore) // after: it dates the targets' records
 
 	mc := memberlist.DefaultWANConfig()
 	mc.Name = cfg.NodeName
@@ -273,33 +274,87 @@ func (c *Cluster) SetTargets(targets []TargetSpec) {
 }
 
 func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
-	c.targets = make(map[string]TargetSpec, len(targets))
+	old := c.targets
+	c.targets = make(map[string]*targetRec, len(targets))
 	names := make([]string, 0, len(targets))
-	now := c.now()
+	now := c.now().UnixNano()
 	for _, t := range targets {
-		c.targets[t.Name] = t
-		names = append(names, t.Name)
-		if _, ok := c.firstSeen[t.Name]; !ok {
-			c.firstSeen[t.Name] = now
+		// What is kept per target goes with the target's record
+		// (observations, verdicts, the leader's state, the first
+		// sighting); a target that is no longer configured loses it.
+		r := old[t.Name]
+		if r == nil {
+			r = &targetRec{firstSeen: now}
 		}
+		r.spec = t
+		c.targets[t.Name] = r
+		names = append(names, t.Name)
 	}
 	sort.Strings(names)
 	c.targetsHash = hashStrings(names)
-	// What is kept per target goes with the target (observations,
-	// verdicts, the leader's state, former owners); incidents stay.
-	for _, m := range []map[string]bool{keysOf(c.table), keysOf(c.fleet), keysOf(c.leading), keysOf(c.prevOwners),
-		keysOf(c.firstAsked), keysOf(c.firstSeen)} {
-		for name := range m {
-			if _, ok := c.targets[name]; !ok {
-				delete(c.table, name)
-				delete(c.fleet, name)
-				delete(c.leading, name)
-				delete(c.prevOwners, name)
-				delete(c.firstAsked, name)
-				delete(c.firstSeen, name)
-			}
+	// New records are unmarked: evaluateAll marks them all again, even
+	// if the set is back to one it last marked under (a target removed
+	// and added again between two of its passes).
+	c.ledOK = false
+	for name, r := range old {
+		if _, ok := c.targets[name]; !ok && r.lead != nil {
+			c.nLeading--
 		}
 	}
+	// So do its former owners and its confirmation streak; incidents stay.
+	for name := range c.prevOwners {
+		if _, ok := c.targets[name]; !ok {
+			delete(c.prevOwners, name)
+		}
+	}
+	for name := range c.firstAsked {
+		if _, ok := c.targets[name]; !ok {
+			delete(c.firstAsked, name)
+		}
+	}
+}
+
+// targetRec is one target's record: its spec and what this agent keeps of
+// it.
+type targetRec struct {
+	spec TargetSpec
+	// obs are each agent's latest observation of the target.
+	obs observations
+	// verdict is the target's verdict as its leader published it (ours
+	// for the targets we lead): the one source of a target's state.
+	verdict *Verdict
+	// lead is the leader's bookkeeping, while this agent leads the target.
+	lead *leaderState
+	// firstSeen is when this agent first knew the target, in Unix ns
+	// (wall clock, as persisted): the start of its SLO figures.
+	firstSeen int64
+	// led: this agent leads the target under ledKey (evaluateAll).
+	led bool
+}
+
+// obsLocked is target's observations (nil for an unknown target).
+func (c *Cluster) obsLocked(target string) observations {
+	if r := c.targets[target]; r != nil {
+		return r.obs
+	}
+	return nil
+}
+
+// verdictLocked is target's verdict as this agent knows it, or nil.
+func (c *Cluster) verdictLocked(target string) *Verdict {
+	if r := c.targets[target]; r != nil {
+		return r.verdict
+	}
+	return nil
+}
+
+// leadingLocked is the leader's state of target, or nil when this agent
+// does not lead it.
+func (c *Cluster) leadingLocked(target string) *leaderState {
+	if r := c.targets[target]; r != nil {
+		return r.lead
+	}
+	return nil
 }
 
 func hashStrings(ss []string) uint64 {
@@ -413,12 +468,4 @@ func (c *Cluster) emit(ev Event) {
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(ev)
 	}
-}
-
-func keysOf[V any](m map[string]V) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
 }

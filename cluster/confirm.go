@@ -196,12 +196,11 @@ func (f *confirmer) serve(r confirmReq) {
 	}
 	c.m.confirm["served"].Inc()
 	c.mu.Lock()
-	t, known := c.targets[r.Target]
-	c.mu.Unlock()
-	timeout := t.Timeout + time.Second
-	if !known {
-		timeout = time.Second
+	timeout := time.Second
+	if rec := c.targets[r.Target]; rec != nil {
+		timeout += rec.spec.Timeout
 	}
+	c.mu.Unlock()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -104,21 +104,24 @@ func (v *tableView) entries() int { return len(v.obs) + len(v.verdicts) + len(v.
 // viewLocked collects what a push/pull shares. The slices hold the table's
 // own pointers: read them under c.mu, or copy.
 func (c *Cluster) viewLocked(now time.Time) tableView {
-	v := tableView{verdicts: make([]*Verdict, 0, len(c.fleet))}
+	v := tableView{verdicts: make([]*Verdict, 0, len(c.targets))}
 	// In a targeted fleet two agents hold different targets' observations:
 	// their holders repair them (holders.go), push/pull the rest.
-	if !c.targetedLocked() {
-		v.obs = make([]*Observation, 0, len(c.table)*2)
-		for _, byAgent := range c.table {
-			for _, o := range byAgent {
+	targeted := c.targetedLocked()
+	if !targeted {
+		v.obs = make([]*Observation, 0, len(c.targets)*2)
+	}
+	for _, rec := range c.targets {
+		if !targeted {
+			for _, o := range rec.obs {
 				if c.freshLocked(o, now) {
 					v.obs = append(v.obs, o)
 				}
 			}
 		}
-	}
-	for _, vd := range c.fleet {
-		v.verdicts = append(v.verdicts, vd)
+		if rec.verdict != nil {
+			v.verdicts = append(v.verdicts, rec.verdict)
+		}
 	}
 	v.incidents = slices.Clone(c.incidents) // mergeIncident sorts c.incidents in place; the view is read unlocked
 	v.encoded = make([][]byte, len(c.incidents))

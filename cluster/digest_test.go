@@ -107,9 +107,9 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 	// change, and not sent.
 	target := nodes[0].local.mine()[0]
 	a.mu.Lock()
-	o := *a.table[target].get(a.cfg.AgentID)
+	o := *a.obsLocked(target).get(a.cfg.AgentID)
 	o.Seq, o.Reason = a.seq.Add(1), "lost"
-	a.storeLocked(&o)
+	a.storeLocked(a.targets[target], &o)
 	a.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	a.mu.Unlock()
 
@@ -117,7 +117,7 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 	testenv.Poll(t, 20*time.Second, "the lost result at the peer", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		got := b.table[target].get(a.cfg.AgentID)
+		got := b.obsLocked(target).get(a.cfg.AgentID)
 		return got != nil && got.Seq == o.Seq
 	})
 	// Each push/pull until then sent a's entries of one bucket (of 64):

@@ -137,7 +137,7 @@ type vouch struct {
 func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string][]*Observation {
 	out := map[string][]*Observation{}
 	for _, name := range c.mine {
-		o := c.table[name].get(c.cfg.AgentID)
+		o := c.obsLocked(name).get(c.cfg.AgentID)
 		if o == nil || !c.freshLocked(o, now) {
 			continue
 		}
@@ -219,8 +219,8 @@ func (c *Cluster) checkVouches() {
 	for id := range pending {
 		tallies[id] = &tally{}
 	}
-	for name, byAgent := range c.table {
-		for _, o := range byAgent {
+	for name, rec := range c.targets {
+		for _, o := range rec.obs {
 			v, ok := pending[o.AgentID]
 			if !ok || o.Boot != v.Boot || !c.assign.IsOwner(name, o.AgentID) || !c.holdsLocked(&view, name) {
 				continue
@@ -235,8 +235,9 @@ func (c *Cluster) checkVouches() {
 	for id, v := range pending {
 		t := tallies[id]
 		if t.count == v.Count && t.sum == v.Sum {
+			at := localClock.Stamp(now)
 			for _, o := range t.held {
-				o.Received = now
+				o.received = at
 			}
 			continue
 		}
@@ -314,8 +315,9 @@ func (c *Cluster) refreshHolders() {
 	}
 	c.holdKey = key
 	clear(c.held)
-	for name, byAgent := range c.table {
-		if c.holdsLocked(&view, name) {
+	for name, rec := range c.targets {
+		byAgent := rec.obs
+		if len(byAgent) == 0 || c.holdsLocked(&view, name) {
 			continue
 		}
 		kept := byAgent[:0]
@@ -326,9 +328,9 @@ func (c *Cluster) refreshHolders() {
 		}
 		clear(byAgent[len(kept):]) // no pointer kept alive past the slice's length
 		if len(kept) == 0 {
-			delete(c.table, name)
+			rec.obs = nil
 		} else {
-			c.table[name] = kept
+			rec.obs = kept
 		}
 	}
 	c.mu.Unlock()

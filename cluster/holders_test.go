@@ -52,8 +52,8 @@ func strayObservations(c *Cluster) (stray, remote int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	view := c.holderViewLocked(time.Now())
-	for name, byAgent := range c.table {
-		for _, o := range byAgent {
+	for name, rec := range c.targets {
+		for _, o := range rec.obs {
 			if o.AgentID == c.cfg.AgentID {
 				continue
 			}

@@ -79,11 +79,11 @@ type RegionFailure struct {
 // current streak, from the fresh results of the observation table.
 func (c *Cluster) regionFailuresLocked(target string, now time.Time) []RegionFailure {
 	var out []RegionFailure
-	for _, o := range c.table[target] {
+	for _, o := range c.obsLocked(target) {
 		if o.OK || o.Isolated || !c.freshLocked(o, now) {
 			continue
 		}
-		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received.Add(-o.FailingFor), Reason: o.Reason}})
+		out = mergeFailures(out, []RegionFailure{{Region: o.Region, At: o.Received().Add(-o.FailingFor), Reason: o.Reason}})
 	}
 	return out
 }
@@ -146,7 +146,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 	}
 	switch {
 	case v.State == quorum.Down && ls.open == nil && !maint && c.synced.Load():
-		started := c.clock.Time(ls.firstFail)
+		started := localClock.Time(ls.firstFail)
 		if started.IsZero() {
 			started = now
 		}
@@ -154,7 +154,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			ID:            t.Name + "@" + strconv.FormatInt(started.UnixMilli(), 10),
 			Target:        t.Name,
 			StartedAt:     started,
-			ConfirmAt:     c.clock.Time(ls.confirmAt),
+			ConfirmAt:     localClock.Time(ls.confirmAt),
 			QuorumAt:      now,
 			DetectedAt:    c.now(),
 			Regions:       slices.Clone(v.Failing),
@@ -195,7 +195,7 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			changed = true
 		}
 		if ls.open.ConfirmAt.IsZero() && ls.confirmAt != 0 {
-			ls.open.ConfirmAt = c.clock.Time(ls.confirmAt)
+			ls.open.ConfirmAt = localClock.Time(ls.confirmAt)
 			if ls.open.ConfirmAt.Before(ls.open.StartedAt) {
 				ls.open.ConfirmAt = ls.open.StartedAt
 			}
@@ -205,9 +205,9 @@ func (c *Cluster) stepIncidentLocked(t TargetSpec, ls *leaderState, v *quorum.Ve
 			step.changed = append(step.changed, ls.open)
 		}
 	case v.State == quorum.Up && ls.open != nil && ls.upSince == 0:
-		ls.upSince = c.clock.Stamp(now)
-	case v.State == quorum.Up && ls.open != nil && now.Sub(c.clock.Time(ls.upSince)) >= resolveHold(t):
-		ls.open.ResolvedAt = c.clock.Time(ls.upSince)
+		ls.upSince = localClock.Stamp(now)
+	case v.State == quorum.Up && ls.open != nil && now.Sub(localClock.Time(ls.upSince)) >= resolveHold(t):
+		ls.open.ResolvedAt = localClock.Time(ls.upSince)
 		ls.upSince = 0
 		step.changed = append(step.changed, ls.open)
 		step.events = append(step.events, Event{At: now, Kind: "incident_resolved", Target: t.Name,
@@ -260,7 +260,7 @@ func (c *Cluster) mergeIncident(in *Incident) {
 			c.dropIncidentLocked(mine.ID)
 			cp := *in
 			c.addIncidentLocked(&cp)
-			if ls := c.leading[in.Target]; ls != nil && ls.open == mine {
+			if ls := c.leadingLocked(in.Target); ls != nil && ls.open == mine {
 				ls.open = &cp
 			}
 			return
@@ -409,7 +409,7 @@ func mergeRegions(a, b []string) []string {
 // incidents as if a peer had gossiped them (an open one is found by the
 // next leader of its target and continues), and each configured target's
 // first sighting.
-func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
+func (c *Cluster) restoreLocked(r *Restore) {
 	if r == nil {
 		return
 	}
@@ -439,9 +439,9 @@ func (c *Cluster) restoreLocked(r *Restore, targets []TargetSpec) {
 		}
 		c.addIncidentLocked(in)
 	}
-	for _, t := range targets {
-		if at, ok := r.FirstSeen[t.Name]; ok && !at.IsZero() {
-			c.firstSeen[t.Name] = at
+	for name, rec := range c.targets {
+		if at, ok := r.FirstSeen[name]; ok && !at.IsZero() {
+			rec.firstSeen = at.UnixNano()
 		}
 	}
 }
@@ -464,9 +464,9 @@ func (c *Cluster) TakeDropped() []string {
 func (c *Cluster) FirstSeen() map[string]time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]time.Time, len(c.firstSeen))
-	for k, v := range c.firstSeen {
-		out[k] = v
+	out := make(map[string]time.Time, len(c.targets))
+	for k, r := range c.targets {
+		out[k] = time.Unix(0, r.firstSeen)
 	}
 	return out
 }

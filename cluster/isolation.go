@@ -16,7 +16,11 @@ func (c *Cluster) checkIsolation() {
 	myFailing, othersUp, total := 0, 0, 0
 	targeted := c.targetedLocked()
 	for _, name := range c.mine {
-		byAgent := c.table[name]
+		rec := c.targets[name]
+		if rec == nil {
+			continue
+		}
+		byAgent := rec.obs
 		mine := byAgent.get(c.cfg.AgentID)
 		if mine == nil {
 			continue
@@ -41,7 +45,7 @@ func (c *Cluster) checkIsolation() {
 			// A targeted fleet sends other regions' results to the
 			// target's holders only: the leader's verdict says what
 			// they see.
-			if v := c.fleet[name]; v != nil {
+			if v := rec.verdict; v != nil {
 				up = countOthers(v.Passing, c.cfg.Region)
 				failing = countOthers(v.Failing, c.cfg.Region)
 			}

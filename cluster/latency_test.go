@@ -12,9 +12,9 @@ func encodeLatencies(o *Observation, now time.Time) []byte {
 	e := encoder{}
 	e.uvarint(1)
 	e.uvarint(micros(o.Latency))
-	at := o.measured
-	if at.IsZero() {
-		at = o.Received
+	at := o.Measured()
+	if o.measured.IsZero() {
+		at = o.Received()
 	}
 	e.dur(now.Sub(at))
 	return e.b
@@ -42,14 +42,14 @@ func TestResultCarriesLatencyInMicroseconds(t *testing.T) {
 func TestStateCarriesLatencyAndItsAge(t *testing.T) {
 	now := time.Now()
 	o := &Observation{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 3, OK: true,
-		Latency: 1700 * time.Microsecond, Received: now.Add(-time.Second), measured: now.Add(-3 * time.Second)}
+		Latency: 1700 * time.Microsecond, received: localClock.Stamp(now.Add(-time.Second)), measured: localClock.Stamp(now.Add(-3 * time.Second))}
 	b := encodeState([]*Observation{o}, nil, nil, now)
 	obs, _, _, err := decodeState(b, now)
 	if err != nil || len(obs) != 1 {
 		t.Fatalf("decode: %v, %d observations", err, len(obs))
 	}
-	if got := obs[0]; got.Latency != 1700*time.Microsecond || !got.measured.Equal(now.Add(-3*time.Second)) {
-		t.Errorf("latency %v measured %v ago; want 1.7ms, 3s ago", got.Latency, now.Sub(got.measured))
+	if got := obs[0]; got.Latency != 1700*time.Microsecond || !got.Measured().Equal(now.Add(-3*time.Second)) {
+		t.Errorf("latency %v measured %v ago; want 1.7ms, 3s ago", got.Latency, now.Sub(got.Measured()))
 	}
 	old := b[:len(b)-len(encodeLatencies(o, now))]
 	obs, _, _, err = decodeState(old, now)
@@ -67,18 +67,17 @@ func TestUnchangedResultTakesItsLaterLatency(t *testing.T) {
 	now := time.Now()
 	var heard []time.Duration
 	c := &Cluster{
-		now:     func() time.Time { return now },
-		cfg:     Config{AgentID: "eu-2", OnRemoteResult: func(o Observation) { heard = append(heard, o.Latency) }},
-		targets: map[string]TargetSpec{"db": {Name: "db"}},
-		table: map[string]observations{"db": {
+		now: func() time.Time { return now },
+		cfg: Config{AgentID: "eu-2", OnRemoteResult: func(o Observation) { heard = append(heard, o.Latency) }},
+		targets: map[string]*targetRec{"db": {spec: TargetSpec{Name: "db"}, obs: observations{
 			{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 4, OK: true, Latency: 900 * time.Microsecond,
-				Interval: 2 * time.Second, Received: now.Add(-10 * time.Second), measured: now.Add(-10 * time.Second)},
-		}},
+				Interval: 2 * time.Second, received: localClock.Stamp(now.Add(-10 * time.Second)), measured: localClock.Stamp(now.Add(-10 * time.Second))},
+		}}},
 	}
 	copyOf := func(lat time.Duration, measured time.Time) *Observation {
-		return &Observation{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 4, OK: true, Latency: lat, measured: measured}
+		return &Observation{Target: "db", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 4, OK: true, Latency: lat, measured: localClock.Stamp(measured)}
 	}
-	latency := func() time.Duration { return c.table["db"].get("eu-1").Latency }
+	latency := func() time.Duration { return c.obsLocked("db").get("eu-1").Latency }
 
 	c.receive(copyOf(300*time.Microsecond, now.Add(-2*time.Second)))
 	if latency() != 300*time.Microsecond || len(heard) != 1 || heard[0] != 300*time.Microsecond {

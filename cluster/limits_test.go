@@ -295,7 +295,7 @@ func TestMalformedMessagesAreDroppedAndCounted(t *testing.T) {
 func hasObservation(c *Cluster, target, agent string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.table[target].get(agent) != nil
+	return c.obsLocked(target).get(agent) != nil
 }
 
 // The same, end to end: a second agent sends the bytes over memberlist's

@@ -16,15 +16,16 @@ func (c *Cluster) Report(o Observation) {
 	o.Region = c.cfg.Region
 	o.Boot = c.boot
 	o.Isolated = c.isolated.Load()
-	o.Received = now
-	o.measured = now
+	o.received = localClock.Stamp(now)
+	o.measured = o.received
 
 	c.mu.Lock()
-	if _, ok := c.targets[o.Target]; !ok {
+	rec := c.targets[o.Target]
+	if rec == nil {
 		c.mu.Unlock()
 		return
 	}
-	prev := c.table[o.Target].get(o.AgentID)
+	prev := rec.obs.get(o.AgentID)
 	changed := prev == nil || prev.OK != o.OK || prev.Failing != o.Failing || prev.Isolated != o.Isolated ||
 		!prev.CertExpiry.Truncate(time.Second).Equal(o.CertExpiry.Truncate(time.Second)) // a renewal (or a first look)
 	newFailure := !o.OK && (prev == nil || prev.OK)
@@ -38,7 +39,7 @@ func (c *Cluster) Report(o Observation) {
 	} else {
 		o.Seq = prev.Seq
 	}
-	c.storeLocked(&o)
+	c.storeLocked(rec, &o)
 	if changed {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
@@ -93,29 +94,35 @@ func (c *Cluster) publish(o *Observation) {
 func (c *Cluster) confirmSent(target string, at time.Time) {
 	now := c.now()
 	c.mu.Lock()
+	rec := c.targets[target]
+	if rec == nil {
+		c.mu.Unlock()
+		return // no longer configured
+	}
 	first, ok := c.firstAsked[target]
 	if !ok {
 		first = at
 		c.firstAsked[target] = at
 	}
-	own := c.table[target].get(c.cfg.AgentID)
+	own := rec.obs.get(c.cfg.AgentID)
 	if own == nil || own.OK || ok {
 		c.mu.Unlock()
 		return
 	}
 	o := *own
 	o.Seq = c.seq.Add(1)
-	o.Received = now
+	o.received = localClock.Stamp(now)
 	o.ConfirmedFor = max(now.Sub(first), time.Millisecond)
-	c.storeLocked(&o)
+	c.storeLocked(rec, &o)
 	c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	c.mu.Unlock()
 	c.publish(&o)
 }
 
-func (c *Cluster) storeLocked(o *Observation) {
+// storeLocked stores a copy of o in its target's record rec.
+func (c *Cluster) storeLocked(rec *targetRec, o *Observation) {
 	cp := *o
-	c.table[o.Target] = c.table[o.Target].set(&cp)
+	rec.obs = rec.obs.set(&cp)
 }
 
 // receive stores a remote observation if it is newer than what we have.
@@ -123,22 +130,23 @@ func (c *Cluster) receive(o *Observation) {
 	if o.AgentID == c.cfg.AgentID || o.Target == "" {
 		return
 	}
-	o.Received = c.now()
+	now := c.now()
+	o.received = localClock.Stamp(now)
 	c.mu.Lock()
-	t, ok := c.targets[o.Target]
-	if !ok || !c.heldLocked(o.Target, o.Received) {
+	rec := c.targets[o.Target]
+	if rec == nil || !c.heldLocked(o.Target, now) {
 		c.mu.Unlock()
 		return
 	}
-	o.Target = t.Name // one copy of the name, the config's
-	if prev := c.table[o.Target].get(o.AgentID); prev != nil && !o.newer(prev) {
+	o.Target = rec.spec.Name // one copy of the name, the config's
+	if prev := rec.obs.get(o.AgentID); prev != nil && !o.newer(prev) {
 		var later *Observation
 		if prev.Boot == o.Boot && prev.Seq == o.Seq {
 			// The same news again: still fresh. Its ages stay anchored
 			// where they were (a rebroadcast carries them as of its first
 			// send), and a copy that knows more (push/pull's later
 			// fields) fills in what the first one lacked.
-			d := o.Received.Sub(prev.Received)
+			d := time.Duration(o.received - prev.received)
 			if prev.FailingFor > 0 {
 				prev.FailingFor += d
 			}
@@ -155,12 +163,12 @@ func (c *Cluster) receive(o *Observation) {
 			// relayed copy of the measurement we have dates it a little
 			// later (ages travel in whole milliseconds, transit uncounted);
 			// the prober's next one is about an interval later.
-			if !o.measured.IsZero() && o.measured.Sub(prev.measured) > prev.Interval/2 {
+			if !o.measured.IsZero() && (prev.measured.IsZero() || time.Duration(o.measured-prev.measured) > prev.Interval/2) {
 				prev.Latency, prev.measured = o.Latency, o.measured
 				cp := *prev
 				later = &cp
 			}
-			prev.Received = o.Received
+			prev.received = o.received
 		}
 		c.mu.Unlock()
 		if later != nil {
@@ -169,9 +177,9 @@ func (c *Cluster) receive(o *Observation) {
 		return
 	}
 	if o.measured.IsZero() {
-		o.measured = o.Received // a new result: its probe has just run
+		o.measured = o.received // a new result: its probe has just run
 	}
-	c.storeLocked(o)
+	c.storeLocked(rec, o)
 	if cur := c.agentSeq[o.AgentID]; o.Boot > cur[0] || (o.Boot == cur[0] && o.Seq > cur[1]) {
 		c.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	}
@@ -191,7 +199,12 @@ func (c *Cluster) remoteResult(o *Observation) {
 
 // Measured is when o's latency was measured, by the local clock (zero for
 // an observation that did not come through the cluster).
-func (o *Observation) Measured() time.Time { return o.measured }
+func (o *Observation) Measured() time.Time { return localClock.Time(o.measured) }
+
+// Received is when this agent received o (or made it, its own), by the
+// local clock; zero for an observation that did not come through the
+// cluster.
+func (o *Observation) Received() time.Time { return localClock.Time(o.received) }
 
 // heartbeat refreshes the receipt time of an agent's observations when our
 // view of it is complete (we have its latest sequence number).
@@ -219,9 +232,10 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 		c.m.heartbeatGaps.Inc()
 		return
 	}
-	for _, byAgent := range c.table {
-		if o := byAgent.get(h.AgentID); o != nil && o.Boot == h.Boot {
-			o.Received = now
+	at := localClock.Stamp(now)
+	for _, rec := range c.targets {
+		if o := rec.obs.get(h.AgentID); o != nil && o.Boot == h.Boot {
+			o.received = at
 			o.Isolated = h.Isolated
 		}
 	}
@@ -265,16 +279,16 @@ func freshFor(o *Observation) time.Duration {
 }
 
 func (c *Cluster) freshLocked(o *Observation, now time.Time) bool {
-	return now.Sub(o.Received) <= freshFor(o)
+	return now.Sub(o.Received()) <= freshFor(o)
 }
 
 func (c *Cluster) observationsLocked(target string) []quorum.Observation {
-	byAgent := c.table[target]
+	byAgent := c.obsLocked(target)
 	out := make([]quorum.Observation, 0, len(byAgent))
 	for _, o := range byAgent {
 		out = append(out, quorum.Observation{
 			Region: o.Region, AgentID: o.AgentID, Boot: o.Boot, Seq: o.Seq,
-			Failing: o.Failing, Received: o.Received, Interval: o.Interval, Timeout: o.Timeout,
+			Failing: o.Failing, Received: o.Received(), Interval: o.Interval, Timeout: o.Timeout,
 		})
 	}
 	return out

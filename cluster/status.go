@@ -91,8 +91,8 @@ func (c *Cluster) StatusesOf(names []string) []TargetStatus {
 	sc := c.statusContextLocked(now)
 	out := make([]TargetStatus, 0, len(names))
 	for _, name := range names {
-		if t, ok := c.targets[name]; ok {
-			out = append(out, c.statusLocked(name, t, sc, now))
+		if rec := c.targets[name]; rec != nil {
+			out = append(out, c.statusLocked(rec, sc, now))
 		}
 	}
 	return out
@@ -190,8 +190,8 @@ func (c *Cluster) Briefs() []Brief {
 	now := c.now()
 	c.mu.Lock()
 	out := make([]Brief, 0, len(c.targets))
-	for name := range c.targets {
-		out = append(out, Brief{Name: name, Category: c.categoryLocked(name, now)})
+	for name, rec := range c.targets {
+		out = append(out, Brief{Name: name, Category: c.categoryLocked(rec, now)})
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b Brief) int {
@@ -203,16 +203,16 @@ func (c *Cluster) Briefs() []Brief {
 	return out
 }
 
-func (c *Cluster) categoryLocked(name string, now time.Time) Category {
-	v := c.fleet[name]
+func (c *Cluster) categoryLocked(rec *targetRec, now time.Time) Category {
+	v := rec.verdict
 	if v == nil {
-		return categorize(c.cfg.InMaintenance != nil && c.cfg.InMaintenance(name, now), quorum.Unknown, false, 0, false)
+		return categorize(c.cfg.InMaintenance != nil && c.cfg.InMaintenance(rec.spec.Name, now), quorum.Unknown, false, 0, false)
 	}
-	return categorize(v.Maintenance, v.State, true, len(v.Failing), c.freshFailingLocked(name, now))
+	return categorize(v.Maintenance, v.State, true, len(v.Failing), c.freshFailingLocked(rec, now))
 }
 
-func (c *Cluster) freshFailingLocked(name string, now time.Time) bool {
-	for _, o := range c.table[name] {
+func (c *Cluster) freshFailingLocked(rec *targetRec, now time.Time) bool {
+	for _, o := range rec.obs {
 		if o.Failing && !o.Isolated && c.freshLocked(o, now) {
 			return true
 		}
@@ -248,11 +248,10 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	defer c.mu.Unlock()
 	lead := c.leadersLocked(now)
 	byTarget := c.incidentsByTargetLocked()
-	out := make([]LeaderVerdict, 0, len(c.leading))
-	for name, ls := range c.leading {
-		t, ok := c.targets[name]
-		v := c.fleet[name]
-		if !ok || v == nil || v.Leader != c.cfg.AgentID || !lead.mine(name) {
+	out := make([]LeaderVerdict, 0, c.nLeading)
+	for name, rec := range c.targets {
+		ls, v := rec.lead, rec.verdict
+		if ls == nil || v == nil || v.Leader != c.cfg.AgentID || !lead.mine(name) {
 			continue
 		}
 		lv := LeaderVerdict{
@@ -265,7 +264,7 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 			Needed:      v.Needed,
 			Incidents:   ls.incidents,
 			Flaps:       ls.flaps,
-			SLO:         c.sloLocked(t, byTarget[name], now),
+			SLO:         c.sloLocked(rec, byTarget[name], now),
 		}
 		if ls.open != nil {
 			lv.DownSince = ls.open.StartedAt
@@ -288,7 +287,8 @@ func (c *Cluster) statusContextLocked(now time.Time) *statusContext {
 	return &statusContext{lead: c.leadersLocked(now), regions: c.knownRegionsLocked(), byTarget: c.incidentsByTargetLocked()}
 }
 
-func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now time.Time) TargetStatus {
+func (c *Cluster) statusLocked(rec *targetRec, sc *statusContext, now time.Time) TargetStatus {
+	t, name := rec.spec, rec.spec.Name
 	lead := &sc.lead
 	st := TargetStatus{
 		Name:       name,
@@ -298,14 +298,14 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now
 		Reason:     "no verdict from the target's leader yet",
 		Assignment: c.assign.Owners(name),
 	}
-	if v := c.fleet[name]; v != nil {
+	if v := rec.verdict; v != nil {
 		st.Leader = v.Leader
 		st.Verdict = v.State.String()
 		st.Reason = v.Reason()
 		st.Needed, st.Failing, st.Reporting, st.Stale = v.Needed, v.Failing, v.Reporting, v.Stale
 		st.Maintenance = v.Maintenance
-		st.Since = v.Since
-		st.Updated = v.Updated
+		st.Since = v.Since()
+		st.Updated = v.Updated()
 	}
 	voters := map[string]bool{}
 	for _, ids := range c.votersLocked(name, now) {
@@ -314,9 +314,9 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now
 		}
 	}
 	best := map[string]RegionView{}
-	for _, o := range c.table[name] {
+	for _, o := range rec.obs {
 		rv := RegionView{Region: o.Region, Agent: o.AgentID, OK: o.OK, Failing: o.Failing, Reason: o.Reason,
-			Latency: o.Latency, Age: now.Sub(o.Received), Fresh: c.freshLocked(o, now),
+			Latency: o.Latency, Age: now.Sub(o.Received()), Fresh: c.freshLocked(o, now),
 			Assignee: voters[o.AgentID], Isolated: o.Isolated, CertExpiry: o.CertExpiry}
 		cur, ok := best[o.Region]
 		// Prefer a voting, fresh, then most recent observation per region.
@@ -332,7 +332,7 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now
 		}
 	}
 	ins := sc.byTarget[name]
-	if ls := c.leading[name]; ls != nil && st.IsLeader {
+	if ls := rec.lead; ls != nil && st.IsLeader {
 		st.Incidents, st.Flaps = ls.incidents, ls.flaps
 	}
 	for i := len(ins) - 1; i >= 0; i-- {
@@ -346,9 +346,9 @@ func (c *Cluster) statusLocked(name string, t TargetSpec, sc *statusContext, now
 	if st.Failing == nil {
 		st.Failing = []string{} // JSON: [], not null
 	}
-	slo := c.sloLocked(t, ins, now)
+	slo := c.sloLocked(rec, ins, now)
 	st.SLO = &slo
-	st.Category = c.categoryLocked(name, now)
+	st.Category = c.categoryLocked(rec, now)
 	return st
 }
 
@@ -366,13 +366,13 @@ func (c *Cluster) incidentsByTargetLocked() map[string][]*Incident {
 // downtime is the part of each incident (first failed probe to resolution,
 // an open one to now) within the window and within what this agent has
 // observed; availability is 1 - downtime / observed.
-func (c *Cluster) sloLocked(t TargetSpec, ins []*Incident, now time.Time) SLOStatus {
-	s := SLOStatus{Objective: t.SLOObjective, Window: c.cfg.SLOWindow}
+func (c *Cluster) sloLocked(rec *targetRec, ins []*Incident, now time.Time) SLOStatus {
+	s := SLOStatus{Objective: rec.spec.SLOObjective, Window: c.cfg.SLOWindow}
 	if s.Objective <= 0 {
 		s.Objective = c.cfg.SLOObjective
 	}
 	from := now.Add(-s.Window)
-	if seen := c.firstSeen[t.Name]; seen.After(from) {
+	if seen := time.Unix(0, rec.firstSeen); seen.After(from) {
 		from = seen
 	}
 	s.Observed = max(now.Sub(from), 0)
@@ -432,15 +432,16 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.leading) == 0 {
+	if c.nLeading == 0 {
 		return nil
 	}
 	lead := c.leadersLocked(now)
 	byTarget := c.incidentsByTargetLocked()
 	out := make([]LedIncident, 0, 4)
-	for name, ls := range c.leading {
-		if !lead.mine(name) {
-			continue // no longer ours: the new leader sends it
+	for name, rec := range c.targets {
+		ls := rec.lead
+		if ls == nil || !lead.mine(name) {
+			continue // not ours, or no longer: the new leader sends it
 		}
 		in := ls.open
 		if ins := byTarget[name]; in == nil && len(ins) > 0 {
@@ -452,7 +453,7 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 		li := LedIncident{Incident: *in}
 		li.Incident.Regions = slices.Clone(in.Regions)
 		li.Incident.QuorumRegions = slices.Clone(in.QuorumRegions)
-		if v := c.fleet[name]; v != nil {
+		if v := rec.verdict; v != nil {
 			li.Maintenance, li.Failing, li.Reporting, li.Needed = v.Maintenance, slices.Clone(v.Failing), v.Reporting, v.Needed
 		}
 		out = append(out, li)

@@ -16,10 +16,6 @@ type suppression struct {
 	counted map[string]bool      // region -> counted in this streak
 }
 
-// reset forgets the streak. nil maps, not empty ones: most targets are up
-// most of the time, and this runs every tick for every target led.
-func (s *suppression) reset() { s.since, s.counted = nil, nil }
-
 // suppressAfter is how long a failure must stay below quorum to count as
 // suppressed: a probe timeout for the confirmations, plus gossip slack.
 func suppressAfter(t TargetSpec) time.Duration {
@@ -32,16 +28,23 @@ func suppressAfter(t TargetSpec) time.Duration {
 // when this agent first saw it: a leader that takes over mid-streak (the
 // old one crashed) counts it as the old one would have.
 func (c *Cluster) stepSuppressionLocked(t TargetSpec, ls *leaderState, v *quorum.Verdict, now time.Time) []Event {
-	s := &ls.suppr
+	s := ls.suppr
+	if s == nil {
+		if len(v.Failing) == 0 {
+			return nil // no streak, and none starts
+		}
+		s = &suppression{}
+		ls.suppr = s
+	}
 	failing := make(map[string]bool, len(v.Failing))
 	for _, r := range v.Failing {
 		failing[r] = true
 	}
-	for _, o := range c.table[t.Name] {
+	for _, o := range c.obsLocked(t.Name) {
 		if !failing[o.Region] || o.OK || !c.freshLocked(o, now) {
 			continue
 		}
-		start := o.Received.Add(-o.FailingFor)
+		start := o.Received().Add(-o.FailingFor)
 		if at, ok := s.since[o.Region]; !ok || start.Before(at) {
 			if s.since == nil {
 				s.since = map[string]time.Time{}

@@ -21,11 +21,11 @@ func TestSuppressionDatesTheStreakFromTheFirstFailedProbe(t *testing.T) {
 	spec := TargetSpec{Name: "web", Interval: 5 * time.Second, Timeout: time.Second}
 	c := &Cluster{
 		m: newClusterMetrics(metrics.NewSet()),
-		table: map[string]observations{"web": {
+		targets: map[string]*targetRec{"web": {spec: spec, obs: observations{
 			{Target: "web", AgentID: "eu-1", Region: "eu", Failing: true, Reason: "status_mismatch",
-				Received: now.Add(-time.Second), FailingFor: 4 * time.Second, Interval: spec.Interval, Timeout: spec.Timeout},
-			{Target: "web", AgentID: "us-1", Region: "us", OK: true, Received: now, Interval: spec.Interval, Timeout: spec.Timeout},
-		}},
+				received: localClock.Stamp(now.Add(-time.Second)), FailingFor: 4 * time.Second, Interval: spec.Interval, Timeout: spec.Timeout},
+			{Target: "web", AgentID: "us-1", Region: "us", OK: true, received: localClock.Stamp(now), Interval: spec.Interval, Timeout: spec.Timeout},
+		}}},
 	}
 	v := quorum.Verdict{State: quorum.Up, Failing: []string{"eu"}, Passing: []string{"us"}, Reporting: 2, Needed: 2}
 	ls := &leaderState{} // just became leader: no streak of its own
@@ -38,8 +38,8 @@ func TestSuppressionDatesTheStreakFromTheFirstFailedProbe(t *testing.T) {
 	}
 
 	// A streak younger than suppressAfter waits, however it is looked at.
-	c.table["web"][0].FailingFor = 0
-	c.table["web"][0].Received = now
+	c.obsLocked("web")[0].FailingFor = 0
+	c.obsLocked("web")[0].received = localClock.Stamp(now)
 	ls = &leaderState{}
 	if ev := c.stepSuppressionLocked(spec, ls, &v, now); len(ev) != 0 {
 		t.Fatalf("a fresh failure counted as suppressed before the confirmations could answer: %+v", ev)

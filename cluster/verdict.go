@@ -12,7 +12,7 @@ import (
 // (evaluate), which feeds the incident step (incident.go) and the
 // suppression step (suppression.go), and records the outcome as the
 // target's Verdict, which it gossips to every agent. Every agent keeps the
-// fleet's verdicts in one table (c.fleet): the API, the status page,
+// fleet's verdicts in one table (targetRec.verdict): the API, the status page,
 // /metrics and direct alerting all read that table, and nothing evaluates a
 // quorum anywhere else.
 
@@ -22,13 +22,20 @@ type Verdict struct {
 	Leader string // agent id of the leader that evaluated it
 	quorum.Verdict
 	Maintenance bool
-	Since       time.Time // when State last changed, on this agent's clock
-	Incident    string    // the open incident's ID; "" when none
-	// Updated is when this agent evaluated or received it.
-	Updated time.Time
+	Incident    string // the open incident's ID; "" when none
+	// since is when State last changed, on this agent's clock (Since);
+	// updated is when this agent evaluated or received it (Updated).
+	// Stamps of localClock: every target's verdict holds them.
+	since, updated mono.Stamp
 
 	boot, seq uint64 // the leader's order of its verdicts: (boot, seq)
 }
+
+// Since is when the verdict's State last changed, on this agent's clock.
+func (v *Verdict) Since() time.Time { return localClock.Time(v.since) }
+
+// Updated is when this agent evaluated or received the verdict.
+func (v *Verdict) Updated() time.Time { return localClock.Time(v.updated) }
 
 // sameAs reports whether v says what w says (order and times aside): a
 // leader publishes a verdict only when this changes.
@@ -50,8 +57,11 @@ type leaderState struct {
 	upSince   mono.Stamp // the quorum sees it up since (the resolve hold)
 	firstFail mono.Stamp // earliest failed observation of the current streak
 	confirmAt mono.Stamp // earliest confirmation request of the streak
-	suppr     suppression
-	seq       uint64 // of the last verdict published
+	seq       uint64     // of the last verdict published
+	// suppr is the suppression step's streak: nil while no region fails
+	// (most targets, most of the time), in the record every target led
+	// holds.
+	suppr *suppression
 }
 
 // resolveHold is how long the quorum must see a target up before its
@@ -105,24 +115,22 @@ func (c *Cluster) evaluateAll() {
 	lead := c.leadersLocked(c.now())
 	// Ranking every target over the members each second was O(T x N) per
 	// agent: 2.4 cores for 100 agents x 20k targets in one process. Who
-	// leads depends only on the rivals and the targets, so the led list
-	// is kept until either changes.
-	if key := lead.key() ^ c.targetsHash; key != c.ledKey || c.led == nil {
-		c.led = make([]string, 0, len(c.targets)/max(1, len(lead.cands)))
-		for n := range c.targets {
-			if lead.mine(n) {
-				c.led = append(c.led, n)
-			}
+	// leads depends only on the rivals and the targets, so the records'
+	// marks (targetRec.led) are kept until either changes.
+	key := lead.key() ^ c.targetsHash
+	remark := key != c.ledKey || !c.ledOK
+	names := make([]string, 0, c.nLeading+8)
+	for n, r := range c.targets {
+		if remark {
+			r.led = lead.mine(n)
 		}
-		c.ledKey = key
-	}
-	names := make([]string, 0, len(c.led)+len(c.leading))
-	names = append(names, c.led...)
-	for n := range c.leading {
-		if !lead.mine(n) { // held a leader's state: evaluate drops it
+		// The targets led, and those that held a leader's state though
+		// they are no longer led: evaluate drops it.
+		if r.led || r.lead != nil {
 			names = append(names, n)
 		}
 	}
+	c.ledKey, c.ledOK = key, true
 	c.mu.Unlock()
 	for _, n := range names {
 		c.evaluate(n)
@@ -135,24 +143,28 @@ func (c *Cluster) evaluateAll() {
 func (c *Cluster) evaluate(target string) {
 	now := c.now()
 	c.mu.Lock()
-	t, ok := c.targets[target]
-	if lead := c.leadersLocked(now); !ok || !lead.mine(target) {
+	rec := c.targets[target]
+	if lead := c.leadersLocked(now); rec == nil || !lead.mine(target) {
 		// Not (or no longer) ours: the leader's state goes, so the verdict
 		// is exported and acted on by one agent. Incidents stay shared.
-		delete(c.leading, target)
+		if rec != nil && rec.lead != nil {
+			rec.lead = nil
+			c.nLeading--
+		}
 		c.mu.Unlock()
 		return
 	}
-	ls := c.leaderStateLocked(target, now)
+	t := rec.spec
+	ls := c.leaderStateLocked(rec, now)
 	v := quorum.Evaluate(c.observationsLocked(target), c.policyLocked(t, now), now)
 	maint := c.cfg.InMaintenance(target, now)
-	c.trackStreakLocked(target, ls, now)
+	c.trackStreakLocked(rec, ls, now)
 	if v.State != ls.state || ls.since == 0 {
-		ls.state, ls.since = v.State, c.clock.Stamp(now)
+		ls.state, ls.since = v.State, localClock.Stamp(now)
 	}
 	step := c.stepIncidentLocked(t, ls, &v, maint, now)
 	step.events = append(step.events, c.stepSuppressionLocked(t, ls, &v, now)...)
-	msg := c.recordVerdictLocked(target, ls, v, maint, now)
+	msg := c.recordVerdictLocked(rec, ls, v, maint, now)
 	// Encoded under the lock: the incidents are the leader's own records,
 	// which another evaluation may change as soon as it is released.
 	type named struct {
@@ -183,15 +195,16 @@ func (c *Cluster) evaluate(target string) {
 // leaderStateLocked returns the leader's state of target, making it when
 // this agent has just become its leader: a new leader continues the open
 // incident it learnt by gossip.
-func (c *Cluster) leaderStateLocked(target string, now time.Time) *leaderState {
-	ls := c.leading[target]
+func (c *Cluster) leaderStateLocked(rec *targetRec, now time.Time) *leaderState {
+	ls := rec.lead
 	if ls == nil {
-		ls = &leaderState{open: c.openIncidentLocked(target)}
-		if v := c.fleet[target]; v != nil && !v.Since.IsZero() {
+		ls = &leaderState{open: c.openIncidentLocked(rec.spec.Name)}
+		if v := rec.verdict; v != nil && !v.since.IsZero() {
 			// The state and its age as the previous leader published them.
-			ls.state, ls.since = v.State, c.clock.Stamp(v.Since)
+			ls.state, ls.since = v.State, v.since
 		}
-		c.leading[target] = ls
+		rec.lead = ls
+		c.nLeading++
 	}
 	return ls
 }
@@ -200,50 +213,51 @@ func (c *Cluster) leaderStateLocked(target string, now time.Time) *leaderState {
 // observation (the earliest among fresh failing or failed observations, on
 // our clock) and first confirmation request: an incident's started_at and
 // confirm_requested_at.
-func (c *Cluster) trackStreakLocked(target string, ls *leaderState, now time.Time) {
+func (c *Cluster) trackStreakLocked(rec *targetRec, ls *leaderState, now time.Time) {
 	var first, confirm time.Time
-	for _, o := range c.table[target] {
+	for _, o := range rec.obs {
 		if o.OK || !c.freshLocked(o, now) {
 			continue
 		}
-		if start := o.Received.Add(-o.FailingFor); first.IsZero() || start.Before(first) {
+		if start := o.Received().Add(-o.FailingFor); first.IsZero() || start.Before(first) {
 			first = start
 		}
 		if o.ConfirmedFor > 0 {
-			if at := o.Received.Add(-o.ConfirmedFor); confirm.IsZero() || at.Before(confirm) {
+			if at := o.Received().Add(-o.ConfirmedFor); confirm.IsZero() || at.Before(confirm) {
 				confirm = at
 			}
 		}
 	}
 	if first.IsZero() {
 		ls.firstFail, ls.confirmAt = 0, 0
-		ls.suppr.reset()
+		ls.suppr = nil // the streak is over
 		return
 	}
-	if f := c.clock.Stamp(first); ls.firstFail == 0 || f < ls.firstFail {
+	if f := localClock.Stamp(first); ls.firstFail == 0 || f < ls.firstFail {
 		ls.firstFail = f
 	}
-	if cf := c.clock.Stamp(confirm); cf != 0 && (ls.confirmAt == 0 || cf < ls.confirmAt) {
+	if cf := localClock.Stamp(confirm); cf != 0 && (ls.confirmAt == 0 || cf < ls.confirmAt) {
 		ls.confirmAt = cf
 	}
 }
 
 // recordVerdictLocked stores the leader's verdict in the fleet table and
 // returns its encoding when it changed, to be gossiped; nil otherwise.
-func (c *Cluster) recordVerdictLocked(target string, ls *leaderState, v quorum.Verdict, maint bool, now time.Time) []byte {
-	rec := &Verdict{Target: target, Leader: c.cfg.AgentID, Verdict: v, Maintenance: maint,
-		Since: c.clock.Time(ls.since), Updated: now, boot: c.boot}
+func (c *Cluster) recordVerdictLocked(tr *targetRec, ls *leaderState, v quorum.Verdict, maint bool, now time.Time) []byte {
+	rec := &Verdict{Target: tr.spec.Name, Leader: c.cfg.AgentID, Verdict: v, Maintenance: maint,
+		since: ls.since, updated: localClock.Stamp(now), boot: c.boot}
 	if ls.open != nil {
 		rec.Incident = ls.open.ID
 	}
-	cur := c.fleet[target]
+	cur := tr.verdict
 	if rec.sameAs(cur) && cur.boot == c.boot {
-		cur.Updated = now
+		cur.updated = rec.updated
 		return nil
 	}
 	ls.seq = c.verdictSeq.Add(1)
 	rec.seq = ls.seq
-	c.fleet[target] = rec
+	c.regionSets.internVerdict(rec)
+	tr.verdict = rec
 	return encodeVerdict(rec, now)
 }
 
@@ -260,12 +274,12 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, ok := c.targets[v.Target]
-	if !ok || c.leading[v.Target] != nil {
+	rec := c.targets[v.Target]
+	if rec == nil || rec.lead != nil {
 		return
 	}
-	v.Target = t.Name // one copy of the name, the config's, not one per verdict received
-	cur := c.fleet[v.Target]
+	v.Target = rec.spec.Name // one copy of the name, the config's, not one per verdict received
+	cur := rec.verdict
 	switch {
 	case cur == nil:
 	case cur.Leader == v.Leader:
@@ -278,8 +292,44 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 			return
 		}
 	}
-	v.Updated = now
-	c.fleet[v.Target] = v
+	v.updated = localClock.Stamp(now)
+	c.regionSets.internVerdict(v)
+	rec.verdict = v
+}
+
+// regionSets are the region lists the verdicts on record hold, one copy
+// of each: a handful of lists ("eu", "us"; "eu, us"; none) stand for
+// every target's, which each verdict held a copy of. The lists are shared:
+// nobody may change a verdict's lists (they are replaced, never edited),
+// and a shared copy has no room to append into.
+type regionSets struct{ sets [][]string }
+
+// maxRegionSets bounds the lists kept; a verdict with a list beyond them
+// keeps its own.
+const maxRegionSets = 64
+
+// intern returns the kept copy of rs, keeping one when there is room.
+func (r *regionSets) intern(rs []string) []string {
+	if len(rs) == 0 {
+		return rs
+	}
+	for _, s := range r.sets {
+		if slices.Equal(s, rs) {
+			return s
+		}
+	}
+	if len(r.sets) < maxRegionSets {
+		s := slices.Clone(rs)
+		r.sets = append(r.sets, s)
+		return s
+	}
+	return rs
+}
+
+// internVerdict makes v hold the kept copies of its region lists.
+func (r *regionSets) internVerdict(v *Verdict) {
+	v.Failing, v.Passing = r.intern(v.Failing), r.intern(v.Passing)
+	v.Stale, v.Isolated = r.intern(v.Stale), r.intern(v.Isolated)
 }
 
 // candidateLocked reports whether agent id is among lead's candidates.
@@ -297,7 +347,7 @@ func (c *Cluster) candidateLocked(id string, lead leaders) bool {
 func (c *Cluster) VerdictOf(target string) (Verdict, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v := c.fleet[target]
+	v := c.verdictLocked(target)
 	if v == nil {
 		return Verdict{}, false
 	}
@@ -305,7 +355,7 @@ func (c *Cluster) VerdictOf(target string) (Verdict, bool) {
 }
 
 func (c *Cluster) failingReasonLocked(target string) string {
-	for _, o := range c.table[target] {
+	for _, o := range c.obsLocked(target) {
 		if o.Failing && o.Reason != "" {
 			return o.Reason
 		}

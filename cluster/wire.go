@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
+	"github.com/vantage-probe/vantage/internal/mono"
 )
 
 // Wire format. Every message starts with a type byte and the wire version;
@@ -216,14 +217,17 @@ type Observation struct {
 	// message only, second to the nearest; a renewal is a change.
 	CertExpiry time.Time
 
-	// Received is the local receipt time; never sent.
-	Received time.Time
+	// received is the local receipt time (Received); never sent.
+	received mono.Stamp
 	// measured is when Latency was measured, by the local clock: a
 	// result's own probe, or its latest probe as a push/pull copy (which
 	// carries the age of its latency) tells it, so that the latency of a
 	// result that has not changed keeps up with the prober's instead of
 	// staying what it was at the last change.
-	measured time.Time
+	//
+	// Both are stamps of localClock: 8 bytes, not a time.Time's 24, in
+	// every observation the table holds.
+	measured mono.Stamp
 }
 
 const (
@@ -677,7 +681,7 @@ func encodeStateAs(typ byte, obs []*Observation, incidents []*Incident, verdicts
 	// and one that missed the result message learns them at all.
 	e.uvarint(uint64(len(obs)))
 	for _, o := range obs {
-		age := max(now.Sub(o.Received), 0)
+		age := max(now.Sub(o.Received()), 0)
 		var failingFor, confirmedFor time.Duration
 		if o.FailingFor > 0 {
 			failingFor = o.FailingFor + age
@@ -702,9 +706,9 @@ func encodeStateAs(typ byte, obs []*Observation, incidents []*Incident, verdicts
 		e.uvarint(micros(o.Latency))
 		var age time.Duration
 		if !o.measured.IsZero() {
-			age = max(now.Sub(o.measured), 0)
+			age = max(now.Sub(o.Measured()), 0)
 		} else {
-			age = max(now.Sub(o.Received), 0)
+			age = max(now.Sub(o.Received()), 0)
 		}
 		e.dur(age)
 	}
@@ -797,7 +801,7 @@ func decodeStateAs(typ byte, b []byte, now time.Time) ([]Observation, []Incident
 	for i := range obs {
 		obs[i].Latency = d.microsDur()
 		if age := d.dur(); d.err == nil {
-			obs[i].measured = now.Add(-age)
+			obs[i].measured = localClock.Stamp(now.Add(-age))
 		}
 	}
 	if d.err != nil {
@@ -829,8 +833,8 @@ func encodeVerdict(v *Verdict, now time.Time) []byte {
 	e.regions(v.Stale)
 	e.regions(v.Isolated)
 	var age time.Duration
-	if !v.Since.IsZero() {
-		age = max(now.Sub(v.Since), 0)
+	if !v.since.IsZero() {
+		age = max(now.Sub(v.Since()), 0)
 	}
 	e.dur(age)
 	e.str(v.Incident)
@@ -859,7 +863,7 @@ func decodeVerdict(b []byte, now time.Time) (Verdict, error) {
 	v.Reporting = len(v.Failing) + len(v.Passing)
 	age := d.dur()
 	if d.err == nil {
-		v.Since = now.Add(-age)
+		v.since = localClock.Stamp(now.Add(-age))
 	}
 	v.Incident = d.str()
 	return v, d.err

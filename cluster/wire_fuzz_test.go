@@ -38,7 +38,7 @@ func wireSeeds() [][]byte {
 	}
 	verdict := Verdict{Target: "checkout-api", Leader: "us-east-2", Verdict: quorum.Verdict{State: quorum.Down,
 		Failing: []string{"eu-west", "us-east"}, Passing: []string{"ap-south"}, Reporting: 3, Needed: 2},
-		Since: at.Add(3 * time.Second), Incident: in.ID, boot: 7, seq: 42}
+		since: localClock.Stamp(at.Add(3 * time.Second)), Incident: in.ID, boot: 7, seq: 42}
 	resolved := in
 	resolved.ResolvedAt, resolved.Regions = at.Add(time.Hour), nil
 	long := strings.Repeat("r", maxString)

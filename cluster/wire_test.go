@@ -30,7 +30,7 @@ func TestStateCarriesAgesAsOfThePush(t *testing.T) {
 	now := time.Now()
 	exp := time.Unix(1_900_000_000, 0)
 	o := &Observation{Target: "web", AgentID: "eu-1", Region: "eu", Boot: 1, Seq: 3, Failing: true,
-		FailingFor: 4 * time.Second, ConfirmedFor: 3 * time.Second, CertExpiry: exp, Received: now.Add(-2 * time.Second)}
+		FailingFor: 4 * time.Second, ConfirmedFor: 3 * time.Second, CertExpiry: exp, received: localClock.Stamp(now.Add(-2 * time.Second))}
 	b := encodeState([]*Observation{o}, nil, nil, now)
 	obs, _, _, err := decodeState(b, now)
 	if err != nil || len(obs) != 1 {
@@ -53,7 +53,7 @@ func TestStateCarriesAgesAsOfThePush(t *testing.T) {
 func encodeLater(o *Observation, now time.Time) []byte {
 	e := encoder{}
 	e.uvarint(1)
-	age := now.Sub(o.Received)
+	age := now.Sub(o.Received())
 	e.dur(o.FailingFor + age)
 	e.dur(o.ConfirmedFor + age)
 	e.uvarint(uint64(o.CertExpiry.Unix()))
