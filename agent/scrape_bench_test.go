@@ -39,9 +39,15 @@ func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); 
 // returns it with the size of its /metrics response.
 func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
 	b.Helper()
+	return benchAgentExtra(b, n, "")
+}
+
+// benchAgentExtra is benchAgent with extra lines in the [agent] section.
+func benchAgentExtra(b *testing.B, n int, extra string) (*Agent, countWriter) {
+	b.Helper()
 	dir := b.TempDir()
 	var cfg strings.Builder
-	cfg.WriteString(baseConfig("")) // the agent's own sections
+	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", "[agent]\n"+extra, 1)) // the agent's own sections
 	for i := range n {
 		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\nurl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, i%100)
 	}
