@@ -77,10 +77,23 @@ type Agent struct {
 
 	cfg atomic.Pointer[config.Config]
 
-	mu        sync.Mutex
-	states    map[string]*targetState // every configured target
-	assigned  map[string]bool
-	graceTill map[string]time.Time // formerly assigned, still probed until
+	mu sync.Mutex
+	// states holds every configured target. applyTargets replaces the map
+	// whole and nothing writes it after it is published, so a copy of the
+	// reference taken under mu may be read without it. Whether the cluster
+	// assigns a target to this agent is its state's assigned flag (a bool
+	// in a record every target has, rather than a map of every assigned
+	// name, which cost ~43 B a target and was rebuilt on every assignment).
+	states map[string]*targetState
+	// nAssigned counts the states with assigned set: a capacity hint.
+	nAssigned int
+	// graceTill holds the formerly assigned targets still probed, until
+	// when: a few, and only while the assignment changes, so a map (empty
+	// in a settled fleet) costs less than a field in every target's state.
+	graceTill map[string]time.Time
+	// orphans are the persisted records of targets a reload removed, for
+	// the persister to take at its next flush.
+	orphans []orphan
 	// graceTimer reschedules when the earliest grace ends; stopped says the
 	// agent is shutting down and arms no more.
 	graceTimer *time.Timer
@@ -144,7 +157,6 @@ func New(opts Options) (*Agent, error) {
 		clock:     mono.New(),
 		region:    exporter.RegionLabel(cfg.Agent.Region),
 		states:    map[string]*targetState{},
-		assigned:  map[string]bool{},
 		graceTill: map[string]time.Time{},
 		alerts:    newAlerting(),
 	}

@@ -24,21 +24,27 @@ func (a *Agent) Assigned(names []string) {
 	a.mu.Lock()
 	first := !a.everAssigned
 	a.everAssigned = true
-	want := make(map[string]bool, len(names))
 	var fresh []string
 	for _, n := range names {
-		want[n] = true
-		if !a.assigned[n] && a.graceTill[n].IsZero() {
+		st := a.states[n]
+		if st != nil && !st.assigned && a.graceTill[n].IsZero() {
 			fresh = append(fresh, n)
 		}
 		delete(a.graceTill, n)
-	}
-	for n := range a.assigned {
-		if !want[n] {
-			a.graceTill[n] = now.Add(graceFor(a.states[n]))
+		if st != nil { // else not (or no longer) configured here: nothing to probe
+			st.want = true
 		}
 	}
-	a.assigned = want
+	a.nAssigned = 0
+	for n, st := range a.states {
+		if st.assigned && !st.want {
+			a.graceTill[n] = now.Add(graceFor(st))
+		}
+		st.assigned, st.want = st.want, false
+		if st.assigned {
+			a.nAssigned++
+		}
+	}
 	a.mu.Unlock()
 	a.reschedule()
 	if first && len(fresh) > startBurst {
@@ -67,7 +73,7 @@ func (a *Agent) reschedule() {
 	cfg := a.cfg.Load()
 	regions := a.knownRegions()
 	a.mu.Lock()
-	jobs := make([]Job, 0, len(a.assigned)+len(a.graceTill))
+	jobs := make([]Job, 0, a.nAssigned+len(a.graceTill))
 	var next time.Time
 	for n, till := range a.graceTill {
 		if !now.Before(till) {
@@ -77,7 +83,7 @@ func (a *Agent) reschedule() {
 		}
 	}
 	for _, t := range cfg.Targets {
-		if !a.assigned[t.Name] && a.graceTill[t.Name].IsZero() {
+		if !a.probingLocked(t.Name) {
 			continue
 		}
 		rs := t.Regions

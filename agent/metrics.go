@@ -76,9 +76,9 @@ func (a *Agent) registerMetrics() {
 // writeSeries writes the per-target families at scrape time.
 func (a *Agent) writeSeries(b *exporter.Buf) {
 	a.mu.Lock()
-	states := make([]*targetState, 0, len(a.assigned)+len(a.graceTill))
+	states := make([]*targetState, 0, a.nAssigned+len(a.graceTill))
 	for _, t := range a.cfg.Load().Targets {
-		if !a.assigned[t.Name] && a.graceTill[t.Name].IsZero() {
+		if !a.probingLocked(t.Name) {
 			continue // not probed here
 		}
 		if st := a.states[t.Name]; st != nil {

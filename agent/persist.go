@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,15 +61,25 @@ type persister struct {
 	failing   atomic.Bool
 
 	// Owned by the flushing goroutine (or the caller of flush after it
-	// stopped).
-	mu          sync.Mutex
-	incGen      uint64
-	written     map[string]uint64 // incident ID -> hash of what the store holds
-	firstSeen   map[string]time.Time
-	objectives  map[string]float64
-	slo         map[sloKey]state.Counts // accrued, not yet written
-	accrued     time.Time               // SLO accounting is done up to here
-	bulkWritten time.Time               // the last write that carried the SLO accounting and histories
+	// stopped). mu also guards the fields of every target's persisted
+	// record (targetState.pers): what the store holds of each configured
+	// target, and its accounting not yet written, are kept there, one
+	// record a target, rather than in maps keyed by its name.
+	mu      sync.Mutex
+	incGen  uint64
+	written map[string]uint64 // incident ID -> hash of what the store holds
+	// meta is what the store holds of targets without a record: those
+	// the snapshot has but the config no longer does, and those a reload
+	// removed. Few, usually none.
+	meta map[string]metaRec
+	// slo is the accounting not yet written that has no place in a
+	// record: of targets without one (in the cluster's view but not, or
+	// no longer, in the config), of a record's third bucket (when writes
+	// failed for over an hour), of removed targets. nil when empty, and
+	// dropped (not cleared, which would keep its size) once written.
+	slo         map[sloKey]state.Counts
+	accrued     time.Time // SLO accounting is done up to here
+	bulkWritten time.Time // the last write that carried the SLO accounting and histories
 	dropped     []string
 	lastErrLog  time.Time
 	lastPrune   time.Time
@@ -77,6 +88,49 @@ type persister struct {
 type sloKey struct {
 	target string
 	bucket int64 // Unix s
+}
+
+// persisted is what the persister keeps of one configured target between
+// flushes (targetState.pers, guarded by p.mu): what the store holds of its
+// meta, so that it is written only when it changes, and its SLO accounting
+// accrued and not yet written. 80 bytes; the three maps keyed by the
+// target's name it replaces cost ~207 B a target.
+type persisted struct {
+	metaRec
+	// Two buckets: a bulk write every minute sees at most two of the
+	// hour-long buckets (the one an hour ended in, and the next); a third,
+	// when writes fail for longer, goes to p.slo. A slot whose counts total
+	// zero is free (an accrual adds at least a nanosecond).
+	bucket [2]int64 // Unix s
+	counts [2]state.Counts
+}
+
+// metaRec is a target's meta as the store holds it.
+type metaRec struct {
+	firstSeen int64 // wallNS of the first sighting
+	objective float64
+}
+
+// noMeta is the meta of a target the store holds nothing of: the zero
+// values of the maps this replaces (the zero time, objective 0).
+var noMeta = metaRec{firstSeen: wallNS(time.Time{})}
+
+func newPersisted() *persisted { return &persisted{metaRec: noMeta} }
+
+// wallNS is t in 8 bytes for comparing instants as time.Time.Equal does:
+// Unix nanoseconds, and the zero time (whose UnixNano is undefined) as
+// math.MinInt64.
+func wallNS(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+// orphan is the record of a target a reload removed (Agent.orphans).
+type orphan struct {
+	name string
+	rec  *persisted
 }
 
 // openState opens the agent's state directory and reads what it kept; the
@@ -105,9 +159,7 @@ func newPersister(a *Agent, st *state.Store, snap *state.Snapshot, every time.Du
 		a: a, store: st, every: every,
 		stop: make(chan struct{}), done: make(chan struct{}),
 		written:     map[string]uint64{},
-		firstSeen:   map[string]time.Time{},
-		objectives:  map[string]float64{},
-		slo:         map[sloKey]state.Counts{},
+		meta:        map[string]metaRec{},
 		accrued:     time.Now(),
 		bulkWritten: time.Now(),
 		lastPrune:   time.Now(),
@@ -115,8 +167,11 @@ func newPersister(a *Agent, st *state.Store, snap *state.Snapshot, every time.Du
 	for i := range snap.Incidents {
 		p.written[snap.Incidents[i].ID] = hashIncident(&snap.Incidents[i])
 	}
+	a.mu.Lock()
+	states := a.states
+	a.mu.Unlock()
 	for name, m := range snap.Targets {
-		p.firstSeen[name], p.objectives[name] = m.FirstSeen, m.Objective
+		p.setMeta(states, name, metaRec{wallNS(m.FirstSeen), m.Objective})
 	}
 	s := a.reg.Set()
 	p.errors = s.NewCounter("vantage_state_write_errors_total")
@@ -179,6 +234,16 @@ func (p *persister) flush(now time.Time, all bool) {
 	cl := a.Cluster()
 	cfg := a.cfg.Load()
 	b := &state.Batch{}
+	// The states as this flush sees them, throughout: the map is never
+	// written once published. The records of targets removed since the
+	// last flush join the targets without one.
+	a.mu.Lock()
+	states, orphans := a.states, a.orphans
+	a.orphans = nil
+	a.mu.Unlock()
+	for _, o := range orphans {
+		p.adopt(o)
+	}
 
 	// SLO accounting: the time since the last flush, by the fleet's
 	// verdict now (a verdict changes at most every few seconds; the
@@ -191,12 +256,25 @@ func (p *persister) flush(now time.Time, all bool) {
 			from = now.Add(-p.every)
 		}
 		for _, br := range cl.Briefs() {
-			p.accrue(br.Name, br.Category, from, now)
+			var rec *persisted
+			if st := states[br.Name]; st != nil {
+				rec = st.pers
+			}
+			p.accrue(rec, br.Name, br.Category, from, now)
 		}
 		p.accrued = now
 	}
 	bulk := all || now.Sub(p.bulkWritten) >= bulkFlushes*p.every
 	if bulk {
+		for name, st := range states {
+			if r := st.pers; r != nil {
+				for i, c := range r.counts {
+					if c.Total() != 0 {
+						b.SLO = append(b.SLO, state.Sample{Target: name, Bucket: time.Unix(r.bucket[i], 0), Counts: c})
+					}
+				}
+			}
+		}
 		for k, c := range p.slo {
 			b.SLO = append(b.SLO, state.Sample{Target: k.target, Bucket: time.Unix(k.bucket, 0), Counts: c})
 		}
@@ -218,7 +296,7 @@ func (p *persister) flush(now time.Time, all bool) {
 			if t := cfg.Target(name); t != nil && t.SLOObjective > 0 {
 				obj = t.SLOObjective
 			}
-			if !p.firstSeen[name].Equal(at) || p.objectives[name] != obj {
+			if m := p.metaOf(states, name); m.firstSeen != wallNS(at) || m.objective != obj {
 				if b.Targets == nil {
 					b.Targets = map[string]state.TargetMeta{}
 				}
@@ -229,8 +307,7 @@ func (p *persister) flush(now time.Time, all bool) {
 
 	var dirty []*targetState
 	if bulk {
-		a.mu.Lock()
-		for name, st := range a.states {
+		for name, st := range states {
 			if st.dirty.Swap(false) {
 				dirty = append(dirty, st)
 				if b.History == nil {
@@ -241,7 +318,6 @@ func (p *persister) flush(now time.Time, all bool) {
 				st.mu.Unlock()
 			}
 		}
-		a.mu.Unlock()
 	}
 
 	if b.Empty() {
@@ -266,7 +342,12 @@ func (p *persister) flush(now time.Time, all bool) {
 	}
 	p.lastWrite.Store(now.UnixNano())
 	if bulk {
-		clear(p.slo)
+		for _, st := range states {
+			if r := st.pers; r != nil {
+				r.counts = [2]state.Counts{}
+			}
+		}
+		p.slo = nil
 		p.bulkWritten = now
 	}
 	p.dropped = nil
@@ -274,7 +355,7 @@ func (p *persister) flush(now time.Time, all bool) {
 		p.written[b.Incidents[i].ID] = hashIncident(&b.Incidents[i])
 	}
 	for name, m := range b.Targets {
-		p.firstSeen[name], p.objectives[name] = m.FirstSeen, m.Objective
+		p.setMeta(states, name, metaRec{wallNS(m.FirstSeen), m.Objective})
 	}
 	if now.Sub(p.lastPrune) >= pruneEvery {
 		p.prune(now)
@@ -297,28 +378,94 @@ func (p *persister) prune(now time.Time) {
 
 // accrue adds [from, to) to target's buckets by category: down, up
 // (failing below quorum is up), unknown (no verdict, too few regions,
-// maintenance).
-func (p *persister) accrue(target string, cat cluster.Category, from, to time.Time) {
+// maintenance). rec is the target's record, nil when it has none.
+func (p *persister) accrue(rec *persisted, target string, cat cluster.Category, from, to time.Time) {
 	for from.Before(to) {
 		b := state.BucketOf(from)
 		end := b.Add(state.BucketWidth)
 		if to.Before(end) {
 			end = to
 		}
-		d := end.Sub(from)
-		k := sloKey{target, b.Unix()}
-		c := p.slo[k]
-		switch cat {
+		var c state.Counts
+		switch d := end.Sub(from); cat {
 		case cluster.CatDown:
-			c.Down += d
+			c.Down = d
 		case cluster.CatUp, cluster.CatFailing:
-			c.Up += d
+			c.Up = d
 		default:
-			c.Unknown += d
+			c.Unknown = d
 		}
-		p.slo[k] = c
+		p.add(rec, target, b.Unix(), c)
 		from = end
 	}
+}
+
+// add adds c to target's accounting of bucket not yet written: in its
+// record, or in p.slo. Each target's bucket has one place, so that a
+// write carries one sample of it (the store adds samples in whole
+// milliseconds: two would round differently from their sum): p.slo when
+// it has the bucket already, else the record's slot of it, else a free
+// slot, else p.slo.
+func (p *persister) add(rec *persisted, target string, bucket int64, c state.Counts) {
+	k := sloKey{target, bucket}
+	if _, ok := p.slo[k]; !ok && rec != nil {
+		free := -1
+		for i := range rec.counts {
+			if rec.counts[i].Total() == 0 {
+				if free < 0 {
+					free = i
+				}
+			} else if rec.bucket[i] == bucket {
+				rec.counts[i].Add(c)
+				return
+			}
+		}
+		if free >= 0 {
+			rec.bucket[free], rec.counts[free] = bucket, c
+			return
+		}
+	}
+	if p.slo == nil {
+		p.slo = map[sloKey]state.Counts{}
+	}
+	sum := p.slo[k]
+	sum.Add(c)
+	p.slo[k] = sum
+}
+
+// adopt takes the record of a target a reload removed: what it holds
+// moves to p.meta and p.slo, to be written as before.
+func (p *persister) adopt(o orphan) {
+	if o.rec.metaRec != noMeta {
+		p.meta[o.name] = o.rec.metaRec
+	}
+	for i, c := range o.rec.counts {
+		if c.Total() != 0 {
+			p.add(nil, o.name, o.rec.bucket[i], c)
+		}
+	}
+	*o.rec = persisted{metaRec: noMeta}
+}
+
+// metaOf is what the store holds of name's meta (noMeta: nothing).
+func (p *persister) metaOf(states map[string]*targetState, name string) metaRec {
+	if st := states[name]; st != nil && st.pers != nil && st.pers.metaRec != noMeta {
+		return st.pers.metaRec
+	}
+	if m, ok := p.meta[name]; ok {
+		return m
+	}
+	return noMeta
+}
+
+// setMeta notes that the store holds m of name.
+func (p *persister) setMeta(states map[string]*targetState, name string, m metaRec) {
+	if st := states[name]; st != nil && st.pers != nil {
+		st.pers.metaRec = m
+		delete(p.meta, name)
+		return
+	}
+	p.meta[name] = m
 }
 
 func hashIncident(in *cluster.Incident) uint64 {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"hash/fnv"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +57,11 @@ type Scheduler struct {
 	now         func() time.Time
 	onSkip      func(name string, why string)
 
-	mu     sync.Mutex
-	jobs   map[string]*entry
+	mu sync.Mutex
+	// byName is every job's entry, sorted by name: a slice, 8 bytes a
+	// job, where a map by name cost ~43 (a lookup is a binary search, and
+	// lookups are rare: RunNow and Has); Update merges the new jobs into it.
+	byName []*entry
 	queue  entryHeap
 	wake   chan struct{}
 	sem    chan struct{}
@@ -100,7 +105,6 @@ func NewScheduler(run RunFunc, maxInFlight int, onSkip func(name, why string)) *
 		maxInFlight: maxInFlight,
 		now:         time.Now,
 		onSkip:      onSkip,
-		jobs:        make(map[string]*entry),
 		wake:        make(chan struct{}, 1),
 		sem:         make(chan struct{}, maxInFlight),
 		done:        make(chan struct{}),
@@ -158,39 +162,67 @@ func mod(a, b int64) int64 {
 
 // Update makes the scheduled set equal to jobs: removed jobs stop (a run in
 // flight finishes), new ones start at their phase, changed ones are
-// rescheduled, unchanged ones keep their next run.
+// rescheduled, unchanged ones keep their next run. It sorts jobs by name.
 func (s *Scheduler) Update(jobs []Job) {
+	// In byName's order, so that one walk through both finds the new, the
+	// changed and the removed jobs (sorted before taking the lock, which
+	// dispatching waits for). Stable: of two jobs of one name, the second
+	// is as if it came in a later Update.
+	slices.SortStableFunc(jobs, func(a, b Job) int { return strings.Compare(a.Name, b.Name) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	want := make(map[string]struct{}, len(jobs))
 	now := s.now()
+	old := s.byName
+	byName := make([]*entry, 0, len(jobs))
+	i := 0
 	for _, j := range jobs {
-		want[j.Name] = struct{}{}
-		if e, ok := s.jobs[j.Name]; ok {
-			if e.job.Key == j.Key && e.job.Interval == j.Interval && e.job.Offset == j.Offset {
-				continue
-			}
-			e.job = j
-			e.next = nextAt(now, j.Interval, j.Offset)
-			heap.Fix(&s.queue, e.index)
+		for ; i < len(old) && old[i].job.Name < j.Name; i++ {
+			s.removeLocked(old[i])
+		}
+		var e *entry
+		switch {
+		case len(byName) > 0 && byName[len(byName)-1].job.Name == j.Name:
+			e = byName[len(byName)-1]
+		case i < len(old) && old[i].job.Name == j.Name:
+			e = old[i]
+			i++
+			byName = append(byName, e)
+		default:
+			e = &entry{job: j, next: nextAt(now, j.Interval, j.Offset)}
+			heap.Push(&s.queue, e)
+			byName = append(byName, e)
 			continue
 		}
-		e := &entry{job: j, next: nextAt(now, j.Interval, j.Offset)}
-		s.jobs[j.Name] = e
-		heap.Push(&s.queue, e)
-	}
-	for name, e := range s.jobs {
-		if _, ok := want[name]; !ok {
-			heap.Remove(&s.queue, e.index)
-			e.index = -1
-			delete(s.jobs, name)
+		if e.job.Key == j.Key && e.job.Interval == j.Interval && e.job.Offset == j.Offset {
+			continue
 		}
+		e.job = j
+		e.next = nextAt(now, j.Interval, j.Offset)
+		heap.Fix(&s.queue, e.index)
 	}
-	s.n.Store(int64(len(s.jobs)))
+	for ; i < len(old); i++ {
+		s.removeLocked(old[i])
+	}
+	s.byName = byName
+	s.n.Store(int64(len(byName)))
 	s.poke()
+}
+
+func (s *Scheduler) removeLocked(e *entry) {
+	heap.Remove(&s.queue, e.index)
+	e.index = -1
+}
+
+// findLocked returns name's entry, nil when it is not scheduled.
+func (s *Scheduler) findLocked(name string) *entry {
+	i, ok := slices.BinarySearchFunc(s.byName, name, func(e *entry, name string) int { return strings.Compare(e.job.Name, name) })
+	if !ok {
+		return nil
+	}
+	return s.byName[i]
 }
 
 // Len returns the number of scheduled jobs. It takes no lock: /metrics
@@ -201,8 +233,7 @@ func (s *Scheduler) Len() int { return int(s.n.Load()) }
 func (s *Scheduler) Has(name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.jobs[name]
-	return ok
+	return s.findLocked(name) != nil
 }
 
 func (s *Scheduler) poke() {
@@ -300,8 +331,8 @@ func (s *Scheduler) startLocked(ctx context.Context, e *entry, late time.Duratio
 func (s *Scheduler) RunNow(ctx context.Context, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.jobs[name]
-	if !ok || e.inFlight || s.closed {
+	e := s.findLocked(name)
+	if e == nil || e.inFlight || s.closed {
 		return false
 	}
 	select {

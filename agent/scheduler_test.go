@@ -104,17 +104,17 @@ func TestSchedulerRunsEachJobOnItsInterval(t *testing.T) {
 func TestSchedulerUpdateKeepsUnchangedAndDropsRemoved(t *testing.T) {
 	s := NewScheduler(func(context.Context, string, time.Duration, bool) {}, 10, nil)
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 1}, {Name: "b", Interval: time.Minute, Key: 1}})
-	nextA := s.jobs["a"].next
+	nextA := s.findLocked("a").next
 	s.now = func() time.Time { return time.Now().Add(time.Hour) } // a later Update must not move "a"
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 1}, {Name: "c", Interval: time.Minute, Key: 1}})
-	if s.jobs["a"].next != nextA {
-		t.Errorf("unchanged job rescheduled: %v -> %v", nextA, s.jobs["a"].next)
+	if s.findLocked("a").next != nextA {
+		t.Errorf("unchanged job rescheduled: %v -> %v", nextA, s.findLocked("a").next)
 	}
 	if s.Has("b") || !s.Has("c") || s.Len() != 2 {
 		t.Errorf("after update: b=%v c=%v len=%d", s.Has("b"), s.Has("c"), s.Len())
 	}
 	s.Update([]Job{{Name: "a", Interval: time.Minute, Key: 2}})
-	if s.jobs["a"].next == nextA {
+	if s.findLocked("a").next == nextA {
 		t.Error("changed job kept its old schedule")
 	}
 }

@@ -39,9 +39,16 @@ func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); 
 // returns it with the size of its /metrics response.
 func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
 	b.Helper()
+	return benchAgentExtra(b, n, "", 0)
+}
+
+// benchAgentExtra is benchAgent with extra lines in the [agent] section
+// and Options.StateFlushEvery.
+func benchAgentExtra(b *testing.B, n int, extra string, flushEvery time.Duration) (*Agent, countWriter) {
+	b.Helper()
 	dir := b.TempDir()
 	var cfg strings.Builder
-	cfg.WriteString(baseConfig("")) // the agent's own sections
+	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", "[agent]\n"+extra, 1)) // the agent's own sections
 	for i := range n {
 		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\nurl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, i%100)
 	}
@@ -53,7 +60,7 @@ func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1})
+	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1, StateFlushEvery: flushEvery})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,8 +71,8 @@ func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
 	now := time.Now()
 	a.mu.Lock()
 	states := a.states
-	for name := range states {
-		a.assigned[name] = true
+	for _, st := range states {
+		st.assigned = true
 	}
 	a.mu.Unlock()
 	for _, st := range states {

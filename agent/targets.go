@@ -34,6 +34,12 @@ type targetState struct {
 	consecutive int32 // consecutive failures
 	okStreak    int32 // consecutive successes while failing
 	failing     bool
+	// assigned says the cluster assigns the target to this agent; want
+	// is Assigned's mark while it compares the new assignment with the
+	// old. Both are guarded by the agent's mu, not st.mu (a reader of the
+	// assignment holds a.mu and looks at many states); they sit in the
+	// padding after failing and cost no byte.
+	assigned, want bool
 	// failSince is when the first failed probe of the streak ran; 0: no
 	// streak.
 	failSince mono.Stamp
@@ -44,6 +50,12 @@ type targetState struct {
 	// waiters is closed on the next result; made only while a confirmation
 	// waits for a probe in flight, which is rare.
 	waiters chan struct{}
+	// pers is what the persister keeps of the target; nil without a state
+	// directory. The pointer is set before the state is published and
+	// never changes (no lock); a state replaced by a reload hands it to
+	// its successor, so that accounting not yet written outlives the swap.
+	// Its fields are the persister's, guarded by p.mu.
+	pers *persisted
 }
 
 // target is the target's current config.
@@ -90,6 +102,11 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 			prev.mu.Lock()
 			st.success, st.failure = prev.success, prev.failure
 			prev.mu.Unlock()
+			st.pers = prev.pers
+		} else if cfg.Agent.StateDir != "" {
+			// The agent has a persister (New makes one when, and only when,
+			// it keeps a state directory; a reload keeps the directory).
+			st.pers = newPersisted()
 		}
 		next[t.Name] = st
 	}
@@ -102,12 +119,26 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	}
 	a.checkICMP(cfg, shared)
 	a.mu.Lock()
-	a.states = next
-	for n := range a.assigned {
-		if _, ok := next[n]; !ok {
-			delete(a.assigned, n)
+	// A changed target's new state stays assigned as its old one was (read
+	// under mu: an Assigned call may have changed it since old was taken);
+	// a removed target's assignment goes with its state.
+	a.nAssigned = 0
+	for name, st := range next {
+		if prev := old[name]; prev != nil && prev != st {
+			st.assigned = prev.assigned
+		}
+		if st.assigned {
+			a.nAssigned++
 		}
 	}
+	// A removed target's persisted record goes to the persister, which
+	// writes what it holds with the next flush.
+	for name, st := range old {
+		if st.pers != nil && next[name] == nil {
+			a.orphans = append(a.orphans, orphan{name, st.pers})
+		}
+	}
+	a.states = next
 	for n := range a.graceTill {
 		if _, ok := next[n]; !ok {
 			delete(a.graceTill, n)

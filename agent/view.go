@@ -85,7 +85,15 @@ func (a *Agent) Targets(q exporter.TargetQuery) exporter.TargetPage {
 func (a *Agent) probing(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.assigned[name] || !a.graceTill[name].IsZero()
+	return a.probingLocked(name)
+}
+
+// probingLocked is probing for a caller holding a.mu.
+func (a *Agent) probingLocked(name string) bool {
+	if st := a.states[name]; st != nil && st.assigned {
+		return true
+	}
+	return !a.graceTill[name].IsZero()
 }
 
 // Incidents are the incidents this agent knows (the fleet's, by gossip).
