@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/cluster"
 )
 
 // The README's scale figures. They take minutes and most of a 2-core
@@ -248,6 +250,12 @@ func TestReportGossip(t *testing.T) {
 		for _, c := range runs {
 			opts := shape
 			opts.Timing, opts.Key = Production(), c.key
+			if from := envInts(t, "VANTAGE_SCALE_TARGETED_FROM", []int{0})[0]; from > 0 {
+				// A fleet below the production threshold (16), run
+				// targeted: the model's shape at 10 agents.
+				opts.Timing.Name = fmt.Sprintf("production, targeted from %d", from)
+				opts.Timing.Tune = func(c *cluster.Config) { c.TargetedFrom = from }
+			}
 			opts.TargetInterval, opts.TargetTimeout = 30*time.Second, 5*time.Second
 			ws, err := MeasureGossip(ctx, opts, 30*time.Second, c.phases)
 			if err != nil {
@@ -257,7 +265,7 @@ func TestReportGossip(t *testing.T) {
 				pb, sb, pps := w.PerAgentRate()
 				tot := w.Total()
 				rows = append(rows, []string{fmt.Sprintf("%d x %d", len(opts.Regions), opts.PerRegion), fmt.Sprint(opts.Targets),
-					c.name, w.Name, fmt.Sprint(w.Changes), fmt.Sprintf("%.0f", pb+sb),
+					c.name + mode(opts), w.Name, fmt.Sprint(w.Changes), fmt.Sprintf("%.0f", pb+sb),
 					fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.0f", sb), fmt.Sprintf("%.1f", pps),
 					fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
 					fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
@@ -270,6 +278,14 @@ func TestReportGossip(t *testing.T) {
 				"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
 				"recovered (all see it dead)"}, rows)
 	}
+}
+
+// mode marks a run forced into targeted mode below the production size.
+func mode(o Options) string {
+	if o.Timing.Tune != nil {
+		return " (" + o.Timing.Name + ")"
+	}
+	return ""
 }
 
 // recovery is a window's recovery from its event: "-" without one.
