@@ -599,7 +599,7 @@ func gcPercent() int {
 }
 
 // settings says the collector's settings a driver ran with: "GOGC 100,
-// memory limit 47.3MiB (targets)".
+// memory limit 63.1MiB (targets)".
 func (r Result) settings() string {
 	gc := "off"
 	if r.GOGC >= 0 {

@@ -23,7 +23,7 @@
 //     kernel would kill the agent first.
 //  3. [agent] memory_limit in the config (source "config").
 //  4. From the number of configured targets: Base + PerTarget per target,
-//     at least Floor (source "targets"): 18 MiB + 3 KiB per target, at
+//     at least Floor (source "targets"): 24 MiB + 4 KiB per target, at
 //     least 32 MiB.
 package memlimit
 
@@ -55,23 +55,21 @@ const (
 )
 
 // The limit derived from the number of targets. The agent's live heap is
-// about 2.2 KB per HTTPS target at 10,000 (less for HTTP and TCP), probes
-// in flight included, and the runtime needs a few MB more beside the heap
-// (stacks, span and GC metadata, fragmentation); what is left under the
-// limit is the collector's headroom. Measured at 10,000 HTTPS targets,
-// 250 probes/s, with a live heap of 22-23 MB (README, Figures): a limit of
-// 44 MiB gave RSS 60 MB at 0.67 cores, 48 MiB 62 MB at 0.51 cores, 63
-// MiB 76 MB at 0.41 cores. RSS is the limit plus ~16 MB of the binary's
-// own pages, which no limit counts. So 10,000 targets get 47 MiB: under
-// 64 MB of RSS, with the collector working about a quarter harder than at
-// 63 MiB. (When the live heap was 2.8-3.0 KB per target, a limit of 50-56
-// MiB sat on it and the collector ran without pause at its cap.) At 1,000
-// targets the floor, 32 MiB, is far above what GOGC=100 lets the heap
-// reach (about 8 MB): the limit does not bind, and the collector runs at
-// the runtime's default pace.
+// about 2.8-3.0 KB per HTTPS target at 10,000 (less for HTTP and TCP),
+// probes in flight included, and the runtime needs a few MB more beside
+// the heap (stacks, span and GC metadata, fragmentation); what is left
+// under the limit is the collector's headroom. Measured at 10,000 HTTPS
+// targets (README, Figures): a limit of 50 or 56 MiB sat on the live heap
+// and the collector ran without pause, at its cap of half the CPU (CPU per
+// probe 1.6-1.9x, failed and skipped probes, RSS still 70 MB: the runtime
+// lets the heap pass a limit it cannot hold); at 62 MiB it paced itself,
+// below GOGC=30's CPU at the same RSS. So 10,000 targets get 63 MiB. At
+// 1,000 targets the floor, 32 MiB, is far above what GOGC=100 lets the
+// heap reach (about 8 MB): the limit does not bind, and the collector runs
+// at the runtime's default pace.
 const (
-	Base      = 18 << 20
-	PerTarget = 3 << 10 // bytes
+	Base      = 24 << 20
+	PerTarget = 4 << 10 // bytes
 	Floor     = 32 << 20
 	// CgroupFraction of a container's limit is the soft limit.
 	CgroupFraction = 0.9
