@@ -55,15 +55,20 @@ const (
 )
 
 // The limit derived from the number of targets. The agent's live heap is
-// about 2.8-3.0 KB per HTTPS target at 10,000 (less for HTTP and TCP),
-// probes in flight included, and the runtime needs a few MB more beside
-// the heap (stacks, span and GC metadata, fragmentation); what is left
-// under the limit is the collector's headroom. Measured at 10,000 HTTPS
-// targets (README, Figures): a limit of 50 or 56 MiB sat on the live heap
-// and the collector ran without pause, at its cap of half the CPU (CPU per
-// probe 1.6-1.9x, failed and skipped probes, RSS still 70 MB: the runtime
-// lets the heap pass a limit it cannot hold); at 62 MiB it paced itself,
-// below GOGC=30's CPU at the same RSS. So 10,000 targets get 63 MiB. At
+// about 2.3-2.4 KB per HTTPS target at 10,000 (less for HTTP and TCP),
+// probes in flight included, and the runtime needs about 12 MB beside the
+// heap (stacks, span and GC metadata, fragmentation); what is left under
+// the limit is the collector's headroom, and its CPU grows as that
+// headroom shrinks. Measured at 10,000 HTTPS targets, 250 probes/s, live
+// heap 22-24 MB (README, Figures, 2026-12-07): at 63 MiB RSS was 76 MB for
+// 0.41 cores (GOGC=100 without a limit: 89-95 MB, 0.45-0.57 cores); at
+// 47.3 MiB 63.8 MB for 0.93-1.07 cores in two runs of four, and in the
+// other two the collector sat at its cap of half the CPU (1.44-1.55
+// cores) with RSS 67 MB, the runtime letting the heap pass a limit it
+// cannot hold; at 45.3 MiB at its cap in every run. A default on that
+// cliff costs a core wherever the machine is busy, so 10,000 targets get
+// 63 MiB, about the room GOGC=100 would give the collector. (Earlier, at
+// 2.8-3.0 KB per target, 50-56 MiB sat on the heap in the same way.) At
 // 1,000 targets the floor, 32 MiB, is far above what GOGC=100 lets the
 // heap reach (about 8 MB): the limit does not bind, and the collector runs
 // at the runtime's default pace.
