@@ -70,6 +70,10 @@ type Options struct {
 	Timing         Timing
 	Key            []byte // gossip key (16, 24 or 32 bytes); nil: plaintext
 	Logger         *slog.Logger
+	// Progress, when set, hears each step of a long measurement as it
+	// ends (a large fleet on a small machine runs for many minutes; a
+	// run stopped early keeps what it printed).
+	Progress func(string)
 }
 
 func (o *Options) applyDefaults() {

@@ -479,10 +479,19 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		return nil, err
 	}
 	defer f.Close()
+	began := time.Now()
+	step := func(format string, args ...any) {
+		if opts.Progress != nil {
+			opts.Progress(fmt.Sprintf("%6.1fs ", time.Since(began).Seconds()) + fmt.Sprintf(format, args...))
+		}
+	}
+	step("%d agents started", len(f.Live()))
 	if _, err := f.WaitConverged(ctx, simConvergeLimit); err != nil {
 		return nil, err
 	}
+	step("converged")
 	f.ReportAll()
+	step("first results reported")
 	f.StartProbing()
 	if err := mono.Sleep(ctx, settle); err != nil {
 		return nil, err
@@ -490,6 +499,7 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 	rng := rand.New(rand.NewPCG(1, 2)) // the same changes every run
 	var out []GossipWindow
 	for _, p := range phases {
+		step("window %q", p.Name)
 		w, err := f.gossipWindow(ctx, p, rng)
 		if err != nil {
 			return out, err
@@ -497,6 +507,9 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		h := heapInUse()
 		w.HeapPerAgent = (h - min(base, h)) / uint64(len(w.PerAgent))
 		out = append(out, w)
+		pb, sb, _ := w.PerAgentRate()
+		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent, fresh %.3f (all after %s), recovered %s, detected %s",
+			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Recovered, w.Detected)
 	}
 	return out, nil
 }
