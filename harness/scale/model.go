@@ -31,7 +31,7 @@ type CostModel struct {
 // and heap.
 type Cost struct {
 	Heartbeats, Vouches, Observations, Verdicts, Memberlist float64 // UDP, B/s
-	PushPull, Repairs                                         float64 // TCP, B/s
+	PushPull, Repairs                                       float64 // TCP, B/s
 	// ClusterHeap is what the simulation measures per agent: the cluster's
 	// tables (and the harness's bookkeeping). AgentHeap adds what a real
 	// agent keeps per configured target outside the cluster, probed or
@@ -42,7 +42,9 @@ type Cost struct {
 }
 
 // UDP, TCP and Total are the parts summed.
-func (c Cost) UDP() float64   { return c.Heartbeats + c.Vouches + c.Observations + c.Verdicts + c.Memberlist }
+func (c Cost) UDP() float64 {
+	return c.Heartbeats + c.Vouches + c.Observations + c.Verdicts + c.Memberlist
+}
 func (c Cost) TCP() float64   { return c.PushPull + c.Repairs }
 func (c Cost) Total() float64 { return c.UDP() + c.TCP() }
 
@@ -119,7 +121,7 @@ func (m CostModel) Predict() Cost {
 	holders := float64(1 + m.Standbys)
 	hb := m.Heartbeat.Seconds()
 	fanout := n - 1 + retransmits(m.Agents) // direct to every member, and queued
-	changes := m.ChangePerMinute * t / 60 // fleet-wide state changes per second
+	changes := m.ChangePerMinute * t / 60   // fleet-wide state changes per second
 	var c Cost
 	c.Heartbeats = fanout * modelHeartbeat / hb
 	// A prober vouches every heartbeat to each holder of its targets:

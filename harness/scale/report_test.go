@@ -257,7 +257,9 @@ func TestReportGossip(t *testing.T) {
 				opts.Timing.Tune = func(c *cluster.Config) { c.TargetedFrom = from }
 			}
 			opts.TargetInterval, opts.TargetTimeout = 30*time.Second, 5*time.Second
-			opts.Progress = func(s string) { t.Logf("%d x %d agents, %d targets, %s: %s", len(opts.Regions), opts.PerRegion, opts.Targets, c.name, s) }
+			opts.Progress = func(s string) {
+				t.Logf("%d x %d agents, %d targets, %s: %s", len(opts.Regions), opts.PerRegion, opts.Targets, c.name, s)
+			}
 			ws, err := MeasureGossip(ctx, opts, 30*time.Second, c.phases)
 			if err != nil {
 				t.Fatalf("%d x %d agents, %d targets: %v", len(opts.Regions), opts.PerRegion, opts.Targets, err)
