@@ -50,6 +50,10 @@ type digest struct {
 	Buckets []uint32 // a power of two of them; each the sum of its entries' hashes
 }
 
+// DigestBuckets is how many 4-byte buckets a push/pull digest of a table
+// of entries entries carries (harness/scale's cost model counts with it).
+func DigestBuckets(entries int) int { return bucketsFor(entries) }
+
 // bucketsFor is the bucket count for a table of entries entries.
 func bucketsFor(entries int) int {
 	n := minDigestBuckets

@@ -3,6 +3,8 @@ package scale
 import (
 	"math"
 	"time"
+
+	"github.com/vantage-probe/vantage/cluster"
 )
 
 // CostModel predicts what one agent of a targeted fleet (TargetedFrom and
@@ -13,7 +15,8 @@ import (
 // 106, a vouch 21, with the sim's names) plus memberlist's framing; what
 // the design cannot say (the repairs a loaded machine causes, memberlist's
 // own overhead, the heap per target) is calibrated on the measured runs
-// and stated as such. ModelAgreement checks it against those runs.
+// and stated as such. TestModelAgreesWithMeasuredFleets checks it against
+// those runs.
 type CostModel struct {
 	Agents, Targets, Regions int
 	// ChangePerMinute is the share of targets changing state per minute,
@@ -65,7 +68,7 @@ const (
 	modelDigestHdr = 40
 )
 
-// Calibrated on the measured runs (see ModelAgreement): bytes of heap
+// Calibrated on the measured runs (TestModelAgreesWithMeasuredFleets): bytes of heap
 // per target every agent holds (config, assignment, the target's verdict
 // and bookkeeping, the harness's own per-target records), and per
 // observation held.
@@ -105,15 +108,6 @@ func pushPullEvery(d time.Duration, n int) time.Duration {
 	return time.Duration(math.Ceil(math.Log2(float64(n))-5)+1) * d
 }
 
-// buckets mirrors cluster.bucketsFor: 32 entries a bucket, 64 to 8,192.
-func buckets(entries float64) float64 {
-	n := 64.0
-	for n < 8192 && n*32 < entries {
-		n *= 2
-	}
-	return n
-}
-
 // Predict is the cost of one agent.
 func (m CostModel) Predict() Cost {
 	m = m.withDefaults()
@@ -144,7 +138,7 @@ func (m CostModel) Predict() Cost {
 	// Push/pull: an agent starts one each interval and answers about one:
 	// memberlist's node states plus our digest, both ways.
 	entries := t + (holders+1)*t*r/n // verdicts, and the observations it holds
-	pp := n*modelNodeState + modelDigestHdr + 4*buckets(entries)
+	pp := n*modelNodeState + modelDigestHdr + 4*float64(cluster.DigestBuckets(int(entries)))
 	every := pushPullEvery(m.PushPull, m.Agents).Seconds()
 	c.PushPull = 2 * pp / every
 	c.Repairs = 2 * m.RepairBytes / every

@@ -40,7 +40,7 @@ func TestModelAgreesWithMeasuredFleets(t *testing.T) {
 			t.Errorf("%d agents x %d targets: model %.0f B/s per agent, measured %.0f (x%.2f)", m.agents, m.targets, c.Total(), m.bytesPerSec, r)
 		}
 		if r := c.ClusterHeap / m.heap; r < 1/1.5 || r > 1.5 {
-			t.Errorf("%d agents x %d targets: model heap %.1f MB per agent, measured %.1f (x%.2f)", m.agents, m.targets, c.ClusterHeap/1e6, m.heap/1e6, r)
+			t.Errorf("%d agents x %d targets: model heap %.1f MiB per agent, measured %.1f (x%.2f)", m.agents, m.targets, c.ClusterHeap/(1<<20), m.heap/(1<<20), r)
 		}
 	}
 }

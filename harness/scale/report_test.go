@@ -243,6 +243,9 @@ func TestReportGossip(t *testing.T) {
 	if os.Getenv("VANTAGE_SCALE_GOSSIP") == "changes" {
 		runs = []run{{"plaintext", nil, append([]GossipPhase{{Name: "1% of targets change per minute", Window: time.Minute, ChangeRate: 0.01}}, churn...)}}
 	}
+	// VANTAGE_SCALE_TARGETED_FROM runs a fleet below the production
+	// threshold (16) targeted: the model's shape at 10 agents.
+	from := envInts(t, "VANTAGE_SCALE_TARGETED_FROM", []int{0})[0]
 	for _, shape := range gossipShapes(t) {
 		// A table per shape, as it completes: a large fleet that fails
 		// to converge loses no earlier shape's figures.
@@ -250,9 +253,7 @@ func TestReportGossip(t *testing.T) {
 		for _, c := range runs {
 			opts := shape
 			opts.Timing, opts.Key = Production(), c.key
-			if from := envInts(t, "VANTAGE_SCALE_TARGETED_FROM", []int{0})[0]; from > 0 {
-				// A fleet below the production threshold (16), run
-				// targeted: the model's shape at 10 agents.
+			if from > 0 {
 				opts.Timing.Name = fmt.Sprintf("production, targeted from %d", from)
 				opts.Timing.Tune = func(c *cluster.Config) { c.TargetedFrom = from }
 			}
