@@ -296,6 +296,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.persist != nil {
 		a.persist.start()
 	}
+	if a.opts.Memory != nil {
+		go a.opts.Memory.Watch(ctx)
+	}
 	schedDone := make(chan struct{})
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	go func() { a.sched.Run(schedCtx, a.probeCtx); close(schedDone) }()

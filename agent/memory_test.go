@@ -73,6 +73,10 @@ interval = "1h"
 		if rt, ok := value(m, "go_memlimit_bytes"); ok && int64(rt) != want {
 			t.Errorf("go_memlimit_bytes = %v, vantage_memory_limit_bytes %d: they disagree", rt, want)
 		}
+		// The valve has not moved it: an idle agent's collector is quiet.
+		if steps, ok := value(m, "vantage_memory_limit_steps"); !ok || steps != 0 {
+			t.Errorf("vantage_memory_limit_steps = %v (found %v), want 0", steps, ok)
+		}
 	}
 	check("targets", memlimit.ForTargets(1))
 	if promtool := testenv.RequireBinary(t, "prometheus", "promtool"); promtool != "" {

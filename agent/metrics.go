@@ -107,6 +107,9 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 		m := a.opts.Memory.Current()
 		fmt.Fprintf(b, "# HELP vantage_memory_limit_bytes %s\n# TYPE vantage_memory_limit_bytes gauge\nvantage_memory_limit_bytes{source=%q} %d\n",
 			exporter.Help["vantage_memory_limit_bytes"], m.Source, m.Limit)
+		steps, _ := a.opts.Memory.GiveWay()
+		fmt.Fprintf(b, "# HELP vantage_memory_limit_steps %s\n# TYPE vantage_memory_limit_steps gauge\nvantage_memory_limit_steps %d\n",
+			exporter.Help["vantage_memory_limit_steps"], steps)
 	}
 	a.writeClusterSeries(b)
 }

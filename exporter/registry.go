@@ -241,6 +241,7 @@ var Help = map[string]string{
 	"vantage_config_last_reload_success_timestamp_seconds": "When the configuration was last loaded successfully, Unix seconds.",
 	"vantage_build_info":                                   "Build information; always 1.",
 	"vantage_memory_limit_bytes":                           "The agent's soft memory limit (the Go runtime's GOMEMLIMIT), by where it came from: env (GOMEMLIMIT), cgroup (90% of the container's limit), config ([agent] memory_limit), targets (derived from the number of targets).",
+	"vantage_memory_limit_steps":                           "Steps (each 1/8 of it, at most 4) by which a memory limit derived from the targets has given way because the collector needed more than a quarter of the CPU to hold it; 0 when it holds. Set [agent] memory_limit to choose the trade yourself.",
 	"vantage_probes_skipped_total":                         "Scheduled probes not run, by reason (overlap: previous run still going; max_in_flight).",
 	"vantage_schedule_lateness_seconds":                    "How late scheduled probes started.",
 	"vantage_probes_in_flight":                             "Probes running now.",

@@ -167,9 +167,10 @@ type Tuner struct {
 	in  Input
 	log *slog.Logger
 
-	mu  sync.Mutex
-	cur Setting
-	set bool
+	mu    sync.Mutex
+	cur   Setting
+	set   bool
+	valve valve
 }
 
 // NewTuner returns a Tuner reading the environment and cgroups as in says
@@ -190,6 +191,13 @@ func (t *Tuner) Update(configured int64, targets int) Setting {
 	in := t.in
 	in.Configured, in.Targets = configured, targets
 	s := Choose(in)
+	if s.Source == SourceTargets {
+		// A reload moves the derived limit; steps the valve took stay.
+		t.valve.base = s.Limit
+		s.Limit += int64(float64(s.Limit)*StepFraction) * int64(t.valve.steps)
+	} else {
+		t.valve = valve{}
+	}
 	if t.set && s == t.cur {
 		return s
 	}
