@@ -242,6 +242,10 @@ type Result struct {
 	GOGC      int
 	MemLimit  int64
 	MemSource string
+	// MemSteps is how far a derived limit gave way during the run
+	// (memlimit.HighGCShare), and MemLimitEnd the limit at its end.
+	MemSteps    int
+	MemLimitEnd int64
 
 	// The agent only.
 	BaseRSS, RSS, ScrapedRSS, PeakRSS uint64 // bytes: before config, after the window, after scrapes, peak
@@ -608,5 +612,9 @@ func (r Result) settings() string {
 	if r.MemLimit <= 0 || r.MemLimit == math.MaxInt64 {
 		return "GOGC " + gc + ", no memory limit"
 	}
-	return fmt.Sprintf("GOGC %s, memory limit %s (%s)", gc, memlimit.FormatSize(r.MemLimit), r.MemSource)
+	s := fmt.Sprintf("GOGC %s, memory limit %s (%s)", gc, memlimit.FormatSize(r.MemLimit), r.MemSource)
+	if r.MemSteps > 0 {
+		s += fmt.Sprintf(", gave way %d steps to %s", r.MemSteps, memlimit.FormatSize(r.MemLimitEnd))
+	}
+	return s
 }

@@ -223,6 +223,10 @@ func (h *harness) runVantage(ctx context.Context, s Scenario, ts []target, r *Re
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.HeapInuse, r.StackInuse = ms.HeapInuse, ms.StackInuse
+	if mem != nil {
+		r.MemSteps, _ = mem.GiveWay()
+		r.MemLimitEnd = mem.Current().Limit
+	}
 	if p := h.profilePath(h.o.MemProfile, s, run, runtimeDefaults); p != "" {
 		if err := writeHeapProfile(p); err != nil {
 			return err
