@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vantage-probe/vantage/probe/probetest"
-	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
+	"github.com/vantage-probe/vantage/probe/probetest/healthsrv"
 )
 
 // Farm is the demo's set of targets, each switchable between healthy and
@@ -29,7 +28,7 @@ type Farm struct {
 	DB             *probetest.TCPServer
 	DNS            *probetest.DNSServer
 	// Orders is a gRPC server whose health service reports OrdersService.
-	Orders     *grpctest.HealthServer
+	Orders     *healthsrv.Server
 	dnsSwitch  *probetest.Switch
 	zone       dns.Handler
 	CAFile     string
@@ -93,10 +92,10 @@ func StartFarm() (_ *Farm, err error) {
 	if f.DNS, err = probetest.StartDNS(f.dnsSwitch); err != nil {
 		return nil, err
 	}
-	if f.Orders, err = grpctest.StartHealth(nil, true); err != nil {
+	if f.Orders, err = healthsrv.Start(nil); err != nil {
 		return nil, err
 	}
-	f.Orders.Health.SetServingStatus(OrdersService, grpc_health_v1.HealthCheckResponse_SERVING)
+	f.Orders.SetServingStatus(OrdersService, healthsrv.Serving)
 	return f, nil
 }
 
@@ -159,11 +158,11 @@ func (f *Farm) SetAPISlow(slow bool) { f.apiSlow.Store(slow) }
 // SetOrdersServing flips the gRPC health status of OrdersService between
 // SERVING and NOT_SERVING.
 func (f *Farm) SetOrdersServing(serving bool) {
-	st := grpc_health_v1.HealthCheckResponse_NOT_SERVING
+	st := healthsrv.NotServing
 	if serving {
-		st = grpc_health_v1.HealthCheckResponse_SERVING
+		st = healthsrv.Serving
 	}
-	f.Orders.Health.SetServingStatus(OrdersService, st)
+	f.Orders.SetServingStatus(OrdersService, st)
 }
 
 // BlockFrom makes target fail only for clients whose address starts with prefix ("" unblocks).

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/vantage-probe/vantage/agent/config"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
@@ -304,7 +302,7 @@ func printResult(w io.Writer, kind, name string, r *probe.Result) {
 		if g.TLS {
 			transport = "TLS"
 		}
-		fmt.Fprintf(w, "  grpc:     serving status %s, status code %d (%s), %s\n", serving, g.StatusCode, codes.Code(g.StatusCode), transport)
+		fmt.Fprintf(w, "  grpc:     serving status %s, status code %d (%s), %s\n", serving, g.StatusCode, grpcprobe.CodeName(g.StatusCode), transport)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/probe/probetest"
-	"github.com/vantage-probe/vantage/probe/probetest/grpctest"
+	"github.com/vantage-probe/vantage/probe/probetest/healthsrv"
 )
 
 // DefaultFarmListeners is how many servers the farm runs per protocol.
@@ -43,7 +43,7 @@ type FarmInfo struct {
 	HTTP   []string `json:"http"`    // base URLs, http://127.0.0.1:PORT
 	HTTPS  []string `json:"https"`   // base URLs, https://127.0.0.1:PORT (HTTP/2 and HTTP/1.1 by ALPN)
 	TCP    []string `json:"tcp"`     // 127.0.0.1:PORT, accepting and holding until the client closes
-	GRPC   []string `json:"grpc"`    // 127.0.0.1:PORT, a grpc-go server with the health service, plaintext
+	GRPC   []string `json:"grpc"`    // 127.0.0.1:PORT, a gRPC health server (healthsrv), plaintext
 	GRPCS  []string `json:"grpcs"`   // 127.0.0.1:PORT, the same over TLS
 	CAFile string   `json:"ca_file"` // PEM of the CA that signed the HTTPS and gRPC certificate
 	Stats  string   `json:"stats"`   // URL of the counters (FarmStats as JSON)
@@ -115,7 +115,7 @@ func RunFarm(ctx context.Context, o FarmOptions, out io.Writer) error {
 		}
 	}()
 	var tcps []*probetest.TCPServer
-	var grpcs, grpcss []*grpctest.HealthServer
+	var grpcs, grpcss []*healthsrv.Server
 	for range n {
 		h, err := probetest.StartHTTP(counted(&stats.HTTP))
 		if err != nil {
@@ -146,7 +146,7 @@ func RunFarm(ctx context.Context, o FarmOptions, out io.Writer) error {
 			if secure {
 				cert = &leaf
 			}
-			g, err := grpctest.StartHealth(cert, true)
+			g, err := healthsrv.Start(cert)
 			if err != nil {
 				return fmt.Errorf("farm: %w", err)
 			}

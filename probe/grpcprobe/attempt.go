@@ -2,161 +2,149 @@ package grpcprobe
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
-	"sync"
+	"net/http"
+	"strings"
 	"time"
-
-	"google.golang.org/grpc/credentials"
 
 	"github.com/vantage-probe/vantage/probe"
 )
 
-// attempt is one probe's connection as grpc-go makes it, on goroutines of
-// its own: the dialer and the TLS handshake record here what they saw, for
-// the probe to read when the RPC has returned. Only the first dial and
-// handshake are the probe's: grpc-go may try again before the connection
-// is closed.
+// attempt is one probe's connection. The transport's dial functions record
+// here what they saw; they run on the probe's goroutine, inside
+// Transport.NewClientConn, so the probe reads it without a lock once that
+// has returned.
 type attempt struct {
-	p   *Prober
-	ctx context.Context // the probe's: its deadline bounds the dial and the handshake
+	p *Prober
+	// raw is the TCP connection and cc the HTTP/2 connection on it, both
+	// closed by close whatever happened.
+	raw net.Conn
+	cc  *http.ClientConn
 
-	mu                 sync.Mutex
 	dialStart, dialEnd time.Time
 	dialErr            error
 	tlsStart, tlsEnd   time.Time
 	tlsFacts           *probe.TLSFacts
 	tlsReason          probe.Reason
 	tlsMsg             string
+	// ready is when the connection was ready for HTTP/2: connected, and
+	// handshaken with h2 agreed over TLS. Zero when it never was.
+	ready time.Time
 }
 
-// bounded returns ctx (grpc-go's, cancelled when the connection closes)
-// bounded by the probe's deadline too.
-func (a *attempt) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := a.ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, dl)
+// attemptKey finds the attempt in the context the transport hands to the
+// dial functions, which one transport shares between every prober.
+type attemptKey struct{}
+
+// errNoAttempt is what the dial functions return for a context without an
+// attempt: a connection that did not come from Probe.
+var errNoAttempt = errors.New("grpcprobe: the transport dials only for Probe")
+
+func attemptOf(ctx context.Context) (*attempt, error) {
+	a, ok := ctx.Value(attemptKey{}).(*attempt)
+	if !ok || a == nil {
+		return nil, errNoAttempt
 	}
-	return ctx, func() {}
+	return a, nil
 }
 
-// dial is grpc-go's dialer: probe.Net's dialer (source_ip, the family),
-// timed.
+// dialPlain is the transport's DialContext: probe.Net's dialer (source_ip,
+// the family) to the already resolved addr, timed.
+func dialPlain(ctx context.Context, _, addr string) (net.Conn, error) {
+	a, err := attemptOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	a.ready = a.dialEnd
+	return c, nil
+}
+
 func (a *attempt) dial(ctx context.Context, addr string) (net.Conn, error) {
-	a.mu.Lock()
-	first := a.dialStart.IsZero()
-	if first {
-		a.dialStart = time.Now()
-	}
-	a.mu.Unlock()
-	ctx, cancel := a.bounded(ctx)
-	defer cancel()
+	a.dialStart = time.Now()
 	c, err := a.p.dialer.DialContext(ctx, a.p.network, addr)
-	if first {
-		a.mu.Lock()
-		a.dialEnd, a.dialErr = time.Now(), err
-		a.mu.Unlock()
+	a.dialEnd = time.Now()
+	if err != nil {
+		a.dialErr = err
+		return nil, err
 	}
-	return c, err
+	a.raw = c
+	return c, nil
 }
 
-// creds are the TLS transport credentials of one attempt: the handshake of
-// tlsprobe.Handshaker, which reports the chain even when it does not
-// verify, in place of grpc-go's, which would only say that it failed.
-type creds struct{ a *attempt }
-
-var _ credentials.TransportCredentials = creds{}
-
-func (c creds) ClientHandshake(ctx context.Context, _ string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	a := c.a
-	a.mu.Lock()
-	first := a.tlsStart.IsZero()
-	if first {
-		a.tlsStart = time.Now()
+// dialTLS is the transport's DialTLSContext: the connection of dialPlain,
+// then tlsprobe.Handshaker's handshake, which reports the chain even when
+// it does not verify. It returns the *tls.Conn itself, from which net/http
+// reads the ALPN protocol; anything but h2 fails here, before a request is
+// sent: gRPC is HTTP/2 only, and so is grpc-go's client.
+func dialTLS(ctx context.Context, _, addr string) (net.Conn, error) {
+	a, err := attemptOf(ctx)
+	if err != nil {
+		return nil, err
 	}
-	a.mu.Unlock()
-	ctx, cancel := a.bounded(ctx)
-	defer cancel()
+	raw, err := a.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	a.tlsStart = time.Now()
 	var r probe.Result
 	tc, reason, msg := a.p.hs.Handshake(ctx, raw, &r)
-	// Handshake bounded itself with a deadline on raw; from here on the
-	// connection is grpc-go's.
-	_ = raw.SetDeadline(time.Time{})
-	if first {
-		a.mu.Lock()
-		a.tlsEnd, a.tlsFacts, a.tlsReason, a.tlsMsg = time.Now(), r.TLS, reason, msg
-		a.mu.Unlock()
-	}
+	a.tlsEnd, a.tlsFacts = time.Now(), r.TLS
 	if reason != probe.ReasonNone {
-		return nil, nil, errors.New(msg)
-	}
-	info := credentials.TLSInfo{
-		State:          tc.ConnectionState(),
-		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
-	}
-	return rawCloser{tc, raw}, info, nil
-}
-
-func (creds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	return nil, nil, errors.New("grpcprobe: client credentials only")
-}
-
-func (creds) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
-}
-
-func (c creds) Clone() credentials.TransportCredentials { return c }
-
-func (creds) OverrideServerName(string) error { return nil }
-
-// rawCloser is a TLS connection closed by closing the connection under it,
-// skipping close_notify, as every prober does: tls.Conn.Close would give
-// the alert a fresh 5 s write deadline, on grpc-go's goroutine.
-type rawCloser struct {
-	*tls.Conn
-	raw net.Conn
-}
-
-func (c rawCloser) Close() error { return c.raw.Close() }
-
-// snapshot is what an attempt saw, read once the RPC returned at end.
-type snapshot struct {
-	connect, tls, check time.Duration
-	dialErr             error
-	tlsFacts            *probe.TLSFacts
-	tlsReason           probe.Reason
-	tlsMsg              string
-}
-
-// snapshot reads the attempt. A step still under way at end counts until
-// end, so that a timeout shows where it hit; check runs from the
-// connection ready (connected, and handshaken with TLS) to end.
-func (a *attempt) snapshot(end time.Time) snapshot {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	span := func(from, to time.Time) time.Duration {
-		if from.IsZero() {
-			return 0
+		if reason == probe.ReasonTLSHandshake && strings.HasSuffix(msg, noALPNAlert) {
+			msg += " (the server offers no h2 by ALPN: gRPC needs HTTP/2)"
 		}
-		if to.IsZero() || to.After(end) {
-			to = end
+		a.tlsReason, a.tlsMsg = reason, msg
+		return nil, errors.New(msg)
+	}
+	// Handshake bounded raw with the probe's deadline; from here on the
+	// probe's context bounds the HTTP/2 connection, and a deadline firing
+	// on the socket first would race it with a less telling error.
+	_ = raw.SetDeadline(time.Time{})
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+		if p == "" {
+			p = "no protocol"
+		} else {
+			p = fmt.Sprintf("%q", p)
+		}
+		return nil, fmt.Errorf("%s negotiated %s by ALPN, not h2: it does not speak HTTP/2 over TLS, which gRPC needs", addr, p)
+	}
+	a.ready = a.tlsEnd
+	return tc, nil
+}
+
+// noALPNAlert ends crypto/tls's message for the no_application_protocol
+// alert: the server speaks only protocols other than h2 (http/1.1,
+// typically). tlsprobe hands over the message, not the error.
+const noALPNAlert = "tls: no application protocol"
+
+// close closes the connection. The socket goes first, so that closing the
+// TLS connection on it sends no close_notify: tls.Conn.Close would give
+// that write a fresh 5 s deadline, on the probe's goroutine.
+func (a *attempt) close() {
+	if a.raw != nil {
+		_ = a.raw.Close()
+	}
+	if a.cc != nil {
+		_ = a.cc.Close()
+	}
+}
+
+// phases fills r's connect, tls and check phases; check runs from the
+// connection ready to end.
+func (a *attempt) phases(r *probe.Result, end time.Time) {
+	span := func(from, to time.Time) time.Duration {
+		if from.IsZero() || to.IsZero() {
+			return 0
 		}
 		return max(to.Sub(from), 0)
 	}
-	s := snapshot{
-		connect:   span(a.dialStart, a.dialEnd),
-		tls:       span(a.tlsStart, a.tlsEnd),
-		dialErr:   a.dialErr,
-		tlsFacts:  a.tlsFacts,
-		tlsReason: a.tlsReason,
-		tlsMsg:    a.tlsMsg,
-	}
-	ready := a.dialEnd
-	if a.p.hs != nil {
-		ready = a.tlsEnd
-	}
-	if a.dialErr == nil && a.tlsReason == probe.ReasonNone && !ready.IsZero() && ready.Before(end) {
-		s.check = end.Sub(ready)
-	}
-	return s
+	r.Phases[iConnect].Duration = span(a.dialStart, a.dialEnd)
+	r.Phases[iTLS].Duration = span(a.tlsStart, a.tlsEnd)
+	r.Phases[iCheck].Duration = span(a.ready, end)
 }

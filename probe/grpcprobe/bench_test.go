@@ -16,8 +16,9 @@ import (
 
 // The benchmarks run against a grpc-go health server in the same process:
 // cpu-ns/op counts its share too, the same for every benchmark here.
-// BenchmarkBareClient is the floor: grpc-go's client with its defaults,
-// one connection per check as a probe makes.
+// BenchmarkBareClient is grpc-go's client with its defaults, one
+// connection per check as a probe makes: the official client the
+// hand-written prober stands in for (tests only link grpc-go).
 
 func benchProbe(b *testing.B, o grpcprobe.Options) {
 	p := newProber(b, o)

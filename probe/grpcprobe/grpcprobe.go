@@ -1,30 +1,24 @@
 package grpcprobe
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
 
-// UserAgent is sent (before grpc-go's own) so that target owners can tell
-// probes from clients in their logs.
+// UserAgent is sent so that target owners can tell probes from clients in
+// their logs.
 const UserAgent = "Vantage-Probe/1.0"
-
-// bufferSize is the client connection's read and write buffer: a health
-// check is a few hundred bytes each way, and grpc-go's 32 KB defaults,
-// allocated for every connection, would be most of a probe's garbage.
-const bufferSize = 4096
 
 // Indices of the phases in Result.Phases: all four are always present, so
 // that the exported series never come and go.
@@ -43,21 +37,22 @@ type Prober struct {
 	hs      *tlsprobe.Handshaker // nil without TLS
 	dialer  *net.Dialer
 	network string
-	req     *grpc_health_v1.HealthCheckRequest
-	// opts are the dial options every probe shares, read-only; each probe
-	// adds its own dialer (and credentials with TLS).
-	opts []grpc.DialOption
+	scheme  string // "http" (h2c, prior knowledge) or "https"
+	// body is the length-prefixed HealthCheckRequest, read-only.
+	body []byte
+	tr   *http.Transport
 }
 
 var _ probe.Prober = (*Prober)(nil)
 
-// New validates o and prepares the dial options and TLS config once.
-// Errors name the TOML key at fault with its value quoted (`address "x":
-// ...`); every problem is reported, joined.
+// New validates o and prepares the request and TLS config once. Errors
+// name the TOML key at fault with its value quoted (`address "x": ...`);
+// every problem is reported, joined.
 func New(o Options) (*Prober, error) { return NewShared(o, nil) }
 
-// NewShared is New with the CA bundle and client key pair shared through s
-// with the other probers of a configuration (nil: nothing shared).
+// NewShared is New with the CA bundle, the client key pair and the HTTP/2
+// transport shared through s with the other probers of a configuration
+// (nil: nothing shared).
 func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 	var errs []error
 	host, err := o.Net.SplitAddress(o.Address)
@@ -73,30 +68,56 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		o:       o,
 		dialer:  o.Net.StreamDialerShared(s),
 		network: o.Net.Network("tcp"),
-		req:     &grpc_health_v1.HealthCheckRequest{Service: o.Service},
-		opts: []grpc.DialOption{
-			grpc.WithAuthority(o.Address),
-			grpc.WithUserAgent(UserAgent),
-			// A probe measures the target: no proxy from the environment,
-			// no service config (a DNS TXT lookup), no retries.
-			grpc.WithNoProxy(),
-			grpc.WithDisableServiceConfig(),
-			grpc.WithDisableRetry(),
-			grpc.WithReadBufferSize(bufferSize),
-			grpc.WithWriteBufferSize(bufferSize),
-		},
+		scheme:  "http",
+		body:    requestBody(o.Service),
+		tr:      transportFor(s),
 	}
 	if o.UseTLS {
+		p.scheme = "https"
 		if p.hs, err = tlsprobe.NewHandshakerShared(o.TLS, host, s, "h2"); err != nil {
 			errs = append(errs, err)
 		}
-	} else {
-		p.opts = append(p.opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// idleConnTimeout bounds how long net/http keeps a closed HTTP/2
+// connection reachable, as in httpprobe (see its transportFor): with the
+// default, the heap would hold every connection of the last 5 s of probes.
+const idleConnTimeout = 100 * time.Millisecond
+
+// maxHeaderBytes bounds the response headers and trailers a probe accepts.
+const maxHeaderBytes = 64 << 10
+
+// transportKey names the shared transport in probe.Shared.
+type transportKey struct{}
+
+// transportFor returns the HTTP/2 transport: h2c with prior knowledge for
+// http, h2 agreed by ALPN for https, never HTTP/1. It holds nothing of a
+// prober's: NewClientConn always dials, through dialPlain and dialTLS,
+// which take the prober and the probe's attempt from the context, and
+// never pools, so every probe sees a fresh connection and one transport
+// serves every prober of a configuration.
+func transportFor(s *probe.Shared) *http.Transport {
+	return s.Value(transportKey{}, func() any {
+		var protos http.Protocols
+		protos.SetHTTP2(true)
+		protos.SetUnencryptedHTTP2(true)
+		return &http.Transport{
+			Proxy:          nil, // a probe measures the target, not a proxy from the environment
+			DialContext:    dialPlain,
+			DialTLSContext: dialTLS,
+			Protocols:      &protos,
+			// No accept-encoding: gzip on the request; gRPC compresses
+			// messages itself, when asked, and the probe does not ask.
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: maxHeaderBytes,
+			IdleConnTimeout:        idleConnTimeout,
+		}
+	}).(*http.Transport)
 }
 
 // Probe runs one probe: resolve, a new connection, one Check, close. It
@@ -120,34 +141,18 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	}
 	r.RemoteAddr = addr
 
-	a := &attempt{p: p, ctx: ctx}
-	opts := append(p.opts[:len(p.opts):len(p.opts)], grpc.WithContextDialer(a.dial))
-	if p.hs != nil {
-		opts = append(opts, grpc.WithTransportCredentials(creds{a}))
-	}
-	// passthrough: the address is already resolved, grpc-go must not
-	// resolve it again.
-	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
-	if err != nil {
-		return probe.Finish(r.Fail(probe.ReasonConfig, "grpc client: "+err.Error()))
-	}
-	resp, err := grpc_health_v1.NewHealthClient(cc).Check(ctx, p.req)
+	a := &attempt{p: p}
+	out := p.check(context.WithValue(ctx, attemptKey{}, a), a, addr)
 	end := time.Now()
-	// Close waits for nothing: the transport's goroutines end on their own
-	// once the connection is closed.
-	_ = cc.Close()
+	a.close()
 
-	s := a.snapshot(end)
-	r.Phases[iConnect].Duration = s.connect
-	r.Phases[iTLS].Duration = s.tls
-	r.Phases[iCheck].Duration = s.check
-	r.TLS = s.tlsFacts
-	st := status.Convert(err)
-	r.GRPC = &probe.GRPCFacts{StatusCode: int(st.Code()), TLS: s.tlsFacts != nil}
-	if resp != nil {
-		r.GRPC.ServingStatus = resp.GetStatus().String()
+	a.phases(&r, end)
+	r.TLS = a.tlsFacts
+	r.GRPC = &probe.GRPCFacts{StatusCode: out.code, TLS: a.tlsFacts != nil}
+	if out.answered {
+		r.GRPC.ServingStatus = servingName(out.serving)
 	}
-	reason, msg := p.verdict(ctx, resp, st, s)
+	reason, msg := p.verdict(ctx, out, a)
 	if reason != probe.ReasonNone {
 		return probe.Finish(r.Fail(reason, msg))
 	}
@@ -155,34 +160,170 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	return probe.Finish(r)
 }
 
+// outcome is what the RPC returned: its status and, when it succeeded,
+// the serving status it answered.
+type outcome struct {
+	status
+	serving  int32
+	answered bool
+}
+
+// check connects to addr and runs the Check RPC over HTTP/2.
+func (p *Prober) check(ctx context.Context, a *attempt, addr string) outcome {
+	cc, err := p.tr.NewClientConn(ctx, p.scheme, addr)
+	if err != nil {
+		return outcome{status: transportStatus(ctx, err)}
+	}
+	a.cc = cc
+	// The transport's idle timer (idleConnTimeout, armed when the
+	// connection was made) closes a connection with no request in flight
+	// or reserved: reserving the slot at once keeps a probe stalled before
+	// its RoundTrip (a GC pause, a loaded machine) from losing it.
+	if err := cc.Reserve(); err != nil {
+		return outcome{status: status{codeUnavailable, "connection closed before the request: " + err.Error()}}
+	}
+	h := http.Header{
+		"Content-Type": {"application/grpc"},
+		"Te":           {"trailers"},
+		"User-Agent":   {UserAgent},
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The server may give up at the same time as the probe.
+		h["Grpc-Timeout"] = []string{encodeTimeout(time.Until(dl))}
+	}
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           &url.URL{Scheme: p.scheme, Host: p.o.Address, Path: checkPath},
+		Host:          p.o.Address, // the :authority
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader(p.body)),
+		ContentLength: int64(len(p.body)),
+	}).WithContext(ctx)
+	resp, err := cc.RoundTrip(req)
+	if err != nil {
+		return outcome{status: transportStatus(ctx, err)}
+	}
+	defer resp.Body.Close()
+	return answer(ctx, resp)
+}
+
+// answer reads the response as grpc-go's client would: the status from
+// grpc-status, in the headers of a Trailers-Only response or else in the
+// trailers; for a response that has none and is not gRPC (a proxy's error
+// page), a code from the HTTP status.
+func answer(ctx context.Context, resp *http.Response) outcome {
+	if resp.ProtoMajor != 2 {
+		return outcome{status: status{codeUnavailable, resp.Proto + " response: gRPC needs HTTP/2"}}
+	}
+	if st, ok := statusFrom(resp.Header); ok {
+		if st.code == codeOK {
+			return outcome{status: status{codeInternal, "no response message (Trailers-Only with status OK)"}}
+		}
+		return outcome{status: st}
+	}
+	ct := resp.Header.Get("Content-Type")
+	if resp.StatusCode != http.StatusOK || !isGRPCContentType(ct) {
+		var msg string
+		if resp.StatusCode != http.StatusOK {
+			msg = fmt.Sprintf("HTTP status %d (%s)", resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+		if !isGRPCContentType(ct) {
+			if msg != "" {
+				msg += "; "
+			}
+			msg += fmt.Sprintf("content-type %q, not application/grpc", ct)
+		}
+		return outcome{status: status{httpCode(resp.StatusCode), msg}}
+	}
+	msg, st, ok := readMessage(ctx, resp.Body)
+	if !ok {
+		return outcome{status: st}
+	}
+	// The trailers are there once the body has been read to its end.
+	st, ok = statusFrom(resp.Trailer)
+	switch {
+	case !ok:
+		return outcome{status: status{codeInternal, "the server ended the stream without a grpc-status"}}
+	case st.code != codeOK:
+		return outcome{status: st}
+	case msg == nil:
+		return outcome{status: status{codeInternal, "no response message"}}
+	}
+	v, err := parseResponse(msg)
+	if err != nil {
+		return outcome{status: status{codeInternal, err.Error()}}
+	}
+	return outcome{status: st, serving: v, answered: true}
+}
+
+// readMessage reads the one length-prefixed message of a unary response
+// (nil when there is none) and checks that nothing follows it. ok is false
+// when the body is not that, st then saying why.
+func readMessage(ctx context.Context, body io.Reader) (msg []byte, st status, ok bool) {
+	var prefix [5]byte
+	if _, err := io.ReadFull(body, prefix[:]); err != nil {
+		if err == io.EOF {
+			return nil, status{}, true
+		}
+		return nil, transportStatus(ctx, fmt.Errorf("reading the response: %w", err)), false
+	}
+	if prefix[0] != 0 {
+		return nil, status{codeInternal, fmt.Sprintf("response message with compressed-flag %d, though the probe asked for no compression", prefix[0])}, false
+	}
+	n := binary.BigEndian.Uint32(prefix[1:])
+	if n > maxMessage {
+		return nil, status{codeResourceExhausted, fmt.Sprintf("response message of %d bytes, over the %d a probe reads", n, maxMessage)}, false
+	}
+	msg = make([]byte, n)
+	if _, err := io.ReadFull(body, msg); err != nil {
+		return nil, transportStatus(ctx, fmt.Errorf("reading the response: %w", err)), false
+	}
+	var more [1]byte
+	switch _, err := io.ReadFull(body, more[:]); {
+	case err == nil:
+		return nil, status{codeInternal, "more than one response message to a unary RPC"}, false
+	case err != io.EOF:
+		return nil, transportStatus(ctx, fmt.Errorf("reading the response: %w", err)), false
+	}
+	return msg, status{}, true
+}
+
+// transportStatus is the status of an RPC that got no answer, as grpc-go
+// gives it: DeadlineExceeded or Canceled when the context ended it,
+// Unavailable otherwise.
+func transportStatus(ctx context.Context, err error) status {
+	if probe.Classify(err, ctx.Err()) == probe.ReasonTimeout {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return status{codeCanceled, err.Error()}
+		}
+		return status{codeDeadlineExceeded, err.Error()}
+	}
+	return status{codeUnavailable, err.Error()}
+}
+
 // verdict decides the probe from the answer, or from why there was none:
 // what the dialer and the handshake saw explains an Unavailable better
 // than its message does.
-func (p *Prober) verdict(ctx context.Context, resp *grpc_health_v1.HealthCheckResponse, st *status.Status, s snapshot) (probe.Reason, string) {
+func (p *Prober) verdict(ctx context.Context, out outcome, a *attempt) (probe.Reason, string) {
 	service := fmt.Sprintf("service %q", p.o.Service)
 	if p.o.Service == "" {
 		service = "the server"
 	}
 	switch {
-	case st.Code() == codes.OK && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING:
+	case out.answered && out.serving == serving:
 		return probe.ReasonNone, ""
-	case st.Code() == codes.OK && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVICE_UNKNOWN:
+	case out.answered && out.serving == servingServiceUnknown:
 		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: serving status SERVICE_UNKNOWN", service)
-	case st.Code() == codes.OK:
-		return probe.ReasonNotServing, fmt.Sprintf("%s: serving status %s", service, resp.GetStatus())
-	case s.dialErr != nil:
-		return probe.Classify(s.dialErr, ctx.Err()), s.dialErr.Error()
-	case s.tlsReason != probe.ReasonNone:
-		return s.tlsReason, s.tlsMsg
-	case ctx.Err() != nil || st.Code() == codes.DeadlineExceeded:
-		return probe.ReasonTimeout, fmt.Sprintf("health check of %s: %s", service, describe(st))
-	case st.Code() == codes.NotFound:
-		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: %s", service, describe(st))
+	case out.answered:
+		return probe.ReasonNotServing, fmt.Sprintf("%s: serving status %s", service, servingName(out.serving))
+	case a.dialErr != nil:
+		return probe.Classify(a.dialErr, ctx.Err()), a.dialErr.Error()
+	case a.tlsReason != probe.ReasonNone:
+		return a.tlsReason, a.tlsMsg
+	case ctx.Err() != nil || out.code == codeDeadlineExceeded:
+		return probe.ReasonTimeout, fmt.Sprintf("health check of %s: %s", service, out.describe())
+	case out.code == codeNotFound:
+		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: %s", service, out.describe())
 	}
-	return probe.ReasonGRPCError, fmt.Sprintf("health check of %s: %s", service, describe(st))
-}
-
-// describe renders a status as "code Unavailable: message".
-func describe(st *status.Status) string {
-	return fmt.Sprintf("code %s: %s", st.Code(), st.Message())
+	return probe.ReasonGRPCError, fmt.Sprintf("health check of %s: %s", service, out.describe())
 }

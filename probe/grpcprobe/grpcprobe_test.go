@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -439,6 +440,12 @@ func TestNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
+	// What grpc-go's server never sends: an oversized answer, and a TLS
+	// server without h2.
+	big := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, frame(make([]byte, 1<<20)), 0, "")
+	}), nil)
+	http1 := startServer(t, http.NotFoundHandler(), probetest.ServerTLS(k.leaf))
 	probers := []*grpcprobe.Prober{
 		newProber(t, grpcprobe.Options{Address: plain.Addr}),
 		newProber(t, grpcprobe.Options{Address: plain.Addr, Service: "nope"}),
@@ -448,8 +455,10 @@ func TestNoLeaks(t *testing.T) {
 		newProber(t, grpcprobe.Options{Address: silent.Addr}),
 		newProber(t, grpcprobe.Options{Address: silent.Addr, UseTLS: true}),
 		newProber(t, grpcprobe.Options{Address: ref.Addr}),
+		newProber(t, grpcprobe.Options{Address: big.Addr}),
+		newProber(t, grpcprobe.Options{Address: http1.Addr, UseTLS: true, TLS: probe.TLSOptions{InsecureSkipVerify: true}}),
 	}
-	run(probers[0], probeTimeout) // warm up lazily started runtime and grpc-go goroutines
+	run(probers[0], probeTimeout) // warm up lazily started runtime goroutines
 	base := runtime.NumGoroutine()
 	for range 3 {
 		for _, p := range probers {
