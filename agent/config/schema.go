@@ -50,9 +50,11 @@ type agentSchema struct {
 	Retention opt[string] `toml:"retention"`
 	// memory_limit: the agent's soft memory limit (the Go runtime's
 	// GOMEMLIMIT), a size with a unit: "256MiB", "1GiB", "500MB"; at least
-	// 16MiB. Default: 90% of the container's memory limit where there is
-	// one (a memory_limit below that is honoured), else 24MiB + 4KiB per
-	// configured target, at least 32MiB. GOMEMLIMIT in the environment wins.
+	// 16MiB. Default: 90% of the container's memory limit, at least 16MiB
+	// under it, where there is one (a memory_limit below that is
+	// honoured), else 13MiB + 3.75KiB per configured target, at least
+	// 32MiB, which gives way when the collector cannot hold it.
+	// GOMEMLIMIT in the environment wins.
 	MemoryLimit opt[string] `toml:"memory_limit"`
 }
 

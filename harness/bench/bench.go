@@ -603,7 +603,7 @@ func gcPercent() int {
 }
 
 // settings says the collector's settings a driver ran with: "GOGC 100,
-// memory limit 63.1MiB (targets)".
+// memory limit 49.6MiB (targets)".
 func (r Result) settings() string {
 	gc := "off"
 	if r.GOGC >= 0 {

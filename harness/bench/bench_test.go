@@ -447,11 +447,11 @@ func TestReportSettings(t *testing.T) {
 	rep.Write(&md, true)
 	out := md.String()
 	for _, want := range []string{
-		"Settings: vantage (default settings) rss-https: GOGC 100, memory limit 63.1MiB (targets); " +
+		"Settings: vantage (default settings) rss-https: GOGC 100, memory limit 49.6MiB (targets); " +
 			"vantage (default settings) https: GOGC 100, memory limit 32.0MiB (targets); " +
 			"vantage GOGC=100: GOGC 100, no memory limit; bare client: GOGC 100, no memory limit\n",
 		"| https | https | 1000 | 200 | 2000.0 | 2000.0 | 2500.0 | – | 0.80× | 0.80× | – |",
-		"| rss-https | 10000 https | GOGC 100, memory limit 63.1MiB (targets) |",
+		"| rss-https | 10000 https | GOGC 100, memory limit 49.6MiB (targets) |",
 		"| rss-https | 10000 https | GOGC 100, no memory limit |",
 		"https: agent CPU per https probe ≤ 1.05× the bare client: met (worst 0.80×)",
 	} {

@@ -17,8 +17,9 @@
 //     the runtime's default; this package never sets GOGC.
 //  2. The container's memory limit (cgroup v2 memory.max along the
 //     process's cgroup path, or cgroup v1 memory.limit_in_bytes): 90% of
-//     it (source "cgroup"), leaving room for what the limit does not
-//     count (the binary's pages, kernel buffers). An [agent] memory_limit
+//     it, and at least 16 MiB under it (ContainerShare; source "cgroup"),
+//     leaving room for what the runtime does not count (the binary's
+//     pages, kernel buffers). An [agent] memory_limit
 //     below that is honoured (source "config"); one above it is not: the
 //     kernel would kill the agent first.
 //  3. [agent] memory_limit in the config (source "config").
@@ -55,34 +56,48 @@ const (
 )
 
 // The limit derived from the number of targets. The agent's live heap is
-// about 2.3-2.4 KB per HTTPS target at 10,000 (less for HTTP and TCP),
-// probes in flight included, and the runtime needs about 12 MB beside the
-// heap (stacks, span and GC metadata, fragmentation); what is left under
-// the limit is the collector's headroom, and its CPU grows as that
-// headroom shrinks. Measured at 10,000 HTTPS targets, 250 probes/s, live
-// heap 22-24 MB (README, Figures, 2026-12-07): at 63 MiB RSS was 76 MB for
-// 0.41 cores (GOGC=100 without a limit: 89-95 MB, 0.45-0.57 cores); at
-// 47.3 MiB 63.8 MB for 0.93-1.07 cores in two runs of four, and in the
-// other two the collector sat at its cap of half the CPU (1.44-1.55
-// cores) with RSS 67 MB, the runtime letting the heap pass a limit it
-// cannot hold; at 45.3 MiB at its cap in every run. A default on that
-// cliff costs a core wherever the machine is busy, so 10,000 targets get
-// 63 MiB, about the room GOGC=100 would give the collector. (Earlier, at
-// 2.8-3.0 KB per target, 50-56 MiB sat on the heap in the same way.) At
-// 1,000 targets the floor, 32 MiB, is far above what GOGC=100 lets the
-// heap reach (about 8 MB): the limit does not bind, and the collector runs
-// at the runtime's default pace.
+// about 2.2-2.4 KB per HTTPS target at 10,000 (less for HTTP and TCP),
+// probes in flight included, and the runtime needs about 10 MB beside the
+// heap (stacks, span and GC metadata); what is left under the limit is
+// the collector's room, and its CPU per probe grows as that room shrinks
+// against the live heap (a collection marks the live heap each time the
+// room has been allocated). PerTarget keeps the room at about 60% of the
+// live heap as the targets grow; Base is the runtime's own and the
+// agent's fixed structures.
+//
+// Measured at 10,000 HTTPS targets, 250 probes/s, live heap 22-23 MB
+// (README, Figures, issue 21): 49.6 MiB holds RSS at 60-62 MB for 0.6
+// cores (the binary's resident pages, 14-18 MB, are outside the limit),
+// where GOGC 100 without a limit takes 0.5 cores and 90 MB. Tighter,
+// the collector falls off a cliff: at 47.3 MiB with 1.5 MB less room
+// (before the heap-profile buckets went) it sat at its cap of half the
+// CPU in two runs of four. On a machine too busy for that room the limit
+// gives way (HighGCShare). At 1,000 targets the floor, 32 MiB, is far
+// above what GOGC=100 lets the heap reach (about 8 MB): the limit does
+// not bind, and the collector runs at the runtime's default pace.
 const (
-	Base      = 24 << 20
-	PerTarget = 4 << 10 // bytes
+	Base      = 13 << 20
+	PerTarget = 3840 // bytes: 2.4 KB live + 60%
 	Floor     = 32 << 20
-	// CgroupFraction of a container's limit is the soft limit.
+	// CgroupFraction of a container's limit is the soft limit, leaving
+	// at least BinaryRoom of it for what the Go runtime does not count
+	// (the binary's resident pages, 14-18 MB; kernel buffers) and never
+	// less than half of it.
 	CgroupFraction = 0.9
+	BinaryRoom     = 16 << 20
 	// Min is the least memory_limit accepted: below it the runtime and
 	// the agent's fixed structures alone would keep the collector running
 	// without pause.
 	Min = 16 << 20
 )
+
+// ContainerShare is the soft limit for a container's limit cg: 90% of it,
+// but no closer to it than BinaryRoom (a 64 MiB container gets 48 MiB,
+// not 57.6, which with the binary's pages would pass 64), and at least
+// half of it.
+func ContainerShare(cg int64) int64 {
+	return max(min(int64(float64(cg)*CgroupFraction), cg-BinaryRoom), cg/2)
+}
 
 // ForTargets is the limit for n configured targets.
 func ForTargets(n int) int64 {
@@ -131,7 +146,7 @@ func Choose(in Input) Setting {
 	}
 	cg, _ := in.Cgroup.Limit()
 	if cg > 0 {
-		share := int64(float64(cg) * CgroupFraction)
+		share := ContainerShare(cg)
 		switch {
 		case in.Configured > 0 && in.Configured <= share:
 			return Setting{Limit: in.Configured, Source: SourceConfig, Cgroup: cg}
