@@ -66,9 +66,10 @@ const (
 // agent's fixed structures.
 //
 // Measured at 10,000 HTTPS targets, 250 probes/s, live heap 22-23 MB
-// (README, Figures, issue 21): 49.6 MiB holds RSS at 60-62 MB for 0.6
-// cores (the binary's resident pages, 14-18 MB, are outside the limit),
-// where GOGC 100 without a limit takes 0.5 cores and 90 MB. Tighter,
+// (README, Figures, issue 21): 49.6 MiB held RSS at 60.4-62.3 MB in a
+// suite of four runs, for 0.67-0.95 cores (the binary's resident pages,
+// 14-18 MB, are outside the limit), where GOGC 100 without a limit took
+// 0.41-0.50 cores and 83-91 MB. Tighter,
 // the collector falls off a cliff: at 47.3 MiB with 1.5 MB less room
 // (before the heap-profile buckets went) it sat at its cap of half the
 // CPU in two runs of four. On a machine too busy for that room the limit
