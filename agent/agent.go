@@ -366,7 +366,8 @@ func (a *Agent) restoreState(snap *state.Snapshot) *cluster.Restore {
 	for name, b := range snap.History {
 		if st := a.states[name]; st != nil {
 			st.mu.Lock()
-			if st.hist.unmarshal(b) {
+			if h := new(history); h.unmarshal(b) {
+				st.hist = h
 				n++
 			}
 			st.mu.Unlock()

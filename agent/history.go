@@ -34,6 +34,14 @@ type point struct {
 
 const okBit = 1 << 15
 
+// addHistory adds r to st's history, made on the first result.
+func (st *targetState) addHistory(r *probe.Result) {
+	if st.hist == nil {
+		st.hist = new(history)
+	}
+	st.hist.add(r)
+}
+
 func (h *history) add(r *probe.Result) {
 	at := uint32(min(max(r.At.Unix(), 0), math.MaxUint32))
 	var dt uint16
@@ -59,6 +67,9 @@ const historyBytes = 1 + 4 + 1 + 1 + historyLen*4
 
 // marshal encodes h for the state file: a version byte, then h's fields.
 func (h *history) marshal() []byte {
+	if h == nil {
+		h = new(history) // no result yet: an empty history
+	}
 	b := make([]byte, 0, historyBytes)
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint32(b, h.newest)
@@ -87,6 +98,9 @@ func (h *history) unmarshal(b []byte) bool {
 
 // points returns the history oldest first.
 func (h *history) points() []exporter.Point {
+	if h == nil {
+		return nil
+	}
 	out := make([]exporter.Point, h.n)
 	at := int64(h.newest)
 	for i := int(h.n) - 1; i >= 0; i-- {

@@ -84,3 +84,24 @@ func TestHistoryOrderAndTimes(t *testing.T) {
 		}
 	}
 }
+
+// A target this agent never probed keeps no history (issue 17: most of a
+// large fleet's targets are probed elsewhere); it reads, writes and
+// renders as an empty one.
+func TestHistoryMadeOnFirstResult(t *testing.T) {
+	st := &targetState{}
+	if st.hist != nil || st.hist.points() != nil {
+		t.Fatal("a new target state holds a history")
+	}
+	var empty history
+	if got, want := st.hist.marshal(), empty.marshal(); string(got) != string(want) {
+		t.Errorf("a missing history marshals as %x, an empty one as %x", got, want)
+	}
+	st.addHistory(&probe.Result{OK: true, At: time.Unix(1_800_000_000, 0), Duration: 3 * time.Millisecond})
+	if st.hist == nil {
+		t.Fatal("no history after a result")
+	}
+	if p := st.hist.points(); len(p) != 1 || !p[0].OK || p[0].Latency != 3*time.Millisecond {
+		t.Errorf("points after one result: %+v", p)
+	}
+}

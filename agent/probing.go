@@ -108,7 +108,7 @@ func (a *Agent) record(st *targetState, r *probe.Result) {
 			st.failing = true
 		}
 	}
-	st.hist.add(r)
+	st.addHistory(r)
 	st.dirty.Store(true)
 	obs := cluster.Observation{
 		Target:   st.target().Name,
@@ -210,7 +210,7 @@ func (a *Agent) heard(o cluster.Observation) {
 	}
 	r := probe.Result{OK: o.OK, At: o.Measured(), Duration: o.Latency}
 	st.mu.Lock()
-	st.hist.add(&r)
+	st.addHistory(&r)
 	st.mu.Unlock()
 	st.dirty.Store(true)
 }

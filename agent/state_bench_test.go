@@ -91,7 +91,7 @@ func BenchmarkFlush1000ProbesPerSecond(b *testing.B) {
 		r.At = now
 		for j := range targets / 2 { // 1,000/s over 5 s
 			st := states[(i*targets/2+j)%targets]
-			st.hist.add(&r)
+			st.addHistory(&r)
 			st.dirty.Store(true)
 		}
 		marking += cpuTime() - m0

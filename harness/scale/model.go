@@ -37,10 +37,10 @@ type Cost struct {
 	PushPull, Repairs                                       float64 // TCP, B/s
 	// ClusterHeap is what the simulation measures per agent: the cluster's
 	// tables (and the harness's bookkeeping). AgentHeap adds what a real
-	// agent keeps per configured target outside the cluster, probed or
-	// not (its state with history, the parsed target, its label string,
-	// prober and state-file record; BenchmarkLiveHeap10kState's profile),
-	// and Heap is the sum.
+	// agent keeps outside the cluster per configured target, probed or not
+	// (its state, the parsed target, its label string, prober and
+	// state-file record; BenchmarkLiveHeap10kState's profile), and per
+	// target it probes (the history), and Heap is the sum.
 	ClusterHeap, AgentHeap, Heap float64 // bytes
 }
 
@@ -76,9 +76,12 @@ const (
 	modelClusterHeapPerTarget = 600
 	modelHeapPerObservation   = 300
 	// Measured, not calibrated: the agent package's per-target records
-	// (0.36 KB state, 0.2 KB target, 0.06 KB labels, 0.03 KB prober, 0.08
-	// KB state-file record).
-	modelAgentHeapPerTarget = 730
+	// (0.14 KB state, 0.2 KB target, 0.06 KB labels, 0.03 KB prober, 0.08
+	// KB state-file record), and the history a target gets on its first
+	// result here (0.26 KB: 60 points), which only the targets an agent
+	// probes have.
+	modelAgentHeapPerTarget = 490
+	modelHistoryPerProbed   = 256
 )
 
 func (m CostModel) withDefaults() CostModel {
@@ -143,7 +146,8 @@ func (m CostModel) Predict() Cost {
 	c.PushPull = 2 * pp / every
 	c.Repairs = 2 * m.RepairBytes / every
 	c.ClusterHeap = t*modelClusterHeapPerTarget + (holders+1)*t*r/n*modelHeapPerObservation
-	c.AgentHeap = t * modelAgentHeapPerTarget
+	// Each target is probed by one agent per region: T R / N per agent.
+	c.AgentHeap = t*modelAgentHeapPerTarget + math.Min(t, t*r/n)*modelHistoryPerProbed
 	c.Heap = c.ClusterHeap + c.AgentHeap
 	return c
 }
