@@ -101,6 +101,10 @@ type Cluster struct {
 	// says it did.
 	ledKey     uint64
 	ledOK      bool
+	// view is the leader view cached (leaderViewLocked); viewGen moves
+	// whenever what it is computed from may have changed.
+	view    leaderView
+	viewGen atomic.Uint64
 	verdictSeq atomic.Uint64
 	regionSets regionSets  // the verdicts' region lists, shared (verdict.go)
 	incidents  []*Incident // newest last, bounded
@@ -292,6 +296,7 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 	}
 	sort.Strings(names)
 	c.targetsHash = hashStrings(names)
+	c.viewGen.Add(1)
 	// New records are unmarked: evaluateAll marks them all again, even
 	// if the set is back to one it last marked under (a target removed
 	// and added again between two of its passes).

@@ -95,6 +95,7 @@ func (c *Cluster) handle(b []byte) {
 		}
 		c.mu.Lock()
 		c.leaving[name] = true
+		c.viewGen.Add(1)
 		if m := c.members[name]; m != nil && m.State == Dead {
 			m.State = Left
 		}

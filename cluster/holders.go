@@ -62,7 +62,7 @@ type holderView struct {
 }
 
 func (c *Cluster) holderViewLocked(now time.Time) holderView {
-	return holderView{self: c.cfg.AgentID, live: c.liveMembersLocked(), lead: c.leadersLocked(now), k: 1 + c.cfg.Standbys}
+	return holderView{self: c.cfg.AgentID, live: c.liveMembersLocked(), lead: c.leaderViewLocked(now).l, k: 1 + c.cfg.Standbys}
 }
 
 // holders are the agent ids that hold target's observations.

@@ -124,6 +124,7 @@ func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state MemberState, now 
 		c.m.badMeta.Inc()
 		return nil
 	}
+	c.viewGen.Add(1)
 	m, ok := c.members[n.Name]
 	if state == Dead && c.leaving[n.Name] {
 		state = Left

@@ -215,6 +215,7 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.viewGen.Add(1) // who may lead can change with any heartbeat
 	c.heard[h.AgentID] = now
 	c.peerSettled[h.AgentID] = h.Settled
 	c.doubts[h.AgentID] = doubtSet{hashes: h.Doubts, overflow: h.DoubtsOverflow}

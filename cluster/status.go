@@ -246,7 +246,7 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lead := c.leadersLocked(now)
+	lead := c.leaderViewLocked(now).l
 	byTarget := c.incidentsByTargetLocked()
 	out := make([]LeaderVerdict, 0, c.nLeading)
 	for name, rec := range c.targets {
@@ -284,7 +284,7 @@ type statusContext struct {
 }
 
 func (c *Cluster) statusContextLocked(now time.Time) *statusContext {
-	return &statusContext{lead: c.leadersLocked(now), regions: c.knownRegionsLocked(), byTarget: c.incidentsByTargetLocked()}
+	return &statusContext{lead: c.leaderViewLocked(now).l, regions: c.knownRegionsLocked(), byTarget: c.incidentsByTargetLocked()}
 }
 
 func (c *Cluster) statusLocked(rec *targetRec, sc *statusContext, now time.Time) TargetStatus {
@@ -435,7 +435,7 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 	if c.nLeading == 0 {
 		return nil
 	}
-	lead := c.leadersLocked(now)
+	lead := c.leaderViewLocked(now).l
 	byTarget := c.incidentsByTargetLocked()
 	out := make([]LedIncident, 0, 4)
 	for name, rec := range c.targets {

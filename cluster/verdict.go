@@ -112,12 +112,13 @@ func (c *Cluster) votersLocked(target string, now time.Time) map[string][]string
 // idle agent's CPU at 10k targets and 50 agents (harness/scale).
 func (c *Cluster) evaluateAll() {
 	c.mu.Lock()
-	lead := c.leadersLocked(c.now())
+	view := c.leaderViewLocked(c.now())
+	lead := &view.l
 	// Ranking every target over the members each second was O(T x N) per
 	// agent: 2.4 cores for 100 agents x 20k targets in one process. Who
 	// leads depends only on the rivals and the targets, so the records'
 	// marks (targetRec.led) are kept until either changes.
-	key := lead.key() ^ c.targetsHash
+	key := view.key
 	remark := key != c.ledKey || !c.ledOK
 	names := make([]string, 0, c.nLeading+8)
 	for n, r := range c.targets {
@@ -144,7 +145,7 @@ func (c *Cluster) evaluate(target string) {
 	now := c.now()
 	c.mu.Lock()
 	rec := c.targets[target]
-	if lead := c.leadersLocked(now); rec == nil || !lead.mine(target) {
+	if rec == nil || !c.leadsLocked(rec, c.leaderViewLocked(now)) {
 		// Not (or no longer) ours: the leader's state goes, so the verdict
 		// is exported and acted on by one agent. Incidents stay shared.
 		if rec != nil && rec.lead != nil {
@@ -287,7 +288,7 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 			return
 		}
 	default:
-		lead := c.leadersLocked(now)
+		lead := c.leaderViewLocked(now).l
 		if lead.leader(v.Target) != v.Leader && c.candidateLocked(cur.Leader, lead) {
 			return
 		}
