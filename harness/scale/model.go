@@ -70,11 +70,18 @@ const (
 
 // Calibrated on the measured runs (TestModelAgreesWithMeasuredFleets): bytes of heap
 // per target every agent holds (config, assignment, the target's verdict
-// and bookkeeping, the harness's own per-target records), and per
-// observation held.
+// and bookkeeping, the harness's own per-target records), per
+// observation held, and per member of the fleet (its peer state: heard,
+// vouches, doubts, memberlist's node, queues). Fitted to the 10-, 20- and
+// 50-agent runs at 10,000 targets; the per-member term comes from the
+// untargeted runs (a converged agent's heap grew from 2.3 to 6.4 MB from
+// 10 to 50 agents at the same targets), since targets were not varied.
+// The first calibration (600 B a target, 300 an observation, on the
+// 10-agent run alone) put 50 agents at 6.9 MiB against 13.6 MB measured.
 const (
-	modelClusterHeapPerTarget = 600
-	modelHeapPerObservation   = 300
+	modelClusterHeapPerTarget = 820
+	modelHeapPerObservation   = 190
+	modelHeapPerMember        = 100e3
 	// Measured, not calibrated: the agent package's per-target records
 	// (0.14 KB state, 0.2 KB target, 0.06 KB labels, 0.03 KB prober, 0.08
 	// KB state-file record), and the history a target gets on its first
@@ -145,7 +152,7 @@ func (m CostModel) Predict() Cost {
 	every := pushPullEvery(m.PushPull, m.Agents).Seconds()
 	c.PushPull = 2 * pp / every
 	c.Repairs = 2 * m.RepairBytes / every
-	c.ClusterHeap = t*modelClusterHeapPerTarget + (holders+1)*t*r/n*modelHeapPerObservation
+	c.ClusterHeap = t*modelClusterHeapPerTarget + (holders+1)*t*r/n*modelHeapPerObservation + n*modelHeapPerMember
 	// Each target is probed by one agent per region: T R / N per agent.
 	c.AgentHeap = t*modelAgentHeapPerTarget + math.Min(t, t*r/n)*modelHistoryPerProbed
 	c.Heap = c.ClusterHeap + c.AgentHeap
