@@ -99,12 +99,12 @@ type Cluster struct {
 	// ledKey is the rivals and the target set under which evaluateAll
 	// last marked the targets this agent leads (targetRec.led); ledOK
 	// says it did.
-	ledKey     uint64
-	ledOK      bool
+	ledKey uint64
+	ledOK  bool
 	// view is the leader view cached (leaderViewLocked); viewGen moves
 	// whenever what it is computed from may have changed.
-	view    leaderView
-	viewGen atomic.Uint64
+	view       leaderView
+	viewGen    atomic.Uint64
 	verdictSeq atomic.Uint64
 	regionSets regionSets  // the verdicts' region lists, shared (verdict.go)
 	incidents  []*Incident // newest last, bounded
