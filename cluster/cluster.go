@@ -185,6 +185,12 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	// (a rescheduled pod, port 0 in tests): let it reclaim its name quickly
 	// instead of being refused as a conflict until the dead node is reaped.
 	mc.DeadNodeReclaimTime = 2 * time.Second
+	// No LZW: memberlist compresses every packet and stream with a table
+	// allocated per call, and keeps the result only if it is smaller,
+	// which a 30-120 byte message of ours rarely is. In a 100-agent fleet
+	// in one process that was a quarter of the CPU (issue 17). Receivers
+	// decode either form, so a fleet may mix versions while it upgrades.
+	mc.EnableCompression = false
 	mc.Label = cfg.Label
 	mc.Delegate = &delegate{c: c}
 	mc.Events = &events{c: c}
