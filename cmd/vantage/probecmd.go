@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vantage-probe/vantage/agent/config"
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/dnsprobe"
 	"github.com/vantage-probe/vantage/probe/grpcprobe"
@@ -302,7 +303,7 @@ func printResult(w io.Writer, kind, name string, r *probe.Result) {
 		if g.TLS {
 			transport = "TLS"
 		}
-		fmt.Fprintf(w, "  grpc:     serving status %s, status code %d (%s), %s\n", serving, g.StatusCode, grpcprobe.CodeName(g.StatusCode), transport)
+		fmt.Fprintf(w, "  grpc:     serving status %s, status code %d (%s), %s\n", serving, g.StatusCode, grpcwire.CodeName(g.StatusCode), transport)
 	}
 }
 

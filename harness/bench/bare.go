@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 	"github.com/vantage-probe/vantage/internal/mono"
 	"github.com/vantage-probe/vantage/probe/icmpprobe"
 )
@@ -70,8 +71,8 @@ func newBareClient(caFile string, timeout time.Duration) (*bareClient, error) {
 // The empty HealthCheckRequest (the server as a whole), length-prefixed,
 // and the SERVING answer the farm's health server sends.
 var (
-	healthCheckRequest = []byte{0, 0, 0, 0, 0}
-	servingAnswer      = []byte{0, 0, 0, 0, 2, 0x08, 0x01}
+	healthCheckRequest = grpcwire.Request("")
+	servingAnswer      = grpcwire.Response(grpcwire.Serving)
 )
 
 // grpcCheck is one health Check: the request POSTed through an HTTP/2
@@ -92,7 +93,7 @@ func (c *bareClient) grpcCheck(ctx context.Context, addr string, secure bool) er
 		protos.SetUnencryptedHTTP2(true)
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+"://"+addr+"/grpc.health.v1.Health/Check", bytes.NewReader(healthCheckRequest))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+"://"+addr+grpcwire.CheckPath, bytes.NewReader(healthCheckRequest))
 	if err != nil {
 		return err
 	}

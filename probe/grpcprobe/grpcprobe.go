@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 	"github.com/vantage-probe/vantage/probe"
 	"github.com/vantage-probe/vantage/probe/tlsprobe"
 )
@@ -69,7 +70,7 @@ func NewShared(o Options, s *probe.Shared) (*Prober, error) {
 		dialer:  o.Net.StreamDialerShared(s),
 		network: o.Net.Network("tcp"),
 		scheme:  "http",
-		body:    requestBody(o.Service),
+		body:    grpcwire.Request(o.Service),
 		tr:      transportFor(s),
 	}
 	if o.UseTLS {
@@ -150,7 +151,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r.TLS = a.tlsFacts
 	r.GRPC = &probe.GRPCFacts{StatusCode: out.code, TLS: a.tlsFacts != nil}
 	if out.answered {
-		r.GRPC.ServingStatus = servingName(out.serving)
+		r.GRPC.ServingStatus = grpcwire.ServingName(out.serving)
 	}
 	reason, msg := p.verdict(ctx, out, a)
 	if reason != probe.ReasonNone {
@@ -180,7 +181,7 @@ func (p *Prober) check(ctx context.Context, a *attempt, addr string) outcome {
 	// or reserved: reserving the slot at once keeps a probe stalled before
 	// its RoundTrip (a GC pause, a loaded machine) from losing it.
 	if err := cc.Reserve(); err != nil {
-		return outcome{status: status{codeUnavailable, "connection closed before the request: " + err.Error()}}
+		return outcome{status: status{grpcwire.Unavailable, "connection closed before the request: " + err.Error()}}
 	}
 	h := http.Header{
 		"Content-Type": {"application/grpc"},
@@ -193,7 +194,7 @@ func (p *Prober) check(ctx context.Context, a *attempt, addr string) outcome {
 	}
 	req := (&http.Request{
 		Method:        http.MethodPost,
-		URL:           &url.URL{Scheme: p.scheme, Host: p.o.Address, Path: checkPath},
+		URL:           &url.URL{Scheme: p.scheme, Host: p.o.Address, Path: grpcwire.CheckPath},
 		Host:          p.o.Address, // the :authority
 		Header:        h,
 		Body:          io.NopCloser(bytes.NewReader(p.body)),
@@ -213,21 +214,21 @@ func (p *Prober) check(ctx context.Context, a *attempt, addr string) outcome {
 // page), a code from the HTTP status.
 func answer(ctx context.Context, resp *http.Response) outcome {
 	if resp.ProtoMajor != 2 {
-		return outcome{status: status{codeUnavailable, resp.Proto + " response: gRPC needs HTTP/2"}}
+		return outcome{status: status{grpcwire.Unavailable, resp.Proto + " response: gRPC needs HTTP/2"}}
 	}
 	if st, ok := statusFrom(resp.Header); ok {
-		if st.code == codeOK {
-			return outcome{status: status{codeInternal, "no response message (Trailers-Only with status OK)"}}
+		if st.code == grpcwire.OK {
+			return outcome{status: status{grpcwire.Internal, "no response message (Trailers-Only with status OK)"}}
 		}
 		return outcome{status: st}
 	}
 	ct := resp.Header.Get("Content-Type")
-	if resp.StatusCode != http.StatusOK || !isGRPCContentType(ct) {
+	if resp.StatusCode != http.StatusOK || !grpcwire.IsContentType(ct) {
 		var msg string
 		if resp.StatusCode != http.StatusOK {
 			msg = fmt.Sprintf("HTTP status %d (%s)", resp.StatusCode, http.StatusText(resp.StatusCode))
 		}
-		if !isGRPCContentType(ct) {
+		if !grpcwire.IsContentType(ct) {
 			if msg != "" {
 				msg += "; "
 			}
@@ -243,15 +244,15 @@ func answer(ctx context.Context, resp *http.Response) outcome {
 	st, ok = statusFrom(resp.Trailer)
 	switch {
 	case !ok:
-		return outcome{status: status{codeInternal, "the server ended the stream without a grpc-status"}}
-	case st.code != codeOK:
+		return outcome{status: status{grpcwire.Internal, "the server ended the stream without a grpc-status"}}
+	case st.code != grpcwire.OK:
 		return outcome{status: st}
 	case msg == nil:
-		return outcome{status: status{codeInternal, "no response message"}}
+		return outcome{status: status{grpcwire.Internal, "no response message"}}
 	}
-	v, err := parseResponse(msg)
+	v, err := grpcwire.ParseResponse(msg)
 	if err != nil {
-		return outcome{status: status{codeInternal, err.Error()}}
+		return outcome{status: status{grpcwire.Internal, err.Error()}}
 	}
 	return outcome{status: st, serving: v, answered: true}
 }
@@ -268,11 +269,11 @@ func readMessage(ctx context.Context, body io.Reader) (msg []byte, st status, ok
 		return nil, transportStatus(ctx, fmt.Errorf("reading the response: %w", err)), false
 	}
 	if prefix[0] != 0 {
-		return nil, status{codeInternal, fmt.Sprintf("response message with compressed-flag %d, though the probe asked for no compression", prefix[0])}, false
+		return nil, status{grpcwire.Internal, fmt.Sprintf("response message with compressed-flag %d, though the probe asked for no compression", prefix[0])}, false
 	}
 	n := binary.BigEndian.Uint32(prefix[1:])
 	if n > maxMessage {
-		return nil, status{codeResourceExhausted, fmt.Sprintf("response message of %d bytes, over the %d a probe reads", n, maxMessage)}, false
+		return nil, status{grpcwire.ResourceExhausted, fmt.Sprintf("response message of %d bytes, over the %d a probe reads", n, maxMessage)}, false
 	}
 	msg = make([]byte, n)
 	if _, err := io.ReadFull(body, msg); err != nil {
@@ -281,7 +282,7 @@ func readMessage(ctx context.Context, body io.Reader) (msg []byte, st status, ok
 	var more [1]byte
 	switch _, err := io.ReadFull(body, more[:]); {
 	case err == nil:
-		return nil, status{codeInternal, "more than one response message to a unary RPC"}, false
+		return nil, status{grpcwire.Internal, "more than one response message to a unary RPC"}, false
 	case err != io.EOF:
 		return nil, transportStatus(ctx, fmt.Errorf("reading the response: %w", err)), false
 	}
@@ -294,11 +295,11 @@ func readMessage(ctx context.Context, body io.Reader) (msg []byte, st status, ok
 func transportStatus(ctx context.Context, err error) status {
 	if probe.Classify(err, ctx.Err()) == probe.ReasonTimeout {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return status{codeCanceled, err.Error()}
+			return status{grpcwire.Canceled, err.Error()}
 		}
-		return status{codeDeadlineExceeded, err.Error()}
+		return status{grpcwire.DeadlineExceeded, err.Error()}
 	}
-	return status{codeUnavailable, err.Error()}
+	return status{grpcwire.Unavailable, err.Error()}
 }
 
 // verdict decides the probe from the answer, or from why there was none:
@@ -310,19 +311,19 @@ func (p *Prober) verdict(ctx context.Context, out outcome, a *attempt) (probe.Re
 		service = "the server"
 	}
 	switch {
-	case out.answered && out.serving == serving:
+	case out.answered && out.serving == grpcwire.Serving:
 		return probe.ReasonNone, ""
-	case out.answered && out.serving == servingServiceUnknown:
+	case out.answered && out.serving == grpcwire.ServiceUnknown:
 		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: serving status SERVICE_UNKNOWN", service)
 	case out.answered:
-		return probe.ReasonNotServing, fmt.Sprintf("%s: serving status %s", service, servingName(out.serving))
+		return probe.ReasonNotServing, fmt.Sprintf("%s: serving status %s", service, grpcwire.ServingName(out.serving))
 	case a.dialErr != nil:
 		return probe.Classify(a.dialErr, ctx.Err()), a.dialErr.Error()
 	case a.tlsReason != probe.ReasonNone:
 		return a.tlsReason, a.tlsMsg
-	case ctx.Err() != nil || out.code == codeDeadlineExceeded:
+	case ctx.Err() != nil || out.code == grpcwire.DeadlineExceeded:
 		return probe.ReasonTimeout, fmt.Sprintf("health check of %s: %s", service, out.describe())
-	case out.code == codeNotFound:
+	case out.code == grpcwire.NotFound:
 		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: %s", service, out.describe())
 	}
 	return probe.ReasonGRPCError, fmt.Sprintf("health check of %s: %s", service, out.describe())

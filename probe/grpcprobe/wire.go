@@ -1,83 +1,21 @@
 package grpcprobe
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 )
 
-// The gRPC wire protocol, as much of it as one unary health Check needs
-// (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md): a
-// length-prefixed protobuf message each way, the status in the trailers.
-// Written by hand so that the agent does not link grpc-go and protobuf for
-// two messages of one field each.
-
-// checkPath is the Check method of the standard health service.
-const checkPath = "/grpc.health.v1.Health/Check"
+// The client's side of the gRPC wire protocol: a status read from the
+// trailers (or an HTTP status), the grpc-timeout header. The messages,
+// codes and names are internal/grpcwire's, shared with the farms' server.
 
 // maxMessage bounds the response message a probe reads: a health answer is
 // a few bytes, and a probe must not be turned into a download.
 const maxMessage = 64 << 10
-
-// gRPC status codes the prober sets itself
-// (https://github.com/grpc/grpc/blob/master/doc/statuscodes.md).
-const (
-	codeOK                = 0
-	codeCanceled          = 1
-	codeUnknown           = 2
-	codeDeadlineExceeded  = 4
-	codeNotFound          = 5
-	codePermissionDenied  = 7
-	codeResourceExhausted = 8
-	codeUnimplemented     = 12
-	codeInternal          = 13
-	codeUnavailable       = 14
-	codeUnauthenticated   = 16
-)
-
-var codeNames = [...]string{
-	"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
-	"AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
-	"Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
-	"Unauthenticated",
-}
-
-// CodeName is the name of gRPC status code c as grpc-go spells it
-// ("Unavailable"), "Code(17)" for a code it does not know.
-func CodeName(c int) string {
-	if c >= 0 && c < len(codeNames) {
-		return codeNames[c]
-	}
-	return "Code(" + strconv.Itoa(c) + ")"
-}
-
-// Serving statuses of grpc.health.v1.HealthCheckResponse.
-const (
-	servingUnknown        = 0
-	serving               = 1
-	servingNotServing     = 2
-	servingServiceUnknown = 3
-)
-
-// servingName is the enum value's name, its number for one the proto file
-// does not name (what protobuf's String prints).
-func servingName(s int32) string {
-	switch s {
-	case servingUnknown:
-		return "UNKNOWN"
-	case serving:
-		return "SERVING"
-	case servingNotServing:
-		return "NOT_SERVING"
-	case servingServiceUnknown:
-		return "SERVICE_UNKNOWN"
-	}
-	return strconv.Itoa(int(s))
-}
 
 // status is an RPC's gRPC status.
 type status struct {
@@ -87,76 +25,7 @@ type status struct {
 
 // describe renders a status as "code Unavailable: message".
 func (s status) describe() string {
-	return fmt.Sprintf("code %s: %s", CodeName(s.code), s.msg)
-}
-
-// requestBody is the length-prefixed HealthCheckRequest for service: the
-// compressed-flag byte 0, the message length (4 bytes, big endian), and the
-// message, whose only field is 1 (string service), omitted when empty as
-// proto3 does.
-func requestBody(service string) []byte {
-	msg := make([]byte, 0, 1+binary.MaxVarintLen64+len(service))
-	if service != "" {
-		msg = append(msg, 0x0a) // field 1, wire type 2 (length-delimited)
-		msg = binary.AppendUvarint(msg, uint64(len(service)))
-		msg = append(msg, service...)
-	}
-	b := make([]byte, 5, 5+len(msg))
-	binary.BigEndian.PutUint32(b[1:], uint32(len(msg)))
-	return append(b, msg...)
-}
-
-// errMalformed is wrapped by every error of parseResponse.
-var errMalformed = errors.New("malformed HealthCheckResponse")
-
-// parseResponse decodes a HealthCheckResponse: field 1 (enum status) as a
-// varint, the last occurrence winning; unknown fields skipped by their
-// wire type, as protobuf does.
-func parseResponse(b []byte) (int32, error) {
-	var st int32
-	for len(b) > 0 {
-		tag, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, fmt.Errorf("%w: bad tag", errMalformed)
-		}
-		b = b[n:]
-		field, wire := tag>>3, tag&7
-		if field == 0 {
-			return 0, fmt.Errorf("%w: field number 0", errMalformed)
-		}
-		switch wire {
-		case 0: // varint
-			v, n := binary.Uvarint(b)
-			if n <= 0 {
-				return 0, fmt.Errorf("%w: bad varint in field %d", errMalformed, field)
-			}
-			b = b[n:]
-			if field == 1 {
-				st = int32(v) // protobuf truncates an enum's varint to 32 bits
-			}
-			continue
-		case 1: // 64-bit
-			n = 8
-		case 2: // length-delimited
-			l, m := binary.Uvarint(b)
-			if m <= 0 || l > uint64(len(b)-m) {
-				return 0, fmt.Errorf("%w: bad length in field %d", errMalformed, field)
-			}
-			n = m + int(l)
-		case 5: // 32-bit
-			n = 4
-		default:
-			return 0, fmt.Errorf("%w: field %d has wire type %d", errMalformed, field, wire)
-		}
-		if field == 1 {
-			return 0, fmt.Errorf("%w: status with wire type %d", errMalformed, wire)
-		}
-		if n > len(b) {
-			return 0, fmt.Errorf("%w: field %d truncated", errMalformed, field)
-		}
-		b = b[n:]
-	}
-	return st, nil
+	return fmt.Sprintf("code %s: %s", grpcwire.CodeName(s.code), s.msg)
 }
 
 // encodeTimeout renders d as a grpc-timeout value: at most 8 digits and a
@@ -174,13 +43,6 @@ func encodeTimeout(d time.Duration) string {
 	return strconv.Itoa(maxDigits) + "H"
 }
 
-// isGRPCContentType says whether a content-type is gRPC's:
-// application/grpc, alone or followed by "+codec" or parameters.
-func isGRPCContentType(ct string) bool {
-	rest, ok := strings.CutPrefix(ct, "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
-}
-
 // statusFrom reads grpc-status and grpc-message from h (the trailers, or
 // the headers of a Trailers-Only response); ok is false without a
 // grpc-status.
@@ -191,30 +53,9 @@ func statusFrom(h http.Header) (status, bool) {
 	}
 	c, err := strconv.ParseUint(v, 10, 32)
 	if err != nil {
-		return status{codeUnknown, fmt.Sprintf("malformed grpc-status %q", v)}, true
+		return status{grpcwire.Unknown, fmt.Sprintf("malformed grpc-status %q", v)}, true
 	}
-	return status{int(c), decodeMessage(h.Get("Grpc-Message"))}, true
-}
-
-// decodeMessage undoes grpc-message's percent-encoding. A malformed escape
-// is kept as it came, as grpc-go does.
-func decodeMessage(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 2
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return status{int(c), grpcwire.DecodeMessage(h.Get("Grpc-Message"))}, true
 }
 
 // httpCode maps the HTTP status of a response without a grpc-status to a
@@ -222,15 +63,15 @@ func decodeMessage(s string) string {
 func httpCode(httpStatus int) int {
 	switch httpStatus {
 	case http.StatusBadRequest:
-		return codeInternal
+		return grpcwire.Internal
 	case http.StatusUnauthorized:
-		return codeUnauthenticated
+		return grpcwire.Unauthenticated
 	case http.StatusForbidden:
-		return codePermissionDenied
+		return grpcwire.PermissionDenied
 	case http.StatusNotFound:
-		return codeUnimplemented
+		return grpcwire.Unimplemented
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return codeUnavailable
+		return grpcwire.Unavailable
 	}
-	return codeUnknown
+	return grpcwire.Unknown
 }

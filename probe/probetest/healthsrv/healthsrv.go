@@ -13,7 +13,6 @@ package healthsrv
 import (
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -24,28 +23,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 )
 
 // Status is a serving status of grpc.health.v1.HealthCheckResponse.
 type Status int32
 
 const (
-	Unknown        Status = 0
-	Serving        Status = 1
-	NotServing     Status = 2
-	ServiceUnknown Status = 3
+	Unknown        = Status(grpcwire.ServingUnknown)
+	Serving        = Status(grpcwire.Serving)
+	NotServing     = Status(grpcwire.NotServing)
+	ServiceUnknown = Status(grpcwire.ServiceUnknown)
 )
-
-// gRPC status codes the server answers with.
-const (
-	codeOK                = 0
-	codeNotFound          = 5
-	codeResourceExhausted = 8
-	codeUnimplemented     = 12
-	codeInternal          = 13
-)
-
-const checkPath = "/grpc.health.v1.Health/Check"
 
 // maxRequest bounds the request message read: a service name.
 const maxRequest = 4 << 10
@@ -127,17 +117,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method != http.MethodPost:
 		http.Error(w, "gRPC requires POST", http.StatusMethodNotAllowed)
 		return
-	case !isGRPC(r.Header.Get("Content-Type")):
+	case !grpcwire.IsContentType(r.Header.Get("Content-Type")):
 		http.Error(w, "invalid gRPC request content-type", http.StatusUnsupportedMediaType)
 		return
 	}
-	if r.URL.Path != checkPath {
-		fail(w, codeUnimplemented, unimplemented(r.URL.Path))
+	if r.URL.Path != grpcwire.CheckPath {
+		fail(w, grpcwire.Unimplemented, unimplemented(r.URL.Path))
 		return
 	}
 	s.calls.Add(1)
 	service, code, msg := readRequest(r.Body)
-	if code != codeOK {
+	if code != grpcwire.OK {
 		fail(w, code, msg)
 		return
 	}
@@ -145,22 +135,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	st, ok := s.statuses[service]
 	s.mu.Unlock()
 	if !ok {
-		fail(w, codeNotFound, "unknown service")
+		fail(w, grpcwire.NotFound, "unknown service")
 		return
 	}
-	// HealthCheckResponse: field 1 (enum status) as a varint, omitted
-	// when 0 as proto3 does.
-	msgb := make([]byte, 5, 5+1+binary.MaxVarintLen64)
-	if st != Unknown {
-		msgb = append(msgb, 0x08)
-		msgb = binary.AppendUvarint(msgb, uint64(int64(st))) // negative enums take 10 bytes, as in protobuf
-	}
-	binary.BigEndian.PutUint32(msgb[1:], uint32(len(msgb)-5))
 	h := w.Header()
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Trailer", "Grpc-Status")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(msgb)
+	_, _ = w.Write(grpcwire.Response(int32(st)))
 	h.Set("Grpc-Status", "0")
 }
 
@@ -170,66 +152,21 @@ func readRequest(body io.Reader) (string, int, string) {
 	b, err := io.ReadAll(io.LimitReader(body, 5+maxRequest+1))
 	switch {
 	case err != nil:
-		return "", codeInternal, "reading the request: " + err.Error()
+		return "", grpcwire.Internal, "reading the request: " + err.Error()
 	case len(b) < 5:
-		return "", codeInternal, "request without a message"
+		return "", grpcwire.Internal, "request without a message"
 	case b[0] != 0:
-		return "", codeUnimplemented, "compressed requests are not supported"
+		return "", grpcwire.Unimplemented, "compressed requests are not supported"
 	case len(b) > 5+maxRequest:
-		return "", codeResourceExhausted, fmt.Sprintf("request message over %d bytes", maxRequest)
+		return "", grpcwire.ResourceExhausted, fmt.Sprintf("request message over %d bytes", maxRequest)
 	case int(binary.BigEndian.Uint32(b[1:5])) != len(b)-5:
-		return "", codeInternal, "request is not one length-prefixed message"
+		return "", grpcwire.Internal, "request is not one length-prefixed message"
 	}
-	service, err := parseRequest(b[5:])
+	service, err := grpcwire.ParseRequest(b[5:])
 	if err != nil {
-		return "", codeInternal, "grpc: error unmarshalling request: " + err.Error()
+		return "", grpcwire.Internal, "grpc: error unmarshalling request: " + err.Error()
 	}
-	return service, codeOK, ""
-}
-
-var errMalformed = errors.New("malformed HealthCheckRequest")
-
-// parseRequest decodes a HealthCheckRequest: field 1 (string service), the
-// last occurrence winning; unknown fields skipped by their wire type.
-func parseRequest(b []byte) (string, error) {
-	var service string
-	for len(b) > 0 {
-		tag, n := binary.Uvarint(b)
-		if n <= 0 || tag>>3 == 0 {
-			return "", errMalformed
-		}
-		b = b[n:]
-		switch tag & 7 {
-		case 0:
-			_, n = binary.Uvarint(b)
-			if n <= 0 {
-				return "", errMalformed
-			}
-		case 1:
-			n = 8
-		case 2:
-			l, m := binary.Uvarint(b)
-			if m <= 0 || l > uint64(len(b)-m) {
-				return "", errMalformed
-			}
-			if tag>>3 == 1 {
-				service = string(b[m : m+int(l)])
-			}
-			n = m + int(l)
-		case 5:
-			n = 4
-		default:
-			return "", errMalformed
-		}
-		if tag>>3 == 1 && tag&7 != 2 {
-			return "", errMalformed
-		}
-		if n > len(b) {
-			return "", errMalformed
-		}
-		b = b[n:]
-	}
-	return service, nil
+	return service, grpcwire.OK, ""
 }
 
 // unimplemented is grpc-go's message for a method it does not serve.
@@ -246,27 +183,6 @@ func fail(w http.ResponseWriter, code int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/grpc")
 	h.Set("Grpc-Status", strconv.Itoa(code))
-	h.Set("Grpc-Message", encodeMessage(msg))
+	h.Set("Grpc-Message", grpcwire.EncodeMessage(msg))
 	w.WriteHeader(http.StatusOK)
-}
-
-// encodeMessage percent-encodes what grpc-message may not carry: bytes
-// outside printable ASCII, and '%' itself.
-func encodeMessage(msg string) string {
-	var b strings.Builder
-	for i := 0; i < len(msg); i++ {
-		if c := msg[i]; c < 0x20 || c > 0x7e || c == '%' {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// isGRPC says whether a content-type is gRPC's: application/grpc, alone
-// or followed by "+codec" or parameters.
-func isGRPC(ct string) bool {
-	rest, ok := strings.CutPrefix(ct, "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
 }
