@@ -161,8 +161,13 @@ func (t *Tuner) Observe(prev, cur Pressure) bool {
 // applyStepsLocked sets the limit to the derived one plus the valve's
 // steps.
 func (t *Tuner) applyStepsLocked() {
-	t.cur.Limit = t.valve.base + int64(float64(t.valve.base)*StepFraction)*int64(t.valve.steps)
+	t.cur.Limit = t.valve.raised(t.valve.base)
 	Apply(t.cur)
+}
+
+// raised is limit with the valve's steps added.
+func (v *valve) raised(limit int64) int64 {
+	return limit + int64(float64(limit)*StepFraction)*int64(v.steps)
 }
 
 // GiveWay says how far the valve has raised the limit: the steps taken

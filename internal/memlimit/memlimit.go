@@ -210,7 +210,7 @@ func (t *Tuner) Update(configured int64, targets int) Setting {
 	if s.Source == SourceTargets {
 		// A reload moves the derived limit; steps the valve took stay.
 		t.valve.base = s.Limit
-		s.Limit += int64(float64(s.Limit)*StepFraction) * int64(t.valve.steps)
+		s.Limit = t.valve.raised(s.Limit)
 	} else {
 		t.valve = valve{}
 	}
