@@ -106,7 +106,7 @@ type Cluster struct {
 	view       leaderView
 	viewGen    atomic.Uint64
 	verdictSeq atomic.Uint64
-	regionSets regionSets  // the verdicts' region lists, shared (verdict.go)
+	regionSets regionSets  // the verdicts' region lists, shared (held.go)
 	incidents  []*Incident // newest last, bounded
 	// incidentGen counts changes to incidents (added, merged, resolved,
 	// alerted, dropped), so the agent's state writer reads them only
@@ -333,7 +333,7 @@ type targetRec struct {
 	obs observations
 	// verdict is the target's verdict as its leader published it (ours
 	// for the targets we lead): the one source of a target's state.
-	verdict *Verdict
+	verdict *heldVerdict
 	// lead is the leader's bookkeeping, while this agent leads the target.
 	lead *leaderState
 	// firstSeen is when this agent first knew the target, in Unix ns
@@ -347,14 +347,6 @@ type targetRec struct {
 func (c *Cluster) obsLocked(target string) observations {
 	if r := c.targets[target]; r != nil {
 		return r.obs
-	}
-	return nil
-}
-
-// verdictLocked is target's verdict as this agent knows it, or nil.
-func (c *Cluster) verdictLocked(target string) *Verdict {
-	if r := c.targets[target]; r != nil {
-		return r.verdict
 	}
 	return nil
 }

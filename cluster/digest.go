@@ -115,7 +115,7 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 	if !targeted {
 		v.obs = make([]*Observation, 0, len(c.targets)*2)
 	}
-	for _, rec := range c.targets {
+	for name, rec := range c.targets {
 		if !targeted {
 			for _, o := range rec.obs {
 				if c.freshLocked(o, now) {
@@ -124,7 +124,7 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 			}
 		}
 		if rec.verdict != nil {
-			v.verdicts = append(v.verdicts, rec.verdict)
+			v.verdicts = append(v.verdicts, rec.verdict.full(name))
 		}
 	}
 	v.incidents = slices.Clone(c.incidents) // mergeIncident sorts c.incidents in place; the view is read unlocked

@@ -46,8 +46,8 @@ func (c *Cluster) checkIsolation() {
 			// target's holders only: the leader's verdict says what
 			// they see.
 			if v := rec.verdict; v != nil {
-				up = countOthers(v.Passing, c.cfg.Region)
-				failing = countOthers(v.Failing, c.cfg.Region)
+				up = countOthers(v.lists.passing, c.cfg.Region)
+				failing = countOthers(v.lists.failing, c.cfg.Region)
 			}
 		}
 		if up > 0 && failing == 0 {

@@ -208,7 +208,7 @@ func (c *Cluster) categoryLocked(rec *targetRec, now time.Time) Category {
 	if v == nil {
 		return categorize(c.cfg.InMaintenance != nil && c.cfg.InMaintenance(rec.spec.Name, now), quorum.Unknown, false, 0, false)
 	}
-	return categorize(v.Maintenance, v.State, true, len(v.Failing), c.freshFailingLocked(rec, now))
+	return categorize(v.maint, v.State(), true, len(v.lists.failing), c.freshFailingLocked(rec, now))
 }
 
 func (c *Cluster) freshFailingLocked(rec *targetRec, now time.Time) bool {
@@ -251,17 +251,17 @@ func (c *Cluster) LeaderVerdicts() []LeaderVerdict {
 	out := make([]LeaderVerdict, 0, c.nLeading)
 	for name, rec := range c.targets {
 		ls, v := rec.lead, rec.verdict
-		if ls == nil || v == nil || v.Leader != c.cfg.AgentID || !lead.mine(name) {
+		if ls == nil || v == nil || v.leader != c.cfg.AgentID || !lead.mine(name) {
 			continue
 		}
 		lv := LeaderVerdict{
 			Name:        name,
-			Down:        v.State == quorum.Down,
-			Unknown:     v.State == quorum.Unknown,
-			Maintenance: v.Maintenance,
-			Failing:     len(v.Failing),
-			Reporting:   v.Reporting,
-			Needed:      v.Needed,
+			Down:        v.State() == quorum.Down,
+			Unknown:     v.State() == quorum.Unknown,
+			Maintenance: v.maint,
+			Failing:     len(v.lists.failing),
+			Reporting:   len(v.lists.failing) + len(v.lists.passing),
+			Needed:      int(v.needed),
 			Incidents:   ls.incidents,
 			Flaps:       ls.flaps,
 			SLO:         c.sloLocked(rec, byTarget[name], now),
@@ -298,7 +298,8 @@ func (c *Cluster) statusLocked(rec *targetRec, sc *statusContext, now time.Time)
 		Reason:     "no verdict from the target's leader yet",
 		Assignment: c.assign.Owners(name),
 	}
-	if v := rec.verdict; v != nil {
+	if rec.verdict != nil {
+		v := rec.verdict.full(rec.spec.Name)
 		st.Leader = v.Leader
 		st.Verdict = v.State.String()
 		st.Reason = v.Reason()
@@ -453,7 +454,8 @@ func (c *Cluster) LedIncidents(resolvedWithin time.Duration) []LedIncident {
 		li := LedIncident{Incident: *in}
 		li.Incident.Regions = slices.Clone(in.Regions)
 		li.Incident.QuorumRegions = slices.Clone(in.QuorumRegions)
-		if v := rec.verdict; v != nil {
+		if rec.verdict != nil {
+			v := rec.verdict.full(rec.spec.Name)
 			li.Maintenance, li.Failing, li.Reporting, li.Needed = v.Maintenance, slices.Clone(v.Failing), v.Reporting, v.Needed
 		}
 		out = append(out, li)

@@ -12,7 +12,7 @@ import (
 // (evaluate), which feeds the incident step (incident.go) and the
 // suppression step (suppression.go), and records the outcome as the
 // target's Verdict, which it gossips to every agent. Every agent keeps the
-// fleet's verdicts in one table (targetRec.verdict): the API, the status page,
+// fleet's verdicts in one table (targetRec.verdict, held.go): the API, the status page,
 // /metrics and direct alerting all read that table, and nothing evaluates a
 // quorum anywhere else.
 
@@ -202,7 +202,7 @@ func (c *Cluster) leaderStateLocked(rec *targetRec, now time.Time) *leaderState 
 		ls = &leaderState{open: c.openIncidentLocked(rec.spec.Name)}
 		if v := rec.verdict; v != nil && !v.since.IsZero() {
 			// The state and its age as the previous leader published them.
-			ls.state, ls.since = v.State, v.since
+			ls.state, ls.since = v.State(), v.since
 		}
 		rec.lead = ls
 		c.nLeading++
@@ -251,14 +251,13 @@ func (c *Cluster) recordVerdictLocked(tr *targetRec, ls *leaderState, v quorum.V
 		rec.Incident = ls.open.ID
 	}
 	cur := tr.verdict
-	if rec.sameAs(cur) && cur.boot == c.boot {
+	if cur.sameAs(rec) && cur.boot == c.boot {
 		cur.updated = rec.updated
 		return nil
 	}
 	ls.seq = c.verdictSeq.Add(1)
 	rec.seq = ls.seq
-	c.regionSets.internVerdict(rec)
-	tr.verdict = rec
+	tr.verdict = c.regionSets.hold(rec)
 	return encodeVerdict(rec, now)
 }
 
@@ -279,58 +278,21 @@ func (c *Cluster) receiveVerdict(v *Verdict) {
 	if rec == nil || rec.lead != nil {
 		return
 	}
-	v.Target = rec.spec.Name // one copy of the name, the config's, not one per verdict received
 	cur := rec.verdict
 	switch {
 	case cur == nil:
-	case cur.Leader == v.Leader:
+	case cur.leader == v.Leader:
 		if v.boot < cur.boot || (v.boot == cur.boot && v.seq <= cur.seq) {
 			return
 		}
 	default:
 		lead := c.leaderViewLocked(now).l
-		if lead.leader(v.Target) != v.Leader && c.candidateLocked(cur.Leader, lead) {
+		if lead.leader(v.Target) != v.Leader && c.candidateLocked(cur.leader, lead) {
 			return
 		}
 	}
 	v.updated = localClock.Stamp(now)
-	c.regionSets.internVerdict(v)
-	rec.verdict = v
-}
-
-// regionSets are the region lists the verdicts on record hold, one copy
-// of each: a handful of lists ("eu", "us"; "eu, us"; none) stand for
-// every target's, which each verdict held a copy of. The lists are shared:
-// nobody may change a verdict's lists (they are replaced, never edited),
-// and a shared copy has no room to append into.
-type regionSets struct{ sets [][]string }
-
-// maxRegionSets bounds the lists kept; a verdict with a list beyond them
-// keeps its own.
-const maxRegionSets = 64
-
-// intern returns the kept copy of rs, keeping one when there is room.
-func (r *regionSets) intern(rs []string) []string {
-	if len(rs) == 0 {
-		return rs
-	}
-	for _, s := range r.sets {
-		if slices.Equal(s, rs) {
-			return s
-		}
-	}
-	if len(r.sets) < maxRegionSets {
-		s := slices.Clone(rs)
-		r.sets = append(r.sets, s)
-		return s
-	}
-	return rs
-}
-
-// internVerdict makes v hold the kept copies of its region lists.
-func (r *regionSets) internVerdict(v *Verdict) {
-	v.Failing, v.Passing = r.intern(v.Failing), r.intern(v.Passing)
-	v.Stale, v.Isolated = r.intern(v.Stale), r.intern(v.Isolated)
+	rec.verdict = c.regionSets.hold(v)
 }
 
 // candidateLocked reports whether agent id is among lead's candidates.
@@ -348,11 +310,11 @@ func (c *Cluster) candidateLocked(id string, lead leaders) bool {
 func (c *Cluster) VerdictOf(target string) (Verdict, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v := c.verdictLocked(target)
-	if v == nil {
+	r := c.targets[target]
+	if r == nil || r.verdict == nil {
 		return Verdict{}, false
 	}
-	return *v, true
+	return *r.verdict.full(r.spec.Name), true
 }
 
 func (c *Cluster) failingReasonLocked(target string) string {

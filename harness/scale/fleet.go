@@ -74,6 +74,9 @@ type Options struct {
 	// ends (a large fleet on a small machine runs for many minutes; a
 	// run stopped early keeps what it printed).
 	Progress func(string)
+	// HeapProfile, when set, is where MeasureGossip writes the live heap
+	// after each window (PATH.window-name).
+	HeapProfile string
 }
 
 func (o *Options) applyDefaults() {
@@ -161,7 +164,8 @@ type Fleet struct {
 	mu     sync.Mutex
 	agents []*Agent
 	serial map[string]int                  // region -> agents started there
-	leaves map[string]map[string]time.Time // node -> observer -> first member_leave event
+	leaves map[string]map[string]time.Time // node -> observer -> latest member_leave event
+	joins  map[string]map[string]time.Time // node -> observer -> latest member_join event
 }
 
 // Start starts opts.Regions x opts.PerRegion agents, region by region,
@@ -176,6 +180,7 @@ func Start(opts Options) (*Fleet, error) {
 		world:  &world{down: map[string]bool{}},
 		serial: map[string]int{},
 		leaves: map[string]map[string]time.Time{},
+		joins:  map[string]map[string]time.Time{},
 		stop:   make(chan struct{}),
 	}
 	for i := 0; i < opts.Targets; i++ {
@@ -252,15 +257,21 @@ func (f *Fleet) AddAgent(region string) (*Agent, error) {
 }
 
 func (f *Fleet) event(observer string, ev cluster.Event) {
-	if ev.Kind != "member_leave" {
+	var record map[string]map[string]time.Time
+	switch ev.Kind {
+	case "member_leave":
+		record = f.leaves
+	case "member_join":
+		record = f.joins
+	default:
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	seen := f.leaves[ev.Node]
+	seen := record[ev.Node]
 	if seen == nil {
 		seen = map[string]time.Time{}
-		f.leaves[ev.Node] = seen
+		record[ev.Node] = seen
 	}
 	// The latest: an agent wrongly declared dead earlier (a slow start on a
 	// busy machine) and back since must not count for its real death.
@@ -273,11 +284,24 @@ func (f *Fleet) event(observer string, ev cluster.Event) {
 // (memberlist's NotifyLeave) since the given time: the earliest and the
 // latest of them, and how many of the live agents have.
 func (f *Fleet) DeathSeen(node string, since time.Time) (first, last time.Time, observers int) {
+	return f.seen(f.leaves, node, since)
+}
+
+// JoinSeen is DeathSeen for node's join (memberlist's NotifyJoin); the
+// newcomer itself does not count.
+func (f *Fleet) JoinSeen(node string, since time.Time) (first, last time.Time, observers int) {
+	return f.seen(f.joins, node, since)
+}
+
+func (f *Fleet) seen(record map[string]map[string]time.Time, node string, since time.Time) (first, last time.Time, observers int) {
 	live := f.Live()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, a := range live {
-		at, ok := f.leaves[node][a.Name]
+		if a.Name == node {
+			continue // a newcomer hears its own join
+		}
+		at, ok := record[node][a.Name]
 		if !ok || at.Before(since) {
 			continue
 		}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
@@ -433,10 +436,11 @@ type GossipWindow struct {
 	FreshAllAfter time.Duration
 	// Recovered, after an Event: until every (target, region) had one
 	// live owner again and every target's leader held a fresh vote from
-	// every region; -1 when not within recoverLimit. Detected, after a
-	// kill: until every live agent saw the victim dead (memberlist's
-	// failure detection, which Recovered includes).
-	Recovered, Detected time.Duration
+	// every region; -1 when not within recoverLimit. Owned: until the
+	// first of those held (ownership settled; 0 if it never did).
+	// Detected: until every live agent saw the victim dead or the
+	// newcomer join (memberlist's part, which both include).
+	Recovered, Owned, Detected time.Duration
 	// HeapPerAgent is the process's heap in use (after a GC) at the end of
 	// the window, less what it was before the fleet started, per agent:
 	// the harness's own per-target bookkeeping counts in it too.
@@ -506,10 +510,13 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		}
 		h := heapInUse()
 		w.HeapPerAgent = (h - min(base, h)) / uint64(len(w.PerAgent))
+		if err := writeHeapProfile(opts.HeapProfile, p.Name); err != nil {
+			return out, err
+		}
 		out = append(out, w)
 		pb, sb, _ := w.PerAgentRate()
-		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent, fresh %.3f (all after %s), recovered %s, detected %s",
-			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Recovered, w.Detected)
+		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent, fresh %.3f (all after %s), owners settled %s, recovered %s, detected %s",
+			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Owned, w.Recovered, w.Detected)
 	}
 	return out, nil
 }
@@ -579,10 +586,11 @@ const recoverLimit = 3 * time.Minute
 // churnEvent plays w's event and waits for the fleet to recover from it.
 func (f *Fleet) churnEvent(ctx context.Context, w *GossipWindow, start time.Time) error {
 	region := f.opts.Regions[0]
-	var victim *Agent
+	var victim, joiner *Agent
 	switch w.Event {
 	case EventJoin:
-		if _, err := f.AddAgent(region); err != nil {
+		var err error
+		if joiner, err = f.AddAgent(region); err != nil {
 			return err
 		}
 	case EventKill:
@@ -597,12 +605,23 @@ func (f *Fleet) churnEvent(ctx context.Context, w *GossipWindow, start time.Time
 	// fleet less often.
 	step := max(100*time.Millisecond, time.Duration(len(f.names))*20*time.Microsecond)
 	d, err := poll(ctx, recoverLimit, step, "recovery", func() bool {
-		if victim != nil && w.Detected == 0 {
-			if _, last, n := f.DeathSeen(victim.Name, start); n == len(f.Live()) {
-				w.Detected = last.Sub(start)
+		if w.Detected == 0 {
+			switch {
+			case victim != nil:
+				if _, last, n := f.DeathSeen(victim.Name, start); n == len(f.Live()) {
+					w.Detected = last.Sub(start)
+				}
+			case joiner != nil:
+				if _, last, n := f.JoinSeen(joiner.Name, start); n == len(f.Live())-1 {
+					w.Detected = last.Sub(start)
+				}
 			}
 		}
-		return f.OwnershipProblems() == 0 && f.freshAtLeaders() == 1
+		owned := f.OwnershipProblems() == 0
+		if owned && w.Owned == 0 {
+			w.Owned = max(time.Since(start), time.Millisecond)
+		}
+		return owned && f.freshAtLeaders() == 1
 	})
 	switch {
 	case err == nil:
@@ -814,6 +833,29 @@ func timeAssign(names []string, members []shard.Member) time.Duration {
 		}
 	}
 	return best
+}
+
+// writeHeapProfile writes the live heap to path (none when ""), the
+// window's name in the file name: a profile taken while the fleet runs
+// shows what each agent keeps per target and per member (go test's
+// -memprofile comes after the fleet stopped). Take it with
+// -test.memprofilerate 512 to see small objects.
+func writeHeapProfile(path, window string) error {
+	if path == "" {
+		return nil
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(window))
+	f, err := os.Create(path + "." + name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func heapInUse() uint64 {
