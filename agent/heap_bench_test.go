@@ -33,6 +33,21 @@ func BenchmarkLiveHeap10kState(b *testing.B) {
 	})
 }
 
+// BenchmarkLiveHeap10kElsewhere is the agent of a large fleet: 10,000
+// targets configured, none probed here (each names another region), so
+// no result, history or series; with a state directory, after one flush.
+// The agent still leads them all, as a cluster of one does (a member of a
+// 100-agent fleet leads 1%): the leader's state comes on top of what a
+// member keeps. Issue 17's model takes its per-target term from here.
+func BenchmarkLiveHeap10kElsewhere(b *testing.B) {
+	liveHeap(b, func() *Agent {
+		a := benchIdleAgent(b, 10000)
+		a.persist.flush(time.Now(), false)
+		runtime.GC()
+		return a
+	})
+}
+
 func liveHeap(b *testing.B, start func() *Agent) {
 	var before runtime.MemStats
 	runtime.GC()

@@ -89,7 +89,7 @@ func (a *Agent) writeSeries(b *exporter.Buf) {
 	obs := make([]exporter.Obs, 0, len(states))
 	for _, st := range states {
 		st.mu.Lock()
-		obs = append(obs, exporter.Obs{Labels: st.labels, Type: st.target().Type, Result: st.last, Success: st.success,
+		obs = append(obs, exporter.Obs{Labels: st.labelsLocked(), Type: st.target().Type, Result: st.last, Success: st.success,
 			Failure: st.failure, Failing: st.failing, Consecutive: int(st.consecutive)})
 		st.mu.Unlock()
 	}
@@ -143,7 +143,7 @@ func (a *Agent) writeClusterSeries(b *exporter.Buf) {
 	labels := make([]string, 0, len(led))
 	for _, v := range led {
 		if ts := states[v.Name]; ts != nil {
-			labels = append(labels, ts.labels)
+			labels = append(labels, ts.seriesLabels())
 			led[len(labels)-1] = v
 		}
 	}

@@ -99,3 +99,38 @@ func benchAgentExtra(b *testing.B, n int, extra string, flushEvery time.Duration
 	}
 	return a, size
 }
+
+// benchIdleAgent runs an agent with a state directory and n HTTPS targets
+// probed in another region only: configured, assigned nowhere here.
+func benchIdleAgent(b *testing.B, n int) *Agent {
+	b.Helper()
+	dir := b.TempDir()
+	var cfg strings.Builder
+	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", fmt.Sprintf("[agent]\nstate_dir = %q\n", filepath.Join(dir, "state")), 1))
+	for i := range n {
+		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\nregions = [\"elsewhere\"]\nurl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, i%100)
+	}
+	path := filepath.Join(dir, "vantage.toml")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1, StateFlushEvery: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	// Every target's verdict, made by this agent as their leader.
+	for deadline := time.Now().Add(30 * time.Second); len(a.Cluster().LeaderVerdicts()) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d verdicts within 30 s", len(a.Cluster().LeaderVerdicts()), n)
+		}
+	}
+	return a
+}

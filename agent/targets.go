@@ -24,7 +24,11 @@ type targetState struct {
 	// differ) while probes read it: hence atomic. Read it with target().
 	tp      atomic.Pointer[config.Target]
 	prober  probe.Prober
-	labels  string                       // exporter.Labels: target, type, own labels
+	// labels are exporter.Labels (target, type, own labels), made on
+	// first use: only the targets probed or led here have series, a few
+	// percent of them in a large fleet (60 bytes each; issue 17). Set
+	// under mu; read with seriesLabels.
+	labels  string
 	latHist *metrics.PrometheusHistogram // nil unless latency_histogram
 
 	mu          sync.Mutex
@@ -71,12 +75,26 @@ func (a *Agent) newState(t *config.Target, shared *probe.Shared) (*targetState, 
 	}
 	cfg := a.cfg.Load()
 	st := &targetState{prober: p}
-	st.labels = exporter.Labels(t.Name, t.Type, t.Labels)
 	st.tp.Store(t)
 	if cfg.Exporter.LatencyHistogram {
-		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(a.histKey(st.labels))
+		st.latHist = a.reg.Set().GetOrCreatePrometheusHistogram(a.histKey(st.seriesLabels()))
 	}
 	return st, nil
+}
+
+// seriesLabels are the target's series labels.
+func (st *targetState) seriesLabels() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.labelsLocked()
+}
+
+func (st *targetState) labelsLocked() string {
+	if st.labels == "" {
+		t := st.target()
+		st.labels = exporter.Labels(t.Name, t.Type, t.Labels)
+	}
+	return st.labels
 }
 
 // applyTargets diffs the configured targets against the running states:
@@ -115,8 +133,8 @@ func (a *Agent) applyTargets(cfg *config.Config) error {
 	}
 	for name, st := range old {
 		if n, ok := next[name]; !ok || n != st {
-			if st.latHist != nil && (!ok || n.latHist == nil || n.labels != st.labels) {
-				a.reg.Set().UnregisterMetric(a.histKey(st.labels))
+			if st.latHist != nil && (!ok || n.latHist == nil || n.seriesLabels() != st.seriesLabels()) {
+				a.reg.Set().UnregisterMetric(a.histKey(st.seriesLabels()))
 			}
 		}
 	}

@@ -445,6 +445,9 @@ type GossipWindow struct {
 	// the window, less what it was before the fleet started, per agent:
 	// the harness's own per-target bookkeeping counts in it too.
 	HeapPerAgent uint64
+	// LivePerAgent is the same for the live heap (HeapAlloc after a GC):
+	// HeapPerAgent less the free room in the spans in use.
+	LivePerAgent uint64
 }
 
 // Total is the fleet's traffic in the window.
@@ -478,6 +481,7 @@ func (w GossipWindow) MaxAgentBps() float64 {
 func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phases []GossipPhase) ([]GossipWindow, error) {
 	opts.applyDefaults()
 	base := heapInUse()
+	baseLive := heapLive()
 	f, err := Start(opts)
 	if err != nil {
 		return nil, err
@@ -510,13 +514,15 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		}
 		h := heapInUse()
 		w.HeapPerAgent = (h - min(base, h)) / uint64(len(w.PerAgent))
+		l := heapLive()
+		w.LivePerAgent = (l - min(baseLive, l)) / uint64(len(w.PerAgent))
 		if err := writeHeapProfile(opts.HeapProfile, p.Name); err != nil {
 			return out, err
 		}
 		out = append(out, w)
 		pb, sb, _ := w.PerAgentRate()
-		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent, fresh %.3f (all after %s), owners settled %s, recovered %s, detected %s",
-			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Owned, w.Recovered, w.Detected)
+		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent (%.1f live), fresh %.3f (all after %s), owners settled %s, recovered %s, detected %s",
+			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), float64(w.LivePerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Owned, w.Recovered, w.Detected)
 	}
 	return out, nil
 }
@@ -856,6 +862,14 @@ func writeHeapProfile(path, window string) error {
 	}
 	defer f.Close()
 	return pprof.Lookup("heap").WriteTo(f, 0)
+}
+
+// heapLive is the live heap after a GC.
+func heapLive() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func heapInUse() uint64 {

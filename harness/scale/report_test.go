@@ -274,13 +274,13 @@ func TestReportGossip(t *testing.T) {
 					fmt.Sprintf("%.0f", pb), fmt.Sprintf("%.0f", sb), fmt.Sprintf("%.1f", pps),
 					fmt.Sprintf("%.0f", float64(tot.Streams)/float64(len(w.PerAgent))/w.Elapsed.Minutes()),
 					fmt.Sprintf("%.0f", w.MaxAgentBps()), fmt.Sprintf("%.1f%%", 100*w.CPU.Seconds()/w.Elapsed.Seconds()/float64(len(w.PerAgent))),
-					fmt.Sprintf("%.1f MB", float64(w.HeapPerAgent)/(1<<20)),
+					fmt.Sprintf("%.1f MB (%.1f)", float64(w.HeapPerAgent)/(1<<20), float64(w.LivePerAgent)/(1<<20)),
 					fmt.Sprintf("%.3f", w.FreshAtLeaders), recovery(w)})
 			}
 		}
 		table(t, "Gossip bytes per agent (30s interval), production timings",
 			[]string{"regions x agents", "targets", "gossip", "load", "state changes", "B/s per agent", "UDP B/s", "TCP (push/pull) B/s", "UDP packets/s",
-				"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent", "votes fresh at leaders",
+				"TCP streams/min", "busiest agent B/s", "CPU per agent", "heap per agent (live)", "votes fresh at leaders",
 				"owners settled / votes fresh (all see the event)"}, rows)
 	}
 }
