@@ -22,8 +22,8 @@ type targetState struct {
 	// tp is the target's config. A reload that leaves the target unchanged
 	// (same fingerprint) swaps in the new config's copy (its position may
 	// differ) while probes read it: hence atomic. Read it with target().
-	tp      atomic.Pointer[config.Target]
-	prober  probe.Prober
+	tp     atomic.Pointer[config.Target]
+	prober probe.Prober
 	// labels are exporter.Labels (target, type, own labels), made on
 	// first use: only the targets probed or led here have series, a few
 	// percent of them in a large fleet (60 bytes each; issue 17). Set
