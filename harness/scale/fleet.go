@@ -495,6 +495,14 @@ func (f *Fleet) disagreement() string {
 			}
 		}
 	}
+	off := f.offShare(live)
+	return fmt.Sprintf("%d of %d agents disagree on membership (%s); %d (target, region) pairs without exactly one owner; %d agents probe other than their share",
+		views, len(live), example, f.OwnershipProblems(), off)
+}
+
+// offShare counts the agents of live that probe other than their share
+// of the targets among live.
+func (f *Fleet) offShare(live []*Agent) int {
 	ts := make([]shard.Target, len(f.names))
 	for i, n := range f.names {
 		ts[i] = shard.Target{Name: n}
@@ -506,8 +514,7 @@ func (f *Fleet) disagreement() string {
 			off++
 		}
 	}
-	return fmt.Sprintf("%d of %d agents disagree on membership (%s); %d (target, region) pairs without exactly one owner; %d agents probe other than their share",
-		views, len(live), example, f.OwnershipProblems(), off)
+	return off
 }
 
 // errTimeout is returned when a condition did not hold in time.

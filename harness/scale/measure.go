@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vantage-probe/vantage/cluster"
 	"github.com/vantage-probe/vantage/cluster/shard"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
@@ -437,7 +438,8 @@ type GossipWindow struct {
 	// Recovered, after an Event: until every (target, region) had one
 	// live owner again and every target's leader held a fresh vote from
 	// every region; -1 when not within recoverLimit. Owned: until the
-	// first of those held (ownership settled; 0 if it never did).
+	// first of those held and every agent probed its share (ownership
+	// settled; 0 if it never did).
 	// Detected: until every live agent saw the victim dead or the
 	// newcomer join (memberlist's part, which both include).
 	Recovered, Owned, Detected time.Duration
@@ -610,7 +612,16 @@ func (f *Fleet) churnEvent(ctx context.Context, w *GossipWindow, start time.Time
 	// freshAtLeaders asks every leader about its targets: poll a large
 	// fleet less often.
 	step := max(100*time.Millisecond, time.Duration(len(f.names))*20*time.Microsecond)
+	told := false
 	d, err := poll(ctx, recoverLimit, step, "recovery", func() bool {
+		// What is still missing 10 s after the event, when the goal
+		// says the fleet has re-converged.
+		if !told && time.Since(start) > 10*time.Second && f.opts.Progress != nil {
+			told = true
+			if fresh, total, missing := f.votesAtLeaders(5); fresh < total {
+				f.opts.Progress(fmt.Sprintf("10 s after the event: %d of %d votes missing at leaders, e.g. %s", total-fresh, total, strings.Join(missing, "; ")))
+			}
+		}
 		if w.Detected == 0 {
 			switch {
 			case victim != nil:
@@ -623,7 +634,10 @@ func (f *Fleet) churnEvent(ctx context.Context, w *GossipWindow, start time.Time
 				}
 			}
 		}
-		owned := f.OwnershipProblems() == 0
+		// Settled: one owner per (target, region), and the owners the
+		// membership gives (right after a join, before anyone hears of
+		// it, the old owners are still one per pair).
+		owned := f.OwnershipProblems() == 0 && f.offShare(f.Live()) == 0
 		if owned && w.Owned == 0 {
 			w.Owned = max(time.Since(start), time.Millisecond)
 		}
@@ -791,6 +805,17 @@ func (f *Fleet) recomputes() int {
 // target's leader holds a fresh vote: a fresh observation from a current
 // assignee (or a former one within its grace) in its own table.
 func (f *Fleet) freshAtLeaders() float64 {
+	fresh, total, _ := f.votesAtLeaders(0)
+	if total == 0 {
+		return 0
+	}
+	return float64(fresh) / float64(total)
+}
+
+// votesAtLeaders counts the fresh votes of current voters at each target's
+// leader, and describes up to show of the missing ones: which leader, which
+// region, what the leader holds from there.
+func (f *Fleet) votesAtLeaders(show int) (fresh, total int, missing []string) {
 	live := f.Live()
 	members := make([]shard.Member, 0, len(live))
 	regions := map[string]bool{}
@@ -808,20 +833,27 @@ func (f *Fleet) freshAtLeaders() float64 {
 			led[l] = append(led[l], t)
 		}
 	}
-	fresh, total := 0, len(f.names)*len(regions)
+	total = len(f.names) * len(regions)
 	for l, ts := range led {
 		for _, st := range l.Cluster.StatusesOf(ts) { // one lock and leadership look per leader
+			voted := map[string]bool{}
 			for _, r := range st.Regions {
 				if r.Fresh && r.Assignee {
 					fresh++
+					voted[r.Region] = true
+				} else if len(missing) < show {
+					missing = append(missing, fmt.Sprintf("%s at %s: %s from %s (fresh %v, voter %v, age %s)",
+						st.Name, l.Name, r.Region, r.Agent, r.Fresh, r.Assignee, r.Age.Round(time.Millisecond)))
+				}
+			}
+			for r := range regions {
+				if !voted[r] && len(missing) < show && !slices.ContainsFunc(st.Regions, func(v cluster.RegionView) bool { return v.Region == r }) {
+					missing = append(missing, fmt.Sprintf("%s at %s: nothing from %s", st.Name, l.Name, r))
 				}
 			}
 		}
 	}
-	if total == 0 {
-		return 0
-	}
-	return float64(fresh) / float64(total)
+	return fresh, total, missing
 }
 
 func timeAssign(names []string, members []shard.Member) time.Duration {
