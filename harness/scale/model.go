@@ -38,9 +38,12 @@ type Cost struct {
 	// ClusterHeap is what the simulation measures per agent: the cluster's
 	// tables (and the harness's bookkeeping). AgentHeap adds what a real
 	// agent keeps outside the cluster per configured target, probed or not
-	// (its state, the parsed target, its label string, prober and
-	// state-file record; BenchmarkLiveHeap10kState's profile), and per
-	// target it probes (the history), and Heap is the sum.
+	// (its state, the parsed target, its prober and state-file record;
+	// BenchmarkLiveHeap10kElsewhere's profile), and per target it probes
+	// (the history, the series labels), and Heap is the sum. Live heap:
+	// the heap in use is larger by the free room in its spans (1.3-2x in
+	// the simulation's one process of many agents), and the memory limit
+	// (internal/memlimit) bounds what a process holds on top of it.
 	ClusterHeap, AgentHeap, Heap float64 // bytes
 }
 
@@ -68,27 +71,34 @@ const (
 	modelDigestHdr = 40
 )
 
-// Calibrated on the measured runs (TestModelAgreesWithMeasuredFleets): bytes of heap
-// per target every agent holds (config, assignment, the target's verdict
-// and bookkeeping, the harness's own per-target records), per
-// observation held, and per member of the fleet (its peer state: heard,
-// vouches, doubts, memberlist's node, queues). Fitted to the 10-, 20- and
-// 50-agent runs at 10,000 targets; the per-member term comes from the
-// untargeted runs (a converged agent's heap grew from 2.3 to 6.4 MB from
-// 10 to 50 agents at the same targets), since targets were not varied.
-// The first calibration (600 B a target, 300 an observation, on the
-// 10-agent run alone) put 50 agents at 6.9 MiB against 13.6 MB measured.
+// Heap terms, live bytes (HeapAlloc after a GC). The cluster's are
+// calibrated on the measured runs (TestModelAgreesWithMeasuredFleets):
+// per target every agent holds (its record, the verdict, the assignment,
+// and the harness's own per-target records), per observation held, and
+// per member of the fleet (its peer state: heard, vouches, doubts,
+// memberlist's node, queues). Fitted, with the verdict in its 80-byte
+// form (cluster/held.go), on 10 x 20k (targeted from 8), 50 x 10k and
+// 100 x 2k: three points that vary the targets, the observations held
+// and the members apart. The profile of the 10 x 20k run gives the
+// observation its ~150 B (the record and its slot); 400 B a target and
+// 5 KB a member then hold all three within 1.2x. The earlier fit (820 B
+// a target, 190 an observation, 100 KB a member, on heap in use and
+// runs at 10k targets only) put 100 agents x 2k at 11.7 MB against the
+// 2.3 MB in use measured since: most of its per-member term was per
+// target.
 const (
-	modelClusterHeapPerTarget = 820
-	modelHeapPerObservation   = 190
-	modelHeapPerMember        = 100e3
-	// Measured, not calibrated: the agent package's per-target records
-	// (0.14 KB state, 0.2 KB target, 0.06 KB labels, 0.03 KB prober, 0.08
-	// KB state-file record), and the history a target gets on its first
-	// result here (0.26 KB: 60 points), which only the targets an agent
-	// probes have.
-	modelAgentHeapPerTarget = 490
-	modelHistoryPerProbed   = 256
+	modelClusterHeapPerTarget = 400
+	modelHeapPerObservation   = 150
+	modelHeapPerMember        = 5e3
+	// Measured, not calibrated (BenchmarkLiveHeap10kElsewhere's and
+	// 100kElsewhere's profiles): the agent package's per-target records
+	// for a target neither probed nor led here (0.21 KB the parsed target,
+	// 0.14 KB its state, 0.08 KB its state-file record, 0.04 KB its map
+	// slot, 0.04 KB its prober), and the history (0.26 KB: 60 points) and
+	// series labels a target gets on its first result here, which only
+	// the targets an agent probes have.
+	modelAgentHeapPerTarget = 510
+	modelHistoryPerProbed   = 256 + 64
 )
 
 func (m CostModel) withDefaults() CostModel {
