@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -226,7 +227,12 @@ func (t *topology) heal(i int) error {
 // socket, and switches back.
 type nsHandle struct {
 	name string
-	f    *os.File
+	// mu keeps the namespace's file open while a thread enters it: a
+	// dial an HTTP client started may still be under way when the
+	// topology closes (a race the detector caught in CI).
+	mu     sync.RWMutex
+	f      *os.File
+	closed bool
 }
 
 func openNS(name string) (*nsHandle, error) {
@@ -237,7 +243,15 @@ func openNS(name string) (*nsHandle, error) {
 	return &nsHandle{name: name, f: f}, nil
 }
 
-func (h *nsHandle) close() { _ = h.f.Close() }
+func (h *nsHandle) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	_ = h.f.Close()
+}
+
+// errClosed is a dial or listen after the topology closed.
+var errClosed = errors.New("network namespace closed")
 
 func setns(fd uintptr) error { return unix.Setns(int(fd), unix.CLONE_NEWNET) }
 
@@ -246,6 +260,11 @@ func setns(fd uintptr) error { return unix.Setns(int(fd), unix.CLONE_NEWNET) }
 // its thread, and the runtime then discards the thread rather than let
 // other goroutines run in the wrong namespace.
 func (h *nsHandle) do(fn func() error) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return fmt.Errorf("%s: %w", h.name, errClosed)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
