@@ -3,9 +3,13 @@ package scale
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,13 +24,27 @@ import (
 // or VANTAGE_SCALE=death,movement,gossip,sim for some of them. Each prints
 // a markdown table; VANTAGE_SCALE_OUT=FILE appends the tables to FILE too.
 // They assert only that the measurement completed and the fleet converged:
-// the figures depend on the machine.
+// the figures depend on the machine. VANTAGE_SCALE_HEAP_PROFILE=FILE
+// writes the live heap after each gossip window; VANTAGE_SCALE_PPROF=ADDR
+// serves net/http/pprof while a report runs (a large fleet that does not
+// converge can be profiled as it struggles).
+
+var servePprof sync.Once
 
 func reportEnabled(t *testing.T, name string) {
 	t.Helper()
 	v := os.Getenv("VANTAGE_SCALE")
 	if v == "" {
 		t.Skip("set VANTAGE_SCALE=all (or " + name + ") to measure")
+	}
+	if addr := os.Getenv("VANTAGE_SCALE_PPROF"); addr != "" {
+		servePprof.Do(func() {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				t.Fatalf("VANTAGE_SCALE_PPROF %q: %v", addr, err)
+			}
+			go func() { _ = http.Serve(ln, nil) }() // net/http/pprof's handlers, for the life of the process
+		})
 	}
 	for _, s := range strings.Split(v, ",") {
 		if s == "all" || s == name {
