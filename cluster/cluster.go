@@ -86,8 +86,8 @@ type Cluster struct {
 	assign      shard.Assignment
 	// prevOwners and firstAsked are kept apart from the targets' records:
 	// only targets in a hand-over or a failure streak have them.
-	prevOwners map[string]map[string]time.Time // target -> agent -> vote allowed until
-	firstAsked map[string]time.Time            // target -> our first confirmation request of the streak
+	prevOwners map[string]formerOwners // target -> agents and until when they vote
+	firstAsked map[string]time.Time    // target -> our first confirmation request of the streak
 	mine       []string
 	// nLeading counts the records with a leader's state (targetRec.lead).
 	nLeading int
@@ -148,7 +148,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		peerSettled:  make(map[string]bool),
 		doubts:       make(map[string]doubtSet),
 		agentSeq:     make(map[string][2]uint64),
-		prevOwners:   make(map[string]map[string]time.Time),
+		prevOwners:   make(map[string]formerOwners),
 		firstAsked:   make(map[string]time.Time),
 	}
 	c.started = time.Now()

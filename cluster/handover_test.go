@@ -22,7 +22,7 @@ func TestNewcomerKeepsFormerOwnersVotes(t *testing.T) {
 	before := shard.Assign(ts, members[:3], 1)
 	newCluster := func(age time.Duration) *Cluster {
 		return &Cluster{cfg: Config{AgentID: "eu-new", Region: "eu", Grace: 45 * time.Second, ReplicasPerRegion: 1},
-			started: time.Now().Add(-age), now: time.Now, prevOwners: map[string]map[string]time.Time{}}
+			started: time.Now().Add(-age), now: time.Now, prevOwners: map[string]formerOwners{}}
 	}
 
 	c := newCluster(time.Second)
@@ -39,7 +39,7 @@ func TestNewcomerKeepsFormerOwnersVotes(t *testing.T) {
 	now := time.Now()
 	for _, name := range taken {
 		former := before.Owners(name)["eu"][0]
-		until, ok := c.prevOwners[name][former]
+		until, ok := c.prevOwners[name].until(former)
 		if !ok {
 			t.Errorf("%s: former owner %s has no vote at the newcomer", name, former)
 			continue
@@ -69,4 +69,30 @@ func contains(ids []string, id string) bool {
 		}
 	}
 	return false
+}
+
+// TestFormerOwners: set replaces an owner's end, extend only lengthens it,
+// prune drops the ended ones.
+func TestFormerOwners(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var fo formerOwners
+	fo = fo.set("a", t0.Add(10*time.Second)).set("b", t0.Add(20*time.Second))
+	fo = fo.set("a", t0.Add(5*time.Second))
+	if u, _ := fo.until("a"); !u.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("set: a until %v, want +5s", u)
+	}
+	fo = fo.extend("a", t0.Add(time.Second)).extend("b", t0.Add(30*time.Second)).extend("c", t0.Add(15*time.Second))
+	if u, _ := fo.until("a"); !u.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("extend shortened a's vote to %v", u)
+	}
+	if u, _ := fo.until("b"); !u.Equal(t0.Add(30 * time.Second)) {
+		t.Errorf("extend: b until %v, want +30s", u)
+	}
+	fo = fo.prune(t0.Add(16 * time.Second))
+	if len(fo) != 1 || fo[0].id != "b" {
+		t.Errorf("after pruning at +16s: %v, want only b", fo)
+	}
+	if _, ok := fo.until("a"); ok {
+		t.Error("a still a former owner after its vote ended")
+	}
 }

@@ -95,12 +95,12 @@ func (c *Cluster) votersLocked(target string, now time.Time) map[string][]string
 	for region, ids := range c.assign.Owners(target) {
 		voters[region] = append(voters[region], ids...)
 	}
-	for id, until := range c.prevOwners[target] {
-		if now.After(until) {
+	for _, o := range c.prevOwners[target] {
+		if now.After(o.until) {
 			continue
 		}
-		if m := c.memberByAgentLocked(id); m != nil {
-			voters[m.Region] = append(voters[m.Region], id)
+		if m := c.memberByAgentLocked(o.id); m != nil {
+			voters[m.Region] = append(voters[m.Region], o.id)
 		}
 	}
 	return voters
