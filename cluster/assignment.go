@@ -68,17 +68,12 @@ func (c *Cluster) reassign() {
 	}
 	// Make-before-break: former owners keep a vote for the grace period,
 	// until the new owner has reported.
-	if len(old.Targets()) > 0 {
-		for _, t := range ts {
-			for _, owners := range old.Owners(t.Name) {
-				for _, id := range owners {
-					if !next.IsOwner(t.Name, id) {
-						c.prevOwners[t.Name] = c.prevOwners[t.Name].set(id, now.Add(c.cfg.Grace))
-					}
-				}
-			}
+	until := now.Add(c.cfg.Grace)
+	old.Dropped(next, func(target, id string) {
+		if _, ok := c.targets[target]; ok { // a target no longer configured has no vote to keep
+			c.prevOwners[target] = c.prevOwners[target].set(id, until)
 		}
-	}
+	})
 	c.handOverToNewcomerLocked(ts, members, next)
 	c.assign = next
 	mine := next.OwnedBy(c.cfg.AgentID)
@@ -115,16 +110,12 @@ func (c *Cluster) handOverToNewcomerLocked(ts []shard.Target, members []shard.Me
 	}
 	until := c.now().Add(left) // on the clock votersLocked reads
 	others := slices.DeleteFunc(slices.Clone(members), func(m shard.Member) bool { return m.ID == c.cfg.AgentID })
+	// Without this agent the others own what they did; with it, only the
+	// targets it takes change hands.
 	before := shard.Assign(ts, others, c.cfg.ReplicasPerRegion)
-	for _, name := range next.OwnedBy(c.cfg.AgentID) {
-		for _, ids := range before.Owners(name) {
-			for _, id := range ids {
-				if !next.IsOwner(name, id) {
-					c.prevOwners[name] = c.prevOwners[name].extend(id, until)
-				}
-			}
-		}
-	}
+	before.Dropped(next, func(target, id string) {
+		c.prevOwners[target] = c.prevOwners[target].extend(id, until)
+	})
 }
 
 // formerOwners are a target's former owners and until when each still

@@ -169,14 +169,16 @@ func (c *Cluster) doubtsLocked(now time.Time) ([]uint32, bool) {
 	if !c.candidate(now) || c.aloneLocked(now) {
 		return nil, false // its doubts would be ignored (doubtedLocked)
 	}
-	cands := c.leaderCandidatesLocked(now)
+	// The cached view's candidates (a member list per heartbeat received,
+	// searched once per member, was O(N^2) per heartbeat: 13% of a
+	// 100-agent fleet's CPU).
+	counted := c.leaderViewLocked(now).l.candIDs
 	var out []uint32
 	for _, m := range c.members {
 		if m.Self || m.State == Left || m.Proto != int(ProtocolVersion) {
 			continue
 		}
-		counted := slices.ContainsFunc(cands, func(s shard.Member) bool { return s.ID == m.AgentID })
-		if !counted || now.Sub(c.heard[m.AgentID]) > c.doubtAfter() {
+		if !counted[m.AgentID] || now.Sub(c.heard[m.AgentID]) > c.doubtAfter() {
 			out = append(out, AgentHash(m.AgentID))
 		}
 	}
@@ -241,6 +243,10 @@ type leaders struct {
 	// agent whose peers still send to its old address hears some of them
 	// late, while they lead all along).
 	rivals []shard.Member
+	// candRank and rivalRank are cands and rivals keyed once per view:
+	// leader and mine run for every target of every message and tick.
+	candRank, rivalRank shard.Ranking
+	candIDs             map[string]bool // cands by id
 }
 
 func (c *Cluster) leadersLocked(now time.Time) leaders {
@@ -256,6 +262,11 @@ func (c *Cluster) leadersLocked(now time.Time) leaders {
 			}
 			l.rivals = append(l.rivals, shard.Member{ID: m.AgentID, Region: m.Region})
 		}
+	}
+	l.candRank, l.rivalRank = shard.NewRanking(l.cands), shard.NewRanking(l.rivals)
+	l.candIDs = make(map[string]bool, len(l.cands))
+	for _, m := range l.cands {
+		l.candIDs[m.ID] = true
 	}
 	return l
 }
@@ -317,11 +328,11 @@ func (l *leaders) key() uint64 {
 }
 
 // leader is the agent that leads target, as far as this agent can tell.
-func (l *leaders) leader(target string) string { return shard.Leader(target, l.cands) }
+func (l *leaders) leader(target string) string { return l.candRank.Leader(target) }
 
 // mine reports whether this agent leads target: it is a candidate, and
 // outranks every rival.
-func (l *leaders) mine(target string) bool { return shard.Leader(target, l.rivals) == l.self }
+func (l *leaders) mine(target string) bool { return l.rivalRank.Leads(target, l.self) }
 
 // leaderNodeLocked returns the member that leads target.
 func (c *Cluster) leaderNodeLocked(target string) *memberInfo {

@@ -205,6 +205,13 @@ func (c *Cluster) memberCount() int {
 }
 
 func (c *Cluster) memberByAgentLocked(id string) *memberInfo {
+	// An agent's id is its node name unless configured apart: look there
+	// first (votersLocked asks for every former owner of every target
+	// evaluated; a scan of 100 members each time was 9% of a 100-agent
+	// fleet's CPU while it assembled).
+	if m := c.members[id]; m != nil && m.AgentID == id {
+		return m
+	}
 	for _, m := range c.members {
 		if m.AgentID == id {
 			return m

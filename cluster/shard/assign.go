@@ -229,3 +229,30 @@ func (a Assignment) Targets() []string { return a.names }
 // Members returns the members the assignment was computed from, sorted by ID
 // with duplicates collapsed. The slice is shared: do not modify it.
 func (a Assignment) Members() []Member { return a.members }
+
+// Dropped calls fn for each (target, member) that owns the target in a but
+// not in next: the former owners of a reassignment. Both assignments are
+// walked once, in target order (a map of owners per target, asked of both,
+// was a third of a 100-agent fleet's CPU while it assembled).
+func (a Assignment) Dropped(next Assignment, fn func(target, id string)) {
+	j := 0
+	for i, name := range a.names {
+		for j < len(next.names) && next.names[j] < name {
+			j++
+		}
+		var kept []int32
+		if j < len(next.names) && next.names[j] == name {
+			kept = next.owners[next.start[j]:next.start[j+1]]
+		}
+	owners:
+		for _, mi := range a.owners[a.start[i]:a.start[i+1]] {
+			id := a.members[mi].ID
+			for _, ni := range kept {
+				if next.members[ni].ID == id {
+					continue owners
+				}
+			}
+			fn(name, id)
+		}
+	}
+}

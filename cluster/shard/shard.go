@@ -194,3 +194,57 @@ func Leader(target string, members []Member) string {
 	}
 	return best
 }
+
+// Ranking is a set of members with their partial hashes computed once:
+// the leader of many targets over the same members costs one weight per
+// (target, member) instead of hashing each member's ID again.
+type Ranking struct {
+	members []Member
+	keys    []uint64
+}
+
+// NewRanking keys members (kept as given: callers must not change them).
+func NewRanking(members []Member) Ranking {
+	keys := make([]uint64, len(members))
+	for i, m := range members {
+		keys[i] = memberKey(m.ID)
+	}
+	return Ranking{members: members, keys: keys}
+}
+
+// Members are the ranked members.
+func (r *Ranking) Members() []Member { return r.members }
+
+// Leader is Leader(target, r.Members()).
+func (r *Ranking) Leader(target string) string {
+	tk := targetKey(target)
+	var best string
+	var bestW uint64
+	for i, m := range r.members {
+		w := combine(tk, r.keys[i])
+		if i == 0 || ranksBefore(w, m.ID, bestW, best) {
+			best, bestW = m.ID, w
+		}
+	}
+	return best
+}
+
+// Leads reports whether Leader(target) is id. It stops at the first member
+// that outranks id, which for all but one in N targets is one of the
+// first few: an agent marking the targets it leads ranks about two
+// members a target, not N.
+func (r *Ranking) Leads(target, id string) bool {
+	tk := targetKey(target)
+	w := combine(tk, memberKey(id))
+	present := false
+	for i, m := range r.members {
+		if m.ID == id {
+			present = true
+			continue
+		}
+		if ranksBefore(combine(tk, r.keys[i]), m.ID, w, id) {
+			return false
+		}
+	}
+	return present
+}

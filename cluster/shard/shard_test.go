@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -727,5 +728,63 @@ func TestTopIsRanksPrefix(t *testing.T) {
 	}
 	if Top("t", makeMembers(3, "eu"), 0) != nil {
 		t.Fatal("Top of 0 is not empty")
+	}
+}
+
+// TestRankingAgreesWithLeader: a Ranking's Leader and Leads give Leader's
+// answers, for members of every rank, absent ones and duplicates.
+func TestRankingAgreesWithLeader(t *testing.T) {
+	var ms []Member
+	for i := range 37 {
+		ms = append(ms, Member{ID: fmt.Sprintf("agent-%d", i), Region: fmt.Sprint("r", i%5)})
+	}
+	ms = append(ms, ms[3]) // a duplicate, as a view caught mid-update may hold
+	r := NewRanking(ms)
+	for i := range 2000 {
+		target := fmt.Sprintf("https://svc-%d.example/health", i)
+		want := Leader(target, ms)
+		if got := r.Leader(target); got != want {
+			t.Fatalf("%s: Ranking.Leader %s, Leader %s", target, got, want)
+		}
+		for _, id := range []string{want, ms[i%len(ms)].ID, "not-a-member"} {
+			if got := r.Leads(target, id); got != (id == want) {
+				t.Fatalf("%s: Leads(%s) = %v, leader is %s", target, id, got, want)
+			}
+		}
+	}
+	empty := NewRanking(nil)
+	if empty.Leader("t") != "" || empty.Leads("t", "a") {
+		t.Error("an empty ranking leads")
+	}
+}
+
+// TestDroppedListsFormerOwners: Dropped names exactly the (target, member)
+// pairs owned before and not after, whether members join or leave and
+// targets come or go.
+func TestDroppedListsFormerOwners(t *testing.T) {
+	var ms []Member
+	for i := range 12 {
+		ms = append(ms, Member{ID: fmt.Sprintf("a%02d", i), Region: fmt.Sprint("r", i%3)})
+	}
+	var ts []Target
+	for i := range 300 {
+		ts = append(ts, Target{Name: fmt.Sprintf("t%03d", i)})
+	}
+	old := Assign(ts[:250], ms[:10], 1)
+	next := Assign(ts[50:], append(slices.Clone(ms[1:10]), ms[10:]...), 1)
+	want := map[string]bool{}
+	for _, tg := range ts[:250] {
+		for _, ids := range old.Owners(tg.Name) {
+			for _, id := range ids {
+				if !next.IsOwner(tg.Name, id) {
+					want[tg.Name+"/"+id] = true
+				}
+			}
+		}
+	}
+	got := map[string]bool{}
+	old.Dropped(next, func(target, id string) { got[target+"/"+id] = true })
+	if len(want) == 0 || !maps.Equal(got, want) {
+		t.Errorf("Dropped gave %d pairs, want %d (differ: %v)", len(got), len(want), !maps.Equal(got, want))
 	}
 }
