@@ -48,9 +48,23 @@ func (c *Cluster) reassign() {
 		c.m.suppressedFor(r)
 	}
 	ts := make([]shard.Target, 0, len(c.targets))
-	for _, rec := range c.targets {
-		t := &rec.spec
-		ts = append(ts, shard.Target{Name: t.Name, Regions: effectiveRegions(t.Regions, regions)})
+	// In the last assignment's order (sorted) when the targets are the
+	// same, so that Assign need not sort them again.
+	if prev := c.assign.Targets(); len(prev) == len(c.targets) {
+		for _, name := range prev {
+			rec := c.targets[name]
+			if rec == nil {
+				ts = ts[:0]
+				break
+			}
+			ts = append(ts, shard.Target{Name: name, Regions: effectiveRegions(rec.spec.Regions, regions)})
+		}
+	}
+	if len(ts) == 0 {
+		for _, rec := range c.targets {
+			t := &rec.spec
+			ts = append(ts, shard.Target{Name: t.Name, Regions: effectiveRegions(t.Regions, regions)})
+		}
 	}
 	old := c.assign
 	next := shard.Assign(ts, members, c.cfg.ReplicasPerRegion)
