@@ -79,6 +79,7 @@ func (c *Cluster) checkIsolation() {
 	silent := len(otherRegions) > 0 && !heardOther && time.Since(c.started) > 2*c.leaderSilence()
 	iso := quorum.IsIsolated(myFailing, othersUp, total) || (len(otherRegions) > 0 && otherAlive == 0) || silent
 	if was := c.isolated.Swap(iso); was != iso {
+		c.viewGen.Add(1) // the leader view holds which regions are isolated
 		if iso {
 			c.log.Warn("this region looks isolated: its failures will not count", "failing", myFailing, "seen_up_elsewhere", othersUp, "targets", total)
 		} else {

@@ -284,11 +284,18 @@ const leaderViewTTL = 100 * time.Millisecond
 // a candidacy change), when the clock has moved leaderViewTTL or back,
 // and when the targets change.
 type leaderView struct {
-	l     leaders
-	key   uint64 // l.key() ^ targetsHash: what targetRec.led marks are valid for
-	at    time.Time
-	gen   uint64
-	valid bool
+	l   leaders
+	key uint64 // l.key() ^ targetsHash: what targetRec.led marks are valid for
+	// regions are the known regions and isolated says which of them are
+	// isolated (every live member says so): what every evaluation's
+	// quorum policy reads, once per view instead of a pass over the
+	// members per region per target evaluated (10% of a 100-agent fleet's
+	// CPU in its first round).
+	regions  []string
+	isolated map[string]bool
+	at       time.Time
+	gen      uint64
+	valid    bool
 }
 
 // leaderViewLocked returns the current leader view, recomputed if stale.
@@ -302,6 +309,11 @@ func (c *Cluster) leaderViewLocked(now time.Time) *leaderView {
 	v.gen = c.viewGen.Load()
 	v.l = c.leadersLocked(now)
 	v.key = v.l.key() ^ c.targetsHash
+	v.regions = c.knownRegionsLocked()
+	v.isolated = make(map[string]bool, len(v.regions))
+	for _, r := range v.regions {
+		v.isolated[r] = c.regionIsolatedLocked(r)
+	}
 	v.at, v.valid = now, true
 	return v
 }

@@ -76,10 +76,11 @@ func resolveHold(t TargetSpec) time.Duration {
 // policyLocked builds the quorum policy of a target from the current
 // assignment, former owners within their grace, and isolated regions.
 func (c *Cluster) policyLocked(t TargetSpec, now time.Time) quorum.Policy {
-	regions := effectiveRegions(t.Regions, c.knownRegionsLocked())
-	isolated := map[string]bool{}
+	view := c.leaderViewLocked(now)
+	regions := effectiveRegions(t.Regions, view.regions)
+	isolated := make(map[string]bool, len(regions))
 	for _, r := range regions {
-		isolated[r] = c.regionIsolatedLocked(r)
+		isolated[r] = view.isolated[r] // a region no member is in is not isolated
 	}
 	min := t.MinRegions
 	if min <= 0 {

@@ -74,6 +74,9 @@ type Options struct {
 	// ends (a large fleet on a small machine runs for many minutes; a
 	// run stopped early keeps what it printed).
 	Progress func(string)
+	// SpreadFirstRound: MeasureGossip plays the first probe round over
+	// the interval, as agents do, instead of all at once.
+	SpreadFirstRound bool
 	// HeapProfile, when set, is where MeasureGossip writes the live heap
 	// after each window (PATH.window-name).
 	HeapProfile string

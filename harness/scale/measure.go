@@ -500,9 +500,21 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		return nil, err
 	}
 	step("converged")
-	f.ReportAll()
-	step("first results reported")
-	f.StartProbing()
+	if opts.SpreadFirstRound {
+		// The first round as agents' schedulers play it, spread over
+		// the interval by each target's phase: the all-at-once burst
+		// starves a one-process fleet of 100 agents of CPU until
+		// memberlist declares members dead and the fleet reassigns.
+		f.StartProbing()
+		if err := mono.Sleep(ctx, opts.TargetInterval); err != nil {
+			return nil, err
+		}
+		step("first round reported, spread over the interval")
+	} else {
+		f.ReportAll()
+		step("first results reported")
+		f.StartProbing()
+	}
 	if err := mono.Sleep(ctx, settle); err != nil {
 		return nil, err
 	}

@@ -27,7 +27,9 @@ import (
 // the figures depend on the machine. VANTAGE_SCALE_HEAP_PROFILE=FILE
 // writes the live heap after each gossip window; VANTAGE_SCALE_PPROF=ADDR
 // serves net/http/pprof while a report runs (a large fleet that does not
-// converge can be profiled as it struggles).
+// converge can be profiled as it struggles); VANTAGE_SCALE_SPREAD=1 plays
+// the gossip report's first probe round over the interval, as agents do,
+// not all at once.
 
 var servePprof sync.Once
 
@@ -280,6 +282,7 @@ func TestReportGossip(t *testing.T) {
 				t.Logf("%d x %d agents, %d targets, %s: %s", len(opts.Regions), opts.PerRegion, opts.Targets, c.name, s)
 			}
 			opts.HeapProfile = os.Getenv("VANTAGE_SCALE_HEAP_PROFILE")
+			opts.SpreadFirstRound = os.Getenv("VANTAGE_SCALE_SPREAD") != ""
 			ws, err := MeasureGossip(ctx, opts, 30*time.Second, c.phases)
 			if err != nil {
 				t.Fatalf("%d x %d agents, %d targets: %v", len(opts.Regions), opts.PerRegion, opts.Targets, err)
