@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"time"
 
 	"github.com/vantage-probe/vantage/cluster/quorum"
@@ -215,15 +216,27 @@ func (c *Cluster) heartbeat(h *Heartbeat) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.viewGen.Add(1) // who may lead can change with any heartbeat
+	// Who may lead changes with a heartbeat that brings a peer back from
+	// silence, or changes its settled state, doubts or isolation: only
+	// those invalidate the leader view (its TTL sees a peer fall silent).
+	// Invalidating it on every heartbeat recomputed it 20 times a second
+	// in a fleet of 100 (12% of its CPU).
+	prev, wasSettled := c.heard[h.AgentID], c.peerSettled[h.AgentID]
+	d := c.doubts[h.AgentID]
+	changed := now.Sub(prev) > c.leaderSilence() || wasSettled != h.Settled ||
+		d.overflow != h.DoubtsOverflow || !slices.Equal(d.hashes, h.Doubts)
 	c.heard[h.AgentID] = now
 	c.peerSettled[h.AgentID] = h.Settled
 	c.doubts[h.AgentID] = doubtSet{hashes: h.Doubts, overflow: h.DoubtsOverflow}
 	for _, m := range c.members {
 		if m.AgentID == h.AgentID {
+			changed = changed || m.Isolated != h.Isolated
 			m.Isolated = h.Isolated
 			m.Targets = int(h.Targets)
 		}
+	}
+	if changed {
+		c.viewGen.Add(1)
 	}
 	if c.targetedLocked() {
 		return // each prober vouches to each holder apart (holders.go)
