@@ -96,3 +96,29 @@ func TestFormerOwners(t *testing.T) {
 		t.Error("a still a former owner after its vote ended")
 	}
 }
+
+// TestFormerOwnersVoteInVouches: a holder counts a former owner's
+// observations in a vouch while its grace lasts, as it counts its vote.
+func TestFormerOwnersVoteInVouches(t *testing.T) {
+	members := []shard.Member{{ID: "a", Region: "eu"}, {ID: "b", Region: "eu"}}
+	next := shard.Assign([]shard.Target{{Name: "t"}}, members, 1)
+	owner := next.Owners("t")["eu"][0]
+	other := "a"
+	if owner == "a" {
+		other = "b"
+	}
+	now := time.Now()
+	c := &Cluster{assign: next, prevOwners: map[string]formerOwners{"t": {{id: other, until: now.Add(time.Second)}}}}
+	if !c.votesLocked("t", owner, now) {
+		t.Error("the owner does not vote")
+	}
+	if !c.votesLocked("t", other, now) {
+		t.Error("a former owner within its grace does not vote")
+	}
+	if c.votesLocked("t", other, now.Add(2*time.Second)) {
+		t.Error("a former owner votes after its grace")
+	}
+	if c.votesLocked("t", "stranger", now) {
+		t.Error("a stranger votes")
+	}
+}
