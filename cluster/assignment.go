@@ -85,7 +85,7 @@ func (c *Cluster) reassign() {
 	until := now.Add(c.cfg.Grace)
 	old.Dropped(next, func(target, id string) {
 		if _, ok := c.targets[target]; ok { // a target no longer configured has no vote to keep
-			c.prevOwners[target] = c.prevOwners[target].set(id, until)
+			c.prevOwners[target] = c.prevOwners[target].extend(id, until)
 		}
 	})
 	c.handOverToNewcomerLocked(ts, members, next)
@@ -141,17 +141,6 @@ type formerOwners []formerOwner
 type formerOwner struct {
 	id    string
 	until time.Time
-}
-
-// set makes id's vote last until until.
-func (fo formerOwners) set(id string, until time.Time) formerOwners {
-	for i := range fo {
-		if fo[i].id == id {
-			fo[i].until = until
-			return fo
-		}
-	}
-	return append(fo, formerOwner{id, until})
 }
 
 // extend makes id's vote last at least until until.

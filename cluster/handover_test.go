@@ -71,15 +71,14 @@ func contains(ids []string, id string) bool {
 	return false
 }
 
-// TestFormerOwners: set replaces an owner's end, extend only lengthens it,
-// prune drops the ended ones.
+// TestFormerOwners: extend adds an owner or lengthens its vote, never
+// shortens it; prune drops the ended ones.
 func TestFormerOwners(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	var fo formerOwners
-	fo = fo.set("a", t0.Add(10*time.Second)).set("b", t0.Add(20*time.Second))
-	fo = fo.set("a", t0.Add(5*time.Second))
+	fo = fo.extend("a", t0.Add(5*time.Second)).extend("b", t0.Add(20*time.Second))
 	if u, _ := fo.until("a"); !u.Equal(t0.Add(5 * time.Second)) {
-		t.Errorf("set: a until %v, want +5s", u)
+		t.Errorf("extend: a until %v, want +5s", u)
 	}
 	fo = fo.extend("a", t0.Add(time.Second)).extend("b", t0.Add(30*time.Second)).extend("c", t0.Add(15*time.Second))
 	if u, _ := fo.until("a"); !u.Equal(t0.Add(5 * time.Second)) {
