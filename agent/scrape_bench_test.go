@@ -46,28 +46,7 @@ func benchAgent(b *testing.B, n int) (*Agent, countWriter) {
 // and Options.StateFlushEvery.
 func benchAgentExtra(b *testing.B, n int, extra string, flushEvery time.Duration) (*Agent, countWriter) {
 	b.Helper()
-	dir := b.TempDir()
-	var cfg strings.Builder
-	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", "[agent]\n"+extra, 1)) // the agent's own sections
-	for i := range n {
-		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\nurl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, i%100)
-	}
-	path := filepath.Join(dir, "vantage.toml")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1, StateFlushEvery: flushEvery})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	a := runBenchAgent(b, n, extra, "", flushEvery)
 	now := time.Now()
 	a.mu.Lock()
 	states := a.states
@@ -104,11 +83,26 @@ func benchAgentExtra(b *testing.B, n int, extra string, flushEvery time.Duration
 // probed in another region only: configured, assigned nowhere here.
 func benchIdleAgent(b *testing.B, n int) *Agent {
 	b.Helper()
+	a := runBenchAgent(b, n, fmt.Sprintf("state_dir = %q\n", filepath.Join(b.TempDir(), "state")), "regions = [\"elsewhere\"]\n", time.Hour)
+	// Every target's verdict, made by this agent as their leader.
+	for deadline := time.Now().Add(30 * time.Second); len(a.Cluster().LeaderVerdicts()) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d verdicts within 30 s", len(a.Cluster().LeaderVerdicts()), n)
+		}
+	}
+	return a
+}
+
+// runBenchAgent writes a config of n HTTPS targets (extra lines in the
+// [agent] section, targetExtra in each target), loads it and runs an
+// agent on it until the benchmark ends.
+func runBenchAgent(b *testing.B, n int, extra, targetExtra string, flushEvery time.Duration) *Agent {
+	b.Helper()
 	dir := b.TempDir()
 	var cfg strings.Builder
-	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", fmt.Sprintf("[agent]\nstate_dir = %q\n", filepath.Join(dir, "state")), 1))
+	cfg.WriteString(strings.Replace(baseConfig(""), "[agent]\n", "[agent]\n"+extra, 1)) // the agent's own sections
 	for i := range n {
-		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\nregions = [\"elsewhere\"]\nurl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, i%100)
+		fmt.Fprintf(&cfg, "[[target]]\nname = \"t%05d\"\ntype = \"http\"\ninterval = \"1h\"\n%surl = \"https://svc-%d.example.test/health\"\n[target.labels]\nteam = \"payments\"\n", i, targetExtra, i%100)
 	}
 	path := filepath.Join(dir, "vantage.toml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
@@ -118,7 +112,7 @@ func benchIdleAgent(b *testing.B, n int) *Agent {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1, StateFlushEvery: time.Hour})
+	a, err := New(Options{ConfigPath: path, Config: c, Version: "bench", WatchEvery: -1, StateFlushEvery: flushEvery})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,11 +120,5 @@ func benchIdleAgent(b *testing.B, n int) *Agent {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	b.Cleanup(func() { cancel(); <-done })
-	// Every target's verdict, made by this agent as their leader.
-	for deadline := time.Now().Add(30 * time.Second); len(a.Cluster().LeaderVerdicts()) < n; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d verdicts within 30 s", len(a.Cluster().LeaderVerdicts()), n)
-		}
-	}
 	return a
 }
