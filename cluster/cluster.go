@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
+	"github.com/vantage-probe/vantage/cluster/transport"
 	"github.com/vantage-probe/vantage/internal/mono"
 )
 
@@ -196,9 +197,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 	mc.Events = &events{c: c}
 	mc.Logger = nil
 	mc.LogOutput = newSlogWriter(c.log, cfg.Metrics)
-	if cfg.Transport != nil {
-		mc.Transport = cfg.Transport
-	}
+	mc.Transport = cfg.Transport
 	if len(cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
 		if err != nil {
@@ -213,8 +212,21 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		NumNodes:       func() int { return c.ml.NumMembers() },
 		RetransmitMult: 3,
 	}
+	var own *transport.Net
+	if mc.Transport == nil {
+		if own, err = transport.Listen(transport.Config{BindAddr: host, BindPort: port, Log: c.log}); err != nil {
+			return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+		}
+		// memberlist gives a seed without a port its own bind port, as it
+		// does when it binds the port itself.
+		mc.BindPort = own.Port()
+		mc.Transport = own
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if own != nil {
+			own.Shutdown()
+		}
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	c.ml = ml

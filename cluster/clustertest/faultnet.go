@@ -5,16 +5,15 @@
 package clustertest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vantage-probe/vantage/cluster/transport"
 )
 
 // Net is a set of transports whose links can fail.
@@ -32,23 +31,20 @@ func NewNet() *Net {
 	return &Net{regionOf: map[string]string{}, nameOf: map[string]string{}, cut: map[[2]string]bool{}, frozen: map[string]bool{}}
 }
 
-// Transport creates a real memberlist NetTransport on ip (port chosen by
-// the kernel) for node in region, wrapped so the Net can fail its links.
+// Transport creates the agents' real transport (cluster/transport) on ip
+// (port chosen by the kernel) for node in region, wrapped so the Net can
+// fail its links.
 func (n *Net) Transport(node, region, ip string) (*Transport, error) {
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{ip},
-		BindPort:  0,
-		Logger:    log.New(io.Discard, "", 0),
-	})
+	nt, err := transport.Listen(transport.Config{BindAddr: ip})
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort(ip, fmt.Sprint(nt.GetAutoBindPort()))
+	addr := net.JoinHostPort(ip, fmt.Sprint(nt.Port()))
 	n.mu.Lock()
 	n.regionOf[addr] = region
 	n.nameOf[addr] = node
 	n.mu.Unlock()
-	t := &Transport{NetTransport: nt, net: n, node: node, region: region, Addr: addr,
+	t := &Transport{Net: nt, net: n, node: node, region: region, Addr: addr,
 		packets: make(chan *memberlist.Packet, 1024), streams: make(chan net.Conn, 64), done: make(chan struct{})}
 	go t.filterPackets()
 	go t.filterStreams()
@@ -121,7 +117,7 @@ func (n *Net) blocked(fromRegion, fromNode, toAddr string) bool {
 
 // Transport is one node's faulty transport.
 type Transport struct {
-	*memberlist.NetTransport
+	*transport.Net
 	net          *Net
 	node, region string
 	Addr         string // ip:port it is bound to
@@ -141,7 +137,7 @@ func (t *Transport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.net.blocked(t.region, t.node, addr) {
 		return time.Now(), nil
 	}
-	return t.NetTransport.WriteTo(b, addr)
+	return t.Net.WriteTo(b, addr)
 }
 
 // WriteToAddress is WriteTo for the node-aware interface.
@@ -155,7 +151,7 @@ func (t *Transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 		time.Sleep(min(timeout, 200*time.Millisecond))
 		return nil, errCut
 	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.Net.DialTimeout(addr, timeout)
 }
 
 // DialAddressTimeout is DialTimeout for the node-aware interface.
@@ -185,7 +181,7 @@ func (t *Transport) inboundBlocked(from net.Addr) bool {
 }
 
 func (t *Transport) filterPackets() {
-	in := t.NetTransport.PacketCh()
+	in := t.Net.PacketCh()
 	for {
 		select {
 		case <-t.done:
@@ -197,11 +193,6 @@ func (t *Transport) filterPackets() {
 			if t.inboundBlocked(p.From) {
 				continue
 			}
-			// memberlist reads each datagram into a 64 KB buffer of its
-			// own, which a real transport hands on at once; queued here
-			// (up to 1024 a node) those buffers were 1.5 GB of a 100-agent
-			// simulation's heap within a minute of its start.
-			p.Buf = bytes.Clone(p.Buf)
 			select {
 			case t.packets <- p:
 			case <-t.done:
@@ -215,7 +206,7 @@ func (t *Transport) filterPackets() {
 // ephemeral, so inbound filtering is by frozen state only (outbound dials
 // on cut links already fail).
 func (t *Transport) filterStreams() {
-	in := t.NetTransport.StreamCh()
+	in := t.Net.StreamCh()
 	for {
 		select {
 		case <-t.done:
@@ -241,26 +232,9 @@ func (t *Transport) filterStreams() {
 	}
 }
 
-// Shutdown stops the filters and the real transport.
+// Shutdown stops the filters and the real transport, which drops what it
+// still holds instead of waiting for a reader.
 func (t *Transport) Shutdown() error {
 	t.once.Do(func() { close(t.done) })
-	// The real transport's listeners hand every packet and stream over on
-	// unbuffered channels until they see their sockets closed, and its
-	// Shutdown waits for them: with the filters gone, drain meanwhile, or a
-	// packet arriving during shutdown blocks its listener and Shutdown forever.
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-t.NetTransport.PacketCh():
-			case c := <-t.NetTransport.StreamCh():
-				c.Close()
-			case <-stop:
-				return
-			}
-		}
-	}()
-	err := t.NetTransport.Shutdown()
-	close(stop)
-	return err
+	return t.Net.Shutdown()
 }
