@@ -85,7 +85,7 @@ func (c *Cluster) reassign() {
 	until := now.Add(c.cfg.Grace)
 	old.Dropped(next, func(target, id string) {
 		if _, ok := c.targets[target]; ok { // a target no longer configured has no vote to keep
-			c.prevOwners[target] = c.prevOwners[target].extend(id, until)
+			c.formerOwnerLocked(target, id, until)
 		}
 	})
 	c.handOverToNewcomerLocked(ts, members, next)
@@ -130,6 +130,19 @@ func (c *Cluster) handOverToNewcomerLocked(ts []shard.Target, members []shard.Me
 	before.Dropped(next, func(target, id string) {
 		c.prevOwners[target] = c.prevOwners[target].extend(id, until)
 	})
+}
+
+// formerOwnerLocked records that agent id owned target until a
+// reassignment and keeps its vote until until. When id is this agent and
+// it holds its own observation, the target joins lostVotes: it keeps
+// vouching for (and resending) that vote to the target's holders.
+func (c *Cluster) formerOwnerLocked(target, id string, until time.Time) {
+	c.prevOwners[target] = c.prevOwners[target].extend(id, until)
+	if id == c.cfg.AgentID && c.obsLocked(target).get(id) != nil {
+		if cur, ok := c.lostVotes[target]; !ok || cur.Before(until) {
+			c.lostVotes[target] = until
+		}
+	}
 }
 
 // formerOwners are a target's former owners and until when each still

@@ -121,3 +121,47 @@ func TestFormerOwnersVoteInVouches(t *testing.T) {
 		t.Error("a stranger votes")
 	}
 }
+
+// TestLostTargetsAreVouchedForUntilTheVoteEnds: a target this agent lost
+// in a reassignment, while it holds its own observation, is vouched for to
+// its holders (ownFreshForLocked) until its vote ends, and then forgotten;
+// a lost target it never probed is not indexed at all.
+func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
+	members := []shard.Member{{ID: "a", Region: "eu"}, {ID: "b", Region: "eu"}, {ID: "c", Region: "us"}}
+	ts := []shard.Target{{Name: "probed", Regions: []string{"eu"}}, {Name: "never", Regions: []string{"eu"}}}
+	now := time.Now()
+	own := &Observation{Target: "probed", AgentID: "a", Region: "eu", Interval: 30 * time.Second, received: localClock.Stamp(now)}
+	c := &Cluster{cfg: Config{AgentID: "a", Region: "eu"},
+		targets:    map[string]*targetRec{"probed": {obs: observations{own}}, "never": {}},
+		prevOwners: map[string]formerOwners{}, lostVotes: map[string]time.Time{},
+		assign: shard.Assign(ts, members[1:], 1), // b owns both in eu now
+	}
+	view := holderView{self: "a", live: members, k: 3}
+	if got := c.ownFreshForLocked(&view, now); len(got) != 0 {
+		t.Fatalf("vouches before any loss: %v", got)
+	}
+
+	until := now.Add(45 * time.Second)
+	c.formerOwnerLocked("probed", "a", until)
+	c.formerOwnerLocked("never", "a", until)
+	c.formerOwnerLocked("probed", "b", until) // another agent's loss is not ours to vouch for
+	if len(c.lostVotes) != 1 {
+		t.Fatalf("lost votes indexed: %v, want only the probed target", c.lostVotes)
+	}
+	got := c.ownFreshForLocked(&view, now.Add(time.Second))
+	for _, holder := range []string{"b", "c"} {
+		if len(got[holder]) != 1 || got[holder][0] != own {
+			t.Errorf("holder %s is vouched %v, want the lost target's observation", holder, got[holder])
+		}
+	}
+	if _, ok := got["a"]; ok {
+		t.Error("an agent vouches to itself")
+	}
+
+	if got := c.ownFreshForLocked(&view, until.Add(time.Second)); len(got) != 0 {
+		t.Errorf("vouched after the vote ended: %v", got)
+	}
+	if len(c.lostVotes) != 0 {
+		t.Errorf("an ended vote stays indexed: %v", c.lostVotes)
+	}
+}

@@ -142,13 +142,15 @@ func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string]
 	// over and leads it) has no other way to get the vote it counts
 	// until the new owner's first probe (harness/scale: 13 of 10,000
 	// votes missing at the leaders 10 s after a join of 100 agents).
-	for name, fo := range c.prevOwners {
-		if until, ok := fo.until(c.cfg.AgentID); ok && !now.After(until) {
-			if len(names) == len(c.mine) {
-				names = slices.Clone(c.mine)
-			}
-			names = append(names, name)
+	for name, until := range c.lostVotes {
+		if now.After(until) || c.assign.IsOwner(name, c.cfg.AgentID) {
+			delete(c.lostVotes, name) // over, or ours again (then in c.mine)
+			continue
 		}
+		if len(names) == len(c.mine) {
+			names = slices.Clone(c.mine)
+		}
+		names = append(names, name)
 	}
 	for _, name := range names {
 		o := c.obsLocked(name).get(c.cfg.AgentID)
@@ -233,7 +235,14 @@ func (c *Cluster) checkVouches() {
 	for id := range pending {
 		tallies[id] = &tally{}
 	}
-	for name, rec := range c.targets {
+	kept := c.observed[:0]
+	for _, rec := range c.observed {
+		if len(rec.obs) == 0 { // dropped by refreshHolders
+			rec.listed = false
+			continue
+		}
+		kept = append(kept, rec)
+		name := rec.spec.Name
 		for _, o := range rec.obs {
 			v, ok := pending[o.AgentID]
 			if !ok || o.Boot != v.Boot || !c.votesLocked(name, o.AgentID, now) || !c.holdsLocked(&view, name) {
@@ -245,6 +254,8 @@ func (c *Cluster) checkVouches() {
 			t.held = append(t.held, o)
 		}
 	}
+	clear(c.observed[len(kept):])
+	c.observed = kept
 	var ask []memberlist.Address
 	for id, v := range pending {
 		t := tallies[id]

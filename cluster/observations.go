@@ -124,6 +124,10 @@ func (c *Cluster) confirmSent(target string, at time.Time) {
 func (c *Cluster) storeLocked(rec *targetRec, o *Observation) {
 	cp := *o
 	rec.obs = rec.obs.set(&cp)
+	if !rec.listed {
+		rec.listed = true
+		c.observed = append(c.observed, rec)
+	}
 }
 
 // receive stores a remote observation if it is newer than what we have.
