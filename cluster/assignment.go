@@ -93,6 +93,7 @@ func (c *Cluster) reassign() {
 	mine := next.OwnedBy(c.cfg.AgentID)
 	moved := len(mine) != len(c.mine)
 	c.mine = mine
+	c.mineGen++
 	c.m.assigned.Store(int64(len(mine)))
 	c.mu.Unlock()
 	if moved {

@@ -103,6 +103,8 @@ type Cluster struct {
 	vouches map[string]vouch
 	holdKey uint64
 	held    map[string]bool // target -> this agent holds it, under holdKey
+	plan    vouchPlan       // our targets by holder, under holdKey and mineGen
+	mineGen uint64          // counts assignments of mine
 	// ledKey is the rivals and the target set under which evaluateAll
 	// last marked the targets this agent leads (targetRec.led); ledOK
 	// says it did.

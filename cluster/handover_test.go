@@ -165,3 +165,32 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 		t.Errorf("an ended vote stays indexed: %v", c.lostVotes)
 	}
 }
+
+// TestVouchPlanFollowsHoldersAndAssignment: the plan of which holder gets
+// which of our targets is kept while the holders (holdKey) and our
+// assignment (mineGen) stay, and made again when either changes.
+func TestVouchPlanFollowsHoldersAndAssignment(t *testing.T) {
+	three := []shard.Member{{ID: "a", Region: "eu"}, {ID: "b", Region: "eu"}, {ID: "c", Region: "us"}}
+	c := &Cluster{cfg: Config{AgentID: "a"}, mine: []string{"t1", "t2"}, holdKey: 1, mineGen: 1}
+	all := holderView{self: "a", live: three, k: 3}
+	plan := c.vouchPlanLocked(&all)
+	if len(plan["b"]) != 2 || len(plan["c"]) != 2 || plan["a"] != nil {
+		t.Fatalf("plan %v: b and c hold both targets (k=3 of 3 members), a is us", plan)
+	}
+	alone := holderView{self: "a", live: three[:1], k: 3}
+	if got := c.vouchPlanLocked(&alone); len(got["b"]) != 2 {
+		t.Errorf("plan remade under the same holdKey and assignment: %v", got)
+	}
+	c.holdKey = 2
+	if got := c.vouchPlanLocked(&alone); len(got) != 0 {
+		t.Errorf("new holders: plan %v, want none (we are the only member)", got)
+	}
+	c.mine, c.mineGen = []string{"t1"}, 2
+	if got := c.vouchPlanLocked(&all); len(got["b"]) != 1 {
+		t.Errorf("new assignment: plan %v, want t1 only", got)
+	}
+	c.holdKey = 0 // not targeted: built from the view each time, not kept
+	if got := c.vouchPlanLocked(&alone); len(got) != 0 || c.plan.holdKey != 2 {
+		t.Errorf("unkeyed view: plan %v, kept under %d", got, c.plan.holdKey)
+	}
+}

@@ -20,6 +20,7 @@ type clusterMetrics struct {
 	doubted       *metrics.Counter
 	digestEntries *metrics.Counter
 	resendsAsked  *metrics.Counter
+	published     *metrics.Counter
 	incidents     *metrics.Counter
 	detection     *metrics.PrometheusHistogram
 	confirm       map[string]*metrics.Counter
@@ -44,6 +45,7 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		doubted:       s.NewCounter(`vantage_leadership_doubted_total`),
 		digestEntries: s.NewCounter(`vantage_gossip_repair_entries_sent_total`),
 		resendsAsked:  s.NewCounter(`vantage_gossip_resends_asked_total`),
+		published:     s.NewCounter(`vantage_gossip_verdicts_published_total`),
 		incidents:     s.NewCounter(`vantage_cluster_incidents_opened_total`),
 		detection:     s.NewPrometheusHistogramExt(`vantage_detection_seconds`, detectionBuckets),
 		confirm:       map[string]*metrics.Counter{},

@@ -192,6 +192,7 @@ func (c *Cluster) evaluate(target string) {
 		c.gossip(in.name, in.msg)
 	}
 	if msg != nil {
+		c.m.published.Inc()
 		c.gossip("v/"+target, msg)
 	}
 	for _, ev := range step.events {

@@ -164,11 +164,12 @@ type Fleet struct {
 	stop    chan struct{} // closed by Close: stops probing
 	once    sync.Once
 
-	mu     sync.Mutex
-	agents []*Agent
-	serial map[string]int                  // region -> agents started there
-	leaves map[string]map[string]time.Time // node -> observer -> latest member_leave event
-	joins  map[string]map[string]time.Time // node -> observer -> latest member_join event
+	mu        sync.Mutex
+	agents    []*Agent
+	probingOn bool                            // StartProbing was called: agents added since probe too
+	serial    map[string]int                  // region -> agents started there
+	leaves    map[string]map[string]time.Time // node -> observer -> latest member_leave event
+	joins     map[string]map[string]time.Time // node -> observer -> latest member_join event
 }
 
 // Start starts opts.Regions x opts.PerRegion agents, region by region,
@@ -255,7 +256,11 @@ func (f *Fleet) AddAgent(region string) (*Agent, error) {
 	a.local.c.Store(c)
 	f.mu.Lock()
 	f.agents = append(f.agents, a)
+	probing := f.probingOn
 	f.mu.Unlock()
+	if probing {
+		f.probe(a)
+	}
 	return a, nil
 }
 
@@ -562,11 +567,28 @@ func (f *Fleet) ReportAll() {
 // over the interval as the agent's scheduler spreads them.
 const probeSlots = 20
 
-// StartProbing makes every live agent report each target it is assigned
-// once per target interval, staggered, as the agent's scheduler would:
-// unchanged results cost no gossip, but they keep the agent's own
-// observations fresh. It runs until Close.
+// StartProbing makes every live agent, and every agent added later,
+// report each target it is assigned once per target interval, staggered,
+// as the agent's scheduler would: unchanged results cost no gossip, but
+// they keep the agent's own observations fresh. Each agent probes on its
+// own goroutine, as each agent has its own scheduler: one loop for the
+// whole fleet fell behind at 100 agents x 20k targets (an agent busy under
+// its lock held up every other agent's probes, and own observations
+// minutes old looked like lost votes). It runs until Close.
 func (f *Fleet) StartProbing() {
+	f.mu.Lock()
+	f.probingOn = true
+	agents := slices.Clone(f.agents)
+	f.mu.Unlock()
+	for _, a := range agents {
+		if a.Live() {
+			f.probe(a)
+		}
+	}
+}
+
+// probe starts a's scheduler; it stops at Close or when a dies.
+func (f *Fleet) probe(a *Agent) {
 	f.probing.Add(1)
 	go func() {
 		defer f.probing.Done()
@@ -578,11 +600,15 @@ func (f *Fleet) StartProbing() {
 				return
 			case <-t.C:
 			}
-			for _, a := range f.Live() {
-				for _, name := range a.Assigned() {
-					if f.index[name]%probeSlots == slot {
-						a.Cluster.Report(a.local.obs(name))
-					}
+			switch a.state.Load() {
+			case agentDead:
+				return
+			case agentFrozen:
+				continue // a hung process probes nothing
+			}
+			for _, name := range a.Assigned() {
+				if f.index[name]%probeSlots == slot {
+					a.Cluster.Report(a.local.obs(name))
 				}
 			}
 		}

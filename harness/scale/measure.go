@@ -450,6 +450,45 @@ type GossipWindow struct {
 	// LivePerAgent is the same for the live heap (HeapAlloc after a GC):
 	// HeapPerAgent less the free room in the spans in use.
 	LivePerAgent uint64
+	// Rates are the agents' own counters over the window, per agent per
+	// second (windowCounters): what a window that does not settle spends
+	// its traffic on.
+	Rates map[string]float64
+	// UDPDrops is the host's UDP datagrams dropped for a full receive
+	// buffer during the window.
+	UDPDrops int64
+}
+
+// windowCounters are the cluster counters a window reports, by short name.
+var windowCounters = []struct{ short, metric string }{
+	{"verdicts", `vantage_gossip_verdicts_published_total`},
+	{"results", `vantage_gossip_results_received_total`},
+	{"resends", `vantage_gossip_resends_asked_total`},
+	{"repaired", `vantage_gossip_repair_entries_sent_total`},
+	{"gaps", `vantage_gossip_heartbeat_gaps_total`},
+	{"doubted", `vantage_leadership_doubted_total`},
+	{"inbox_drops", `vantage_gossip_messages_dropped_total{reason="queue_full"}`},
+}
+
+// sumCounters is each window counter summed over agents.
+func sumCounters(agents []*Agent) []float64 {
+	out := make([]float64, len(windowCounters))
+	for _, a := range agents {
+		for i, c := range windowCounters {
+			out[i] += a.Metric(c.metric)
+		}
+	}
+	return out
+}
+
+// RatesString is Rates in windowCounters' order, for a progress line.
+func (w GossipWindow) RatesString() string {
+	var b strings.Builder
+	for _, c := range windowCounters {
+		fmt.Fprintf(&b, "%s %.2f/s, ", c.short, w.Rates[c.short])
+	}
+	fmt.Fprintf(&b, "UDP drops %d", w.UDPDrops)
+	return b.String()
 }
 
 // Total is the fleet's traffic in the window.
@@ -518,6 +557,15 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 	if err := mono.Sleep(ctx, settle); err != nil {
 		return nil, err
 	}
+	// A cold start's storm (every agent's first results, holders asking
+	// for what they missed) can outlast settle on a loaded machine: the
+	// windows measure the steady state, so they wait for every leader to
+	// hold a fresh vote from every region, and say how long that took.
+	if mono.Poll(ctx, settleLimit, time.Second, func() bool { return f.freshAtLeaders() == 1 }) {
+		step("every vote fresh at the leaders")
+	} else {
+		step("votes still missing at the leaders after %s: measuring anyway", settleLimit)
+	}
 	rng := rand.New(rand.NewPCG(1, 2)) // the same changes every run
 	var out []GossipWindow
 	for _, p := range phases {
@@ -537,6 +585,7 @@ func MeasureGossip(ctx context.Context, opts Options, settle time.Duration, phas
 		pb, sb, _ := w.PerAgentRate()
 		step("window %q: %.0f B/s per agent (UDP %.0f, TCP %.0f), busiest %.0f, heap %.1f MB per agent (%.1f live), fresh %.3f (all after %s), owners settled %s, recovered %s, detected %s",
 			p.Name, pb+sb, pb, sb, w.MaxAgentBps(), float64(w.HeapPerAgent)/(1<<20), float64(w.LivePerAgent)/(1<<20), w.FreshAtLeaders, w.FreshAllAfter, w.Owned, w.Recovered, w.Detected)
+		step("window %q, per agent: %s", p.Name, w.RatesString())
 	}
 	return out, nil
 }
@@ -548,6 +597,7 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 		before[i] = a.Traffic()
 	}
 	cpu0 := processCPU()
+	counters0, drops0 := sumCounters(agents), udpRcvbufErrors()
 	start := time.Now()
 	w := GossipWindow{GossipPhase: p}
 	end := start.Add(p.Window)
@@ -588,6 +638,11 @@ func (f *Fleet) gossipWindow(ctx context.Context, p GossipPhase, rng *rand.Rand)
 	for i, a := range agents {
 		w.PerAgent = append(w.PerAgent, a.Traffic().Sub(before[i]))
 	}
+	w.Rates = map[string]float64{}
+	for i, v := range sumCounters(agents) {
+		w.Rates[windowCounters[i].short] = (v - counters0[i]) / float64(len(agents)) / w.Elapsed.Seconds()
+	}
+	w.UDPDrops = udpRcvbufErrors() - drops0
 	w.FreshAtLeaders = f.freshAtLeaders()
 	if w.FreshAtLeaders < 1 {
 		healStart := time.Now()
@@ -788,6 +843,9 @@ func Simulate(ctx context.Context, opts Options, resultsLimit, freshCheck time.D
 	r.UDPRcvbufErrors = udpRcvbufErrors() - drops0
 	return r, nil
 }
+
+// settleLimit bounds the wait after a cold start for every leader's votes.
+const settleLimit = 10 * time.Minute
 
 // simConvergeLimit bounds a large fleet's convergence: on a busy 2-core
 // machine, 50 agents each recomputing 10k targets per join take a while.
