@@ -328,6 +328,7 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 		c.targets[t.Name] = r
 		names = append(names, t.Name)
 	}
+	c.plan = vouchPlan{} // it holds records, some of them gone now
 	c.observed = c.observed[:0]
 	for _, r := range c.targets {
 		if r.listed = len(r.obs) > 0; r.listed {

@@ -98,9 +98,29 @@ func bytesHash(b []byte) uint32 {
 // each incident's encoding.
 type tableView struct {
 	obs       []*Observation
-	verdicts  []*Verdict
+	verdicts  []heldRef
 	incidents []*Incident
 	encoded   [][]byte // incidents' encodings, by index
+}
+
+// heldRef is a verdict as the table holds it, with its target's name: a
+// digest hashes its leader and version only, which a held verdict never
+// changes (a newer one is a new record), so a view need not copy 100k
+// verdicts out (20 MB of garbage per push/pull at 100k targets) to hash
+// them. Only the ones sent are made full, under c.mu.
+type heldRef struct {
+	target string
+	h      *heldVerdict
+}
+
+// fullVerdicts makes refs' verdicts whole; call under c.mu (a held verdict's
+// times change as its leader evaluates it).
+func fullVerdicts(refs []heldRef) []*Verdict {
+	out := make([]*Verdict, len(refs))
+	for i, r := range refs {
+		out[i] = r.h.full(r.target)
+	}
+	return out
 }
 
 func (v *tableView) entries() int { return len(v.obs) + len(v.verdicts) + len(v.incidents) }
@@ -108,7 +128,7 @@ func (v *tableView) entries() int { return len(v.obs) + len(v.verdicts) + len(v.
 // viewLocked collects what a push/pull shares. The slices hold the table's
 // own pointers: read them under c.mu, or copy.
 func (c *Cluster) viewLocked(now time.Time) tableView {
-	v := tableView{verdicts: make([]*Verdict, 0, len(c.targets))}
+	v := tableView{verdicts: make([]heldRef, 0, len(c.targets))}
 	// In a targeted fleet two agents hold different targets' observations:
 	// their holders repair them (holders.go), push/pull the rest.
 	targeted := c.targetedLocked()
@@ -124,7 +144,7 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 			}
 		}
 		if rec.verdict != nil {
-			v.verdicts = append(v.verdicts, rec.verdict.full(name))
+			v.verdicts = append(v.verdicts, heldRef{name, rec.verdict})
 		}
 	}
 	v.incidents = slices.Clone(c.incidents) // mergeIncident sorts c.incidents in place; the view is read unlocked
@@ -142,8 +162,8 @@ func (v *tableView) buckets(n int) []uint32 {
 	for _, o := range v.obs {
 		out[targetKey(o.Target)&mask] += entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq)
 	}
-	for _, vd := range v.verdicts {
-		out[targetKey(vd.Target)&mask] += entryHash(2, vd.Target, vd.Leader, vd.boot, vd.seq)
+	for _, r := range v.verdicts {
+		out[targetKey(r.target)&mask] += entryHash(2, r.target, r.h.leader, r.h.boot, r.h.seq)
 	}
 	for i, in := range v.incidents {
 		out[targetKey(in.Target)&mask] += bytesHash(v.encoded[i])
@@ -167,7 +187,7 @@ func fold(b []uint32, n int) []uint32 {
 
 // differing returns the view's entries in the buckets (of n) where ours
 // and theirs differ.
-func (v *tableView) differing(ours, theirs []uint32) (obs []*Observation, verdicts []*Verdict, incidents []*Incident) {
+func (v *tableView) differing(ours, theirs []uint32) (obs []*Observation, verdicts []heldRef, incidents []*Incident) {
 	n := len(ours)
 	mask := uint64(n - 1)
 	diff := func(target string) bool {
@@ -179,9 +199,9 @@ func (v *tableView) differing(ours, theirs []uint32) (obs []*Observation, verdic
 			obs = append(obs, o)
 		}
 	}
-	for _, vd := range v.verdicts {
-		if diff(vd.Target) {
-			verdicts = append(verdicts, vd)
+	for _, r := range v.verdicts {
+		if diff(r.target) {
+			verdicts = append(verdicts, r)
 		}
 	}
 	for _, in := range v.incidents {
@@ -255,7 +275,7 @@ func (c *Cluster) answerDigest(d digest) {
 		return
 	}
 	c.mu.Lock() // encoding reads fields that receive and heartbeat update
-	msg := encodeStateAs(msgRepair, obs, incidents, verdicts, now)
+	msg := encodeStateAs(msgRepair, obs, incidents, fullVerdicts(verdicts), now)
 	c.mu.Unlock()
 	if err := c.ml.SendReliable(node, msg); err != nil {
 		c.m.sendErrors.Inc()

@@ -13,7 +13,7 @@ func digestView(n int, seq uint64) tableView {
 	var v tableView
 	for i := range n {
 		v.obs = append(v.obs, &Observation{Target: fmt.Sprintf("t%05d", i), AgentID: "eu-1", Boot: 1, Seq: seq})
-		v.verdicts = append(v.verdicts, &Verdict{Target: fmt.Sprintf("t%05d", i), Leader: "us-1", boot: 2, seq: seq})
+		v.verdicts = append(v.verdicts, heldRef{fmt.Sprintf("t%05d", i), &heldVerdict{leader: "us-1", boot: 2, seq: seq, lists: noLists}})
 	}
 	return v
 }

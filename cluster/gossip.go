@@ -236,7 +236,7 @@ func (d *delegate) LocalState(join bool) []byte {
 	}
 	c.mu.Lock()
 	v := c.viewLocked(now) // a targeted fleet's newcomer asks the probers (holders.go)
-	b := encodeState(v.obs, v.incidents, v.verdicts, now)
+	b := encodeState(v.obs, v.incidents, fullVerdicts(v.verdicts), now)
 	c.mu.Unlock()
 	return b
 }

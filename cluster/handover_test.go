@@ -137,7 +137,7 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 		assign: shard.Assign(ts, members[1:], 1), // b owns both in eu now
 	}
 	view := holderView{self: "a", live: members, k: 3}
-	if got := c.ownFreshForLocked(&view, now); len(got) != 0 {
+	if got := c.ownFreshForLocked(&view, now, ""); len(got) != 0 {
 		t.Fatalf("vouches before any loss: %v", got)
 	}
 
@@ -148,7 +148,7 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 	if len(c.lostVotes) != 1 {
 		t.Fatalf("lost votes indexed: %v, want only the probed target", c.lostVotes)
 	}
-	got := c.ownFreshForLocked(&view, now.Add(time.Second))
+	got := c.ownFreshForLocked(&view, now.Add(time.Second), "")
 	for _, holder := range []string{"b", "c"} {
 		if len(got[holder]) != 1 || got[holder][0] != own {
 			t.Errorf("holder %s is vouched %v, want the lost target's observation", holder, got[holder])
@@ -157,8 +157,11 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 	if _, ok := got["a"]; ok {
 		t.Error("an agent vouches to itself")
 	}
+	if only := c.ownFreshForLocked(&view, now.Add(time.Second), "c"); len(only) != 1 || len(only["c"]) != 1 {
+		t.Errorf("for holder c only: %v", only)
+	}
 
-	if got := c.ownFreshForLocked(&view, until.Add(time.Second)); len(got) != 0 {
+	if got := c.ownFreshForLocked(&view, until.Add(time.Second), ""); len(got) != 0 {
 		t.Errorf("vouched after the vote ended: %v", got)
 	}
 	if len(c.lostVotes) != 0 {
@@ -171,7 +174,8 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 // assignment (mineGen) stay, and made again when either changes.
 func TestVouchPlanFollowsHoldersAndAssignment(t *testing.T) {
 	three := []shard.Member{{ID: "a", Region: "eu"}, {ID: "b", Region: "eu"}, {ID: "c", Region: "us"}}
-	c := &Cluster{cfg: Config{AgentID: "a"}, mine: []string{"t1", "t2"}, holdKey: 1, mineGen: 1}
+	c := &Cluster{cfg: Config{AgentID: "a"}, mine: []string{"t1", "t2"}, holdKey: 1, mineGen: 1,
+		targets: map[string]*targetRec{"t1": {}, "t2": {}}}
 	all := holderView{self: "a", live: three, k: 3}
 	plan := c.vouchPlanLocked(&all)
 	if len(plan["b"]) != 2 || len(plan["c"]) != 2 || plan["a"] != nil {

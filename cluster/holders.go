@@ -134,8 +134,8 @@ type vouch struct {
 
 // ownFreshForLocked is this agent's fresh observations of the targets it
 // owns, and of those it lost while its vote lasts, grouped by the holders
-// (other than itself) they go to.
-func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string][]*Observation {
+// (other than itself) they go to; only holder's when only is set.
+func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time, only string) map[string][]*Observation {
 	out := map[string][]*Observation{}
 	// The targets this agent owned until a reassignment, while its
 	// vote lasts: a holder new since (the newcomer that took the target
@@ -147,17 +147,22 @@ func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string]
 			delete(c.lostVotes, name) // over, or ours again (then in c.mine)
 			continue
 		}
-		if o := c.ownFreshLocked(name, now); o != nil {
-			for _, id := range view.holders(name) {
-				if id != c.cfg.AgentID {
-					out[id] = append(out[id], o)
-				}
+		o := c.targets[name].ownFresh(c.cfg.AgentID, now)
+		if o == nil {
+			continue
+		}
+		for _, id := range view.holders(name) {
+			if id != c.cfg.AgentID && (only == "" || id == only) {
+				out[id] = append(out[id], o)
 			}
 		}
 	}
-	for id, names := range c.vouchPlanLocked(view) {
-		for _, name := range names {
-			if o := c.ownFreshLocked(name, now); o != nil {
+	for id, recs := range c.vouchPlanLocked(view) {
+		if only != "" && id != only {
+			continue
+		}
+		for _, rec := range recs {
+			if o := rec.ownFresh(c.cfg.AgentID, now); o != nil {
 				out[id] = append(out[id], o)
 			}
 		}
@@ -165,38 +170,48 @@ func (c *Cluster) ownFreshForLocked(view *holderView, now time.Time) map[string]
 	return out
 }
 
-// ownFreshLocked is this agent's own observation of target if fresh, else nil.
-func (c *Cluster) ownFreshLocked(target string, now time.Time) *Observation {
-	if o := c.obsLocked(target).get(c.cfg.AgentID); o != nil && c.freshLocked(o, now) {
+// ownFresh is agent self's own observation in rec if fresh, else nil (also
+// for a nil rec: a target no longer configured).
+func (rec *targetRec) ownFresh(self string, now time.Time) *Observation {
+	if rec == nil {
+		return nil
+	}
+	if o := rec.obs.get(self); o != nil && now.Sub(o.Received()) <= freshFor(o) {
 		return o
 	}
 	return nil
 }
 
-// vouchPlan is, by holder, the targets this agent owns that the holder
-// holds (holderView.holders). Vouches and resends read it instead of
-// ranking the members for every owned target each time: a resend asked
-// by one holder ranked them all, a quarter of the CPU of 100 agents x 20k
-// targets while a cold start settled.
+// vouchPlan is, by holder, the records of the targets this agent owns that
+// the holder holds (holderView.holders). Vouches and resends read it
+// instead of ranking the members for every owned target each time: a
+// resend asked by one holder ranked them all, a quarter of the CPU of 100
+// agents x 20k targets while a cold start settled. Records, not names: at
+// 100k targets finding each name in the table again was a quarter more.
 type vouchPlan struct {
 	holdKey, mineGen uint64
-	byHolder         map[string][]string
+	byHolder         map[string][]*targetRec
 }
 
 // vouchPlanLocked returns the plan for our assignment (mineGen) and the
 // holders as refreshHolders last saw them (holdKey, as c.held): built anew
-// when either changed. Before refreshHolders has keyed a view, it is built
-// from view and not kept.
-func (c *Cluster) vouchPlanLocked(view *holderView) map[string][]string {
+// when either changed, or the targets did (setTargetsLocked drops it).
+// Before refreshHolders has keyed a view, it is built from view and not
+// kept.
+func (c *Cluster) vouchPlanLocked(view *holderView) map[string][]*targetRec {
 	p := &c.plan
 	if c.holdKey != 0 && p.byHolder != nil && p.holdKey == c.holdKey && p.mineGen == c.mineGen {
 		return p.byHolder
 	}
-	by := map[string][]string{}
+	by := map[string][]*targetRec{}
 	for _, name := range c.mine {
+		rec := c.targets[name]
+		if rec == nil {
+			continue
+		}
 		for _, id := range view.holders(name) {
 			if id != c.cfg.AgentID {
-				by[id] = append(by[id], name)
+				by[id] = append(by[id], rec)
 			}
 		}
 	}
@@ -220,7 +235,7 @@ func (c *Cluster) sendVouches() {
 		msg  []byte
 	}
 	var sends []send
-	for id, obs := range c.ownFreshForLocked(&view, now) {
+	for id, obs := range c.ownFreshForLocked(&view, now, "") {
 		m := c.memberByAgentLocked(id)
 		if m == nil || m.Self {
 			continue
@@ -344,7 +359,7 @@ func (c *Cluster) resendTo(node string) {
 	}
 	to := &memberlist.Node{Name: node, Addr: m.ip, Port: m.port}
 	view := c.holderViewLocked(now)
-	obs := c.ownFreshForLocked(&view, now)[m.AgentID]
+	obs := c.ownFreshForLocked(&view, now, m.AgentID)[m.AgentID]
 	var msg []byte
 	if len(obs) > 0 {
 		msg = encodeStateAs(msgRepair, obs, nil, nil, now)
@@ -380,9 +395,12 @@ func (c *Cluster) refreshHolders() {
 	}
 	c.holdKey = key
 	clear(c.held)
-	for name, rec := range c.targets {
+	// The records holding observations only (c.observed): at 100k
+	// targets walking them all on each change of view was a fifth of a
+	// settling fleet's CPU.
+	for _, rec := range c.observed {
 		byAgent := rec.obs
-		if len(byAgent) == 0 || c.holdsLocked(&view, name) {
+		if len(byAgent) == 0 || c.holdsLocked(&view, rec.spec.Name) {
 			continue
 		}
 		kept := byAgent[:0]
