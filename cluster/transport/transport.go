@@ -24,9 +24,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
@@ -94,7 +94,8 @@ func Listen(cfg Config) (*Net, error) {
 	}
 	var err error
 	for range attempts {
-		if t.tcp, t.udp, err = bind(ip, cfg.BindPort); err == nil || !errors.Is(err, errPortTaken) {
+		// A port the kernel chose for TCP may be taken for UDP: try another.
+		if t.tcp, t.udp, err = bind(ip, cfg.BindPort); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
 			break
 		}
 	}
@@ -107,20 +108,18 @@ func Listen(cfg Config) (*Net, error) {
 	return t, nil
 }
 
-var errPortTaken = errors.New("address already in use")
-
 // bind opens the TCP listener first (the kernel picks the port when port is
 // 0) and a UDP socket on the same port.
 func bind(ip net.IP, port int) (*net.TCPListener, *net.UDPConn, error) {
 	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip, Port: port})
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on TCP %s: %w", net.JoinHostPort(ip.String(), fmt.Sprint(port)), portTaken(err))
+		return nil, nil, fmt.Errorf("gossip transport: %w", err)
 	}
 	port = tcp.Addr().(*net.TCPAddr).Port
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 	if err != nil {
 		tcp.Close()
-		return nil, nil, fmt.Errorf("listen on UDP %s: %w", net.JoinHostPort(ip.String(), fmt.Sprint(port)), portTaken(err))
+		return nil, nil, fmt.Errorf("gossip transport: %w", err)
 	}
 	for size := recvBufSize; size > 0; size /= 2 {
 		if err = udp.SetReadBuffer(size); err == nil {
@@ -133,15 +132,6 @@ func bind(ip net.IP, port int) (*net.TCPListener, *net.UDPConn, error) {
 		return nil, nil, fmt.Errorf("size the UDP receive buffer: %w", err)
 	}
 	return tcp, udp, nil
-}
-
-// portTaken marks "address already in use" so Listen can retry another
-// kernel-chosen port.
-func portTaken(err error) error {
-	if strings.Contains(err.Error(), "address already in use") {
-		return fmt.Errorf("%w (%w)", errPortTaken, err)
-	}
-	return err
 }
 
 // Port is the port both sockets are bound to (the kernel's choice when the
