@@ -270,7 +270,9 @@ func (c *Cluster) answerDigest(d digest) {
 		c.synced.Store(true)
 		return
 	}
-	c.m.digestEntries.Add(sent)
+	c.m.digestEntries.Add(len(obs))
+	c.m.repairedV.Add(len(verdicts))
+	c.m.repairedI.Add(len(incidents))
 	if node == nil {
 		return
 	}

@@ -95,9 +95,9 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 	}
 	// Equal, and quiet: no repair sent for two push/pulls (1 s each), so
 	// none answering the start-up's differences is still on its way.
-	last, quietSince := a.m.digestEntries.Get(), time.Now()
+	last, quietSince := a.m.repairs(), time.Now()
 	testenv.Poll(t, 20*time.Second, "both agents holding every observation and verdict", func() bool {
-		if n := a.m.digestEntries.Get(); n != last || !same() {
+		if n := a.m.repairs(); n != last || !same() {
 			last, quietSince = n, time.Now()
 		}
 		return time.Since(quietSince) > 2*time.Second
@@ -113,7 +113,7 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 	a.agentSeq[o.AgentID] = [2]uint64{o.Boot, o.Seq}
 	a.mu.Unlock()
 
-	sent0 := a.m.digestEntries.Get()
+	sent0 := a.m.repairs()
 	testenv.Poll(t, 20*time.Second, "the lost result at the peer", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -122,7 +122,7 @@ func TestPushPullRepairsALostResultWithOneBucket(t *testing.T) {
 	})
 	// Each push/pull until then sent a's entries of one bucket (of 64):
 	// about 14, far from the table's 900.
-	if sent := a.m.digestEntries.Get() - sent0; sent == 0 || sent > 150 {
+	if sent := a.m.repairs() - sent0; sent == 0 || sent > 150 {
 		t.Fatalf("a sent %d entries to repair one result, want a bucket's worth", sent)
 	}
 }

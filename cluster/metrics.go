@@ -18,7 +18,9 @@ type clusterMetrics struct {
 	sendErrors    *metrics.Counter
 	heartbeatGaps *metrics.Counter
 	doubted       *metrics.Counter
-	digestEntries *metrics.Counter
+	digestEntries *metrics.Counter // observations (resends and digests' answers)
+	repairedV     *metrics.Counter // verdicts in digests' answers
+	repairedI     *metrics.Counter // incidents in digests' answers
 	resendsAsked  *metrics.Counter
 	published     *metrics.Counter
 	incidents     *metrics.Counter
@@ -43,7 +45,9 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		sendErrors:    s.NewCounter(`vantage_gossip_send_errors_total`),
 		heartbeatGaps: s.NewCounter(`vantage_gossip_heartbeat_gaps_total`),
 		doubted:       s.NewCounter(`vantage_leadership_doubted_total`),
-		digestEntries: s.NewCounter(`vantage_gossip_repair_entries_sent_total`),
+		digestEntries: s.NewCounter(`vantage_gossip_repair_entries_sent_total{kind="observation"}`),
+		repairedV:     s.NewCounter(`vantage_gossip_repair_entries_sent_total{kind="verdict"}`),
+		repairedI:     s.NewCounter(`vantage_gossip_repair_entries_sent_total{kind="incident"}`),
 		resendsAsked:  s.NewCounter(`vantage_gossip_resends_asked_total`),
 		published:     s.NewCounter(`vantage_gossip_verdicts_published_total`),
 		incidents:     s.NewCounter(`vantage_cluster_incidents_opened_total`),
@@ -79,4 +83,9 @@ func escapeLabel(s string) string {
 		}
 	}
 	return string(out)
+}
+
+// repairs is every entry sent to repair a peer, of every kind.
+func (m *clusterMetrics) repairs() uint64 {
+	return m.digestEntries.Get() + m.repairedV.Get() + m.repairedI.Get()
 }
