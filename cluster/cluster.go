@@ -44,7 +44,7 @@ type Cluster struct {
 
 	inbox    chan []byte // hand-off from memberlist's goroutines
 	digests  chan digest // peers' push/pull digests, for syncLoop
-	resends  chan string // holders' requests for our observations (node names), for syncLoop
+	resends  chan resend // holders' requests for our observations, for syncLoop
 	changed  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
@@ -152,7 +152,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		digests:      make(chan digest, pendingDigests),
-		resends:      make(chan string, 64),
+		resends:      make(chan resend, 64),
 		vouches:      make(map[string]vouch),
 		held:         make(map[string]bool),
 		changed:      make(chan struct{}, 1),

@@ -241,8 +241,8 @@ func (c *Cluster) syncLoop() {
 			return
 		case d := <-c.digests:
 			c.answerDigest(d)
-		case node := <-c.resends:
-			c.resendTo(node)
+		case r := <-c.resends:
+			c.resendTo(r)
 		}
 	}
 }

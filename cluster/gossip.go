@@ -118,12 +118,12 @@ func (c *Cluster) handle(b []byte) {
 		}
 		c.receiveVouch(v)
 	case msgResend:
-		node, err := decodeResend(b)
+		r, err := decodeResend(b)
 		if err != nil {
 			c.m.badMessages.Inc()
 			return
 		}
-		c.queueResend(node)
+		c.queueResend(r)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {

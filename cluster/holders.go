@@ -311,7 +311,11 @@ func (c *Cluster) checkVouches() {
 	}
 	clear(c.observed[len(kept):])
 	c.observed = kept
-	var ask []memberlist.Address
+	type asked struct {
+		addr memberlist.Address
+		msg  []byte
+	}
+	var ask []asked
 	for id, v := range pending {
 		t := tallies[id]
 		if t.count == v.Count && t.sum == v.Sum {
@@ -322,44 +326,83 @@ func (c *Cluster) checkVouches() {
 			continue
 		}
 		if m := c.members[v.Node]; m != nil && !m.Self {
-			ask = append(ask, m.addr)
+			// What we hold of the prober, by bucket: it sends back the
+			// buckets that differ, not all it has for us.
+			held := tableView{obs: t.held}
+			r := resend{Node: c.cfg.NodeName, Buckets: held.buckets(resendBuckets(int(max(t.count, v.Count))))}
+			ask = append(ask, asked{m.addr, encodeResend(r)})
 		}
 	}
 	c.mu.Unlock()
-	if len(ask) == 0 {
-		return
-	}
-	msg := encodeResend(c.cfg.NodeName)
 	for _, a := range ask {
 		c.m.resendsAsked.Inc()
-		if err := c.ml.SendToAddress(a, msg); err != nil {
+		if err := c.ml.SendToAddress(a.addr, a.msg); err != nil {
 			c.m.sendErrors.Inc()
 		}
 	}
 }
 
+// resend is a holder's request for a prober's observations (msgResend):
+// where to send them, and the holder's sums of what it holds of the
+// prober by bucket of target (tableView.buckets), so that the prober sends
+// only the buckets that differ. A vouch and a changed result cross often
+// (a prober with 10k targets changes one every second or so at 1% a
+// minute), and every such vouch used to bring back all the prober held for
+// the holder: 3,000 observations, 78 KB/s a prober at 10 agents x 20k.
+type resend struct {
+	Node    string
+	Buckets []uint32 // nil: send everything (an agent that predates buckets)
+}
+
+// missing is what of obs (our fresh observations for the holder) the
+// holder's sums show it lacks or holds in another version.
+func (r resend) missing(obs []*Observation) []*Observation {
+	if len(r.Buckets) == 0 {
+		return obs
+	}
+	ours := tableView{obs: obs}
+	diff, _, _ := ours.differing(ours.buckets(len(r.Buckets)), r.Buckets)
+	return diff
+}
+
+// maxResendBuckets keeps a resend request in one packet (1 KB of sums).
+const maxResendBuckets = 256
+
+// resendBuckets is the bucket count for entries held: about eight a bucket,
+// from 16 to maxResendBuckets.
+func resendBuckets(entries int) int {
+	n := 16
+	for n < maxResendBuckets && n*8 < entries {
+		n *= 2
+	}
+	return n
+}
+
 // queueResend hands a holder's request to syncLoop: the answer is a TCP
 // send, which must not hold up the message loop.
-func (c *Cluster) queueResend(node string) {
+func (c *Cluster) queueResend(r resend) {
 	select {
-	case c.resends <- node:
+	case c.resends <- r:
 	default:
 		c.m.inboxDrops.Inc() // the holder asks again at our next vouch
 	}
 }
 
-// resendTo sends holder node our fresh observations of the targets it holds.
-func (c *Cluster) resendTo(node string) {
+// resendTo sends the holder that asked our fresh observations of the
+// targets it holds: those in the buckets where its sums and ours differ, or
+// all of them when it sent no sums.
+func (c *Cluster) resendTo(r resend) {
 	now := c.now()
 	c.mu.Lock()
-	m := c.members[node]
+	m := c.members[r.Node]
 	if m == nil || m.Self || !c.targetedLocked() {
 		c.mu.Unlock()
 		return
 	}
-	to := &memberlist.Node{Name: node, Addr: m.ip, Port: m.port}
+	to := &memberlist.Node{Name: r.Node, Addr: m.ip, Port: m.port}
 	view := c.holderViewLocked(now)
 	obs := c.ownFreshForLocked(&view, now, m.AgentID)[m.AgentID]
+	obs = r.missing(obs)
 	var msg []byte
 	if len(obs) > 0 {
 		msg = encodeStateAs(msgRepair, obs, nil, nil, now)

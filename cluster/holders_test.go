@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -240,5 +242,59 @@ func TestTargetedVotesStayFreshByVouches(t *testing.T) {
 	// holder: about 500 a second in this fleet.
 	if n, most := resends()-before, uint64(window.Seconds()*float64(len(nodes))); n > most {
 		t.Errorf("%d resends asked in %s of unchanged results (at most %d): the vouches' counts do not match", n, window.Round(time.Second), most)
+	}
+}
+
+// TestResendSendsOnlyTheBucketsThatDiffer: a holder whose sums differ from
+// the prober's in one observation gets that observation's bucket back (a
+// few entries), not the 3,000 the prober holds for it; one that sent no
+// sums (an older agent) gets them all.
+func TestResendSendsOnlyTheBucketsThatDiffer(t *testing.T) {
+	var ours, held []*Observation
+	for i := range 3000 {
+		o := &Observation{Target: fmt.Sprintf("t%05d", i), AgentID: "eu-1", Boot: 1, Seq: uint64(i)}
+		ours = append(ours, o)
+		if i == 1234 {
+			old := *o
+			old.Seq = 1 // the holder missed the change
+			o = &old
+		}
+		held = append(held, o)
+	}
+	held = held[:len(held)-1] // and never got the last one
+	view := tableView{obs: held}
+	r := resend{Node: "holder", Buckets: view.buckets(resendBuckets(len(ours)))}
+	got := r.missing(ours)
+	has := func(target string) bool {
+		return slices.ContainsFunc(got, func(o *Observation) bool { return o.Target == target })
+	}
+	if !has("t01234") || !has("t02999") {
+		t.Fatalf("the changed and the missing observations are not among the %d resent", len(got))
+	}
+	if most := 2 * 3000 / len(r.Buckets) * 3; len(got) > most {
+		t.Errorf("%d observations resent for 2 that differ (at most %d: their buckets)", len(got), most)
+	}
+	if all := (resend{Node: "holder"}).missing(ours); len(all) != len(ours) {
+		t.Errorf("no sums: %d resent, want all %d", len(all), len(ours))
+	}
+
+	// On the wire: the sums round-trip; a request without them (an agent
+	// that predates them) decodes as one; oversized or cut ones are refused.
+	back, err := decodeResend(encodeResend(r))
+	if err != nil || back.Node != "holder" || !slices.Equal(back.Buckets, r.Buckets) {
+		t.Fatalf("round trip: %v, %v", back.Node, err)
+	}
+	if len(encodeResend(r)) > 1200 {
+		t.Errorf("a resend request of %d bytes does not fit a gossip packet", len(encodeResend(r)))
+	}
+	if old, err := decodeResend(encodeResend(resend{Node: "holder"})); err != nil || old.Buckets != nil {
+		t.Errorf("a request without sums: %+v, %v", old, err)
+	}
+	big := encodeResend(resend{Node: "h", Buckets: make([]uint32, 2*maxResendBuckets)})
+	if _, err := decodeResend(big); err == nil {
+		t.Error("an oversized request was accepted")
+	}
+	if _, err := decodeResend(encodeResend(r)[:20]); err == nil {
+		t.Error("a cut request was accepted")
 	}
 }

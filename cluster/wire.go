@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 	"unique"
 
@@ -896,22 +897,49 @@ func decodeVouch(b []byte) (vouch, error) {
 	return v, d.err
 }
 
-func encodeResend(node string) []byte {
-	e := encoder{b: make([]byte, 0, 4+len(node))}
+func encodeResend(r resend) []byte {
+	e := encoder{b: make([]byte, 0, 5+len(r.Node)+4*len(r.Buckets))}
 	e.byte(msgResend)
 	e.byte(wireVersion)
-	e.str(node)
+	e.str(r.Node)
+	if len(r.Buckets) > 0 {
+		e.byte(byte(bits.TrailingZeros(uint(len(r.Buckets)))))
+		for _, x := range r.Buckets {
+			e.b = binary.BigEndian.AppendUint32(e.b, x)
+		}
+	}
 	return e.b
 }
 
-func decodeResend(b []byte) (string, error) {
+// decodeResend reads a resend request. An agent that predates buckets sends
+// the node name only, and one that predates them ignores the buckets: both
+// then resend everything, as before.
+func decodeResend(b []byte) (resend, error) {
 	d := decoder{b: b}
 	d.header(msgResend)
-	node := d.str()
-	if d.err == nil && node == "" {
+	r := resend{Node: d.str()}
+	if d.err == nil && r.Node == "" {
 		d.err = errShort
 	}
-	return node, d.err
+	if d.err != nil || len(d.b) == 0 {
+		return r, d.err
+	}
+	shift := d.byte()
+	if d.err != nil {
+		return r, d.err
+	}
+	if 1<<min(shift, 31) > maxResendBuckets {
+		return r, errTooLarge
+	}
+	n := 1 << shift
+	if len(d.b) != 4*n {
+		return r, errShort
+	}
+	r.Buckets = make([]uint32, n)
+	for i := range r.Buckets {
+		r.Buckets[i] = binary.BigEndian.Uint32(d.b[4*i:])
+	}
+	return r, nil
 }
 
 // messageType peeks at the type byte.
