@@ -329,6 +329,7 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 		names = append(names, t.Name)
 	}
 	c.plan = vouchPlan{} // it holds records, some of them gone now
+	clear(c.observed) // no removed target's record kept alive past the length
 	c.observed = c.observed[:0]
 	for _, r := range c.targets {
 		if r.listed = len(r.obs) > 0; r.listed {
