@@ -47,6 +47,18 @@ func (c *Cluster) reassign() {
 		// those that have suppressed something.
 		c.m.suppressedFor(r)
 	}
+	c.pruneFormerOwnersLocked(now)
+	// memberlist reports every refuted suspicion and every update as a
+	// change: with the live members, the regions and the targets as they
+	// were, the assignment is what it was. A 50-agent fleet of 100k
+	// targets settling on a loaded machine spent a sixth of its CPU
+	// recomputing the same assignment.
+	key := assignmentKey(members, regions)
+	if c.assignKeyOK && key == c.assignKey {
+		c.mu.Unlock()
+		return
+	}
+	c.assignKey, c.assignKeyOK = key, true
 	ts := make([]shard.Target, 0, len(c.targets))
 	// In the last assignment's order (sorted) when the targets are the
 	// same, so that Assign need not sort them again.
@@ -68,18 +80,6 @@ func (c *Cluster) reassign() {
 	}
 	old := c.assign
 	next := shard.Assign(ts, members, c.cfg.ReplicasPerRegion)
-	// Forget former owners whose grace is over. policyLocked prunes only
-	// the targets this agent leads, so without this every agent kept, for
-	// every target, each agent that ever owned it: a leak with each restart
-	// under a new name, 4 MB per agent after a cold start of 50 agents with
-	// 10k targets (harness/scale heap profile).
-	for name, po := range c.prevOwners {
-		if po = po.prune(now); len(po) == 0 {
-			delete(c.prevOwners, name)
-		} else {
-			c.prevOwners[name] = po
-		}
-	}
 	// Make-before-break: former owners keep a vote for the grace period,
 	// until the new owner has reported.
 	until := now.Add(c.cfg.Grace)
@@ -100,6 +100,38 @@ func (c *Cluster) reassign() {
 		c.log.Info("assignment changed", "targets", len(mine), "members", len(members))
 	}
 	c.local.Assigned(mine)
+}
+
+// pruneFormerOwnersLocked forgets former owners whose grace is over.
+// policyLocked prunes only the targets this agent leads, so without this
+// every agent kept, for every target, each agent that ever owned it: a leak
+// with each restart under a new name, 4 MB per agent after a cold start of
+// 50 agents with 10k targets (harness/scale heap profile).
+func (c *Cluster) pruneFormerOwnersLocked(now time.Time) {
+	for name, po := range c.prevOwners {
+		if po = po.prune(now); len(po) == 0 {
+			delete(c.prevOwners, name)
+		} else {
+			c.prevOwners[name] = po
+		}
+	}
+}
+
+// assignmentKey identifies what an assignment is made of besides the
+// targets (setTargetsLocked clears assignKeyOK): the live members with their
+// regions, and the known regions (a target without regions of its own is
+// probed in each).
+func assignmentKey(members []shard.Member, regions []string) uint64 {
+	ids := make([]string, 0, len(members)+len(regions)+1)
+	for _, m := range members {
+		ids = append(ids, m.ID+"\x00"+m.Region)
+	}
+	slices.Sort(ids)
+	ids = append(ids, "|")
+	n := len(ids)
+	ids = append(ids, regions...)
+	slices.Sort(ids[n:])
+	return hashStrings(ids)
 }
 
 func effectiveRegions(want, known []string) []string {

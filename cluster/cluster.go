@@ -85,6 +85,11 @@ type Cluster struct {
 	wasDoubted  bool                 // for vantage_leadership_doubted_total
 	agentSeq    map[string][2]uint64 // agent -> (boot, seq) of its latest observation
 	assign      shard.Assignment
+	// assignKey is what assign was made of (assignmentKey); reassign
+	// skips the work while it holds. assignKeyOK is false until the first
+	// assignment and after a change of targets.
+	assignKey   uint64
+	assignKeyOK bool
 	// prevOwners and firstAsked are kept apart from the targets' records:
 	// only targets in a hand-over or a failure streak have them.
 	prevOwners map[string]formerOwners // target -> agents and until when they vote
@@ -329,7 +334,7 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 		names = append(names, t.Name)
 	}
 	c.plan = vouchPlan{} // it holds records, some of them gone now
-	clear(c.observed) // no removed target's record kept alive past the length
+	clear(c.observed)    // no removed target's record kept alive past the length
 	c.observed = c.observed[:0]
 	for _, r := range c.targets {
 		if r.listed = len(r.obs) > 0; r.listed {
@@ -338,6 +343,7 @@ func (c *Cluster) setTargetsLocked(targets []TargetSpec) {
 	}
 	sort.Strings(names)
 	c.targetsHash = hashStrings(names)
+	c.assignKeyOK = false // a target's regions may have changed, not only the names
 	c.viewGen.Add(1)
 	// New records are unmarked: evaluateAll marks them all again, even
 	// if the set is back to one it last marked under (a target removed

@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/vantage-probe/vantage/cluster/shard"
 )
@@ -196,5 +200,52 @@ func TestVouchPlanFollowsHoldersAndAssignment(t *testing.T) {
 	c.holdKey = 0 // not targeted: built from the view each time, not kept
 	if got := c.vouchPlanLocked(&alone); len(got) != 0 || c.plan.holdKey != 2 {
 		t.Errorf("unkeyed view: plan %v, kept under %d", got, c.plan.holdKey)
+	}
+}
+
+type countingLocal struct{ calls int }
+
+func (l *countingLocal) Assigned([]string) { l.calls++ }
+func (l *countingLocal) Confirm(context.Context, string) (Observation, bool) {
+	return Observation{}, false
+}
+
+// TestReassignSkipsWhatDidNotChange: a membership event that leaves the
+// live members, their regions and the targets as they were (a refuted
+// suspicion) does not redo the assignment; a new member, or a reload that
+// changes a target's regions under the same name, does.
+func TestReassignSkipsWhatDidNotChange(t *testing.T) {
+	local := &countingLocal{}
+	c := &Cluster{cfg: Config{AgentID: "eu-1", Region: "eu", ReplicasPerRegion: 1, Grace: time.Minute},
+		now: time.Now, started: time.Now(), log: slog.New(slog.DiscardHandler), m: newClusterMetrics(metrics.NewSet()),
+		local: local, members: map[string]*memberInfo{}, prevOwners: map[string]formerOwners{}, lostVotes: map[string]time.Time{}}
+	for _, m := range []Member{{Name: "eu-1", AgentID: "eu-1", Region: "eu", Self: true}, {Name: "us-1", AgentID: "us-1", Region: "us"}} {
+		m.State, m.Proto = Alive, int(ProtocolVersion)
+		c.members[m.Name] = &memberInfo{Member: m}
+	}
+	c.setTargetsLocked(testTargets(20))
+	c.reassign()
+	if local.calls != 1 || len(c.mine) == 0 {
+		t.Fatalf("first assignment: %d calls, %d targets", local.calls, len(c.mine))
+	}
+	c.reassign() // the same members, regions and targets
+	if local.calls != 1 {
+		t.Errorf("an unchanged fleet was reassigned (%d calls)", local.calls)
+	}
+
+	c.members["eu-2"] = &memberInfo{Member: Member{Name: "eu-2", AgentID: "eu-2", Region: "eu", State: Alive, Proto: int(ProtocolVersion)}}
+	c.reassign()
+	if local.calls != 2 || c.assign.OwnersIn("t00", "eu") == nil {
+		t.Errorf("a join was not reassigned (%d calls)", local.calls)
+	}
+
+	ts := testTargets(20)
+	for i := range ts {
+		ts[i].Regions = []string{"us"} // the same names, now probed from us only
+	}
+	c.setTargetsLocked(ts)
+	c.reassign()
+	if local.calls != 3 || len(c.mine) != 0 {
+		t.Errorf("a reload that moved every target to us: %d calls, eu-1 still owns %d", local.calls, len(c.mine))
 	}
 }
