@@ -291,10 +291,7 @@ func encodeDigest(d *digest) []byte {
 	e.byte(msgDigest)
 	e.byte(wireVersion)
 	e.str(d.Node)
-	e.byte(byte(bits.TrailingZeros(uint(len(d.Buckets)))))
-	for _, x := range d.Buckets {
-		e.b = binary.BigEndian.AppendUint32(e.b, x)
-	}
+	e.buckets(d.Buckets)
 	return e.b
 }
 
@@ -303,20 +300,38 @@ func decodeDigest(b []byte) (digest, error) {
 	dec.header(msgDigest)
 	var d digest
 	d.Node = dec.str()
-	shift := dec.byte()
-	if dec.err != nil {
-		return d, dec.err
+	d.Buckets = dec.buckets(maxDigestBuckets)
+	return d, dec.err
+}
+
+// buckets writes a power-of-two count of bucket sums: log2 of the count,
+// then 4 bytes each (a digest's, a resend request's).
+func (e *encoder) buckets(bs []uint32) {
+	e.byte(byte(bits.TrailingZeros(uint(len(bs)))))
+	for _, x := range bs {
+		e.b = binary.BigEndian.AppendUint32(e.b, x)
 	}
-	if 1<<min(shift, 31) > maxDigestBuckets {
-		return d, errTooLarge
+}
+
+// buckets reads what encoder.buckets wrote, at most limit of them, as the
+// rest of the message.
+func (d *decoder) buckets(limit int) []uint32 {
+	shift := d.byte()
+	if d.err != nil {
+		return nil
+	}
+	if 1<<min(shift, 31) > limit {
+		d.err = errTooLarge
+		return nil
 	}
 	n := 1 << shift
-	if len(dec.b) != 4*n {
-		return d, errShort
+	if len(d.b) != 4*n {
+		d.err = errShort
+		return nil
 	}
-	d.Buckets = make([]uint32, n)
-	for i := range d.Buckets {
-		d.Buckets[i] = binary.BigEndian.Uint32(dec.b[4*i:])
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(d.b[4*i:])
 	}
-	return d, nil
+	return out
 }

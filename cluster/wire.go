@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"time"
 	"unique"
 
@@ -903,10 +902,7 @@ func encodeResend(r resend) []byte {
 	e.byte(wireVersion)
 	e.str(r.Node)
 	if len(r.Buckets) > 0 {
-		e.byte(byte(bits.TrailingZeros(uint(len(r.Buckets)))))
-		for _, x := range r.Buckets {
-			e.b = binary.BigEndian.AppendUint32(e.b, x)
-		}
+		e.buckets(r.Buckets)
 	}
 	return e.b
 }
@@ -921,25 +917,10 @@ func decodeResend(b []byte) (resend, error) {
 	if d.err == nil && r.Node == "" {
 		d.err = errShort
 	}
-	if d.err != nil || len(d.b) == 0 {
-		return r, d.err
+	if d.err == nil && len(d.b) > 0 {
+		r.Buckets = d.buckets(maxResendBuckets)
 	}
-	shift := d.byte()
-	if d.err != nil {
-		return r, d.err
-	}
-	if 1<<min(shift, 31) > maxResendBuckets {
-		return r, errTooLarge
-	}
-	n := 1 << shift
-	if len(d.b) != 4*n {
-		return r, errShort
-	}
-	r.Buckets = make([]uint32, n)
-	for i := range r.Buckets {
-		r.Buckets[i] = binary.BigEndian.Uint32(d.b[4*i:])
-	}
-	return r, nil
+	return r, d.err
 }
 
 // messageType peeks at the type byte.
