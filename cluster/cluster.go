@@ -42,9 +42,10 @@ type Cluster struct {
 	boot  uint64
 	now   func() time.Time
 
-	inbox    chan []byte // hand-off from memberlist's goroutines
-	digests  chan digest // peers' push/pull digests, for syncLoop
-	resends  chan resend // holders' requests for our observations, for syncLoop
+	inbox    chan []byte  // hand-off from memberlist's goroutines
+	digests  chan digest  // peers' push/pull digests, for syncLoop
+	keyLists chan keyList // peers' key lists (a digest's answer), for syncLoop
+	resends  chan resend  // holders' requests for our observations, for syncLoop
 	changed  chan struct{}
 	stop     chan struct{}
 	stopOnce sync.Once // Leave and Kill stop once, whichever comes first
@@ -157,6 +158,7 @@ func New(cfg Config, local Local, targets []TargetSpec) (*Cluster, error) {
 		now:          time.Now,
 		inbox:        make(chan []byte, 4096),
 		digests:      make(chan digest, pendingDigests),
+		keyLists:     make(chan keyList, pendingDigests),
 		resends:      make(chan resend, 64),
 		vouches:      make(map[string]vouch),
 		held:         make(map[string]bool),

@@ -155,19 +155,48 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 	return v
 }
 
+// walk calls fn with each entry of the view: its kind (1 observation, 2
+// verdict, 3 incident), its index in that kind's slice, its target's key
+// (its bucket is key&(n-1) of n) and its hash (the digest's sum term). The
+// one place an entry's identity is hashed: digests, their answers and key
+// lists must agree on it.
+func (v *tableView) walk(fn func(kind byte, i int, key uint64, h uint32)) {
+	for i, o := range v.obs {
+		fn(1, i, targetKey(o.Target), entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq))
+	}
+	for i, r := range v.verdicts {
+		fn(2, i, targetKey(r.target), entryHash(2, r.target, r.h.leader, r.h.boot, r.h.seq))
+	}
+	for i, in := range v.incidents {
+		fn(3, i, targetKey(in.Target), bytesHash(v.encoded[i]))
+	}
+}
+
+// picked collects some of a view's entries by kind and index (walk's).
+type picked struct {
+	obs       []*Observation
+	verdicts  []heldRef
+	incidents []*Incident
+}
+
+func (p *picked) add(v *tableView, kind byte, i int) {
+	switch kind {
+	case 1:
+		p.obs = append(p.obs, v.obs[i])
+	case 2:
+		p.verdicts = append(p.verdicts, v.verdicts[i])
+	case 3:
+		p.incidents = append(p.incidents, v.incidents[i])
+	}
+}
+
+func (p *picked) len() int { return len(p.obs) + len(p.verdicts) + len(p.incidents) }
+
 // buckets sums the view's entry hashes into n buckets (a power of two).
 func (v *tableView) buckets(n int) []uint32 {
 	out := make([]uint32, n)
 	mask := uint64(n - 1)
-	for _, o := range v.obs {
-		out[targetKey(o.Target)&mask] += entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq)
-	}
-	for _, r := range v.verdicts {
-		out[targetKey(r.target)&mask] += entryHash(2, r.target, r.h.leader, r.h.boot, r.h.seq)
-	}
-	for i, in := range v.incidents {
-		out[targetKey(in.Target)&mask] += bytesHash(v.encoded[i])
-	}
+	v.walk(func(_ byte, _ int, key uint64, h uint32) { out[key&mask] += h })
 	return out
 }
 
@@ -187,29 +216,49 @@ func fold(b []uint32, n int) []uint32 {
 
 // differing returns the view's entries in the buckets (of n) where ours
 // and theirs differ.
-func (v *tableView) differing(ours, theirs []uint32) (obs []*Observation, verdicts []heldRef, incidents []*Incident) {
+func (v *tableView) differing(ours, theirs []uint32) picked {
+	mask := uint64(len(ours) - 1)
+	var p picked
+	v.walk(func(kind byte, i int, key uint64, _ uint32) {
+		if b := key & mask; ours[b] != theirs[b] {
+			p.add(v, kind, i)
+		}
+	})
+	return p
+}
+
+// keysFor is the key list of the view's entries in the buckets (of n) where
+// ours and theirs differ: the buckets, and each entry's hash.
+func (v *tableView) keysFor(node string, ours, theirs []uint32) keyList {
 	n := len(ours)
-	mask := uint64(n - 1)
-	diff := func(target string) bool {
-		i := targetKey(target) & mask
-		return ours[i] != theirs[i]
-	}
-	for _, o := range v.obs {
-		if diff(o.Target) {
-			obs = append(obs, o)
+	k := keyList{Node: node, Buckets: make([]uint64, (n+63)/64), n: n}
+	for b := range ours {
+		if ours[b] != theirs[b] {
+			k.Buckets[b/64] |= 1 << (b % 64)
 		}
 	}
-	for _, r := range v.verdicts {
-		if diff(r.target) {
-			verdicts = append(verdicts, r)
+	v.walk(func(_ byte, _ int, key uint64, h uint32) {
+		if k.has(key) {
+			k.Keys = append(k.Keys, h)
 		}
-	}
-	for _, in := range v.incidents {
-		if diff(in.Target) {
-			incidents = append(incidents, in)
+	})
+	return k
+}
+
+// lacking returns the view's entries in k's buckets that k does not list:
+// what k's sender lacks (or holds another version of).
+func (v *tableView) lacking(k keyList) picked {
+	listed := slices.Clone(k.Keys) // a peer need not sort
+	slices.Sort(listed)
+	var p picked
+	v.walk(func(kind byte, i int, key uint64, h uint32) {
+		if k.has(key) {
+			if _, found := slices.BinarySearch(listed, h); !found {
+				p.add(v, kind, i)
+			}
 		}
-	}
-	return obs, verdicts, incidents
+	})
+	return p
 }
 
 // localDigest is LocalState for a periodic push/pull.
@@ -232,7 +281,7 @@ func (c *Cluster) queueDigest(d digest) {
 	}
 }
 
-// syncLoop answers peers' digests with the entries they lack.
+// syncLoop answers peers' digests and key lists with the entries they lack.
 func (c *Cluster) syncLoop() {
 	defer c.wg.Done()
 	for {
@@ -241,45 +290,100 @@ func (c *Cluster) syncLoop() {
 			return
 		case d := <-c.digests:
 			c.answerDigest(d)
+		case k := <-c.keyLists:
+			c.answerKeys(k)
 		case r := <-c.resends:
 			c.resendTo(r)
 		}
 	}
 }
 
-// answerDigest sends the peer the entries of every bucket where its digest
-// and ours differ. It sends ours only: the peer, comparing our digest, sends
-// us its own.
+// directRepairMax is the most entries a digest's answer sends straight
+// away. Beyond it, the answer is a key list and the peer sends what we lack
+// (answerKeys). A differing bucket holds about entriesPerBucket entries of
+// which typically one differs: when leadership moves over thousands of
+// targets (a join, a death), sending whole buckets sent each peer about a
+// third of the table (39k verdicts at 100k targets), every push/pull, to
+// deliver two thousand. Below it, one bucket or two, the round trip a key
+// list costs is not worth its bytes.
+const directRepairMax = 2 * entriesPerBucket
+
+// answerDigest compares a peer's digest with ours. Few differing entries:
+// it sends ours in the differing buckets, and the peer, comparing our
+// digest, sends us its own. More: it sends the peer our key list of those
+// buckets, and the peer sends us only what we lack; the peer's own answer
+// to our digest does the same the other way.
 func (c *Cluster) answerDigest(d digest) {
 	now := c.now()
 	c.mu.Lock()
 	v := c.viewLocked(now)
 	var node *memberlist.Node
+	var peerFeatures uint64
 	if m := c.members[d.Node]; m != nil && !m.Self {
 		node = &memberlist.Node{Name: d.Node, Addr: m.ip, Port: m.port}
+		peerFeatures = m.features
 	}
 	c.mu.Unlock()
 	// Hashed outside the lock, as in localDigest.
 	ours := v.buckets(max(len(d.Buckets), bucketsFor(v.entries())))
 	n := min(len(ours), len(d.Buckets))
 	ours, theirs := fold(ours, n), fold(d.Buckets, n)
-	obs, verdicts, incidents := v.differing(ours, theirs)
-	sent := len(obs) + len(verdicts) + len(incidents)
-	if sent == 0 {
+	p := v.differing(ours, theirs)
+	if p.len() == 0 {
 		// Nothing differs: we hold what the peer holds.
 		c.synced.Store(true)
 		return
 	}
-	c.m.digestEntries.Add(len(obs))
-	c.m.repairedV.Add(len(verdicts))
-	c.m.repairedI.Add(len(incidents))
 	if node == nil {
 		return
 	}
-	c.mu.Lock() // encoding reads fields that receive and heartbeat update
-	msg := encodeStateAs(msgRepair, obs, incidents, fullVerdicts(verdicts), now)
+	if p.len() > directRepairMax && peerFeatures&featureKeys != 0 {
+		k := v.keysFor(c.cfg.NodeName, ours, theirs)
+		c.m.keysSent.Add(len(k.Keys))
+		if err := c.ml.SendReliable(node, encodeKeys(&k)); err != nil {
+			c.m.sendErrors.Inc()
+		}
+		return
+	}
+	c.sendRepair(node, &p, now)
+}
+
+// queueKeys hands a peer's key list to syncLoop, as queueDigest a digest.
+func (c *Cluster) queueKeys(k keyList) {
+	select {
+	case c.keyLists <- k:
+	default:
+		c.m.inboxDrops.Inc()
+	}
+}
+
+// answerKeys sends a peer the entries of its key list's buckets that it
+// does not list: what it lacks.
+func (c *Cluster) answerKeys(k keyList) {
+	now := c.now()
+	c.mu.Lock()
+	v := c.viewLocked(now)
+	m := c.members[k.Node]
 	c.mu.Unlock()
-	if err := c.ml.SendReliable(node, msg); err != nil {
+	if m == nil || m.Self {
+		return
+	}
+	p := v.lacking(k)
+	if p.len() == 0 {
+		return
+	}
+	c.sendRepair(&memberlist.Node{Name: k.Node, Addr: m.ip, Port: m.port}, &p, now)
+}
+
+// sendRepair sends a peer entries of our view, counted by kind.
+func (c *Cluster) sendRepair(to *memberlist.Node, p *picked, now time.Time) {
+	c.m.digestEntries.Add(len(p.obs))
+	c.m.repairedV.Add(len(p.verdicts))
+	c.m.repairedI.Add(len(p.incidents))
+	c.mu.Lock() // encoding reads fields that receive and heartbeat update
+	msg := encodeStateAs(msgRepair, p.obs, p.incidents, fullVerdicts(p.verdicts), now)
+	c.mu.Unlock()
+	if err := c.ml.SendReliable(to, msg); err != nil {
 		c.m.sendErrors.Inc()
 	}
 }
@@ -334,4 +438,85 @@ func (d *decoder) buckets(limit int) []uint32 {
 		out[i] = binary.BigEndian.Uint32(d.b[4*i:])
 	}
 	return out
+}
+
+// keyList is a digest's answer when many entries differ: the buckets (of
+// n) where the two digests differ, and the hash of each entry its sender
+// holds in them. Its receiver sends back its entries in those buckets
+// whose hash is not listed. 4 bytes an entry instead of the entry (60-100
+// bytes a verdict, more an observation).
+type keyList struct {
+	Node    string   // the sender's memberlist node name: where the entries go
+	Buckets []uint64 // a bit set of n buckets
+	Keys    []uint32 // entry hashes (walk's)
+	n       int
+}
+
+// maxKeys bounds a key list: a table's entries (maxStateObservations and
+// the verdicts and incidents) fit.
+const maxKeys = 1 << 20
+
+// has reports whether an entry of target key key is in a listed bucket.
+func (k *keyList) has(key uint64) bool {
+	b := key & uint64(k.n-1)
+	return k.Buckets[b/64]&(1<<(b%64)) != 0
+}
+
+// encodeKeys writes a key list: the node name, log2 of the bucket count,
+// the bucket bit set (8 bytes a word), the count of keys and 4 bytes each.
+func encodeKeys(k *keyList) []byte {
+	e := encoder{b: make([]byte, 0, 16+len(k.Node)+8*len(k.Buckets)+4*len(k.Keys))}
+	e.byte(msgKeys)
+	e.byte(wireVersion)
+	e.str(k.Node)
+	e.byte(byte(bits.TrailingZeros(uint(k.n))))
+	for _, w := range k.Buckets {
+		e.b = binary.BigEndian.AppendUint64(e.b, w)
+	}
+	e.uvarint(uint64(len(k.Keys)))
+	for _, h := range k.Keys {
+		e.b = binary.BigEndian.AppendUint32(e.b, h)
+	}
+	return e.b
+}
+
+func decodeKeys(b []byte) (keyList, error) {
+	d := decoder{b: b}
+	d.header(msgKeys)
+	k := keyList{Node: d.str()}
+	shift := d.byte()
+	if d.err != nil {
+		return k, d.err
+	}
+	if k.Node == "" {
+		return k, errShort
+	}
+	if shift < 6 || 1<<min(shift, 31) > maxDigestBuckets {
+		return k, errTooLarge // a bit set is whole words: at least 64 buckets, as every digest
+	}
+	k.n = 1 << shift
+	words := k.n / 64
+	if len(d.b) < 8*words {
+		return k, errShort
+	}
+	k.Buckets = make([]uint64, words)
+	for i := range k.Buckets {
+		k.Buckets[i] = binary.BigEndian.Uint64(d.b[8*i:])
+	}
+	d.b = d.b[8*words:]
+	count := d.uvarint()
+	if d.err != nil {
+		return k, d.err
+	}
+	if count > maxKeys {
+		return k, errTooLarge
+	}
+	if uint64(len(d.b)) != 4*count {
+		return k, errShort
+	}
+	k.Keys = make([]uint32, count)
+	for i := range k.Keys {
+		k.Keys[i] = binary.BigEndian.Uint32(d.b[4*i:])
+	}
+	return k, nil
 }

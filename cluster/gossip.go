@@ -124,6 +124,13 @@ func (c *Cluster) handle(b []byte) {
 			return
 		}
 		c.queueResend(r)
+	case msgKeys:
+		k, err := decodeKeys(b)
+		if err != nil {
+			c.m.badMessages.Inc()
+			return
+		}
+		c.queueKeys(k)
 	case msgIncident:
 		in, err := decodeIncident(b)
 		if err != nil {
@@ -196,7 +203,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	h := c.targetsHash
 	c.mu.Unlock()
 	b := encodeMeta(&Meta{Proto: ProtocolVersion, Region: c.cfg.Region, AgentID: c.cfg.AgentID,
-		Version: c.cfg.Version, TargetsHash: h, Boot: c.boot})
+		Version: c.cfg.Version, TargetsHash: h, Boot: c.boot, Features: features})
 	if len(b) > limit {
 		// Region and id are bounded by config validation; this is a last guard.
 		return b[:0]

@@ -361,8 +361,7 @@ func (r resend) missing(obs []*Observation) []*Observation {
 		return obs
 	}
 	ours := tableView{obs: obs}
-	diff, _, _ := ours.differing(ours.buckets(len(r.Buckets)), r.Buckets)
-	return diff
+	return ours.differing(ours.buckets(len(r.Buckets)), r.Buckets).obs
 }
 
 // maxResendBuckets keeps a resend request in one packet (1 KB of sums).

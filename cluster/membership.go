@@ -71,9 +71,11 @@ type memberInfo struct {
 	Member
 	boot uint64
 	hash uint64
-	addr memberlist.Address // copied under memberlist's lock
-	ip   net.IP
-	port uint16
+	// features are the member's Meta.Features: which messages it reads
+	features uint64
+	addr     memberlist.Address // copied under memberlist's lock
+	ip       net.IP
+	port     uint16
 }
 
 // Members returns every member this agent knows, itself included, sorted by
@@ -155,6 +157,7 @@ func (c *Cluster) upsertMemberLocked(n *memberlist.Node, state MemberState, now 
 	m.hash = meta.TargetsHash
 	m.SameConf = meta.TargetsHash == c.targetsHash
 	m.boot = meta.Boot
+	m.features = meta.Features
 	m.Self = n.Name == c.cfg.NodeName
 	if m.Self {
 		m.Isolated = c.isolated.Load()

@@ -22,6 +22,7 @@ type clusterMetrics struct {
 	repairedV     *metrics.Counter // verdicts in digests' answers
 	repairedI     *metrics.Counter // incidents in digests' answers
 	resendsAsked  *metrics.Counter
+	keysSent      *metrics.Counter // entry keys in key lists (digest.go)
 	published     *metrics.Counter
 	incidents     *metrics.Counter
 	detection     *metrics.PrometheusHistogram
@@ -49,6 +50,7 @@ func newClusterMetrics(s *metrics.Set) *clusterMetrics {
 		repairedV:     s.NewCounter(`vantage_gossip_repair_entries_sent_total{type="verdict"}`),
 		repairedI:     s.NewCounter(`vantage_gossip_repair_entries_sent_total{type="incident"}`),
 		resendsAsked:  s.NewCounter(`vantage_gossip_resends_asked_total`),
+		keysSent:      s.NewCounter(`vantage_gossip_repair_keys_sent_total`),
 		published:     s.NewCounter(`vantage_gossip_verdicts_published_total`),
 		incidents:     s.NewCounter(`vantage_cluster_incidents_opened_total`),
 		detection:     s.NewPrometheusHistogramExt(`vantage_detection_seconds`, detectionBuckets),

@@ -33,6 +33,7 @@ const (
 	msgRepair      byte = 10 // the entries a peer's digest showed it lacks: a state, sent by TCP
 	msgVouch       byte = 11 // a prober to one holder: "these of my observations still hold" (holders.go)
 	msgResend      byte = 12 // a holder to a prober: "send me what you vouched for"
+	msgKeys        byte = 13 // a digest's answer: "these are my entries in the buckets that differ; send what I lack"
 
 	// maxMessage bounds any single gossip message we build or accept; the
 	// broadcast queue never sees a larger one.
@@ -581,7 +582,18 @@ type Meta struct {
 	Version     string // build version, for display
 	TargetsHash uint64 // hash of the target set: differing configs are flagged
 	Boot        uint64
+	// Features are what this build understands beyond ProtocolVersion
+	// (feature* bits): an agent sends a message a peer would drop only to
+	// a peer that says it reads it. Absent (0) from agents that predate it.
+	Features uint64
 }
+
+// featureKeys: the agent answers a key list (msgKeys) with the entries its
+// sender lacks.
+const featureKeys uint64 = 1 << 0
+
+// features are this build's Meta.Features.
+const features = featureKeys
 
 // checkMeta refuses names that would not survive the wire. Every string a
 // peer decodes is at most maxString bytes, and the encoder cuts longer ones,
@@ -616,6 +628,7 @@ func encodeMeta(m *Meta) []byte {
 	e.str(m.Version)
 	e.b = binary.BigEndian.AppendUint64(e.b, m.TargetsHash)
 	e.uvarint(m.Boot)
+	e.uvarint(m.Features)
 	return e.b
 }
 
@@ -635,6 +648,9 @@ func decodeMeta(b []byte) (Meta, error) {
 	m.TargetsHash = binary.BigEndian.Uint64(d.b)
 	d.b = d.b[8:]
 	m.Boot = d.uvarint()
+	if len(d.b) > 0 { // an older agent's metadata ends at Boot
+		m.Features = d.uvarint()
+	}
 	return m, d.err
 }
 

@@ -67,6 +67,8 @@ func wireSeeds() [][]byte {
 		encodeVerdict(&verdict, at.Add(time.Hour)),
 		encodeDigest(&digest{Node: "eu-west-1", Buckets: []uint32{0, 1, 0xdeadbeef, ^uint32(0)}}),
 		{msgDigest, wireVersion, 1, 'n', 40}, // 2^40 buckets claimed in five bytes
+		encodeKeys(&keyList{Node: "eu-west-1", n: 64, Buckets: []uint64{1 << 63}, Keys: []uint32{7, 0xdeadbeef}}),
+		{msgKeys, wireVersion, 1, 'n', 6, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f}, // 2M keys claimed in three bytes
 		{},
 	}
 }
@@ -257,6 +259,27 @@ func FuzzDecodeDigest(f *testing.F) {
 	})
 }
 
+func FuzzDecodeKeys(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := decodeKeys(b)
+		if err != nil {
+			return
+		}
+		checkStrings(t, k.Node)
+		if k.n < 64 || k.n&(k.n-1) != 0 || k.n > maxDigestBuckets || len(k.Buckets) != k.n/64 {
+			t.Fatalf("%d buckets in %d words", k.n, len(k.Buckets))
+		}
+		if len(k.Keys) > maxKeys || 4*len(k.Keys) > len(b) {
+			t.Fatalf("%d keys from %d bytes", len(k.Keys), len(b))
+		}
+		k2, err := decodeKeys(encodeKeys(&k))
+		if err != nil || !reflect.DeepEqual(k, k2) {
+			t.Fatalf("round trip changed the key list (%v):\n%+v\n%+v", err, k, k2)
+		}
+	})
+}
+
 func FuzzDecodeMeta(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -331,6 +354,8 @@ func TestWireSeedsDecode(t *testing.T) {
 			_, err = decodeVerdict(b, time.Now())
 		case msgDigest:
 			_, err = decodeDigest(b)
+		case msgKeys:
+			_, err = decodeKeys(b)
 		case 'V':
 			_, err = decodeMeta(b)
 		default:
@@ -340,9 +365,9 @@ func TestWireSeedsDecode(t *testing.T) {
 			valid++
 		}
 	}
-	// 14 valid encodings; the 7 refusals are counted out.
-	if valid != 14 {
-		t.Fatalf("%d seeds decode, want 14", valid)
+	// 15 valid encodings; the 8 refusals are counted out.
+	if valid != 15 {
+		t.Fatalf("%d seeds decode, want 15", valid)
 	}
 	if _, err := decodeResult(seeds[13]); !errors.Is(err, errTooLarge) {
 		t.Fatalf("256-byte string: %v, want errTooLarge", err)
