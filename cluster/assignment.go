@@ -88,9 +88,9 @@ func (c *Cluster) reassign() {
 			c.formerOwnerLocked(target, id, until)
 		}
 	})
-	c.handOverToNewcomerLocked(ts, members, next)
-	c.assign = next
 	mine := next.OwnedBy(c.cfg.AgentID)
+	c.handOverToNewcomerLocked(ts, members, next, mine)
+	c.assign = next
 	moved := len(mine) != len(c.mine)
 	c.mine = mine
 	c.mineGen++
@@ -107,15 +107,30 @@ func (c *Cluster) reassign() {
 // every agent kept, for every target, each agent that ever owned it: a leak
 // with each restart under a new name, 4 MB per agent after a cold start of
 // 50 agents with 10k targets (harness/scale heap profile).
+//
+// At most once every pruneEvery: a vote past its grace counts for nothing
+// already (votersLocked), so this only bounds memory, and a fleet starting
+// together, every target with former owners, walked all of them on each of
+// its many membership events (a twelfth of a 50 x 100k cold start's CPU).
 func (c *Cluster) pruneFormerOwnersLocked(now time.Time) {
+	if d := now.Sub(c.prunedAt); d >= 0 && d < pruneEvery {
+		return
+	}
+	c.prunedAt = now
 	for name, po := range c.prevOwners {
-		if po = po.prune(now); len(po) == 0 {
+		switch kept := po.prune(now); len(kept) {
+		case 0:
 			delete(c.prevOwners, name)
-		} else {
-			c.prevOwners[name] = po
+		case len(po):
+			// Unchanged: no map write (most targets, most of the time).
+		default:
+			c.prevOwners[name] = kept
 		}
 	}
 }
+
+// pruneEvery is how often reassignments forget former owners past their grace.
+const pruneEvery = 10 * time.Second
 
 // assignmentKey identifies what an assignment is made of besides the
 // targets (setTargetsLocked clears assignKeyOK): the live members with their
@@ -150,16 +165,27 @@ func effectiveRegions(want, known []string) []string {
 // interval later (harness/scale: 137 of 50,000 votes missing at the
 // leaders 10 s after a join in a fleet of 50). The former owners are the
 // fleet's assignment without this agent, for the grace after its start.
-func (c *Cluster) handOverToNewcomerLocked(ts []shard.Target, members []shard.Member, next shard.Assignment) {
+//
+// Only the targets this agent owns (mine, sorted) are assigned again: an
+// owner is chosen per target (rendezvous), so without this agent the
+// others own what they did, and only the targets it takes change hands.
+// Assigning them all again doubled every reassignment in the grace after
+// a start, which is when a fleet starting together reassigns the most
+// (harness/scale: a fifth of a 50 x 100k cold start's CPU).
+func (c *Cluster) handOverToNewcomerLocked(ts []shard.Target, members []shard.Member, next shard.Assignment, mine []string) {
 	left := c.cfg.Grace - time.Since(c.started)
-	if left <= 0 || len(members) < 2 {
+	if left <= 0 || len(members) < 2 || len(mine) == 0 {
 		return
 	}
 	until := c.now().Add(left) // on the clock votersLocked reads
 	others := slices.DeleteFunc(slices.Clone(members), func(m shard.Member) bool { return m.ID == c.cfg.AgentID })
-	// Without this agent the others own what they did; with it, only the
-	// targets it takes change hands.
-	before := shard.Assign(ts, others, c.cfg.ReplicasPerRegion)
+	taken := make([]shard.Target, 0, len(mine))
+	for _, t := range ts {
+		if _, ok := slices.BinarySearch(mine, t.Name); ok {
+			taken = append(taken, t)
+		}
+	}
+	before := shard.Assign(taken, others, c.cfg.ReplicasPerRegion)
 	before.Dropped(next, func(target, id string) {
 		c.prevOwners[target] = c.prevOwners[target].extend(id, until)
 	})

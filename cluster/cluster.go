@@ -94,6 +94,7 @@ type Cluster struct {
 	// prevOwners and firstAsked are kept apart from the targets' records:
 	// only targets in a hand-over or a failure streak have them.
 	prevOwners map[string]formerOwners // target -> agents and until when they vote
+	prunedAt   time.Time               // when pruneFormerOwnersLocked last walked prevOwners
 	// lostVotes indexes prevOwners' entries for this agent that it holds
 	// an observation of: the targets whose vote it still vouches for
 	// (ownFreshForLocked). Walking prevOwners instead, every vouch and

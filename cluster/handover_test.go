@@ -35,7 +35,7 @@ func TestNewcomerKeepsFormerOwnersVotes(t *testing.T) {
 		c.members[m.ID] = &memberInfo{Member: Member{Name: m.ID, AgentID: m.ID, Region: m.Region, State: Alive}}
 	}
 	c.assign = next
-	c.handOverToNewcomerLocked(ts, members, next)
+	c.handOverToNewcomerLocked(ts, members, next, next.OwnedBy("eu-new"))
 	taken := next.OwnedBy("eu-new")
 	if len(taken) == 0 {
 		t.Fatal("the newcomer took no target: the test shows nothing")
@@ -60,7 +60,7 @@ func TestNewcomerKeepsFormerOwnersVotes(t *testing.T) {
 	}
 
 	old := newCluster(time.Minute)
-	old.handOverToNewcomerLocked(ts, members, next)
+	old.handOverToNewcomerLocked(ts, members, next, next.OwnedBy("eu-new"))
 	if len(old.prevOwners) != 0 {
 		t.Errorf("past its grace an agent is no newcomer: %d targets got former owners", len(old.prevOwners))
 	}
