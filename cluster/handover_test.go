@@ -66,6 +66,12 @@ func TestNewcomerKeepsFormerOwnersVotes(t *testing.T) {
 	}
 }
 
+// newHolderView is the holder view of live members under lead, with k
+// holders a target (agents use the leader view's, keyed once).
+func newHolderView(self string, live []shard.Member, lead leaders, k int) holderView {
+	return holderView{self: self, live: live, rank: shard.NewRanking(live), lead: lead, k: k}
+}
+
 func contains(ids []string, id string) bool {
 	for _, x := range ids {
 		if x == id {
@@ -140,7 +146,7 @@ func TestLostTargetsAreVouchedForUntilTheVoteEnds(t *testing.T) {
 		prevOwners: map[string]formerOwners{}, lostVotes: map[string]time.Time{},
 		assign: shard.Assign(ts, members[1:], 1), // b owns both in eu now
 	}
-	view := holderView{self: "a", live: members, k: 3}
+	view := newHolderView("a", members, leaders{}, 3)
 	if got := c.ownFreshForLocked(&view, now, ""); len(got) != 0 {
 		t.Fatalf("vouches before any loss: %v", got)
 	}
@@ -180,12 +186,12 @@ func TestVouchPlanFollowsHoldersAndAssignment(t *testing.T) {
 	three := []shard.Member{{ID: "a", Region: "eu"}, {ID: "b", Region: "eu"}, {ID: "c", Region: "us"}}
 	c := &Cluster{cfg: Config{AgentID: "a"}, mine: []string{"t1", "t2"}, holdKey: 1, mineGen: 1,
 		targets: map[string]*targetRec{"t1": {}, "t2": {}}}
-	all := holderView{self: "a", live: three, k: 3}
+	all := newHolderView("a", three, leaders{}, 3)
 	plan := c.vouchPlanLocked(&all)
 	if len(plan["b"]) != 2 || len(plan["c"]) != 2 || plan["a"] != nil {
 		t.Fatalf("plan %v: b and c hold both targets (k=3 of 3 members), a is us", plan)
 	}
-	alone := holderView{self: "a", live: three[:1], k: 3}
+	alone := newHolderView("a", three[:1], leaders{}, 3)
 	if got := c.vouchPlanLocked(&alone); len(got["b"]) != 2 {
 		t.Errorf("plan remade under the same holdKey and assignment: %v", got)
 	}

@@ -57,17 +57,19 @@ func (c *Cluster) liveAtLeastLocked(n int) bool {
 type holderView struct {
 	self string
 	live []shard.Member
+	rank shard.Ranking // live, keyed
 	lead leaders
 	k    int
 }
 
 func (c *Cluster) holderViewLocked(now time.Time) holderView {
-	return holderView{self: c.cfg.AgentID, live: c.liveMembersLocked(), lead: c.leaderViewLocked(now).l, k: 1 + c.cfg.Standbys}
+	l := c.leaderViewLocked(now).l
+	return holderView{self: c.cfg.AgentID, live: l.live, rank: l.liveRank, lead: l, k: 1 + c.cfg.Standbys}
 }
 
 // holders are the agent ids that hold target's observations.
 func (h *holderView) holders(target string) []string {
-	top := shard.Top(target, h.live, h.k)
+	top := h.rank.Top(target, h.k)
 	out := make([]string, 0, len(top)+1)
 	for _, m := range top {
 		out = append(out, m.ID)

@@ -247,6 +247,12 @@ type leaders struct {
 	// leader and mine run for every target of every message and tick.
 	candRank, rivalRank shard.Ranking
 	candIDs             map[string]bool // cands by id
+	// live are the members that take part in assignment
+	// (liveMembersLocked), keyed once per view as liveRank: a target's
+	// holders are its top-ranked live members (holders.go), asked for
+	// every observation sent and every target held.
+	live     []shard.Member
+	liveRank shard.Ranking
 }
 
 func (c *Cluster) leadersLocked(now time.Time) leaders {
@@ -264,6 +270,8 @@ func (c *Cluster) leadersLocked(now time.Time) leaders {
 		}
 	}
 	l.candRank, l.rivalRank = shard.NewRanking(l.cands), shard.NewRanking(l.rivals)
+	l.live = c.liveMembersLocked()
+	l.liveRank = shard.NewRanking(l.live)
 	l.candIDs = make(map[string]bool, len(l.cands))
 	for _, m := range l.cands {
 		l.candIDs[m.ID] = true

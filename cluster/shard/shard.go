@@ -146,35 +146,11 @@ func Rank(target string, members []Member) []Member {
 
 // Top returns the first k members of Rank(target, members), best first,
 // without sorting them all: a target's leader and its next-ranked
-// successors, looked up on every observation sent. Members must not repeat
-// an ID (Rank collapses duplicates; Top keeps the first).
+// successors. Members must not repeat an ID (Rank collapses duplicates;
+// Top keeps the first). Many targets over the same members: Ranking.Top.
 func Top(target string, members []Member, k int) []Member {
-	if k <= 0 {
-		return nil
-	}
-	tk := targetKey(target)
-	out := make([]Member, 0, min(k, len(members)))
-	ws := make([]uint64, 0, cap(out))
-	for _, m := range members {
-		w := combine(tk, memberKey(m.ID))
-		if len(out) == k && !ranksBefore(w, m.ID, ws[k-1], out[k-1].ID) {
-			continue
-		}
-		if slices.ContainsFunc(out, func(o Member) bool { return o.ID == m.ID }) {
-			continue
-		}
-		i := len(out)
-		for i > 0 && ranksBefore(w, m.ID, ws[i-1], out[i-1].ID) {
-			i--
-		}
-		if len(out) < k {
-			out, ws = append(out, Member{}), append(ws, 0)
-		}
-		copy(out[i+1:], out[i:len(out)-1])
-		copy(ws[i+1:], ws[i:len(ws)-1])
-		out[i], ws[i] = m, w
-	}
-	return out
+	r := NewRanking(members)
+	return r.Top(target, k)
 }
 
 // Leader returns the one member, over all regions, that exports target's
@@ -227,6 +203,37 @@ func (r *Ranking) Leader(target string) string {
 		}
 	}
 	return best
+}
+
+// Top is Top(target, r.Members(), k): looked up for every observation
+// sent and every target held, so the members' keys are not hashed again.
+func (r *Ranking) Top(target string, k int) []Member {
+	if k <= 0 {
+		return nil
+	}
+	tk := targetKey(target)
+	out := make([]Member, 0, min(k, len(r.members)))
+	ws := make([]uint64, 0, cap(out))
+	for j, m := range r.members {
+		w := combine(tk, r.keys[j])
+		if len(out) == k && !ranksBefore(w, m.ID, ws[k-1], out[k-1].ID) {
+			continue
+		}
+		if slices.ContainsFunc(out, func(o Member) bool { return o.ID == m.ID }) {
+			continue
+		}
+		i := len(out)
+		for i > 0 && ranksBefore(w, m.ID, ws[i-1], out[i-1].ID) {
+			i--
+		}
+		if len(out) < k {
+			out, ws = append(out, Member{}), append(ws, 0)
+		}
+		copy(out[i+1:], out[i:len(out)-1])
+		copy(ws[i+1:], ws[i:len(ws)-1])
+		out[i], ws[i] = m, w
+	}
+	return out
 }
 
 // Leads reports whether Leader(target) is id. It stops at the first member

@@ -700,6 +700,25 @@ func BenchmarkWeight(b *testing.B) {
 	}
 }
 
+// BenchmarkTop3Of50: a target's holders among 50 members, the members
+// hashed per call (Top) or once (Ranking.Top).
+func BenchmarkTop3Of50(b *testing.B) {
+	ms := makeMembers(50, "ap", "eu", "us")
+	b.Run("Top", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Top("checkout-api", ms, 3)
+		}
+	})
+	b.Run("Ranking.Top", func(b *testing.B) {
+		r := NewRanking(ms)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Top("checkout-api", 3)
+		}
+	})
+}
+
 func BenchmarkLeader50(b *testing.B) {
 	ms := makeMembers(50, "ap", "eu", "us")
 	b.ReportAllocs()
@@ -720,6 +739,10 @@ func TestTopIsRanksPrefix(t *testing.T) {
 			want := rank[:min(k, len(rank))]
 			if !slices.Equal(got, want) {
 				t.Fatalf("Top(%s, %d members, %d) = %v, want %v", target, len(ms), k, got, want)
+			}
+			rk := NewRanking(ms)
+			if got := rk.Top(target, k); !slices.Equal(got, want) {
+				t.Fatalf("Ranking.Top(%s, %d members, %d) = %v, want %v", target, len(ms), k, got, want)
 			}
 		}
 		if Top(target, ms, 1)[0].ID != Leader(target, ms) {
