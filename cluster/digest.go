@@ -156,19 +156,34 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 }
 
 // walk calls fn with each entry of the view: its kind (1 observation, 2
-// verdict, 3 incident), its index in that kind's slice, its target's key
-// (its bucket is key&(n-1) of n) and its hash (the digest's sum term). The
-// one place an entry's identity is hashed: digests, their answers and key
-// lists must agree on it.
-func (v *tableView) walk(fn func(kind byte, i int, key uint64, h uint32)) {
+// verdict, 3 incident), its index in that kind's slice and its target's
+// key (its bucket is key&(n-1) of n). hash is the entry's hash, asked only
+// of the entries that need it: a digest's answer looks at every entry's
+// bucket and hashes none.
+func (v *tableView) walk(fn func(kind byte, i int, key uint64)) {
 	for i, o := range v.obs {
-		fn(1, i, targetKey(o.Target), entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq))
+		fn(1, i, targetKey(o.Target))
 	}
 	for i, r := range v.verdicts {
-		fn(2, i, targetKey(r.target), entryHash(2, r.target, r.h.leader, r.h.boot, r.h.seq))
+		fn(2, i, targetKey(r.target))
 	}
 	for i, in := range v.incidents {
-		fn(3, i, targetKey(in.Target), bytesHash(v.encoded[i]))
+		fn(3, i, targetKey(in.Target))
+	}
+}
+
+// hash is an entry's hash, the digest's sum term: the one place an entry's
+// identity is hashed, on which digests, their answers and key lists agree.
+func (v *tableView) hash(kind byte, i int) uint32 {
+	switch kind {
+	case 1:
+		o := v.obs[i]
+		return entryHash(1, o.Target, o.AgentID, o.Boot, o.Seq)
+	case 2:
+		r := v.verdicts[i]
+		return entryHash(2, r.target, r.h.leader, r.h.boot, r.h.seq)
+	default:
+		return bytesHash(v.encoded[i])
 	}
 }
 
@@ -196,7 +211,7 @@ func (p *picked) len() int { return len(p.obs) + len(p.verdicts) + len(p.inciden
 func (v *tableView) buckets(n int) []uint32 {
 	out := make([]uint32, n)
 	mask := uint64(n - 1)
-	v.walk(func(_ byte, _ int, key uint64, h uint32) { out[key&mask] += h })
+	v.walk(func(kind byte, i int, key uint64) { out[key&mask] += v.hash(kind, i) })
 	return out
 }
 
@@ -219,7 +234,7 @@ func fold(b []uint32, n int) []uint32 {
 func (v *tableView) differing(ours, theirs []uint32) picked {
 	mask := uint64(len(ours) - 1)
 	var p picked
-	v.walk(func(kind byte, i int, key uint64, _ uint32) {
+	v.walk(func(kind byte, i int, key uint64) {
 		if b := key & mask; ours[b] != theirs[b] {
 			p.add(v, kind, i)
 		}
@@ -237,9 +252,9 @@ func (v *tableView) keysFor(node string, ours, theirs []uint32) keyList {
 			k.Buckets[b/64] |= 1 << (b % 64)
 		}
 	}
-	v.walk(func(_ byte, _ int, key uint64, h uint32) {
+	v.walk(func(kind byte, i int, key uint64) {
 		if k.has(key) {
-			k.Keys = append(k.Keys, h)
+			k.Keys = append(k.Keys, v.hash(kind, i))
 		}
 	})
 	return k
@@ -251,9 +266,9 @@ func (v *tableView) lacking(k keyList) picked {
 	listed := slices.Clone(k.Keys) // a peer need not sort
 	slices.Sort(listed)
 	var p picked
-	v.walk(func(kind byte, i int, key uint64, h uint32) {
+	v.walk(func(kind byte, i int, key uint64) {
 		if k.has(key) {
-			if _, found := slices.BinarySearch(listed, h); !found {
+			if _, found := slices.BinarySearch(listed, v.hash(kind, i)); !found {
 				p.add(v, kind, i)
 			}
 		}
