@@ -157,9 +157,9 @@ func (c *Cluster) viewLocked(now time.Time) tableView {
 
 // walk calls fn with each entry of the view: its kind (1 observation, 2
 // verdict, 3 incident), its index in that kind's slice and its target's
-// key (its bucket is key&(n-1) of n). hash is the entry's hash, asked only
-// of the entries that need it: a digest's answer looks at every entry's
-// bucket and hashes none.
+// key (its bucket is key&(n-1) of n). The entry's hash (v.hash) is asked
+// only where it is needed: a digest's answer looks at every entry's bucket
+// and hashes none.
 func (v *tableView) walk(fn func(kind byte, i int, key uint64)) {
 	for i, o := range v.obs {
 		fn(1, i, targetKey(o.Target))
