@@ -397,6 +397,22 @@ func TestIncidentWithoutAlertedAt(t *testing.T) {
 	}
 }
 
+// TestMetaWithoutFeatures: metadata from an agent that predates Features
+// (it ends after Boot) decodes with none, so no key list is sent to it.
+// (Such an agent stops reading ours at Boot: its decoder ignores the rest.)
+func TestMetaWithoutFeatures(t *testing.T) {
+	m := Meta{Proto: ProtocolVersion, Region: "eu", AgentID: "eu-1", Boot: 7, Features: features}
+	b := encodeMeta(&m)
+	old := b[:len(b)-1] // Features is one uvarint byte
+	got, err := decodeMeta(old)
+	if err != nil || got.Features != 0 || got.Boot != 7 {
+		t.Fatalf("older metadata decoded as %+v, %v", got, err)
+	}
+	if got, err := decodeMeta(b); err != nil || got.Features&featureKeys == 0 {
+		t.Fatalf("our metadata decoded as %+v, %v", got, err)
+	}
+}
+
 func FuzzDecodeVerdict(f *testing.F) {
 	addSeeds(f)
 	now := time.Unix(1_800_000_000, 0)
