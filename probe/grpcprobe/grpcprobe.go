@@ -293,13 +293,29 @@ func readMessage(ctx context.Context, body io.Reader) (msg []byte, st status, ok
 // gives it: DeadlineExceeded or Canceled when the context ended it,
 // Unavailable otherwise.
 func transportStatus(ctx context.Context, err error) status {
-	if probe.Classify(err, ctx.Err()) == probe.ReasonTimeout {
+	if probe.Classify(err, ctxErr(ctx)) == probe.ReasonTimeout {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return status{grpcwire.Canceled, err.Error()}
 		}
 		return status{grpcwire.DeadlineExceeded, err.Error()}
 	}
 	return status{grpcwire.Unavailable, err.Error()}
+}
+
+// ctxErr is ctx.Err(), or DeadlineExceeded once ctx's deadline has passed
+// though its timer has not yet fired. The server got the same deadline
+// (grpc-timeout) and may reset the stream first: on a loaded machine the
+// probe then read "stream error: CANCEL; received from peer" at its
+// deadline and failed with grpc_error instead of timeout. grpc-go's client
+// makes the same correction for a reset that comes at its deadline.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // verdict decides the probe from the answer, or from why there was none:
@@ -321,7 +337,7 @@ func (p *Prober) verdict(ctx context.Context, out outcome, a *attempt) (probe.Re
 		return probe.Classify(a.dialErr, ctx.Err()), a.dialErr.Error()
 	case a.tlsReason != probe.ReasonNone:
 		return a.tlsReason, a.tlsMsg
-	case ctx.Err() != nil || out.code == grpcwire.DeadlineExceeded:
+	case ctxErr(ctx) != nil || out.code == grpcwire.DeadlineExceeded:
 		return probe.ReasonTimeout, fmt.Sprintf("health check of %s: %s", service, out.describe())
 	case out.code == grpcwire.NotFound:
 		return probe.ReasonServiceUnknown, fmt.Sprintf("%s: %s", service, out.describe())

@@ -1,9 +1,41 @@
 package grpcprobe
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/vantage-probe/vantage/internal/grpcwire"
 )
+
+// lateContext is a context whose deadline has passed while its timer has
+// not fired yet (Err still nil), as a loaded machine leaves one.
+type lateContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// A stream the server reset at the deadline it was given, read before the
+// probe's own timer fired, is a timeout, not a gRPC error (CI saw
+// grpc_error for a hanging RPC); before the deadline it stays Unavailable.
+func TestResetAtTheDeadlineIsATimeout(t *testing.T) {
+	reset := errors.New("stream error: stream ID 1; CANCEL; received from peer")
+	late := lateContext{context.Background(), time.Now().Add(-time.Millisecond)}
+	if st := transportStatus(late, reset); st.code != grpcwire.DeadlineExceeded {
+		t.Errorf("reset after the deadline: %s, want DeadlineExceeded", st.describe())
+	}
+	early := lateContext{context.Background(), time.Now().Add(time.Hour)}
+	if st := transportStatus(early, reset); st.code != grpcwire.Unavailable {
+		t.Errorf("reset before the deadline: %s, want Unavailable", st.describe())
+	}
+	p := &Prober{}
+	if reason, _ := p.verdict(late, outcome{status: status{grpcwire.Canceled, "reset"}}, &attempt{}); reason != "timeout" {
+		t.Errorf("verdict after the deadline: %s, want timeout", reason)
+	}
+}
 
 func TestEncodeTimeout(t *testing.T) {
 	for _, tt := range []struct {
