@@ -55,92 +55,68 @@ func (c *Cluster) handle(b []byte) {
 	}
 	switch t {
 	case msgResult:
-		o, err := decodeResult(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.receive(&o)
+		dispatch(c, b, decodeResult, func(o *Observation) { c.receive(o) })
 	case msgHeartbeat:
-		h, err := decodeHeartbeat(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.heartbeat(&h)
-		c.settle() // hearing a peer is what a fresh agent waits for
-		c.refreshCandidacy()
-		c.refreshDoubts()
+		dispatch(c, b, decodeHeartbeat, func(h *Heartbeat) {
+			c.heartbeat(h)
+			c.settle() // hearing a peer is what a fresh agent waits for
+			c.refreshCandidacy()
+			c.refreshDoubts()
+		})
 	case msgConfirmReq:
-		r, err := decodeConfirmReq(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.confirm.serve(r)
+		dispatch(c, b, decodeConfirmReq, func(r *confirmReq) { c.confirm.serve(*r) })
 	case msgConfirmResp:
-		r, err := decodeConfirmResp(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.confirm.answer(r)
+		dispatch(c, b, decodeConfirmResp, func(r *confirmResp) { c.confirm.answer(*r) })
 	case msgBye:
-		d := decoder{b: b}
-		d.header(msgBye)
-		name := d.str()
-		if d.err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.mu.Lock()
-		c.leaving[name] = true
-		c.viewGen.Add(1)
-		if m := c.members[name]; m != nil && m.State == Dead {
-			m.State = Left
-		}
-		c.mu.Unlock()
-		c.signalChange()
+		dispatch(c, b, decodeBye, func(name *string) { c.bye(*name) })
 	case msgVerdict:
-		v, err := decodeVerdict(b, c.now())
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.receiveVerdict(&v)
+		decode := func(b []byte) (Verdict, error) { return decodeVerdict(b, c.now()) }
+		dispatch(c, b, decode, func(v *Verdict) { c.receiveVerdict(v) })
 	case msgRepair: // the entries a peer's digest comparison found we lack
 		c.mergeState(msgRepair, b)
 	case msgVouch:
-		v, err := decodeVouch(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.receiveVouch(v)
+		dispatch(c, b, decodeVouch, func(v *vouch) { c.receiveVouch(*v) })
 	case msgResend:
-		r, err := decodeResend(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.queueResend(r)
+		dispatch(c, b, decodeResend, func(r *resend) { c.queueResend(*r) })
 	case msgKeys:
-		k, err := decodeKeys(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.queueKeys(k)
+		dispatch(c, b, decodeKeys, func(k *keyList) { c.queueKeys(*k) })
 	case msgIncident:
-		in, err := decodeIncident(b)
-		if err != nil {
-			c.m.badMessages.Inc()
-			return
-		}
-		c.mergeIncident(&in)
+		dispatch(c, b, decodeIncident, func(in *Incident) { c.mergeIncident(in) })
 	default:
 		c.m.badMessages.Inc()
 	}
+}
+
+// dispatch decodes a message and hands it to act; one that does not decode
+// is counted as malformed and dropped.
+func dispatch[T any](c *Cluster, b []byte, decode func([]byte) (T, error), act func(*T)) {
+	m, err := decode(b)
+	if err != nil {
+		c.m.badMessages.Inc()
+		return
+	}
+	act(&m)
+}
+
+// decodeBye reads a goodbye: the node name of the member leaving.
+func decodeBye(b []byte) (string, error) {
+	d := decoder{b: b}
+	d.header(msgBye)
+	name := d.str()
+	return name, d.err
+}
+
+// bye records that the member named name is leaving on purpose: shown as
+// left, not dead, once memberlist declares it gone.
+func (c *Cluster) bye(name string) {
+	c.mu.Lock()
+	c.leaving[name] = true
+	c.viewGen.Add(1)
+	if m := c.members[name]; m != nil && m.State == Dead {
+		m.State = Left
+	}
+	c.mu.Unlock()
+	c.signalChange()
 }
 
 func (c *Cluster) sendHeartbeat() {
